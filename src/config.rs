@@ -1,0 +1,352 @@
+//! Command line and environment configuration: every flag is also an env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ShopFlow: durable e-commerce order fulfillment on Restate.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "shopflow", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub role: Option<Role>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Which part of ShopFlow this process runs. Without one, it runs everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Role {
+    /// Only the Restate service endpoint (HTTP/2, called by restate-server).
+    Services,
+    /// Only the web role (UI + JSON API) against an already running Restate.
+    Web,
+}
+
+/// Whether ShopFlow starts restate-server itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestateMode {
+    /// Start restate-server as a child process.
+    Spawn,
+    /// Use a Restate server that is already running at the given addresses.
+    External,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the web UI, JSON API and SSE streams.
+    #[arg(
+        long,
+        env = "SHOPFLOW_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+
+    /// Address of the Restate service endpoint.
+    #[arg(
+        long,
+        env = "SHOPFLOW_SERVICES_ADDR",
+        default_value = "127.0.0.1:9080",
+        global = true
+    )]
+    pub services_addr: SocketAddr,
+
+    /// Directory for the SQLite file and Restate's data.
+    #[arg(
+        long,
+        env = "SHOPFLOW_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL; defaults to sqlite://{data dir}/shopflow.db.
+    #[arg(long, env = "SHOPFLOW_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// `spawn` starts restate-server as a child; `external` uses a running one.
+    #[arg(
+        long,
+        env = "SHOPFLOW_RESTATE",
+        value_enum,
+        default_value = "spawn",
+        global = true
+    )]
+    pub restate: RestateMode,
+
+    /// Restate ingress address (where ShopFlow calls its durable services).
+    #[arg(
+        long,
+        env = "SHOPFLOW_RESTATE_INGRESS_ADDR",
+        default_value = "127.0.0.1:18080",
+        global = true
+    )]
+    pub restate_ingress_addr: SocketAddr,
+
+    /// Restate admin API address (registration, introspection, Restate UI).
+    #[arg(
+        long,
+        env = "SHOPFLOW_RESTATE_ADMIN_ADDR",
+        default_value = "127.0.0.1:9070",
+        global = true
+    )]
+    pub restate_admin_addr: SocketAddr,
+
+    /// Restate node-to-node address.
+    #[arg(
+        long,
+        env = "SHOPFLOW_RESTATE_NODE_ADDR",
+        default_value = "127.0.0.1:5122",
+        global = true
+    )]
+    pub restate_node_addr: SocketAddr,
+
+    /// URL Restate is told to call for the service endpoint; defaults to http://{services addr}.
+    #[arg(long, env = "SHOPFLOW_SERVICES_URL", global = true)]
+    pub services_url: Option<String>,
+
+    /// How long the delivery timer of an order waits.
+    #[arg(long, env = "SHOPFLOW_DELIVERY_DELAY", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub delivery_delay: Duration,
+
+    /// How long a checkout waits for the payment gateway.
+    #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub payment_timeout: Duration,
+
+    /// Shared secret for signed payment callbacks; unsigned callbacks are accepted when unset.
+    #[arg(
+        long,
+        env = "SHOPFLOW_PAYMENT_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub payment_webhook_secret: Option<String>,
+
+    /// Accept the bare `X-User-ID` header as the caller's identity.
+    #[arg(long, env = "SHOPFLOW_TRUST_USER_HEADER", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
+    pub trust_user_header: bool,
+
+    /// Path of the restate-server binary; defaults to the npm-installed one.
+    #[arg(long, env = "RESTATE_SERVER_BIN", global = true)]
+    pub restate_server_bin: Option<PathBuf>,
+}
+
+/// Where `npm ci` puts the restate-server binary.
+pub const NPM_RESTATE_SERVER_BIN: &str =
+    "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server";
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("shopflow.db").display()))
+    }
+
+    pub fn services_url(&self) -> String {
+        self.services_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.services_addr))
+    }
+
+    pub fn ingress_url(&self) -> String {
+        format!("http://{}", self.restate_ingress_addr)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.restate_admin_addr)
+    }
+
+    pub fn restate_dir(&self) -> PathBuf {
+        self.data_dir.join("restate")
+    }
+
+    /// The settings as environment variables, for a child `shopflow services` or `web`
+    /// process, so it sees exactly this configuration whatever the flags were.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("SHOPFLOW_HTTP_ADDR", self.http_addr.to_string()),
+            ("SHOPFLOW_SERVICES_ADDR", self.services_addr.to_string()),
+            ("SHOPFLOW_DATA_DIR", self.data_dir.display().to_string()),
+            ("SHOPFLOW_DATABASE_URL", self.database_url()),
+            ("SHOPFLOW_RESTATE", "external".to_owned()),
+            (
+                "SHOPFLOW_RESTATE_INGRESS_ADDR",
+                self.restate_ingress_addr.to_string(),
+            ),
+            (
+                "SHOPFLOW_RESTATE_ADMIN_ADDR",
+                self.restate_admin_addr.to_string(),
+            ),
+            (
+                "SHOPFLOW_RESTATE_NODE_ADDR",
+                self.restate_node_addr.to_string(),
+            ),
+            ("SHOPFLOW_SERVICES_URL", self.services_url()),
+            (
+                "SHOPFLOW_DELIVERY_DELAY",
+                format_duration(self.delivery_delay),
+            ),
+            (
+                "SHOPFLOW_PAYMENT_TIMEOUT",
+                format_duration(self.payment_timeout),
+            ),
+            (
+                "SHOPFLOW_TRUST_USER_HEADER",
+                self.trust_user_header.to_string(),
+            ),
+        ];
+        if let Some(secret) = &self.payment_webhook_secret {
+            env.push(("SHOPFLOW_PAYMENT_WEBHOOK_SECRET", secret.clone()));
+        }
+        env
+    }
+
+    pub fn restate_server_bin(&self) -> PathBuf {
+        self.restate_server_bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(NPM_RESTATE_SERVER_BIN))
+    }
+}
+
+/// Parses `250ms`, `5s`, `15m`, `2h` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 5s, 15m or 1h"))?;
+    let millis = match unit {
+        "ms" => Some(value),
+        "" | "s" => value.checked_mul(1_000),
+        "m" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
+        _ => return Err(format!("`{text}` has an unknown unit; use ms, s, m or h")),
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// Parses the usual spellings of a boolean switch.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{text}` is not a boolean; use true or false")),
+    }
+}
+
+/// Renders a duration in the form `parse_duration` reads back.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1_000) {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms / 1_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("shopflow").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(3)), "3s");
+    }
+
+    #[test]
+    fn booleans() {
+        assert_eq!(parse_bool("1"), Ok(true));
+        assert_eq!(parse_bool("TRUE"), Ok(true));
+        assert_eq!(parse_bool("off"), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn flags_and_derived_addresses() {
+        let cli = parse(&[
+            "--http-addr",
+            "127.0.0.1:1234",
+            "--data-dir",
+            "/tmp/sf",
+            "--restate",
+            "external",
+            "--delivery-delay",
+            "1s",
+            "services",
+        ]);
+        assert_eq!(cli.role, Some(Role::Services));
+        let c = cli.config;
+        assert_eq!(c.http_addr.port(), 1234);
+        assert_eq!(c.restate, RestateMode::External);
+        assert_eq!(c.delivery_delay, Duration::from_secs(1));
+        assert_eq!(c.database_url(), "sqlite:///tmp/sf/shopflow.db");
+        assert_eq!(c.services_url(), "http://127.0.0.1:9080");
+        assert_eq!(c.restate_dir(), PathBuf::from("/tmp/sf/restate"));
+        assert_eq!(c.ingress_url(), "http://127.0.0.1:18080");
+    }
+
+    #[test]
+    fn environment_for_children_round_trips() {
+        let original = parse(&[
+            "--delivery-delay",
+            "1500ms",
+            "--payment-webhook-secret",
+            "s3",
+        ])
+        .config;
+        let mut args = vec!["shopflow".to_owned(), "services".to_owned()];
+        for (key, value) in original.to_env() {
+            let flag = key
+                .trim_start_matches("SHOPFLOW_")
+                .to_ascii_lowercase()
+                .replace('_', "-");
+            args.push(format!("--{flag}={value}"));
+        }
+        let child = Cli::try_parse_from(args).unwrap().config;
+        assert_eq!(child.delivery_delay, Duration::from_millis(1500));
+        assert_eq!(child.payment_webhook_secret.as_deref(), Some("s3"));
+        assert_eq!(child.restate, RestateMode::External);
+        assert_eq!(child.database_url(), original.database_url());
+        assert_eq!(child.services_url(), original.services_url());
+    }
+
+    #[test]
+    fn global_flags_after_the_subcommand() {
+        let cli = parse(&["web", "--http-addr", "127.0.0.1:9999"]);
+        assert_eq!(cli.role, Some(Role::Web));
+        assert_eq!(cli.config.http_addr.port(), 9999);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let bad = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("shopflow").chain(args.iter().copied())).is_err()
+        };
+        assert!(bad(&["--http-addr", "nonsense"]));
+        assert!(bad(&["--restate", "sometimes"]));
+        assert!(bad(&["--payment-timeout", "soon"]));
+        assert!(bad(&["--trust-user-header", "perhaps"]));
+    }
+}

@@ -1,0 +1,230 @@
+//! SQLite access: the pool, embedded migrations, idempotent seeding, catalog queries.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+use crate::domain::{ProductRef, Username};
+
+const SEED: &str = include_str!("seed.sql");
+
+/// The application's database handle; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+/// A catalog product as the API shows it; `stock_qty` is what is available now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct Product {
+    pub id: i64,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub stock_qty: i64,
+}
+
+/// A user as the user picker shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct User {
+    pub username: String,
+    pub name: String,
+    pub role: String,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database, migrates it and seeds reference data.
+    pub async fn open(url: &str) -> anyhow::Result<Db> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("bad database URL {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open database {url}"))?;
+        let db = Db { pool };
+        db.migrate().await?;
+        db.seed().await?;
+        Ok(db)
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .context("database migration failed")
+    }
+
+    /// Inserts the demo reference data; rows that exist are left as they are.
+    pub async fn seed(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(SEED)
+            .execute(&mut *tx)
+            .await
+            .context("seeding failed")?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Answers whether the database responds.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn products(&self) -> sqlx::Result<Vec<Product>> {
+        sqlx::query_as(
+            "SELECT id, sku, name, description, price_cents, stock_qty FROM products ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn product(&self, product: &ProductRef) -> sqlx::Result<Option<Product>> {
+        const COLUMNS: &str =
+            "SELECT id, sku, name, description, price_cents, stock_qty FROM products";
+        match product {
+            ProductRef::Id(id) => {
+                sqlx::query_as(&format!("{COLUMNS} WHERE id = ?"))
+                    .bind(id.get())
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+            ProductRef::Sku(sku) => {
+                sqlx::query_as(&format!("{COLUMNS} WHERE sku = ?"))
+                    .bind(sku)
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+        }
+    }
+
+    pub async fn users(&self) -> sqlx::Result<Vec<User>> {
+        sqlx::query_as("SELECT username, name, role FROM users ORDER BY role DESC, username")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn user(&self, username: &Username) -> sqlx::Result<Option<User>> {
+        sqlx::query_as("SELECT username, name, role FROM users WHERE username = ?")
+            .bind(username.as_str())
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProductId;
+
+    async fn temp_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap();
+        (dir, db)
+    }
+
+    async fn count(db: &Db, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn seeding_twice_changes_nothing_and_keeps_stock() {
+        let (_dir, db) = temp_db().await;
+        let before = (
+            count(&db, "products").await,
+            count(&db, "users").await,
+            count(&db, "shipping_zones").await,
+        );
+        assert!(before.0 >= 8 && before.1 >= 3 && before.2 >= 1);
+        sqlx::query("UPDATE products SET stock_qty = 1 WHERE sku = 'P001'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        db.seed().await.unwrap();
+        let after = (
+            count(&db, "products").await,
+            count(&db, "users").await,
+            count(&db, "shipping_zones").await,
+        );
+        assert_eq!(before, after);
+        let p = db
+            .product(&ProductRef::Sku("P001".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.stock_qty, 1, "a re-seed must not reset stock");
+    }
+
+    #[tokio::test]
+    async fn reopening_a_database_migrates_and_seeds_idempotently() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let first = Db::open(&url).await.unwrap().products().await.unwrap();
+        let second = Db::open(&url).await.unwrap().products().await.unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[tokio::test]
+    async fn seed_has_what_the_design_promises() {
+        let (_dir, db) = temp_db().await;
+        let products = db.products().await.unwrap();
+        let by_sku = |sku: &str| products.iter().find(|p| p.sku == sku).unwrap();
+        assert_eq!(
+            (by_sku("P001").name.as_str(), by_sku("P001").price_cents),
+            ("Widget A", 2500)
+        );
+        assert_eq!(
+            (by_sku("P002").name.as_str(), by_sku("P002").price_cents),
+            ("Widget B", 2500)
+        );
+        assert!(
+            products.iter().any(|p| p.stock_qty <= 5),
+            "one scarce product"
+        );
+        let users = db.users().await.unwrap();
+        let role = |u: &str| {
+            users
+                .iter()
+                .find(|x| x.username == u)
+                .map(|x| x.role.clone())
+        };
+        assert_eq!(role("alice").as_deref(), Some("customer"));
+        assert_eq!(role("bob").as_deref(), Some("customer"));
+        assert_eq!(role("admin").as_deref(), Some("admin"));
+        let by_id = db
+            .product(&ProductRef::Id(ProductId::new(2).unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(by_id.unwrap().sku, "P002");
+        assert!(
+            db.product(&ProductRef::Sku("NOPE".into()))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,30 @@
+-- Demo reference data. Safe to run on every start: existing rows (and their
+-- stock, which orders change) are left alone.
+
+INSERT INTO products (id, sku, name, description, price_cents, stock_qty) VALUES
+    (1,  'P001', 'Widget A',          'The classic widget, anodised aluminium.',          2500, 100),
+    (2,  'P002', 'Widget B',          'Widget A''s sibling with a walnut finish.',         2500, 100),
+    (3,  'P003', 'Gadget Pro',        'A pocket multi-tool with twelve functions.',       7999,  40),
+    (4,  'P004', 'Sprocket Set',      'Six hardened steel sprockets, assorted sizes.',    1450, 250),
+    (5,  'P005', 'Gizmo Mini',        'A palm-sized gizmo that fits any desk.',           1999,  60),
+    (6,  'P006', 'Doohickey Deluxe',  'Hand-assembled, numbered, with a leather case.',  14900,  12),
+    (7,  'P007', 'Limited Edition Thingamajig', 'Only a handful were ever made.',        49900,   3),
+    (8,  'P008', 'Cable Organiser',   'Keeps the desk tidy; five colours in one pack.',    899, 500),
+    (9,  'P009', 'Precision Screwdriver Kit', '24 bits, magnetic handle, hard case.',    3450,  80),
+    (10, 'P010', 'Desk Lamp',         'Warm LED light with a weighted base.',            5900,  25)
+ON CONFLICT DO NOTHING;
+
+INSERT INTO users (username, name, email, address, role) VALUES
+    ('alice', 'Alice Andersen', 'alice@example.com', '1 Market Street, Springfield', 'customer'),
+    ('bob',   'Bob Brown',      'bob@example.com',   '22 Harbour Road, Shelbyville', 'customer'),
+    ('carol', 'Carol Chen',     'carol@example.com', '3 Hill Lane, Ogdenville',      'customer'),
+    ('dave',  'Dave Diaz',      'dave@example.com',  '45 River Walk, North Haverbrook', 'customer'),
+    ('erin',  'Erin Evans',     'erin@example.com',  '9 Station Square, Capital City', 'customer'),
+    ('admin', 'Store Admin',    'admin@example.com', NULL,                            'admin')
+ON CONFLICT DO NOTHING;
+
+INSERT INTO shipping_zones (zone_name, base_cost_cents) VALUES
+    ('domestic',      499),
+    ('europe',       1499),
+    ('rest-of-world', 2999)
+ON CONFLICT DO NOTHING;

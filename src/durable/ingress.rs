@@ -1,0 +1,150 @@
+//! The HTTP client for Restate's ingress (calling durable handlers) and admin API
+//! (health, registering the service endpoint). Plain reqwest over loopback.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::errors::split_code;
+
+/// Calls Restate on behalf of the web role. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RestateClient {
+    http: reqwest::Client,
+    ingress_url: String,
+    admin_url: String,
+}
+
+/// Why a durable call did not return a value.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The handler refused with a terminal error; `status` is its code.
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// Restate could not be reached or did not answer in time.
+    #[error("Restate is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(serde::Deserialize)]
+struct IngressError {
+    #[serde(default)]
+    message: String,
+}
+
+impl RestateClient {
+    /// How long a web request waits for a durable handler before giving up on it.
+    pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+    pub fn new(ingress_url: String, admin_url: String) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            ingress_url: ingress_url.trim_end_matches('/').to_owned(),
+            admin_url: admin_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// Calls `{service}/{key}/{handler}` and waits for its JSON answer.
+    pub async fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        key: &str,
+        handler: &str,
+        input: Option<&I>,
+    ) -> Result<O, CallError> {
+        let url = format!("{}/{service}/{key}/{handler}", self.ingress_url);
+        let mut req = self.http.post(&url).timeout(Self::CALL_TIMEOUT);
+        // A handler without input wants no body and no content type at all.
+        if let Some(body) = input {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CallError::Unavailable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| CallError::Unavailable(e.without_url().to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                CallError::Unavailable(format!("unexpected answer from {service}/{handler}: {e}"))
+            });
+        }
+        let message = serde_json::from_slice::<IngressError>(&body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        let (code, message) = split_code(&message);
+        Err(CallError::Refused {
+            status: status.as_u16(),
+            code: code.map(str::to_owned),
+            message: message.to_owned(),
+        })
+    }
+
+    /// True when the ingress answers its health check.
+    pub async fn ingress_healthy(&self) -> bool {
+        self.get_ok(&format!("{}/restate/health", self.ingress_url))
+            .await
+    }
+
+    /// True when the admin API answers its health check.
+    pub async fn admin_healthy(&self) -> bool {
+        self.get_ok(&format!("{}/health", self.admin_url)).await
+    }
+
+    async fn get_ok(&self, url: &str) -> bool {
+        matches!(
+            self.http.get(url).timeout(Duration::from_secs(2)).send().await,
+            Ok(r) if r.status().is_success()
+        )
+    }
+
+    /// Registers the service endpoint at `uri`. A changed set of handlers is refused by
+    /// Restate with 409 on a plain registration; then the registration is forced.
+    pub async fn register_deployment(&self, uri: &str) -> anyhow::Result<()> {
+        let url = format!("{}/deployments", self.admin_url);
+        for force in [false, true] {
+            let resp = self
+                .http
+                .post(&url)
+                .timeout(Duration::from_secs(30))
+                .json(&serde_json::json!({ "uri": uri, "force": force }))
+                .send()
+                .await
+                .with_context(|| {
+                    format!("cannot reach Restate's admin API at {}", self.admin_url)
+                })?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let text = resp.text().await.unwrap_or_default();
+            if status != StatusCode::CONFLICT || force {
+                bail!(
+                    "Restate refused to register {uri}: {status} {}",
+                    text.trim()
+                );
+            }
+        }
+        unreachable!("the forced registration either succeeds or fails")
+    }
+}

@@ -1,0 +1,63 @@
+//! ShopFlow: durable e-commerce order fulfillment on Restate.
+//!
+//! One binary, three roles: `shopflow` supervises everything on one machine,
+//! `shopflow services` serves the durable handlers to Restate, `shopflow web` serves
+//! the UI and JSON API. `run` picks the role; everything is in this library so the
+//! tests drive the same code.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod durable;
+pub mod net;
+pub mod process;
+pub mod supervisor;
+pub mod web;
+
+use tokio::sync::watch;
+
+use config::{Cli, Role};
+
+/// Runs the role the command line asks for until SIGINT/SIGTERM.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals()?;
+    match cli.role {
+        None => supervisor::run(cli.config, shutdown).await,
+        Some(Role::Services) => supervisor::run_services(cli.config, shutdown).await,
+        Some(Role::Web) => supervisor::run_web(cli.config, shutdown).await,
+    }
+}
+
+/// Completes once SIGINT or SIGTERM arrives; cheap to clone and to wait on repeatedly.
+#[derive(Clone, Debug)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn on_signals() -> std::io::Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        Ok(Shutdown(rx))
+    }
+
+    /// A Ctrl-C in a terminal reaches the children too, and one may exit before our
+    /// own handler has run: this tells a child's exit during shutdown from a crash.
+    pub async fn requested_soon(&self) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(500), self.wait())
+            .await
+            .is_ok()
+    }
+
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}

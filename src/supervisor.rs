@@ -1,0 +1,311 @@
+//! The supervisor: starts restate-server and the `shopflow services` endpoint as child
+//! processes, registers the endpoint with Restate, restarts the endpoint when it dies,
+//! and stops everything on SIGINT/SIGTERM.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use tokio::process::Child;
+use tokio::sync::watch;
+
+use crate::config::{Config, RestateMode};
+use crate::durable::RestateClient;
+use crate::process::{Spawner, terminate};
+use crate::{Shutdown, net, web};
+
+/// How long restate-server and the endpoint get to become ready.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long children get to stop after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs everything on one machine: restate-server (unless external), the supervised
+/// service endpoint and the web role. Returns when a shutdown signal arrives.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    prepare_data_dir(&config.data_dir)?;
+    let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
+    net::ensure_free(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
+    let spawner = Spawner::new().context("cannot start the child-process thread")?;
+
+    let mut restate_server = match config.restate {
+        RestateMode::Spawn => Some(start_restate(&spawner, &config)?),
+        RestateMode::External => None,
+    };
+    wait_for_restate(&restate, restate_server.as_mut(), &config).await?;
+
+    let mut services = Services::start(&spawner, &config)?;
+    services.register(&restate, &config.services_url()).await?;
+
+    let (stop_web, web_stopped) = watch::channel(false);
+    let state = web::AppState {
+        db,
+        restate,
+        trust_user_header: config.trust_user_header,
+    };
+    let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
+
+    tracing::info!(
+        "ShopFlow is up at http://{} (Restate UI at http://{})",
+        config.http_addr,
+        config.restate_admin_addr
+    );
+    println!("ShopFlow is running: http://{}", config.http_addr);
+
+    let outcome = loop {
+        tokio::select! {
+            () = shutdown.wait() => break Ok(()),
+            status = services.child.wait() => {
+                if shutdown.requested_soon().await {
+                    break Ok(());
+                }
+                tracing::warn!(status = %describe(status), "the service endpoint exited; restarting it");
+                services = services.restart(&spawner, &config).await?;
+            }
+            status = wait_optional(restate_server.as_mut()) => {
+                if shutdown.requested_soon().await {
+                    break Ok(());
+                }
+                break Err(anyhow!("restate-server exited unexpectedly ({}); see {}", describe(status), restate_log(&config).display()));
+            }
+            result = &mut web => {
+                break Err(match result {
+                    Ok(Ok(())) => anyhow!("the web server stopped unexpectedly"),
+                    Ok(Err(e)) => anyhow!("the web server failed: {e}"),
+                    Err(e) => anyhow!("the web server panicked: {e}"),
+                });
+            }
+        }
+    };
+
+    tracing::info!("stopping");
+    let _ = stop_web.send(true);
+    let _ = tokio::time::timeout(STOP_GRACE, web).await;
+    terminate(&mut services.child, STOP_GRACE).await;
+    if let Some(child) = restate_server.as_mut() {
+        terminate(child, STOP_GRACE).await;
+    }
+    outcome
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn wait_optional(child: Option<&mut Child>) -> std::io::Result<ExitStatus> {
+    match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("cannot tell: {e}"),
+    }
+}
+
+/// Makes sure the data directory exists and is writable, with a one-line reason if not.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let unusable = |e: std::io::Error| anyhow!("data dir {} is not usable: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(unusable)?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"").map_err(unusable)?;
+    std::fs::remove_file(&probe).map_err(unusable)?;
+    std::fs::read_dir(dir).map_err(unusable)?;
+    Ok(())
+}
+
+fn restate_log(config: &Config) -> PathBuf {
+    config.data_dir.join("restate-server.log")
+}
+
+/// Starts restate-server with its data under the data dir and the configured ports.
+fn start_restate(spawner: &Spawner, config: &Config) -> anyhow::Result<Child> {
+    for (addr, what) in [
+        (config.restate_ingress_addr, "SHOPFLOW_RESTATE_INGRESS_ADDR"),
+        (config.restate_admin_addr, "SHOPFLOW_RESTATE_ADMIN_ADDR"),
+        (config.restate_node_addr, "SHOPFLOW_RESTATE_NODE_ADDR"),
+    ] {
+        net::ensure_free(addr, what)?;
+    }
+    let bin = config.restate_server_bin();
+    if !bin.is_file() {
+        bail!(
+            "restate-server not found at {}: run `npm ci` in the project directory (or set RESTATE_SERVER_BIN)",
+            bin.display()
+        );
+    }
+    let log_path = restate_log(config);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--base-dir")
+        .arg(config.restate_dir())
+        .args([
+            "--node-name",
+            "shopflow",
+            "--no-logo",
+            "--listen-mode",
+            "tcp",
+        ])
+        .env(
+            "RESTATE_INGRESS__BIND_ADDRESS",
+            config.restate_ingress_addr.to_string(),
+        )
+        .env(
+            "RESTATE_ADMIN__BIND_ADDRESS",
+            config.restate_admin_addr.to_string(),
+        )
+        .env("RESTATE_BIND_ADDRESS", config.restate_node_addr.to_string())
+        .env(
+            "RESTATE_ADVERTISED_ADDRESS",
+            format!("http://{}/", config.restate_node_addr),
+        )
+        .env("RESTATE_DISABLE_TELEMETRY", "true")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Defaults for a small single-node footprint and quick recovery after an endpoint
+    // crash (retries back off to at most 2 s); an operator's own values win.
+    for (key, value) in [
+        ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "256MB"),
+        ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
+        ("RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL", "2s"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            cmd.env(key, value);
+        }
+    }
+    spawner
+        .spawn_tokio(cmd)
+        .with_context(|| format!("cannot start {}", bin.display()))
+}
+
+/// Waits until Restate's admin API and ingress answer, or fails with a one-line reason.
+async fn wait_for_restate(
+    client: &RestateClient,
+    mut child: Option<&mut Child>,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if client.admin_healthy().await && client.ingress_healthy().await {
+            tracing::info!(elapsed = ?started.elapsed(), "Restate is healthy");
+            return Ok(());
+        }
+        if let Some(child) = child.as_deref_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!(
+                "restate-server exited during start-up ({status}); see {}",
+                restate_log(config).display()
+            );
+        }
+        if started.elapsed() > READY_DEADLINE {
+            bail!(
+                "Restate did not become healthy within {}s (admin {}, ingress {})",
+                READY_DEADLINE.as_secs(),
+                config.admin_url(),
+                config.ingress_url()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The supervised `shopflow services` child.
+struct Services {
+    child: Child,
+    started: Instant,
+    backoff: Duration,
+}
+
+impl Services {
+    const MIN_BACKOFF: Duration = Duration::from_millis(100);
+    const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+    fn start(spawner: &Spawner, config: &Config) -> anyhow::Result<Services> {
+        let exe = std::env::current_exe().context("cannot find the shopflow binary")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("services")
+            .envs(config.to_env())
+            .stdin(Stdio::null());
+        let child = spawner
+            .spawn_tokio(cmd)
+            .context("cannot start `shopflow services`")?;
+        Ok(Services {
+            child,
+            started: Instant::now(),
+            backoff: Self::MIN_BACKOFF,
+        })
+    }
+
+    /// Registers the endpoint with Restate, retrying while the fresh child starts
+    /// listening (Restate's discovery call fails until it does).
+    async fn register(&mut self, restate: &RestateClient, uri: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let err = match restate.register_deployment(uri).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if let Some(status) = self.child.try_wait()? {
+                bail!("`shopflow services` exited during start-up ({status})");
+            }
+            if started.elapsed() > READY_DEADLINE {
+                return Err(err.context(format!(
+                    "the service endpoint was not registered within {}s",
+                    READY_DEADLINE.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts a new endpoint after the old one died. A child that keeps dying young
+    /// is restarted with a growing delay, so a crash loop does not spin.
+    async fn restart(self, spawner: &Spawner, config: &Config) -> anyhow::Result<Services> {
+        let backoff = if self.started.elapsed() > Self::MAX_BACKOFF * 2 {
+            Self::MIN_BACKOFF
+        } else {
+            (self.backoff * 2).min(Self::MAX_BACKOFF)
+        };
+        tokio::time::sleep(backoff).await;
+        let mut next = Services::start(spawner, config)?;
+        next.backoff = backoff;
+        tracing::info!(pid = next.child.id(), "service endpoint restarted");
+        Ok(next)
+    }
+}
+
+/// Runs only the web role, against an external Restate.
+pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
+    let state = web::AppState {
+        db,
+        restate,
+        trust_user_header: config.trust_user_header,
+    };
+    println!("ShopFlow web is running: http://{}", config.http_addr);
+    web::serve(http, state, async move { shutdown.wait().await }).await?;
+    Ok(())
+}
+
+/// Runs only the Restate service endpoint.
+pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let listener = net::bind(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    tracing::info!(addr = %config.services_addr, "service endpoint listening");
+    crate::durable::serve(db, listener, shutdown.wait()).await;
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Cart routes: thin adapters from HTTP to the `UserSession` virtual object.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::catalog::find_product;
+use super::error::ApiResult;
+use super::extract::{ApiJson, CurrentUser};
+use crate::domain::{Basket, Cents, ProductId, ProductRef, Quantity};
+use crate::durable::user_session::{AddItem, RemoveItem};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/cart", get(get_cart))
+        .route("/api/cart/add", post(add))
+        .route("/api/cart/remove", post(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRequest {
+    product_id: ProductRef,
+    quantity: Quantity,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveRequest {
+    product_id: ProductRef,
+}
+
+/// The cart as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct CartView {
+    pub user_id: String,
+    pub items: Vec<CartItemView>,
+    pub total_cents: Cents,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CartItemView {
+    pub product_id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub quantity: Quantity,
+    pub unit_price_cents: Cents,
+    pub line_total_cents: Cents,
+}
+
+impl CartView {
+    pub fn new(user_id: &str, basket: Basket) -> Self {
+        let total_cents = basket.total().unwrap_or(Cents::ZERO);
+        let items = basket
+            .lines
+            .into_iter()
+            .map(|l| CartItemView {
+                line_total_cents: l.line_total().unwrap_or(Cents::ZERO),
+                product_id: l.product_id,
+                sku: l.sku,
+                name: l.name,
+                quantity: l.quantity,
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect();
+        Self {
+            user_id: user_id.to_owned(),
+            items,
+            total_cents,
+        }
+    }
+}
+
+const SERVICE: &str = "UserSession";
+
+async fn get_cart(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<CartView>> {
+    let basket: Basket = state
+        .restate
+        .call::<(), _>(SERVICE, user.username(), "GetBasket", None)
+        .await?;
+    Ok(Json(CartView::new(user.username(), basket)))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(req): ApiJson<AddRequest>,
+) -> ApiResult<Json<CartView>> {
+    let product = find_product(&state, &req.product_id).await?;
+    let input = AddItem {
+        product_id: ProductId::new(product.id).expect("catalog ids are positive"),
+        quantity: req.quantity,
+    };
+    let basket: Basket = state
+        .restate
+        .call(SERVICE, user.username(), "AddItem", Some(&input))
+        .await?;
+    Ok(Json(CartView::new(user.username(), basket)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(req): ApiJson<RemoveRequest>,
+) -> ApiResult<Json<CartView>> {
+    let product = find_product(&state, &req.product_id).await?;
+    let input = RemoveItem {
+        product_id: ProductId::new(product.id).expect("catalog ids are positive"),
+    };
+    let basket: Basket = state
+        .restate
+        .call(SERVICE, user.username(), "RemoveItem", Some(&input))
+        .await?;
+    Ok(Json(CartView::new(user.username(), basket)))
+}

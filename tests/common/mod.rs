@@ -1,0 +1,323 @@
+//! Test harness: starts the real `shopflow` binary (which starts a real restate-server)
+//! on free ports in a temp dir, and talks to it over HTTP like any client.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use shopflow::process::Spawner;
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The project's npm-installed restate-server.
+pub fn restate_server_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(shopflow::config::NPM_RESTATE_SERVER_BIN)
+}
+
+/// Children of the tests are forked from one long-lived thread and die with the test binary.
+pub fn spawner() -> &'static Spawner {
+    static SPAWNER: OnceLock<Spawner> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        std::thread::spawn(|| Spawner::new().expect("spawner"))
+            .join()
+            .unwrap()
+    })
+}
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where one ShopFlow instance lives: its data dir and its five ports.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub services: SocketAddr,
+    pub ingress: SocketAddr,
+    pub admin: SocketAddr,
+    pub node: SocketAddr,
+    /// `None`: ShopFlow spawns restate-server; `Some`: it uses that external one.
+    pub external: bool,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl AppConfig {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            http: free_addr(),
+            services: free_addr(),
+            ingress: free_addr(),
+            admin: free_addr(),
+            node: free_addr(),
+            external: false,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn ports(&self) -> Vec<SocketAddr> {
+        let mut ports = vec![self.http, self.services];
+        if !self.external {
+            ports.extend([self.ingress, self.admin, self.node]);
+        }
+        ports
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shopflow"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("SHOPFLOW_DATA_DIR", &self.data_dir)
+            .env("SHOPFLOW_HTTP_ADDR", self.http.to_string())
+            .env("SHOPFLOW_SERVICES_ADDR", self.services.to_string())
+            .env("SHOPFLOW_RESTATE_INGRESS_ADDR", self.ingress.to_string())
+            .env("SHOPFLOW_RESTATE_ADMIN_ADDR", self.admin.to_string())
+            .env("SHOPFLOW_RESTATE_NODE_ADDR", self.node.to_string())
+            .env("SHOPFLOW_RESTATE", if self.external { "external" } else { "spawn" })
+            .env("RESTATE_SERVER_BIN", restate_server_bin())
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+/// A running `shopflow` supervisor.
+pub struct TestApp {
+    pub config: AppConfig,
+    pub child: Child,
+    pub api: Api,
+}
+
+impl TestApp {
+    /// Starts `shopflow` in its own process group and waits until `/healthz` is 200.
+    pub async fn start(config: AppConfig) -> TestApp {
+        let mut cmd = config.command();
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = spawner().spawn_std(cmd).expect("start shopflow");
+        let mut app = TestApp { api: Api::new(config.http), config, child };
+        app.wait_healthy().await;
+        app
+    }
+
+    pub async fn wait_healthy(&mut self) {
+        let api = self.api.clone();
+        let child = &mut self.child;
+        eventually("shopflow to become healthy", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("shopflow exited during start-up: {status}");
+            }
+            let api = api.clone();
+            async move { (api.get("/healthz", None).await.0 == StatusCode::OK).then_some(()) }
+        })
+        .await;
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGKILL to every process of the app's process group.
+    pub fn kill_group(&self) {
+        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+    }
+
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        eventually("shopflow to exit", || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
+
+    /// Waits until every port of the app can be bound again: nothing is left holding one.
+    pub async fn wait_ports_free(&self) {
+        for addr in self.config.ports() {
+            eventually(&format!("port {addr} to be released"), || async move {
+                TcpListener::bind(addr).ok().map(drop)
+            })
+            .await;
+        }
+    }
+
+    /// The direct children of the supervisor, as (pid, command line).
+    pub fn children(&self) -> Vec<(i32, String)> {
+        children_of(self.pid())
+    }
+
+    pub fn services_pid(&self) -> Option<i32> {
+        self.children()
+            .into_iter()
+            .find(|(_, cmd)| cmd.ends_with(" services"))
+            .map(|(pid, _)| pid)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill_group();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live processes whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // Fields after the parenthesised command name: state, ppid, ...
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && state != "Z" {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_owned();
+            found.push((child, cmdline));
+        }
+    }
+    found
+}
+
+/// A JSON client for the API, one helper per route.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+pub type Reply = (StatusCode, Value);
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .unwrap();
+        Self { base: format!("http://{addr}"), client }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let body = resp.bytes().await.unwrap_or_default();
+                let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&body).into_owned())
+                });
+                (status, json)
+            }
+            // No status: the server is not there. Tests polling for it read this as "not yet".
+            Err(_) => (StatusCode::from_u16(599).unwrap(), Value::Null),
+        }
+    }
+
+    pub async fn get(&self, path: &str, user: Option<&str>) -> Reply {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(user) = user {
+            req = req.header("x-user-id", user);
+        }
+        self.send(req).await
+    }
+
+    /// POST with a raw body, for the bad-input tests.
+    pub async fn post_raw(&self, path: &str, user: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(user) = user {
+            req = req.header("x-user-id", user);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post(&self, path: &str, user: Option<&str>, body: &Value) -> Reply {
+        self.post_raw(path, user, body.to_string()).await
+    }
+
+    pub async fn healthz(&self) -> Reply {
+        self.get("/healthz", None).await
+    }
+
+    pub async fn users(&self) -> Reply {
+        self.get("/api/users", None).await
+    }
+
+    pub async fn products(&self) -> Reply {
+        self.get("/api/products", None).await
+    }
+
+    pub async fn product(&self, id: &str) -> Reply {
+        self.get(&format!("/api/products/{id}"), None).await
+    }
+
+    pub async fn cart(&self, user: &str) -> Reply {
+        self.get("/api/cart", Some(user)).await
+    }
+
+    pub async fn add_to_cart(&self, user: &str, product_id: Value, quantity: i64) -> Reply {
+        let body = serde_json::json!({ "product_id": product_id, "quantity": quantity });
+        self.post("/api/cart/add", Some(user), &body).await
+    }
+
+    pub async fn remove_from_cart(&self, user: &str, product_id: Value) -> Reply {
+        let body = serde_json::json!({ "product_id": product_id });
+        self.post("/api/cart/remove", Some(user), &body).await
+    }
+
+    /// The cart as `[(sku, quantity)]`, asserting the call worked.
+    pub async fn cart_lines(&self, user: &str) -> Vec<(String, i64)> {
+        let (status, cart) = self.cart(user).await;
+        assert_eq!(status, StatusCode::OK, "GET /api/cart: {cart}");
+        cart["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["sku"].as_str().unwrap().to_owned(), i["quantity"].as_i64().unwrap()))
+            .collect()
+    }
+}
+
+/// Asserts an API error reply: the status and the error JSON's code.
+#[track_caller]
+pub fn assert_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.0.as_u16(), status, "unexpected reply: {}", reply.1);
+    assert_eq!(reply.1["error"]["code"], code, "unexpected error: {}", reply.1);
+    assert!(
+        reply.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without a message: {}",
+        reply.1
+    );
+}
