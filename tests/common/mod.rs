@@ -30,7 +30,10 @@ pub fn spawner() -> &'static Spawner {
 }
 
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
@@ -96,7 +99,10 @@ impl AppConfig {
             .env("SHOPFLOW_RESTATE_INGRESS_ADDR", self.ingress.to_string())
             .env("SHOPFLOW_RESTATE_ADMIN_ADDR", self.admin.to_string())
             .env("SHOPFLOW_RESTATE_NODE_ADDR", self.node.to_string())
-            .env("SHOPFLOW_RESTATE", if self.external { "external" } else { "spawn" })
+            .env(
+                "SHOPFLOW_RESTATE",
+                if self.external { "external" } else { "spawn" },
+            )
             .env("RESTATE_SERVER_BIN", restate_server_bin())
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {
@@ -119,7 +125,11 @@ impl TestApp {
         let mut cmd = config.command();
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = spawner().spawn_std(cmd).expect("start shopflow");
-        let mut app = TestApp { api: Api::new(config.http), config, child };
+        let mut app = TestApp {
+            api: Api::new(config.http),
+            config,
+            child,
+        };
         app.wait_healthy().await;
         app
     }
@@ -193,16 +203,25 @@ impl Drop for TestApp {
 pub fn children_of(pid: i32) -> Vec<(i32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // Fields after the parenthesised command name: state, ppid, ...
-        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
         let mut fields = rest.split_whitespace();
         let state = fields.next().unwrap_or("");
         let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         if ppid == pid && state != "Z" {
             let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_owned();
+            let cmdline = String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .trim()
+                .to_owned();
             found.push((child, cmdline));
         }
     }
@@ -224,7 +243,10 @@ impl Api {
             .timeout(Duration::from_secs(90))
             .build()
             .unwrap();
-        Self { base: format!("http://{addr}"), client }
+        Self {
+            base: format!("http://{addr}"),
+            client,
+        }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
@@ -232,9 +254,8 @@ impl Api {
             Ok(resp) => {
                 let status = resp.status();
                 let body = resp.bytes().await.unwrap_or_default();
-                let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
-                    Value::String(String::from_utf8_lossy(&body).into_owned())
-                });
+                let json = serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
                 (status, json)
             }
             // No status: the server is not there. Tests polling for it read this as "not yet".
@@ -251,7 +272,12 @@ impl Api {
     }
 
     /// POST with a raw body, for the bad-input tests.
-    pub async fn post_raw(&self, path: &str, user: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        user: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
         let mut req = self
             .client
             .post(format!("{}{path}", self.base))
@@ -305,7 +331,12 @@ impl Api {
             .as_array()
             .unwrap()
             .iter()
-            .map(|i| (i["sku"].as_str().unwrap().to_owned(), i["quantity"].as_i64().unwrap()))
+            .map(|i| {
+                (
+                    i["sku"].as_str().unwrap().to_owned(),
+                    i["quantity"].as_i64().unwrap(),
+                )
+            })
             .collect()
     }
 }
@@ -314,9 +345,15 @@ impl Api {
 #[track_caller]
 pub fn assert_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.0.as_u16(), status, "unexpected reply: {}", reply.1);
-    assert_eq!(reply.1["error"]["code"], code, "unexpected error: {}", reply.1);
+    assert_eq!(
+        reply.1["error"]["code"], code,
+        "unexpected error: {}",
+        reply.1
+    );
     assert!(
-        reply.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "error without a message: {}",
         reply.1
     );

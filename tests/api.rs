@@ -1,0 +1,308 @@
+//! The JSON API against one shared ShopFlow (real restate-server, real SQLite).
+//! Tests that change a cart each use their own user, so they can run in parallel.
+
+mod common;
+
+use common::{Api, AppConfig, TestApp, assert_error};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+/// One app per test binary; it dies with the binary (parent-death signal).
+async fn api() -> Api {
+    static APP: OnceCell<(tempfile::TempDir, TestApp)> = OnceCell::const_new();
+    let (_, app) = APP
+        .get_or_init(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let app = TestApp::start(AppConfig::new(dir.path())).await;
+            (dir, app)
+        })
+        .await;
+    // A client per test: each test has its own runtime.
+    Api::new(app.config.http)
+}
+
+#[tokio::test]
+async fn health_reports_sqlite_and_restate() {
+    let (status, body) = api().await.healthz().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"status": "ok", "sqlite": "ok", "restate": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn users_for_the_picker() {
+    let (status, users) = api().await.users().await;
+    assert_eq!(status, 200);
+    let users = users.as_array().unwrap();
+    let find = |name: &str| users.iter().find(|u| u["username"] == name).cloned();
+    assert_eq!(find("alice").unwrap()["role"], "customer");
+    assert_eq!(find("bob").unwrap()["role"], "customer");
+    assert_eq!(find("admin").unwrap()["role"], "admin");
+    assert!(users.iter().all(|u| u["name"].is_string()));
+}
+
+#[tokio::test]
+async fn product_list_has_the_contract_shape() {
+    let (status, products) = api().await.products().await;
+    assert_eq!(status, 200);
+    let products = products.as_array().unwrap();
+    assert!(products.len() >= 8);
+    let widget = products.iter().find(|p| p["sku"] == "P001").unwrap();
+    assert_eq!(widget["name"], "Widget A");
+    assert_eq!(widget["price_cents"], 2500);
+    let mut keys: Vec<_> = widget.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "description",
+            "id",
+            "name",
+            "price_cents",
+            "sku",
+            "stock_qty"
+        ]
+    );
+    assert!(
+        products
+            .iter()
+            .any(|p| p["stock_qty"].as_i64().unwrap() <= 5)
+    );
+}
+
+#[tokio::test]
+async fn one_product_by_id_or_sku() {
+    let api = api().await;
+    let (status, by_id) = api.product("2").await;
+    assert_eq!(status, 200);
+    assert_eq!(by_id["sku"], "P002");
+    assert_eq!(by_id["name"], "Widget B");
+    let (status, by_sku) = api.product("P002").await;
+    assert_eq!(status, 200);
+    assert_eq!(by_sku, by_id);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_product_ids() {
+    let api = api().await;
+    assert_error(&api.product("999").await, 404, "unknown_product");
+    assert_error(&api.product("NOPE1").await, 404, "unknown_product");
+    assert_error(&api.product("0").await, 400, "invalid_product_id");
+    assert_error(&api.product("-4").await, 400, "invalid_product_id");
+    assert_error(&api.product("a%20b").await, 400, "invalid_product_id");
+    assert_error(
+        &api.product(&"X".repeat(40)).await,
+        400,
+        "invalid_product_id",
+    );
+}
+
+#[tokio::test]
+async fn cart_add_get_remove() {
+    let api = api().await;
+    assert_eq!(api.cart_lines("alice").await, vec![]);
+
+    let (status, cart) = api.add_to_cart("alice", json!(1), 2).await;
+    assert_eq!(status, 200, "{cart}");
+    assert_eq!(
+        cart,
+        json!({
+            "user_id": "alice",
+            "items": [{"product_id": 1, "sku": "P001", "name": "Widget A", "quantity": 2,
+                       "unit_price_cents": 2500, "line_total_cents": 5000}],
+            "total_cents": 5000
+        })
+    );
+    // By SKU, merged into the same line; another product makes a second line.
+    assert_eq!(api.add_to_cart("alice", json!("P001"), 1).await.0, 200);
+    let (_, cart) = api.add_to_cart("alice", json!("P002"), 1).await;
+    assert_eq!(cart["total_cents"], 3 * 2500 + 2500);
+    assert_eq!(
+        api.cart_lines("alice").await,
+        vec![("P001".into(), 3), ("P002".into(), 1)]
+    );
+
+    let (status, cart) = api.remove_from_cart("alice", json!(1)).await;
+    assert_eq!(status, 200);
+    assert_eq!(cart["total_cents"], 2500);
+    assert_eq!(api.cart_lines("alice").await, vec![("P002".into(), 1)]);
+    // Removing what is not in the cart is a no-op.
+    assert_eq!(api.remove_from_cart("alice", json!(1)).await.0, 200);
+    assert_eq!(api.cart_lines("alice").await, vec![("P002".into(), 1)]);
+}
+
+#[tokio::test]
+async fn carts_are_isolated_between_users() {
+    let api = api().await;
+    assert_eq!(api.add_to_cart("bob", json!("P004"), 4).await.0, 200);
+    assert_eq!(api.add_to_cart("carol", json!("P005"), 1).await.0, 200);
+    assert_eq!(api.cart_lines("bob").await, vec![("P004".into(), 4)]);
+    assert_eq!(api.cart_lines("carol").await, vec![("P005".into(), 1)]);
+    let (_, bob) = api.cart("bob").await;
+    assert_eq!(bob["user_id"], "bob");
+}
+
+#[tokio::test]
+async fn identity_is_required_for_the_cart() {
+    let api = api().await;
+    assert_error(&api.get("/api/cart", None).await, 401, "unauthorized");
+    assert_error(&api.cart("mallory").await, 401, "unauthorized");
+    assert_error(&api.cart("../admin").await, 401, "unauthorized");
+    let add = json!({"product_id": 1, "quantity": 1});
+    assert_error(
+        &api.post("/api/cart/add", None, &add).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &api.post("/api/cart/add", Some("mallory"), &add).await,
+        401,
+        "unauthorized",
+    );
+}
+
+/// Every kind of bad input gets a 4xx error JSON and leaves the cart as it was.
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let api = api().await;
+    let user = "dave";
+    assert_eq!(api.add_to_cart(user, json!("P008"), 98).await.0, 200);
+    let before = api.cart(user).await;
+
+    let add = |body: &'static str| {
+        let api = api.clone();
+        async move { api.post_raw("/api/cart/add", Some(user), body).await }
+    };
+    assert_error(&add("not json").await, 400, "invalid_json");
+    assert_error(&add("").await, 400, "invalid_json");
+    assert_error(&add("[]").await, 400, "invalid_json");
+    assert_error(&add(r#"{"product_id": 1}"#).await, 400, "invalid_json");
+    assert_error(&add(r#"{"quantity": 1}"#).await, 400, "invalid_json");
+    assert_error(
+        &add(r#"{"product_id": 1, "quantity": "2"}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": 1, "quantity": 1.5}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": 1, "quantity": 0}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": 1, "quantity": -1}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": 1, "quantity": 100}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": true, "quantity": 1}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": "<b>", "quantity": 1}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": 1, "quantity": 1, "price_cents": 1}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &add(r#"{"product_id": 999, "quantity": 1}"#).await,
+        404,
+        "unknown_product",
+    );
+    assert_error(
+        &add(r#"{"product_id": "P999", "quantity": 1}"#).await,
+        404,
+        "unknown_product",
+    );
+    // The line already holds 98: two more would pass the 99 per line.
+    assert_error(
+        &add(r#"{"product_id": "P008", "quantity": 2}"#).await,
+        409,
+        "cart_line_limit",
+    );
+    // The scarce product has fewer than 10 in stock.
+    assert_error(
+        &add(r#"{"product_id": "P007", "quantity": 10}"#).await,
+        409,
+        "out_of_stock",
+    );
+
+    let huge = format!(
+        r#"{{"product_id": 1, "quantity": 1, "pad": "{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    assert_error(
+        &api.post_raw("/api/cart/add", Some(user), huge.clone())
+            .await,
+        413,
+        "body_too_large",
+    );
+    assert_error(
+        &api.post_raw("/api/cart/remove", Some(user), huge).await,
+        413,
+        "body_too_large",
+    );
+    let remove = |body: &'static str| {
+        let api = api.clone();
+        async move { api.post_raw("/api/cart/remove", Some(user), body).await }
+    };
+    assert_error(&remove("{").await, 400, "invalid_json");
+    assert_error(
+        &remove(r#"{"product_id": null}"#).await,
+        400,
+        "invalid_json",
+    );
+    assert_error(
+        &remove(r#"{"product_id": 12345}"#).await,
+        404,
+        "unknown_product",
+    );
+
+    assert_eq!(
+        api.cart(user).await,
+        before,
+        "bad input must not change the cart"
+    );
+}
+
+#[tokio::test]
+async fn stock_bounds_what_a_cart_can_hold() {
+    let api = api().await;
+    let (_, product) = api.product("P007").await;
+    let stock = product["stock_qty"].as_i64().unwrap();
+    assert!(stock >= 1);
+    assert_eq!(api.add_to_cart("erin", json!("P007"), stock).await.0, 200);
+    assert_error(
+        &api.add_to_cart("erin", json!("P007"), 1).await,
+        409,
+        "out_of_stock",
+    );
+    assert_eq!(api.cart_lines("erin").await, vec![("P007".into(), stock)]);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_error_json() {
+    let api = api().await;
+    assert_error(&api.get("/api/nothing-here", None).await, 404, "not_found");
+    assert_error(
+        &api.post("/api/products", None, &Value::Null).await,
+        405,
+        "method_not_allowed",
+    );
+}

@@ -1,0 +1,159 @@
+//! Process-level durability: the cart survives restarts and kills of every process,
+//! children never outlive the supervisor, and start-up failures are reported clearly.
+//! Each test runs its own ShopFlow, since it stops or kills it.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{AppConfig, TestApp, eventually};
+use serde_json::json;
+
+/// Starts an app, fills alice's cart, and returns both.
+async fn app_with_a_cart(dir: &std::path::Path) -> TestApp {
+    let app = TestApp::start(AppConfig::new(dir)).await;
+    assert_eq!(app.api.add_to_cart("alice", json!("P001"), 2).await.0, 200);
+    assert_eq!(app.api.add_to_cart("alice", json!("P003"), 1).await.0, 200);
+    app
+}
+
+async fn assert_cart_survived(app: &TestApp) {
+    assert_eq!(
+        app.api.cart_lines("alice").await,
+        vec![("P001".to_owned(), 2), ("P003".to_owned(), 1)]
+    );
+    // And the restarted app takes new work.
+    assert_eq!(app.api.add_to_cart("alice", json!("P002"), 1).await.0, 200);
+}
+
+/// Waits until `pid` has exited (a zombie nobody reaped counts: it holds nothing).
+async fn wait_dead(pid: i32) {
+    eventually(&format!("process {pid} to exit"), || async move {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map_or("X", |(_, rest)| &rest[..1]);
+        matches!(state, "Z" | "X").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cart_survives_a_graceful_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_with_a_cart(dir.path()).await;
+    let children = app.children();
+    assert_eq!(
+        children.len(),
+        2,
+        "restate-server and the endpoint: {children:?}"
+    );
+
+    app.signal(libc::SIGTERM);
+    let status = app.wait_exit().await;
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    for (pid, _) in children {
+        wait_dead(pid).await;
+    }
+    app.wait_ports_free().await;
+
+    let app = TestApp::start(app.config.clone()).await;
+    assert_cart_survived(&app).await;
+}
+
+#[tokio::test]
+async fn cart_survives_kill_9_of_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_with_a_cart(dir.path()).await;
+    app.kill_group();
+    app.wait_exit().await;
+    app.wait_ports_free().await;
+
+    let app = TestApp::start(app.config.clone()).await;
+    assert_cart_survived(&app).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_supervisor_alone_leaves_no_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_with_a_cart(dir.path()).await;
+    let children: Vec<i32> = app.children().into_iter().map(|(pid, _)| pid).collect();
+    assert_eq!(children.len(), 2);
+
+    app.signal(libc::SIGKILL);
+    app.wait_exit().await;
+    // The children get the parent-death signal: every port comes free, no process lives on.
+    app.wait_ports_free().await;
+    for pid in children {
+        wait_dead(pid).await;
+    }
+
+    let app = TestApp::start(app.config.clone()).await;
+    assert_cart_survived(&app).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_service_endpoint_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_a_cart(dir.path()).await;
+    let old = app.services_pid().expect("a `shopflow services` child");
+
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    let new = eventually("the endpoint to be restarted", || {
+        let pid = app.services_pid();
+        async move { pid.filter(|&p| p != old) }
+    })
+    .await;
+    assert_ne!(new, old);
+    // Calls succeed again (a call made during the outage is retried by Restate).
+    assert_cart_survived(&app).await;
+    assert_eq!(app.api.healthz().await.0, 200);
+}
+
+/// Runs `shopflow` expecting it to fail at start-up; returns the last line of stderr.
+async fn start_failure(config: &AppConfig, extra: &[(&str, &str)]) -> String {
+    let mut cmd = config.command();
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = common::spawner().spawn_std(cmd).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "shopflow should have failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().last().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn start_up_failures_say_why_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AppConfig::new(dir.path());
+
+    let taken = std::net::TcpListener::bind(config.http).unwrap();
+    let reason = start_failure(&config, &[]).await;
+    assert!(
+        reason.contains("already in use") && reason.contains(&config.http.to_string()),
+        "{reason}"
+    );
+    drop(taken);
+
+    let reason = start_failure(
+        &config,
+        &[("RESTATE_SERVER_BIN", "/nonexistent/restate-server")],
+    )
+    .await;
+    assert!(
+        reason.contains("restate-server not found") && reason.contains("npm ci"),
+        "{reason}"
+    );
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let bad_dir = file.join("data");
+    let reason = start_failure(&config, &[("SHOPFLOW_DATA_DIR", bad_dir.to_str().unwrap())]).await;
+    assert!(
+        reason.contains("data dir") && reason.contains("not usable"),
+        "{reason}"
+    );
+}
