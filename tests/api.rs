@@ -9,12 +9,14 @@ use tokio::sync::OnceCell;
 
 /// One app per test binary; it dies with the binary (parent-death signal).
 async fn api() -> Api {
-    static APP: OnceCell<(tempfile::TempDir, TestApp)> = OnceCell::const_new();
-    let (_, app) = APP
+    static APP: OnceCell<TestApp> = OnceCell::const_new();
+    let app = APP
         .get_or_init(|| async {
-            let dir = tempfile::tempdir().unwrap();
-            let app = TestApp::start(AppConfig::new(dir.path())).await;
-            (dir, app)
+            // A static is never dropped, so a temp dir would be left behind: use a fixed
+            // dir under Cargo's target tmp dir instead, wiped at the start of each run.
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-app");
+            let _ = std::fs::remove_dir_all(&dir);
+            TestApp::start(AppConfig::new(&dir)).await
         })
         .await;
     // A client per test: each test has its own runtime.
