@@ -306,6 +306,10 @@ pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<
     let listener = net::bind(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     tracing::info!(addr = %config.services_addr, "service endpoint listening");
-    crate::durable::serve(db, listener, shutdown.wait()).await;
+    let timings = crate::durable::Timings {
+        payment_timeout: config.payment_timeout,
+        delivery_delay: config.delivery_delay,
+    };
+    crate::durable::serve(db, timings, listener, shutdown.wait()).await;
     Ok(())
 }

@@ -8,6 +8,8 @@ use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
+pub mod orders;
+
 use crate::domain::{ProductRef, Username};
 
 const SEED: &str = include_str!("seed.sql");

@@ -3,9 +3,15 @@
 pub mod cart;
 pub mod ids;
 pub mod money;
+pub mod order;
 pub mod quantity;
+pub mod retry;
+pub mod saga;
 
 pub use cart::{Basket, BasketLine, CartError};
 pub use ids::{ProductId, ProductRef, Username};
 pub use money::Cents;
+pub use order::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step, StepState};
 pub use quantity::Quantity;
+pub use retry::RetryConfig;
+pub use saga::{Compensation, Saga};

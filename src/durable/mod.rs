@@ -3,9 +3,13 @@
 
 pub mod errors;
 pub mod ingress;
+pub mod notify;
+pub mod shipping;
 pub mod user_session;
+pub mod workflow;
 
 use std::future::Future;
+use std::time::Duration;
 
 use restate_sdk::endpoint::Endpoint;
 use restate_sdk::http_server::HttpServer;
@@ -13,18 +17,31 @@ use tokio::net::TcpListener;
 
 use crate::db::Db;
 pub use ingress::RestateClient;
+pub use shipping::ShippingService;
 pub use user_session::UserSession;
+pub use workflow::OrderFulfillmentWorkflow;
+
+/// Timings the durable services take from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub payment_timeout: Duration,
+    pub delivery_delay: Duration,
+}
 
 /// Every durable service ShopFlow offers, bound to one endpoint.
-pub fn endpoint(db: Db) -> Endpoint {
-    Endpoint::builder().bind(UserSession::new(db)).build()
+pub fn endpoint(db: Db, timings: Timings) -> Endpoint {
+    Endpoint::builder()
+        .bind(UserSession::new(db.clone(), timings.payment_timeout))
+        .bind(OrderFulfillmentWorkflow::new(db.clone(), timings.delivery_delay))
+        .bind(ShippingService::new(db))
+        .build()
 }
 
 /// Serves the endpoint (HTTP/2 cleartext) on `listener` until `shutdown` completes.
 /// The listener should have TCP_NODELAY set (see `crate::net::bind`), otherwise every
 /// call on a virtual object key pays a 40 ms delayed-ACK stall.
-pub async fn serve(db: Db, listener: TcpListener, shutdown: impl Future) {
-    HttpServer::new(endpoint(db))
+pub async fn serve(db: Db, timings: Timings, listener: TcpListener, shutdown: impl Future) {
+    HttpServer::new(endpoint(db, timings))
         .serve_with_cancel(listener, shutdown)
         .await;
 }

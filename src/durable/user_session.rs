@@ -1,14 +1,32 @@
-//! `UserSession`: the virtual object keyed by user name that owns the user's basket.
+//! `UserSession`: the virtual object keyed by user name that owns the user's basket and
+//! orders, and runs checkout: reserve stock, wait for the payment gateway (an awakeable
+//! raced against a durable timeout), then hand the order to the fulfillment workflow.
+
+use std::time::Duration;
 
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::refusal;
+use super::notify::Event;
+use super::workflow::OrderFulfillmentWorkflowClient;
 use crate::db::Db;
-use crate::domain::{Basket, BasketLine, Cents, ProductId, ProductRef, Quantity};
+use crate::db::orders::{ReserveOutcome, now_rfc3339};
+use crate::domain::{
+    Basket, BasketLine, Cents, OrderId, OrderRecord, OrderStatus, ProductId, ProductRef, Quantity,
+    ShippingAddress,
+};
 
 /// State key of the basket.
 pub const BASKET: &str = "basket";
+/// State key of the list of the user's order ids, oldest first.
+pub const ORDERS: &str = "orders";
+
+/// State key of one order's record. It doubles as checkout's dedup marker, so it is
+/// never cleared with the basket.
+pub fn checkout_key(order_id: &OrderId) -> String {
+    format!("checkout:{order_id}")
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddItem {
@@ -21,6 +39,39 @@ pub struct RemoveItem {
     pub product_id: ProductId,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckoutRequest {
+    pub order_id: OrderId,
+    pub shipping_address: ShippingAddress,
+}
+
+/// What checkout answers, also for a repeated checkout of a known order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutOutcome {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub awakeable_id: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+impl From<&OrderRecord> for CheckoutOutcome {
+    fn from(o: &OrderRecord) -> Self {
+        Self {
+            order_id: o.order_id.clone(),
+            status: o.status,
+            awakeable_id: o.awakeable_id.clone(),
+            failure_reason: o.failure_reason.clone(),
+        }
+    }
+}
+
+/// What the payment gateway resolves the awakeable with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReceipt {
+    pub transaction_id: String,
+    pub amount_cents: i64,
+}
+
 /// What the catalog says about a product at the moment of a cart change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CatalogEntry {
@@ -28,13 +79,21 @@ struct CatalogEntry {
     available: i64,
 }
 
+/// How the wait for payment ended.
+enum Payment {
+    Paid(PaymentReceipt),
+    Failed(String),
+    TimedOut,
+}
+
 pub struct UserSession {
     db: Db,
+    payment_timeout: Duration,
 }
 
 impl UserSession {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, payment_timeout: Duration) -> Self {
+        Self { db, payment_timeout }
     }
 
     /// Reads a product from the catalog. A read is not deterministic (stock moves), so
@@ -63,13 +122,76 @@ impl UserSession {
             .await?
             .into_inner();
         found.ok_or_else(|| {
-            refusal(
-                404,
-                "unknown_product",
-                format!("no product with id {product_id}"),
-            )
-            .into()
+            refusal(404, "unknown_product", format!("no product with id {product_id}")).into()
         })
+    }
+
+    async fn basket(ctx: &ObjectContext<'_>) -> Result<Basket, HandlerError> {
+        Ok(ctx.get::<Json<Basket>>(BASKET).await?.unwrap_or_default().into_inner())
+    }
+
+    /// Waits for the payment gateway or the timeout, whichever comes first.
+    async fn await_payment(
+        &self,
+        ctx: &ObjectContext<'_>,
+        awakeable: impl restate_sdk::context::DurableFuture<Output = Result<Json<PaymentReceipt>, TerminalError>>,
+        awakeable_id: &str,
+    ) -> Result<Payment, HandlerError> {
+        let outcome = restate_sdk::select! {
+            receipt = awakeable => match receipt {
+                Ok(Json(receipt)) => Payment::Paid(receipt),
+                Err(declined) => Payment::Failed(declined.message().to_owned()),
+            },
+            _ = ctx.sleep(self.payment_timeout) => Payment::TimedOut,
+        };
+        if !matches!(outcome, Payment::TimedOut) {
+            return Ok(outcome);
+        }
+        // The gateway's record decides a race between a late callback and the timer:
+        // if the callback settled the payment first, its answer stands.
+        let id = awakeable_id.to_owned();
+        let settled = ctx
+            .run(|| async move {
+                self.db.settle_payment(&id, "timed_out", None, Some("payment timed out")).await?;
+                Ok(Json(self.db.payment_by_awakeable(&id).await?))
+            })
+            .name("expire_payment")
+            .await?
+            .into_inner();
+        Ok(match settled {
+            Some(p) if p.state == "succeeded" => Payment::Paid(PaymentReceipt {
+                transaction_id: p.transaction_id.unwrap_or_default(),
+                amount_cents: p.amount_cents,
+            }),
+            Some(p) if p.state == "failed" => {
+                Payment::Failed(p.reason.unwrap_or_else(|| "payment declined".into()))
+            }
+            _ => Payment::TimedOut,
+        })
+    }
+
+    /// Records the order's new status in the order index and the notification log.
+    async fn record(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order: &OrderRecord,
+        events: Vec<Event>,
+        release_stock: bool,
+    ) -> Result<(), HandlerError> {
+        let (id, status) = (order.order_id.to_string(), order.status);
+        ctx.run(|| async move {
+            if release_stock {
+                self.db.release_reservation(&id).await?;
+            }
+            self.db.set_order_status(&id, status).await?;
+            for e in &events {
+                e.write(&self.db).await?;
+            }
+            Ok(())
+        })
+        .name(format!("record_{status}"))
+        .await?;
+        Ok(())
     }
 }
 
@@ -83,14 +205,8 @@ impl UserSession {
         req: Json<AddItem>,
     ) -> Result<Json<Basket>, HandlerError> {
         let req = req.into_inner();
-        let entry = self
-            .catalog_entry(&ctx, req.product_id, req.quantity)
-            .await?;
-        let mut basket = ctx
-            .get::<Json<Basket>>(BASKET)
-            .await?
-            .unwrap_or_default()
-            .into_inner();
+        let entry = self.catalog_entry(&ctx, req.product_id, req.quantity).await?;
+        let mut basket = Self::basket(&ctx).await?;
         basket
             .add(entry.line, entry.available)
             .map_err(|e| refusal(409, e.code(), &e))?;
@@ -105,21 +221,139 @@ impl UserSession {
         ctx: ObjectContext<'_>,
         req: Json<RemoveItem>,
     ) -> Result<Json<Basket>, HandlerError> {
-        let req = req.into_inner();
-        let mut basket = ctx
-            .get::<Json<Basket>>(BASKET)
-            .await?
-            .unwrap_or_default()
-            .into_inner();
-        if basket.remove(req.product_id) {
+        let mut basket = Self::basket(&ctx).await?;
+        if basket.remove(req.into_inner().product_id) {
             ctx.set(BASKET, Json(basket.clone()));
         }
         Ok(Json(basket))
     }
 
-    /// The basket as it is now; shared, so it never waits behind an exclusive handler.
+    /// The basket as it is now; shared, so it never waits behind a pending checkout.
     #[handler(name = "GetBasket")]
     async fn get_basket(&self, ctx: SharedObjectContext<'_>) -> Result<Json<Basket>, HandlerError> {
         Ok(ctx.get::<Json<Basket>>(BASKET).await?.unwrap_or_default())
+    }
+
+    /// Turns the basket into an order and waits for its payment. The handler is
+    /// exclusive, so the cart stays locked until the payment settles or times out.
+    #[handler(name = "Checkout")]
+    async fn checkout(
+        &self,
+        ctx: ObjectContext<'_>,
+        req: Json<CheckoutRequest>,
+    ) -> Result<Json<CheckoutOutcome>, HandlerError> {
+        let CheckoutRequest { order_id, shipping_address } = req.into_inner();
+        let key = checkout_key(&order_id);
+        // A repeated checkout of a known order answers what happened and creates nothing.
+        if let Some(Json(known)) = ctx.get::<Json<OrderRecord>>(&key).await? {
+            return Ok(Json(CheckoutOutcome::from(&known)));
+        }
+        let basket = Self::basket(&ctx).await?;
+        if basket.is_empty() {
+            return Err(refusal(409, "empty_cart", "the cart is empty; add something first").into());
+        }
+        let total_cents = basket
+            .total()
+            .ok_or_else(|| refusal(409, "cart_total_limit", "the cart total is too large"))?;
+        let created_at = ctx.run(|| async { Ok(now_rfc3339()) }).name("order_timestamp").await?;
+        let user_id = ctx.key().to_owned();
+        let mut order = OrderRecord {
+            order_id: order_id.clone(),
+            user_id: user_id.clone(),
+            items: basket.lines,
+            total_cents,
+            shipping_address,
+            created_at,
+            status: OrderStatus::AwaitingPayment,
+            awakeable_id: None,
+            transaction_id: None,
+            failure_reason: None,
+        };
+
+        let snapshot = order.clone();
+        let reserved = ctx
+            .run(|| async move { Ok(Json(self.db.reserve_order(&snapshot).await?)) })
+            .name("reserve_stock")
+            .await?
+            .into_inner();
+        match reserved {
+            ReserveOutcome::Reserved => {}
+            ReserveOutcome::OutOfStock { sku, available, wanted } => {
+                return Err(refusal(
+                    409,
+                    "out_of_stock",
+                    format!("only {available} of {sku} in stock; the order needs {wanted}"),
+                )
+                .into());
+            }
+            ReserveOutcome::OrderIdTaken => {
+                return Err(refusal(409, "order_id_taken", format!("order id {order_id} is already in use")).into());
+            }
+        }
+
+        let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
+        order.awakeable_id = Some(awakeable_id.clone());
+        ctx.set(&key, Json(order.clone()));
+        let mut ids = ctx.get::<Json<Vec<OrderId>>>(ORDERS).await?.unwrap_or_default().into_inner();
+        ids.push(order_id.clone());
+        ctx.set(ORDERS, Json(ids));
+
+        let (snapshot, awk) = (order.clone(), awakeable_id.clone());
+        ctx.run(|| async move {
+            self.db.register_payment(&snapshot, &awk).await?;
+            Event::checkout_started(&snapshot).write(&self.db).await?;
+            Ok(())
+        })
+        .name("register_payment")
+        .await?;
+
+        match self.await_payment(&ctx, awakeable, &awakeable_id).await? {
+            Payment::Paid(receipt) => {
+                order.status = OrderStatus::AwaitingApproval;
+                order.transaction_id = Some(receipt.transaction_id);
+                self.record(&ctx, &order, Event::payment_confirmed(&order), false).await?;
+                // Only the basket goes: the order records (dedup markers) stay.
+                ctx.clear(BASKET);
+                ctx.workflow_client::<OrderFulfillmentWorkflowClient>(order_id.to_string())
+                    .run(Json(order.clone()))
+                    .send();
+            }
+            Payment::Failed(reason) => {
+                order.status = OrderStatus::PaymentFailed;
+                order.failure_reason = Some(reason);
+                self.record(&ctx, &order, vec![Event::payment_failed(&order)], true).await?;
+            }
+            Payment::TimedOut => {
+                order.status = OrderStatus::PaymentTimedOut;
+                order.failure_reason = Some("no payment arrived in time".into());
+                self.record(&ctx, &order, vec![Event::payment_timed_out(&order)], true).await?;
+            }
+        }
+        ctx.set(&key, Json(order.clone()));
+        Ok(Json(CheckoutOutcome::from(&order)))
+    }
+
+    /// One order of this user, as checkout recorded it.
+    #[handler(name = "GetOrder")]
+    async fn get_order(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        order_id: String,
+    ) -> Result<Json<Option<OrderRecord>>, HandlerError> {
+        let id = OrderId::parse(&order_id).map_err(|e| refusal(400, "invalid_order_id", e))?;
+        Ok(Json(ctx.get::<Json<OrderRecord>>(&checkout_key(&id)).await?.map(Json::into_inner)))
+    }
+
+    /// All orders of this user, oldest first.
+    #[handler(name = "GetOrders")]
+    async fn get_orders(&self, ctx: SharedObjectContext<'_>) -> Result<Json<Vec<OrderRecord>>, HandlerError> {
+        let ids = ctx.get::<Json<Vec<OrderId>>>(ORDERS).await?.unwrap_or_default().into_inner();
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(Json(order)) = ctx.get::<Json<OrderRecord>>(&checkout_key(&id)).await? {
+                orders.push(order);
+            }
+        }
+        Ok(Json(orders))
     }
 }

@@ -1,0 +1,492 @@
+//! What the order lifecycle stores in SQLite: the order index, stock reservations,
+//! the simulated payment gateway and carrier, and the notification log. Every write is
+//! idempotent (keyed by order or event id, guarded by state), because the Restate
+//! handlers that make them may run a step again after a crash.
+
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+
+use super::Db;
+use crate::domain::{OrderRecord, OrderStatus};
+
+/// Why stock could not be reserved for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReserveOutcome {
+    Reserved,
+    OutOfStock { sku: String, available: i64, wanted: u32 },
+    /// The order id is already used by another user.
+    OrderIdTaken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct OrderSummary {
+    pub order_id: String,
+    pub user_id: String,
+    pub status: String,
+    pub total_cents: i64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct PaymentRequest {
+    pub order_id: String,
+    pub user_id: String,
+    pub amount_cents: i64,
+    pub awakeable_id: String,
+    pub state: String,
+    pub transaction_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct Shipment {
+    pub order_id: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub state: String,
+}
+
+/// An entry of the notification log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct Notification {
+    pub id: i64,
+    pub user_id: String,
+    pub order_id: Option<String>,
+    pub kind: String,
+    pub message: String,
+    pub created_at: String,
+}
+
+/// The current time as RFC 3339 UTC with milliseconds, as SQLite's strftime writes it.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_millis() as i64)
+}
+
+/// Formats milliseconds since the Unix epoch (civil-from-days, proleptic Gregorian).
+pub fn rfc3339(unix_ms: i64) -> String {
+    let (secs, ms) = (unix_ms.div_euclid(1000), unix_ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+impl Db {
+    /// Claims the order id for its user and reserves stock for every line, all in one
+    /// transaction: either everything is reserved or nothing is. Run again for the same
+    /// order it changes nothing and answers `Reserved`.
+    pub async fn reserve_order(&self, order: &OrderRecord) -> sqlx::Result<ReserveOutcome> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = ?")
+            .bind(order.order_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        match owner {
+            Some(owner) if owner == order.user_id => return Ok(ReserveOutcome::Reserved),
+            Some(_) => return Ok(ReserveOutcome::OrderIdTaken),
+            None => {}
+        }
+        for line in &order.items {
+            let qty = i64::from(line.quantity.get());
+            let taken = sqlx::query(
+                "UPDATE products SET stock_qty = stock_qty - ?1 WHERE id = ?2 AND stock_qty >= ?1",
+            )
+            .bind(qty)
+            .bind(line.product_id.get())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if taken == 0 {
+                let available: i64 = sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?")
+                    .bind(line.product_id.get())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(0);
+                tx.rollback().await?;
+                return Ok(ReserveOutcome::OutOfStock {
+                    sku: line.sku.clone(),
+                    available,
+                    wanted: line.quantity.get(),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO stock_reservations (order_id, product_id, quantity, state) VALUES (?, ?, ?, 'reserved')",
+            )
+            .bind(order.order_id.as_str())
+            .bind(line.product_id.get())
+            .bind(qty)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO orders (order_id, user_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(order.order_id.as_str())
+        .bind(&order.user_id)
+        .bind(order.status.as_str())
+        .bind(order.total_cents.get())
+        .bind(&order.created_at)
+        .bind(&order.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    /// Gives reserved stock back. Idempotent: only rows still `reserved` are released.
+    pub async fn release_reservation(&self, order_id: &str) -> sqlx::Result<u64> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE products SET stock_qty = stock_qty + (
+                 SELECT quantity FROM stock_reservations r
+                 WHERE r.order_id = ?1 AND r.product_id = products.id AND r.state = 'reserved')
+             WHERE id IN (SELECT product_id FROM stock_reservations WHERE order_id = ?1 AND state = 'reserved')",
+        )
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        let released = sqlx::query(
+            "UPDATE stock_reservations SET state = 'released' WHERE order_id = ? AND state = 'reserved'",
+        )
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    /// Turns the reservation into a sale: the stock stays taken for good.
+    pub async fn sell_reservation(&self, order_id: &str) -> sqlx::Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE stock_reservations SET state = 'sold' WHERE order_id = ? AND state = 'reserved'",
+        )
+        .bind(order_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn set_order_status(&self, order_id: &str, status: OrderStatus) -> sqlx::Result<()> {
+        sqlx::query("UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?")
+            .bind(status.as_str())
+            .bind(now_rfc3339())
+            .bind(order_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn order_summary(&self, order_id: &str) -> sqlx::Result<Option<OrderSummary>> {
+        sqlx::query_as(
+            "SELECT order_id, user_id, status, total_cents, created_at FROM orders WHERE order_id = ?",
+        )
+        .bind(order_id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    pub async fn orders_of_user(&self, user_id: &str) -> sqlx::Result<Vec<OrderSummary>> {
+        sqlx::query_as(
+            "SELECT order_id, user_id, status, total_cents, created_at FROM orders
+             WHERE user_id = ? ORDER BY created_at DESC, order_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn orders_with_status(&self, status: OrderStatus) -> sqlx::Result<Vec<OrderSummary>> {
+        sqlx::query_as(
+            "SELECT order_id, user_id, status, total_cents, created_at FROM orders
+             WHERE status = ? ORDER BY created_at, order_id",
+        )
+        .bind(status.as_str())
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// The user's order that is waiting for payment, if any: their cart is locked.
+    pub async fn pending_checkout(&self, user_id: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT order_id FROM orders WHERE user_id = ? AND status = 'awaiting_payment' LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Records a payment request with the simulated gateway; a second call for the same
+    /// order changes nothing.
+    pub async fn register_payment(&self, order: &OrderRecord, awakeable_id: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO payment_requests (order_id, user_id, amount_cents, awakeable_id, state, created_at)
+             VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order.order_id.as_str())
+        .bind(&order.user_id)
+        .bind(order.total_cents.get())
+        .bind(awakeable_id)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    const PAYMENT_COLUMNS: &str = "SELECT order_id, user_id, amount_cents, awakeable_id, state, transaction_id, reason FROM payment_requests";
+
+    pub async fn payment_by_awakeable(&self, awakeable_id: &str) -> sqlx::Result<Option<PaymentRequest>> {
+        sqlx::query_as(&format!("{} WHERE awakeable_id = ?", Self::PAYMENT_COLUMNS))
+            .bind(awakeable_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    pub async fn payment_by_order(&self, order_id: &str) -> sqlx::Result<Option<PaymentRequest>> {
+        sqlx::query_as(&format!("{} WHERE order_id = ?", Self::PAYMENT_COLUMNS))
+            .bind(order_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Settles a pending payment; false when it was already settled (or timed out).
+    /// This conditional update is the one arbiter between callbacks and the timeout.
+    pub async fn settle_payment(
+        &self,
+        awakeable_id: &str,
+        state: &str,
+        transaction_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> sqlx::Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE payment_requests SET state = ?, transaction_id = ?, reason = ?, settled_at = ?
+             WHERE awakeable_id = ? AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(transaction_id)
+        .bind(reason)
+        .bind(now_rfc3339())
+        .bind(awakeable_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Puts a settlement back when it could not be delivered to Restate.
+    pub async fn unsettle_payment(&self, awakeable_id: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE payment_requests SET state = 'pending', transaction_id = NULL, reason = NULL, settled_at = NULL
+             WHERE awakeable_id = ?",
+        )
+        .bind(awakeable_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Counts one more attempt to book a shipment with the carrier; returns the count.
+    pub async fn carrier_attempt(&self, order_id: &str) -> sqlx::Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO carrier_attempts (order_id, attempts) VALUES (?, 1)
+             ON CONFLICT (order_id) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
+        )
+        .bind(order_id)
+        .fetch_one(self.pool())
+        .await
+    }
+
+    /// Records a booked shipment; a second booking for the order returns the first.
+    pub async fn book_shipment(&self, order_id: &str, carrier: &str, tracking: &str) -> sqlx::Result<Shipment> {
+        sqlx::query(
+            "INSERT INTO shipments (order_id, carrier, tracking_number, state, created_at)
+             VALUES (?, ?, ?, 'booked', ?) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(carrier)
+        .bind(tracking)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await?;
+        self.shipment(order_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    pub async fn shipment(&self, order_id: &str) -> sqlx::Result<Option<Shipment>> {
+        sqlx::query_as("SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Cancels a booked shipment; idempotent.
+    pub async fn cancel_shipment(&self, order_id: &str) -> sqlx::Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE shipments SET state = 'cancelled', cancelled_at = ? WHERE order_id = ? AND state = 'booked'",
+        )
+        .bind(now_rfc3339())
+        .bind(order_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Appends to the notification log once per `event_id`.
+    pub async fn notify(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        order_id: Option<&str>,
+        kind: &str,
+        message: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO notifications (event_id, user_id, order_id, kind, message, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(user_id)
+        .bind(order_id)
+        .bind(kind)
+        .bind(message)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The user's notifications after `after_id`, oldest first.
+    pub async fn notifications(&self, user_id: &str, after_id: i64) -> sqlx::Result<Vec<Notification>> {
+        sqlx::query_as(
+            "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
+             WHERE user_id = ? AND id > ? ORDER BY id LIMIT 500",
+        )
+        .bind(user_id)
+        .bind(after_id)
+        .fetch_all(self.pool())
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BasketLine, Cents, OrderId, ProductId, Quantity, ShippingAddress};
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_798_675_200_000), "2026-12-31T00:00:00.000Z");
+    }
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        (dir, db)
+    }
+
+    fn order(id: &str, user: &str, lines: &[(i64, i64)]) -> OrderRecord {
+        OrderRecord {
+            order_id: OrderId::parse(id).unwrap(),
+            user_id: user.into(),
+            items: lines
+                .iter()
+                .map(|&(p, q)| BasketLine {
+                    product_id: ProductId::new(p).unwrap(),
+                    sku: format!("P{p:03}"),
+                    name: String::new(),
+                    unit_price_cents: Cents::new(100).unwrap(),
+                    quantity: Quantity::new(q).unwrap(),
+                })
+                .collect(),
+            total_cents: Cents::new(100).unwrap(),
+            shipping_address: ShippingAddress::parse("x").unwrap(),
+            created_at: now_rfc3339(),
+            status: OrderStatus::AwaitingPayment,
+            awakeable_id: None,
+            transaction_id: None,
+            failure_reason: None,
+        }
+    }
+
+    async fn stock(db: &Db, id: i64) -> i64 {
+        sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?").bind(id).fetch_one(db.pool()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn reservations_are_all_or_nothing_and_idempotent() {
+        let (_d, db) = db().await;
+        let (s1, s7) = (stock(&db, 1).await, stock(&db, 7).await);
+        // Line 2 cannot be covered: nothing is taken, not even line 1.
+        let greedy = order("o1", "alice", &[(1, 2), (7, s7 + 1)]);
+        assert!(matches!(db.reserve_order(&greedy).await.unwrap(), ReserveOutcome::OutOfStock { .. }));
+        assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
+        assert!(db.order_summary("o1").await.unwrap().is_none());
+
+        let ok = order("o2", "alice", &[(1, 2), (7, 1)]);
+        assert_eq!(db.reserve_order(&ok).await.unwrap(), ReserveOutcome::Reserved);
+        assert_eq!(db.reserve_order(&ok).await.unwrap(), ReserveOutcome::Reserved);
+        assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1 - 2, s7 - 1));
+        assert_eq!(db.reserve_order(&order("o2", "bob", &[(1, 1)])).await.unwrap(), ReserveOutcome::OrderIdTaken);
+
+        assert_eq!(db.release_reservation("o2").await.unwrap(), 2);
+        assert_eq!(db.release_reservation("o2").await.unwrap(), 0);
+        assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
+    }
+
+    #[tokio::test]
+    async fn a_sale_keeps_the_stock_taken() {
+        let (_d, db) = db().await;
+        let s1 = stock(&db, 1).await;
+        db.reserve_order(&order("o3", "alice", &[(1, 3)])).await.unwrap();
+        assert_eq!(db.sell_reservation("o3").await.unwrap(), 1);
+        assert_eq!(db.release_reservation("o3").await.unwrap(), 0, "a sold reservation is not released");
+        assert_eq!(stock(&db, 1).await, s1 - 3);
+    }
+
+    #[tokio::test]
+    async fn payments_settle_once() {
+        let (_d, db) = db().await;
+        let o = order("o4", "alice", &[(1, 1)]);
+        db.register_payment(&o, "sign_1").await.unwrap();
+        db.register_payment(&o, "sign_2").await.unwrap();
+        let p = db.payment_by_order("o4").await.unwrap().unwrap();
+        assert_eq!((p.awakeable_id.as_str(), p.state.as_str()), ("sign_1", "pending"));
+        assert!(db.settle_payment("sign_1", "succeeded", Some("t1"), None).await.unwrap());
+        assert!(!db.settle_payment("sign_1", "failed", None, Some("late")).await.unwrap());
+        assert_eq!(db.payment_by_awakeable("sign_1").await.unwrap().unwrap().transaction_id.as_deref(), Some("t1"));
+    }
+
+    #[tokio::test]
+    async fn shipments_and_notifications_are_idempotent() {
+        let (_d, db) = db().await;
+        assert_eq!(db.carrier_attempt("o5").await.unwrap(), 1);
+        assert_eq!(db.carrier_attempt("o5").await.unwrap(), 2);
+        let first = db.book_shipment("o5", "FedEx", "T1").await.unwrap();
+        let again = db.book_shipment("o5", "UPS", "T2").await.unwrap();
+        assert_eq!(first, again);
+        assert!(db.cancel_shipment("o5").await.unwrap());
+        assert!(!db.cancel_shipment("o5").await.unwrap());
+        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped").await.unwrap();
+        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped").await.unwrap();
+        assert_eq!(db.notifications("alice", 0).await.unwrap().len(), 1);
+    }
+}

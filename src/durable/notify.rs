@@ -1,0 +1,86 @@
+//! Lifecycle events for the notification log. Each has a deterministic event id
+//! (order id + what happened), so writing it again after a retry changes nothing.
+
+use crate::db::Db;
+use crate::domain::OrderRecord;
+
+/// Who sees the events meant for the store's staff.
+pub const ADMIN: &str = "admin";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub user_id: String,
+    pub order_id: String,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Event {
+    pub fn new(user_id: &str, order_id: &str, kind: &'static str, message: String) -> Event {
+        Event {
+            event_id: format!("{order_id}:{user_id}:{kind}"),
+            user_id: user_id.to_owned(),
+            order_id: order_id.to_owned(),
+            kind,
+            message,
+        }
+    }
+
+    /// Makes the event id unique among repeated events of one kind (retries).
+    pub fn nth(mut self, n: i64) -> Event {
+        self.event_id = format!("{}:{n}", self.event_id);
+        self
+    }
+
+    pub async fn write(&self, db: &Db) -> sqlx::Result<()> {
+        db.notify(&self.event_id, &self.user_id, Some(&self.order_id), self.kind, &self.message)
+            .await
+    }
+
+    fn for_user(order: &OrderRecord, kind: &'static str, message: String) -> Event {
+        Event::new(&order.user_id, order.order_id.as_str(), kind, message)
+    }
+
+    pub fn checkout_started(order: &OrderRecord) -> Event {
+        Event::for_user(
+            order,
+            "awaiting_payment",
+            format!("Order {}: checkout started, awaiting payment of {}", order.order_id, order.total_cents),
+        )
+    }
+
+    pub fn payment_confirmed(order: &OrderRecord) -> Vec<Event> {
+        vec![
+            Event::for_user(
+                order,
+                "payment_confirmed",
+                format!(
+                    "Order {}: payment confirmed (transaction {})",
+                    order.order_id,
+                    order.transaction_id.as_deref().unwrap_or("-")
+                ),
+            ),
+        ]
+    }
+
+    pub fn payment_failed(order: &OrderRecord) -> Event {
+        Event::for_user(
+            order,
+            "payment_failed",
+            format!(
+                "Order {}: payment failed: {}",
+                order.order_id,
+                order.failure_reason.as_deref().unwrap_or("declined")
+            ),
+        )
+    }
+
+    pub fn payment_timed_out(order: &OrderRecord) -> Event {
+        Event::for_user(
+            order,
+            "payment_timed_out",
+            format!("Order {}: no payment arrived in time; the order is cancelled", order.order_id),
+        )
+    }
+}

@@ -1,0 +1,132 @@
+//! `ShippingService`: books shipments with the (simulated) carrier, retrying transient
+//! failures with the proposal's policy, and cancels them as a saga compensation.
+
+use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::notify::Event;
+use crate::db::Db;
+use crate::domain::RetryConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShipmentRequest {
+    pub order_id: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentInfo {
+    pub carrier: String,
+    pub tracking_number: String,
+    /// Carrier calls it took, the successful one included.
+    pub attempts: i64,
+}
+
+/// The simulated carrier API. Order ids steer it for tests and demos: `FAIL_SHIP`
+/// fails every attempt, `FLAKY_SHIP` fails the first two. Carrier and tracking number
+/// are derived from the order id, so a booking repeated after a crash is the same.
+pub fn carrier_api(order_id: &str, attempt: i64) -> Result<(String, String), String> {
+    if order_id.contains("FAIL_SHIP") {
+        return Err("the carrier rejected the shipment".into());
+    }
+    if order_id.contains("FLAKY_SHIP") && attempt <= 2 {
+        return Err("the carrier API timed out".into());
+    }
+    // FNV-1a: a stable hash (std's hasher may change between releases).
+    let hash = order_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let (carrier, prefix) = [("FedEx", "FX"), ("UPS", "1Z"), ("DHL", "JD")][(hash % 3) as usize];
+    Ok((carrier.to_owned(), format!("{prefix}{:012}", hash % 1_000_000_000_000)))
+}
+
+pub struct ShippingService {
+    db: Db,
+}
+
+impl ShippingService {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[restate_sdk::service]
+impl ShippingService {
+    /// Books the shipment. Transient carrier errors are retried (3 attempts, 100 ms,
+    /// doubling); when they run out the failure is terminal for the caller.
+    #[handler(name = "InitiateShipment")]
+    async fn initiate_shipment(
+        &self,
+        ctx: Context<'_>,
+        req: Json<ShipmentRequest>,
+    ) -> Result<Json<ShipmentInfo>, HandlerError> {
+        let ShipmentRequest { order_id, user_id } = req.into_inner();
+        let max = RetryConfig::SHIPPING.max_attempts;
+        let booked = ctx
+            .run(|| async {
+                let attempt = self.db.carrier_attempt(&order_id).await?;
+                match carrier_api(&order_id, attempt) {
+                    Ok((carrier, tracking)) => {
+                        let s = self.db.book_shipment(&order_id, &carrier, &tracking).await?;
+                        Ok(Json(ShipmentInfo {
+                            carrier: s.carrier,
+                            tracking_number: s.tracking_number,
+                            attempts: attempt,
+                        }))
+                    }
+                    Err(reason) => {
+                        let message = format!(
+                            "Order {order_id}: carrier attempt {attempt} of {max} failed: {reason}"
+                        );
+                        Event::new(&user_id, &order_id, "shipping_retry", message)
+                            .nth(attempt)
+                            .write(&self.db)
+                            .await?;
+                        Err(HandlerError::from(reason))
+                    }
+                }
+            })
+            .name("book_with_carrier")
+            .retry_policy(RetryConfig::SHIPPING.into())
+            .await;
+        match booked {
+            Ok(info) => Ok(info),
+            Err(e) => Err(TerminalError::new_with_code(
+                502,
+                format!("shipping failed after {max} attempts: {}", e.message()),
+            )
+            .into()),
+        }
+    }
+
+    /// Cancels the order's shipment, if one was booked. Idempotent.
+    #[handler(name = "CancelShipment")]
+    async fn cancel_shipment(&self, ctx: Context<'_>, order_id: String) -> Result<bool, HandlerError> {
+        Ok(ctx
+            .run(|| async { Ok(self.db.cancel_shipment(&order_id).await?) })
+            .name("cancel_with_carrier")
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulation_hooks() {
+        assert!(carrier_api("order-FAIL_SHIP", 1).is_err());
+        assert!(carrier_api("order-FAIL_SHIP", 9).is_err());
+        assert!(carrier_api("FLAKY_SHIP-1", 1).is_err());
+        assert!(carrier_api("FLAKY_SHIP-1", 2).is_err());
+        assert!(carrier_api("FLAKY_SHIP-1", 3).is_ok());
+    }
+
+    #[test]
+    fn bookings_are_stable_per_order() {
+        let a = carrier_api("order-1", 1).unwrap();
+        assert_eq!(a, carrier_api("order-1", 2).unwrap());
+        assert_eq!(a.1.len(), 14);
+        assert!(["FedEx", "UPS", "DHL"].contains(&a.0.as_str()));
+    }
+}

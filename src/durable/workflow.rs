@@ -1,0 +1,279 @@
+//! `OrderFulfillmentWorkflow`: one run per paid order. Waits for an admin's decision
+//! (a durable promise), books the shipment (a durable call with retries), waits out the
+//! delivery (a durable timer) and, when a step fails for good, undoes what was done
+//! (a saga kept in workflow state, unwound last-in first-out).
+
+use std::time::Duration;
+
+use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::errors::refusal;
+use super::notify::{ADMIN, Event};
+use super::shipping::{ShipmentInfo, ShipmentRequest, ShippingServiceClient};
+use crate::config::format_duration;
+use crate::db::Db;
+use crate::db::orders::now_rfc3339;
+use crate::domain::order::steps_for;
+use crate::domain::{Compensation, OrderRecord, OrderStatus, Saga, Step, StepState};
+
+/// State keys.
+pub const STATUS: &str = "status";
+pub const SAGA: &str = "saga";
+/// The durable promise an admin resolves.
+pub const ADMIN_APPROVAL: &str = "admin_approval";
+
+/// A compensation that ran, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompensationRun {
+    pub name: String,
+    pub ran_at: String,
+}
+
+/// Everything the workflow knows about its order, as `GetStatus` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfillmentStatus {
+    pub order_id: String,
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub steps: Vec<Step>,
+    pub shipment: Option<ShipmentInfo>,
+    pub compensations: Vec<CompensationRun>,
+    pub failure_reason: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+/// An admin's decision on the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub approved: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RejectRequest {
+    pub reason: Option<String>,
+}
+
+pub struct OrderFulfillmentWorkflow {
+    db: Db,
+    delivery_delay: Duration,
+}
+
+impl OrderFulfillmentWorkflow {
+    pub fn new(db: Db, delivery_delay: Duration) -> Self {
+        Self { db, delivery_delay }
+    }
+
+    /// Moves the order to `status`: journals the time, updates the order index and
+    /// writes the notifications, then stores the new state.
+    async fn advance(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        status: OrderStatus,
+        events: Vec<Event>,
+    ) -> Result<(), HandlerError> {
+        let order_id = st.order_id.clone();
+        let at = ctx
+            .run(|| async move {
+                self.db.set_order_status(&order_id, status).await?;
+                for e in &events {
+                    e.write(&self.db).await?;
+                }
+                Ok(now_rfc3339())
+            })
+            .name(format!("enter_{status}"))
+            .await?;
+        set_status(st, status, &at);
+        ctx.set(STATUS, Json(st.clone()));
+        Ok(())
+    }
+
+    /// Unwinds the saga (last in, first out), records each compensation as it runs,
+    /// then ends the order in `status` and the workflow with a terminal error.
+    async fn fail(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        mut saga: Saga,
+        status: OrderStatus,
+        reason: String,
+    ) -> Result<Json<FulfillmentStatus>, HandlerError> {
+        st.failure_reason = Some(reason.clone());
+        while let Some(compensation) = saga.pop() {
+            let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+            if compensation == Compensation::CancelShipment {
+                ctx.service_client::<ShippingServiceClient>()
+                    .cancel_shipment(order_id.clone())
+                    .call()
+                    .await?;
+                if let Some(shipping) = st.steps.iter_mut().find(|s| s.name == "shipping") {
+                    shipping.state = StepState::Compensated;
+                }
+            }
+            let name = compensation.name();
+            let ran_at = ctx
+                .run(|| async move {
+                    if compensation == Compensation::ReleaseInventory {
+                        self.db.release_reservation(&order_id).await?;
+                    }
+                    let message = match compensation {
+                        Compensation::ReleaseInventory => format!("Order {order_id}: reserved stock released"),
+                        Compensation::CancelShipment => format!("Order {order_id}: shipment cancelled"),
+                    };
+                    Event::new(&user_id, &order_id, name, message).write(&self.db).await?;
+                    Ok(now_rfc3339())
+                })
+                .name(format!("compensate_{name}"))
+                .await?;
+            st.compensations.push(CompensationRun { name: name.to_owned(), ran_at });
+            ctx.set(SAGA, Json(saga.clone()));
+            ctx.set(STATUS, Json(st.clone()));
+        }
+        let (kind, message) = match status {
+            OrderStatus::Rejected => ("rejected", format!("Order {}: rejected by the store: {reason}", st.order_id)),
+            _ => ("order_failed", format!("Order {}: failed: {reason}", st.order_id)),
+        };
+        let event = Event::new(&st.user_id, &st.order_id, kind, message);
+        self.advance(ctx, st, status, vec![event]).await?;
+        Err(TerminalError::new_with_code(409, reason).into())
+    }
+}
+
+/// Sets the status and updates the checklist, stamping the steps that changed.
+fn set_status(st: &mut FulfillmentStatus, status: OrderStatus, at: &str) {
+    st.status = status;
+    st.updated_at = at.to_owned();
+    for (step, next) in st.steps.iter_mut().zip(steps_for(status)) {
+        if step.state == StepState::Compensated {
+            continue;
+        }
+        if step.state != next.state {
+            step.state = next.state;
+            step.at = Some(at.to_owned());
+        }
+    }
+}
+
+#[restate_sdk::workflow]
+impl OrderFulfillmentWorkflow {
+    /// Runs the order from approval to delivery.
+    #[handler(name = "Run")]
+    async fn run(
+        &self,
+        ctx: WorkflowContext<'_>,
+        order: Json<OrderRecord>,
+    ) -> Result<Json<FulfillmentStatus>, HandlerError> {
+        let order = order.into_inner();
+        let (order_id, user_id) = (order.order_id.to_string(), order.user_id.clone());
+        let started_at = ctx.run(|| async { Ok(now_rfc3339()) }).name("started_at").await?;
+        let mut st = FulfillmentStatus {
+            order_id: order_id.clone(),
+            user_id: user_id.clone(),
+            status: OrderStatus::AwaitingPayment,
+            steps: steps_for(OrderStatus::AwaitingPayment),
+            shipment: None,
+            compensations: Vec::new(),
+            failure_reason: None,
+            started_at: started_at.clone(),
+            updated_at: started_at,
+        };
+        // The stock was reserved at checkout: releasing it is owed from the start.
+        let mut saga = Saga::default();
+        saga.push(Compensation::ReleaseInventory);
+        ctx.set(SAGA, Json(saga.clone()));
+
+        let events = vec![
+            Event::new(&user_id, &order_id, "approval_needed", format!("Order {order_id}: waiting for the store's approval")),
+            Event::new(ADMIN, &order_id, "approval_needed", format!("Order {order_id} from {user_id} ({}) needs approval", order.total_cents)),
+        ];
+        self.advance(&ctx, &mut st, OrderStatus::AwaitingApproval, events).await?;
+
+        let decision = ctx.promise::<Json<Decision>>(ADMIN_APPROVAL).await?.into_inner();
+        if !decision.approved {
+            let reason = decision.reason.unwrap_or_else(|| "no reason given".into());
+            return self.fail(&ctx, &mut st, saga, OrderStatus::Rejected, reason).await;
+        }
+
+        let event = Event::new(&user_id, &order_id, "approved", format!("Order {order_id}: approved, booking the shipment"));
+        self.advance(&ctx, &mut st, OrderStatus::Shipping, vec![event]).await?;
+        let request = ShipmentRequest { order_id: order_id.clone(), user_id: user_id.clone() };
+        let shipment = match ctx
+            .service_client::<ShippingServiceClient>()
+            .initiate_shipment(Json(request))
+            .call()
+            .await
+        {
+            Ok(Json(shipment)) => shipment,
+            Err(e) => {
+                let reason = e.message().to_owned();
+                return self.fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason).await;
+            }
+        };
+        // Only a shipment that exists is cancelled on a later failure.
+        saga.push(Compensation::CancelShipment);
+        ctx.set(SAGA, Json(saga.clone()));
+        let message = format!(
+            "Order {order_id}: shipment initiated with {}, tracking {}; delivery expected in {}",
+            shipment.carrier,
+            shipment.tracking_number,
+            format_duration(self.delivery_delay)
+        );
+        st.shipment = Some(shipment);
+        let event = Event::new(&user_id, &order_id, "shipment_initiated", message);
+        self.advance(&ctx, &mut st, OrderStatus::InTransit, vec![event]).await?;
+
+        ctx.sleep(self.delivery_delay).await?;
+        // Simulation hook: the parcel is lost after it shipped, so the saga has to
+        // cancel the shipment before it releases the stock.
+        if order_id.contains("FAIL_DELIVERY") {
+            let reason = "the carrier lost the parcel in transit".to_owned();
+            return self.fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason).await;
+        }
+
+        let id = order_id.clone();
+        ctx.run(|| async move { Ok(self.db.sell_reservation(&id).await.map(|_| ())?) })
+            .name("complete_sale")
+            .await?;
+        saga.clear();
+        ctx.set(SAGA, Json(saga));
+        let event = Event::new(&user_id, &order_id, "delivered", format!("Order {order_id}: delivered"));
+        self.advance(&ctx, &mut st, OrderStatus::Delivered, vec![event]).await?;
+        Ok(Json(st))
+    }
+
+    /// An admin approves the order.
+    #[handler(name = "Approve")]
+    async fn approve(&self, ctx: SharedWorkflowContext<'_>) -> Result<(), HandlerError> {
+        decide(&ctx, Decision { approved: true, reason: None }).await
+    }
+
+    /// An admin rejects the order, optionally saying why.
+    #[handler(name = "Reject")]
+    async fn reject(&self, ctx: SharedWorkflowContext<'_>, req: Json<RejectRequest>) -> Result<(), HandlerError> {
+        let reason = req.into_inner().reason.filter(|r| !r.trim().is_empty());
+        decide(&ctx, Decision { approved: false, reason }).await
+    }
+
+    /// Where the order is; `null` when no workflow ran for this id.
+    #[handler(name = "GetStatus")]
+    async fn get_status(&self, ctx: SharedWorkflowContext<'_>) -> Result<Json<Option<FulfillmentStatus>>, HandlerError> {
+        Ok(Json(ctx.get::<Json<FulfillmentStatus>>(STATUS).await?.map(Json::into_inner)))
+    }
+}
+
+async fn decide(ctx: &SharedWorkflowContext<'_>, decision: Decision) -> Result<(), HandlerError> {
+    let Some(Json(st)) = ctx.get::<Json<FulfillmentStatus>>(STATUS).await? else {
+        return Err(refusal(404, "unknown_order", "no order is being fulfilled under this id").into());
+    };
+    if st.status != OrderStatus::AwaitingApproval {
+        return Err(refusal(409, "not_awaiting_approval", format!("the order is {}", st.status)).into());
+    }
+    if ctx.peek_promise::<Json<Decision>>(ADMIN_APPROVAL).await?.is_some() {
+        return Err(refusal(409, "not_awaiting_approval", "the order has already been decided").into());
+    }
+    ctx.resolve_promise(ADMIN_APPROVAL, Json(decision));
+    Ok(())
+}
