@@ -45,6 +45,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         db,
         restate,
         trust_user_header: config.trust_user_header,
+        webhook_secret: config.payment_webhook_secret.clone(),
     };
     let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
 
@@ -295,6 +296,7 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         db,
         restate,
         trust_user_header: config.trust_user_header,
+        webhook_secret: config.payment_webhook_secret.clone(),
     };
     println!("ShopFlow web is running: http://{}", config.http_addr);
     web::serve(http, state, async move { shutdown.wait().await }).await?;

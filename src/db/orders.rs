@@ -13,7 +13,11 @@ use crate::domain::{OrderRecord, OrderStatus};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReserveOutcome {
     Reserved,
-    OutOfStock { sku: String, available: i64, wanted: u32 },
+    OutOfStock {
+        sku: String,
+        available: i64,
+        wanted: u32,
+    },
     /// The order id is already used by another user.
     OrderIdTaken,
 }
@@ -92,10 +96,11 @@ impl Db {
     /// order it changes nothing and answers `Reserved`.
     pub async fn reserve_order(&self, order: &OrderRecord) -> sqlx::Result<ReserveOutcome> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = ?")
-            .bind(order.order_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = ?")
+                .bind(order.order_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         match owner {
             Some(owner) if owner == order.user_id => return Ok(ReserveOutcome::Reserved),
             Some(_) => return Ok(ReserveOutcome::OrderIdTaken),
@@ -112,11 +117,12 @@ impl Db {
             .await?
             .rows_affected();
             if taken == 0 {
-                let available: i64 = sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?")
-                    .bind(line.product_id.get())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .unwrap_or(0);
+                let available: i64 =
+                    sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?")
+                        .bind(line.product_id.get())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or(0);
                 tx.rollback().await?;
                 return Ok(ReserveOutcome::OutOfStock {
                     sku: line.sku.clone(),
@@ -233,7 +239,11 @@ impl Db {
 
     /// Records a payment request with the simulated gateway; a second call for the same
     /// order changes nothing.
-    pub async fn register_payment(&self, order: &OrderRecord, awakeable_id: &str) -> sqlx::Result<()> {
+    pub async fn register_payment(
+        &self,
+        order: &OrderRecord,
+        awakeable_id: &str,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO payment_requests (order_id, user_id, amount_cents, awakeable_id, state, created_at)
              VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
@@ -250,7 +260,10 @@ impl Db {
 
     const PAYMENT_COLUMNS: &str = "SELECT order_id, user_id, amount_cents, awakeable_id, state, transaction_id, reason FROM payment_requests";
 
-    pub async fn payment_by_awakeable(&self, awakeable_id: &str) -> sqlx::Result<Option<PaymentRequest>> {
+    pub async fn payment_by_awakeable(
+        &self,
+        awakeable_id: &str,
+    ) -> sqlx::Result<Option<PaymentRequest>> {
         sqlx::query_as(&format!("{} WHERE awakeable_id = ?", Self::PAYMENT_COLUMNS))
             .bind(awakeable_id)
             .fetch_optional(self.pool())
@@ -312,7 +325,12 @@ impl Db {
     }
 
     /// Records a booked shipment; a second booking for the order returns the first.
-    pub async fn book_shipment(&self, order_id: &str, carrier: &str, tracking: &str) -> sqlx::Result<Shipment> {
+    pub async fn book_shipment(
+        &self,
+        order_id: &str,
+        carrier: &str,
+        tracking: &str,
+    ) -> sqlx::Result<Shipment> {
         sqlx::query(
             "INSERT INTO shipments (order_id, carrier, tracking_number, state, created_at)
              VALUES (?, ?, ?, 'booked', ?) ON CONFLICT (order_id) DO NOTHING",
@@ -329,10 +347,12 @@ impl Db {
     }
 
     pub async fn shipment(&self, order_id: &str) -> sqlx::Result<Option<Shipment>> {
-        sqlx::query_as("SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = ?")
-            .bind(order_id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(
+            "SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = ?",
+        )
+        .bind(order_id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// Cancels a booked shipment; idempotent.
@@ -373,7 +393,11 @@ impl Db {
     }
 
     /// The user's notifications after `after_id`, oldest first.
-    pub async fn notifications(&self, user_id: &str, after_id: i64) -> sqlx::Result<Vec<Notification>> {
+    pub async fn notifications(
+        &self,
+        user_id: &str,
+        after_id: i64,
+    ) -> sqlx::Result<Vec<Notification>> {
         sqlx::query_as(
             "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
              WHERE user_id = ? AND id > ? ORDER BY id LIMIT 500",
@@ -399,7 +423,9 @@ mod tests {
 
     async fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
         (dir, db)
     }
 
@@ -428,7 +454,11 @@ mod tests {
     }
 
     async fn stock(db: &Db, id: i64) -> i64 {
-        sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?").bind(id).fetch_one(db.pool()).await.unwrap()
+        sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -437,15 +467,29 @@ mod tests {
         let (s1, s7) = (stock(&db, 1).await, stock(&db, 7).await);
         // Line 2 cannot be covered: nothing is taken, not even line 1.
         let greedy = order("o1", "alice", &[(1, 2), (7, s7 + 1)]);
-        assert!(matches!(db.reserve_order(&greedy).await.unwrap(), ReserveOutcome::OutOfStock { .. }));
+        assert!(matches!(
+            db.reserve_order(&greedy).await.unwrap(),
+            ReserveOutcome::OutOfStock { .. }
+        ));
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
         assert!(db.order_summary("o1").await.unwrap().is_none());
 
         let ok = order("o2", "alice", &[(1, 2), (7, 1)]);
-        assert_eq!(db.reserve_order(&ok).await.unwrap(), ReserveOutcome::Reserved);
-        assert_eq!(db.reserve_order(&ok).await.unwrap(), ReserveOutcome::Reserved);
+        assert_eq!(
+            db.reserve_order(&ok).await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        assert_eq!(
+            db.reserve_order(&ok).await.unwrap(),
+            ReserveOutcome::Reserved
+        );
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1 - 2, s7 - 1));
-        assert_eq!(db.reserve_order(&order("o2", "bob", &[(1, 1)])).await.unwrap(), ReserveOutcome::OrderIdTaken);
+        assert_eq!(
+            db.reserve_order(&order("o2", "bob", &[(1, 1)]))
+                .await
+                .unwrap(),
+            ReserveOutcome::OrderIdTaken
+        );
 
         assert_eq!(db.release_reservation("o2").await.unwrap(), 2);
         assert_eq!(db.release_reservation("o2").await.unwrap(), 0);
@@ -456,9 +500,15 @@ mod tests {
     async fn a_sale_keeps_the_stock_taken() {
         let (_d, db) = db().await;
         let s1 = stock(&db, 1).await;
-        db.reserve_order(&order("o3", "alice", &[(1, 3)])).await.unwrap();
+        db.reserve_order(&order("o3", "alice", &[(1, 3)]))
+            .await
+            .unwrap();
         assert_eq!(db.sell_reservation("o3").await.unwrap(), 1);
-        assert_eq!(db.release_reservation("o3").await.unwrap(), 0, "a sold reservation is not released");
+        assert_eq!(
+            db.release_reservation("o3").await.unwrap(),
+            0,
+            "a sold reservation is not released"
+        );
         assert_eq!(stock(&db, 1).await, s1 - 3);
     }
 
@@ -469,10 +519,29 @@ mod tests {
         db.register_payment(&o, "sign_1").await.unwrap();
         db.register_payment(&o, "sign_2").await.unwrap();
         let p = db.payment_by_order("o4").await.unwrap().unwrap();
-        assert_eq!((p.awakeable_id.as_str(), p.state.as_str()), ("sign_1", "pending"));
-        assert!(db.settle_payment("sign_1", "succeeded", Some("t1"), None).await.unwrap());
-        assert!(!db.settle_payment("sign_1", "failed", None, Some("late")).await.unwrap());
-        assert_eq!(db.payment_by_awakeable("sign_1").await.unwrap().unwrap().transaction_id.as_deref(), Some("t1"));
+        assert_eq!(
+            (p.awakeable_id.as_str(), p.state.as_str()),
+            ("sign_1", "pending")
+        );
+        assert!(
+            db.settle_payment("sign_1", "succeeded", Some("t1"), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.settle_payment("sign_1", "failed", None, Some("late"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.payment_by_awakeable("sign_1")
+                .await
+                .unwrap()
+                .unwrap()
+                .transaction_id
+                .as_deref(),
+            Some("t1")
+        );
     }
 
     #[tokio::test]
@@ -485,8 +554,12 @@ mod tests {
         assert_eq!(first, again);
         assert!(db.cancel_shipment("o5").await.unwrap());
         assert!(!db.cancel_shipment("o5").await.unwrap());
-        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped").await.unwrap();
-        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped").await.unwrap();
+        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped")
+            .await
+            .unwrap();
+        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped")
+            .await
+            .unwrap();
         assert_eq!(db.notifications("alice", 0).await.unwrap().len(), 1);
     }
 }

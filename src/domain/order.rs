@@ -267,7 +267,10 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(ShippingAddress::parse("  1 Main St\n").unwrap().as_str(), "1 Main St");
+        assert_eq!(
+            ShippingAddress::parse("  1 Main St\n").unwrap().as_str(),
+            "1 Main St"
+        );
         assert!(ShippingAddress::parse("Line 1\nLine 2").is_ok());
         assert!(ShippingAddress::parse("   ").is_err());
         assert!(ShippingAddress::parse("a\u{0}b").is_err());
@@ -286,11 +289,28 @@ mod tests {
 
     #[test]
     fn checklists() {
-        let states = |s| steps_for(s).into_iter().map(|x| x.state).collect::<Vec<_>>();
+        let states = |s| {
+            steps_for(s)
+                .into_iter()
+                .map(|x| x.state)
+                .collect::<Vec<_>>()
+        };
         use StepState::*;
-        assert_eq!(states(OrderStatus::AwaitingPayment), [Active, Pending, Pending, Pending, Pending]);
-        assert_eq!(states(OrderStatus::Rejected), [Done, Failed, Pending, Pending, Pending]);
-        assert_eq!(states(OrderStatus::InTransit), [Done, Done, Done, Active, Pending]);
-        assert_eq!(states(OrderStatus::Delivered), [Done, Done, Done, Done, Done]);
+        assert_eq!(
+            states(OrderStatus::AwaitingPayment),
+            [Active, Pending, Pending, Pending, Pending]
+        );
+        assert_eq!(
+            states(OrderStatus::Rejected),
+            [Done, Failed, Pending, Pending, Pending]
+        );
+        assert_eq!(
+            states(OrderStatus::InTransit),
+            [Done, Done, Done, Active, Pending]
+        );
+        assert_eq!(
+            states(OrderStatus::Delivered),
+            [Done, Done, Done, Done, Done]
+        );
     }
 }

@@ -23,13 +23,15 @@ impl RetryConfig {
 
     /// The delay before retry number `n` (1-based), as the policy schedules it.
     pub fn delay_before_retry(&self, n: u32) -> Duration {
-        self.initial_delay
-            .mul_f32(self.backoff_factor.powi(n.saturating_sub(1) as i32))
+        let factor = f64::from(self.backoff_factor).powi(n.saturating_sub(1) as i32);
+        Duration::from_millis((self.initial_delay.as_millis() as f64 * factor).round() as u64)
     }
 
     /// The longest the whole retry loop waits in total.
     pub fn total_delay(&self) -> Duration {
-        (1..self.max_attempts).map(|n| self.delay_before_retry(n)).sum()
+        (1..self.max_attempts)
+            .map(|n| self.delay_before_retry(n))
+            .sum()
     }
 }
 

@@ -78,7 +78,10 @@ mod tests {
         saga.push(Compensation::ReleaseInventory);
         saga.push(Compensation::CancelShipment);
         let json = serde_json::to_string(&saga).unwrap();
-        assert_eq!(json, r#"{"pending":["release_inventory","cancel_shipment"]}"#);
+        assert_eq!(
+            json,
+            r#"{"pending":["release_inventory","cancel_shipment"]}"#
+        );
         assert_eq!(serde_json::from_str::<Saga>(&json).unwrap(), saga);
     }
 }

@@ -75,6 +75,101 @@ impl RestateClient {
         if let Some(body) = input {
             req = req.json(body);
         }
+        self.exchange(req, service, handler).await
+    }
+
+    /// Starts `{service}/{key}/{handler}` without waiting for it to finish. The
+    /// idempotency key makes a repeated send return the same invocation. Returns the
+    /// invocation id.
+    pub async fn send<I: Serialize + ?Sized>(
+        &self,
+        service: &str,
+        key: &str,
+        handler: &str,
+        input: &I,
+        idempotency_key: &str,
+    ) -> Result<String, CallError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Sent {
+            invocation_id: String,
+        }
+        let url = format!("{}/{service}/{key}/{handler}/send", self.ingress_url);
+        let req = self
+            .http
+            .post(&url)
+            .timeout(Self::CALL_TIMEOUT)
+            .header("idempotency-key", idempotency_key)
+            .json(input);
+        let sent: Sent = self.exchange(req, service, handler).await?;
+        Ok(sent.invocation_id)
+    }
+
+    /// The result of an invocation started with an idempotency key: `None` while it runs.
+    pub async fn output<O: DeserializeOwned>(
+        &self,
+        invocation_id: &str,
+    ) -> Result<Option<O>, CallError> {
+        let url = format!(
+            "{}/restate/invocation/{invocation_id}/output",
+            self.ingress_url
+        );
+        let req = self.http.get(&url).timeout(Self::CALL_TIMEOUT);
+        match self.exchange(req, "invocation", "output").await {
+            Ok(o) => Ok(Some(o)),
+            // Restate's "exists but has not completed yet".
+            Err(CallError::Refused { status: 470, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Completes an awakeable with a value.
+    pub async fn resolve_awakeable<T: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        value: &T,
+    ) -> Result<(), CallError> {
+        let url = format!("{}/restate/awakeables/{id}/resolve", self.ingress_url);
+        let req = self.http.post(&url).timeout(Self::CALL_TIMEOUT).json(value);
+        self.exchange_empty(req).await
+    }
+
+    /// Fails an awakeable; the waiting handler sees a terminal error with `reason`.
+    pub async fn reject_awakeable(&self, id: &str, reason: &str) -> Result<(), CallError> {
+        let url = format!("{}/restate/awakeables/{id}/reject", self.ingress_url);
+        let req = self
+            .http
+            .post(&url)
+            .timeout(Self::CALL_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(reason.to_owned());
+        self.exchange_empty(req).await
+    }
+
+    async fn exchange<O: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        service: &str,
+        handler: &str,
+    ) -> Result<O, CallError> {
+        let body = self.exchange_bytes(req).await?;
+        // A handler returning nothing answers with an empty body.
+        let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+        serde_json::from_slice(body).map_err(|e| {
+            CallError::Unavailable(format!("unexpected answer from {service}/{handler}: {e}"))
+        })
+    }
+
+    async fn exchange_empty(&self, req: reqwest::RequestBuilder) -> Result<(), CallError> {
+        self.exchange_bytes(req).await.map(drop)
+    }
+
+    /// Sends a request; a non-2xx answer becomes `CallError::Refused` with the
+    /// handler's code split off the message.
+    async fn exchange_bytes(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<axum::body::Bytes, CallError> {
         let resp = req
             .send()
             .await
@@ -85,9 +180,7 @@ impl RestateClient {
             .await
             .map_err(|e| CallError::Unavailable(e.without_url().to_string()))?;
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
-                CallError::Unavailable(format!("unexpected answer from {service}/{handler}: {e}"))
-            });
+            return Ok(body);
         }
         let message = serde_json::from_slice::<IngressError>(&body)
             .map(|e| e.message)

@@ -32,7 +32,10 @@ pub struct Timings {
 pub fn endpoint(db: Db, timings: Timings) -> Endpoint {
     Endpoint::builder()
         .bind(UserSession::new(db.clone(), timings.payment_timeout))
-        .bind(OrderFulfillmentWorkflow::new(db.clone(), timings.delivery_delay))
+        .bind(OrderFulfillmentWorkflow::new(
+            db.clone(),
+            timings.delivery_delay,
+        ))
         .bind(ShippingService::new(db))
         .build()
 }

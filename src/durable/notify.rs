@@ -34,8 +34,14 @@ impl Event {
     }
 
     pub async fn write(&self, db: &Db) -> sqlx::Result<()> {
-        db.notify(&self.event_id, &self.user_id, Some(&self.order_id), self.kind, &self.message)
-            .await
+        db.notify(
+            &self.event_id,
+            &self.user_id,
+            Some(&self.order_id),
+            self.kind,
+            &self.message,
+        )
+        .await
     }
 
     fn for_user(order: &OrderRecord, kind: &'static str, message: String) -> Event {
@@ -46,22 +52,23 @@ impl Event {
         Event::for_user(
             order,
             "awaiting_payment",
-            format!("Order {}: checkout started, awaiting payment of {}", order.order_id, order.total_cents),
+            format!(
+                "Order {}: checkout started, awaiting payment of {}",
+                order.order_id, order.total_cents
+            ),
         )
     }
 
     pub fn payment_confirmed(order: &OrderRecord) -> Vec<Event> {
-        vec![
-            Event::for_user(
-                order,
-                "payment_confirmed",
-                format!(
-                    "Order {}: payment confirmed (transaction {})",
-                    order.order_id,
-                    order.transaction_id.as_deref().unwrap_or("-")
-                ),
+        vec![Event::for_user(
+            order,
+            "payment_confirmed",
+            format!(
+                "Order {}: payment confirmed (transaction {})",
+                order.order_id,
+                order.transaction_id.as_deref().unwrap_or("-")
             ),
-        ]
+        )]
     }
 
     pub fn payment_failed(order: &OrderRecord) -> Event {
@@ -80,7 +87,10 @@ impl Event {
         Event::for_user(
             order,
             "payment_timed_out",
-            format!("Order {}: no payment arrived in time; the order is cancelled", order.order_id),
+            format!(
+                "Order {}: no payment arrived in time; the order is cancelled",
+                order.order_id
+            ),
         )
     }
 }

@@ -33,11 +33,14 @@ pub fn carrier_api(order_id: &str, attempt: i64) -> Result<(String, String), Str
         return Err("the carrier API timed out".into());
     }
     // FNV-1a: a stable hash (std's hasher may change between releases).
-    let hash = order_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = order_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let (carrier, prefix) = [("FedEx", "FX"), ("UPS", "1Z"), ("DHL", "JD")][(hash % 3) as usize];
-    Ok((carrier.to_owned(), format!("{prefix}{:012}", hash % 1_000_000_000_000)))
+    Ok((
+        carrier.to_owned(),
+        format!("{prefix}{:012}", hash % 1_000_000_000_000),
+    ))
 }
 
 pub struct ShippingService {
@@ -67,7 +70,10 @@ impl ShippingService {
                 let attempt = self.db.carrier_attempt(&order_id).await?;
                 match carrier_api(&order_id, attempt) {
                     Ok((carrier, tracking)) => {
-                        let s = self.db.book_shipment(&order_id, &carrier, &tracking).await?;
+                        let s = self
+                            .db
+                            .book_shipment(&order_id, &carrier, &tracking)
+                            .await?;
                         Ok(Json(ShipmentInfo {
                             carrier: s.carrier,
                             tracking_number: s.tracking_number,
@@ -101,7 +107,11 @@ impl ShippingService {
 
     /// Cancels the order's shipment, if one was booked. Idempotent.
     #[handler(name = "CancelShipment")]
-    async fn cancel_shipment(&self, ctx: Context<'_>, order_id: String) -> Result<bool, HandlerError> {
+    async fn cancel_shipment(
+        &self,
+        ctx: Context<'_>,
+        order_id: String,
+    ) -> Result<bool, HandlerError> {
         Ok(ctx
             .run(|| async { Ok(self.db.cancel_shipment(&order_id).await?) })
             .name("cancel_with_carrier")

@@ -93,7 +93,10 @@ pub struct UserSession {
 
 impl UserSession {
     pub fn new(db: Db, payment_timeout: Duration) -> Self {
-        Self { db, payment_timeout }
+        Self {
+            db,
+            payment_timeout,
+        }
     }
 
     /// Reads a product from the catalog. A read is not deterministic (stock moves), so
@@ -122,19 +125,30 @@ impl UserSession {
             .await?
             .into_inner();
         found.ok_or_else(|| {
-            refusal(404, "unknown_product", format!("no product with id {product_id}")).into()
+            refusal(
+                404,
+                "unknown_product",
+                format!("no product with id {product_id}"),
+            )
+            .into()
         })
     }
 
     async fn basket(ctx: &ObjectContext<'_>) -> Result<Basket, HandlerError> {
-        Ok(ctx.get::<Json<Basket>>(BASKET).await?.unwrap_or_default().into_inner())
+        Ok(ctx
+            .get::<Json<Basket>>(BASKET)
+            .await?
+            .unwrap_or_default()
+            .into_inner())
     }
 
     /// Waits for the payment gateway or the timeout, whichever comes first.
     async fn await_payment(
         &self,
         ctx: &ObjectContext<'_>,
-        awakeable: impl restate_sdk::context::DurableFuture<Output = Result<Json<PaymentReceipt>, TerminalError>>,
+        awakeable: impl restate_sdk::context::DurableFuture<
+            Output = Result<Json<PaymentReceipt>, TerminalError>,
+        >,
         awakeable_id: &str,
     ) -> Result<Payment, HandlerError> {
         let outcome = restate_sdk::select! {
@@ -152,7 +166,9 @@ impl UserSession {
         let id = awakeable_id.to_owned();
         let settled = ctx
             .run(|| async move {
-                self.db.settle_payment(&id, "timed_out", None, Some("payment timed out")).await?;
+                self.db
+                    .settle_payment(&id, "timed_out", None, Some("payment timed out"))
+                    .await?;
                 Ok(Json(self.db.payment_by_awakeable(&id).await?))
             })
             .name("expire_payment")
@@ -205,7 +221,9 @@ impl UserSession {
         req: Json<AddItem>,
     ) -> Result<Json<Basket>, HandlerError> {
         let req = req.into_inner();
-        let entry = self.catalog_entry(&ctx, req.product_id, req.quantity).await?;
+        let entry = self
+            .catalog_entry(&ctx, req.product_id, req.quantity)
+            .await?;
         let mut basket = Self::basket(&ctx).await?;
         basket
             .add(entry.line, entry.available)
@@ -242,7 +260,10 @@ impl UserSession {
         ctx: ObjectContext<'_>,
         req: Json<CheckoutRequest>,
     ) -> Result<Json<CheckoutOutcome>, HandlerError> {
-        let CheckoutRequest { order_id, shipping_address } = req.into_inner();
+        let CheckoutRequest {
+            order_id,
+            shipping_address,
+        } = req.into_inner();
         let key = checkout_key(&order_id);
         // A repeated checkout of a known order answers what happened and creates nothing.
         if let Some(Json(known)) = ctx.get::<Json<OrderRecord>>(&key).await? {
@@ -250,12 +271,17 @@ impl UserSession {
         }
         let basket = Self::basket(&ctx).await?;
         if basket.is_empty() {
-            return Err(refusal(409, "empty_cart", "the cart is empty; add something first").into());
+            return Err(
+                refusal(409, "empty_cart", "the cart is empty; add something first").into(),
+            );
         }
         let total_cents = basket
             .total()
             .ok_or_else(|| refusal(409, "cart_total_limit", "the cart total is too large"))?;
-        let created_at = ctx.run(|| async { Ok(now_rfc3339()) }).name("order_timestamp").await?;
+        let created_at = ctx
+            .run(|| async { Ok(now_rfc3339()) })
+            .name("order_timestamp")
+            .await?;
         let user_id = ctx.key().to_owned();
         let mut order = OrderRecord {
             order_id: order_id.clone(),
@@ -278,7 +304,11 @@ impl UserSession {
             .into_inner();
         match reserved {
             ReserveOutcome::Reserved => {}
-            ReserveOutcome::OutOfStock { sku, available, wanted } => {
+            ReserveOutcome::OutOfStock {
+                sku,
+                available,
+                wanted,
+            } => {
                 return Err(refusal(
                     409,
                     "out_of_stock",
@@ -287,14 +317,23 @@ impl UserSession {
                 .into());
             }
             ReserveOutcome::OrderIdTaken => {
-                return Err(refusal(409, "order_id_taken", format!("order id {order_id} is already in use")).into());
+                return Err(refusal(
+                    409,
+                    "order_id_taken",
+                    format!("order id {order_id} is already in use"),
+                )
+                .into());
             }
         }
 
         let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
         order.awakeable_id = Some(awakeable_id.clone());
         ctx.set(&key, Json(order.clone()));
-        let mut ids = ctx.get::<Json<Vec<OrderId>>>(ORDERS).await?.unwrap_or_default().into_inner();
+        let mut ids = ctx
+            .get::<Json<Vec<OrderId>>>(ORDERS)
+            .await?
+            .unwrap_or_default()
+            .into_inner();
         ids.push(order_id.clone());
         ctx.set(ORDERS, Json(ids));
 
@@ -311,7 +350,8 @@ impl UserSession {
             Payment::Paid(receipt) => {
                 order.status = OrderStatus::AwaitingApproval;
                 order.transaction_id = Some(receipt.transaction_id);
-                self.record(&ctx, &order, Event::payment_confirmed(&order), false).await?;
+                self.record(&ctx, &order, Event::payment_confirmed(&order), false)
+                    .await?;
                 // Only the basket goes: the order records (dedup markers) stay.
                 ctx.clear(BASKET);
                 ctx.workflow_client::<OrderFulfillmentWorkflowClient>(order_id.to_string())
@@ -321,12 +361,14 @@ impl UserSession {
             Payment::Failed(reason) => {
                 order.status = OrderStatus::PaymentFailed;
                 order.failure_reason = Some(reason);
-                self.record(&ctx, &order, vec![Event::payment_failed(&order)], true).await?;
+                self.record(&ctx, &order, vec![Event::payment_failed(&order)], true)
+                    .await?;
             }
             Payment::TimedOut => {
                 order.status = OrderStatus::PaymentTimedOut;
                 order.failure_reason = Some("no payment arrived in time".into());
-                self.record(&ctx, &order, vec![Event::payment_timed_out(&order)], true).await?;
+                self.record(&ctx, &order, vec![Event::payment_timed_out(&order)], true)
+                    .await?;
             }
         }
         ctx.set(&key, Json(order.clone()));
@@ -341,13 +383,24 @@ impl UserSession {
         order_id: String,
     ) -> Result<Json<Option<OrderRecord>>, HandlerError> {
         let id = OrderId::parse(&order_id).map_err(|e| refusal(400, "invalid_order_id", e))?;
-        Ok(Json(ctx.get::<Json<OrderRecord>>(&checkout_key(&id)).await?.map(Json::into_inner)))
+        Ok(Json(
+            ctx.get::<Json<OrderRecord>>(&checkout_key(&id))
+                .await?
+                .map(Json::into_inner),
+        ))
     }
 
     /// All orders of this user, oldest first.
     #[handler(name = "GetOrders")]
-    async fn get_orders(&self, ctx: SharedObjectContext<'_>) -> Result<Json<Vec<OrderRecord>>, HandlerError> {
-        let ids = ctx.get::<Json<Vec<OrderId>>>(ORDERS).await?.unwrap_or_default().into_inner();
+    async fn get_orders(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<Vec<OrderRecord>>, HandlerError> {
+        let ids = ctx
+            .get::<Json<Vec<OrderId>>>(ORDERS)
+            .await?
+            .unwrap_or_default()
+            .into_inner();
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(Json(order)) = ctx.get::<Json<OrderRecord>>(&checkout_key(&id)).await? {

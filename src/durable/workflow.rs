@@ -120,21 +120,36 @@ impl OrderFulfillmentWorkflow {
                         self.db.release_reservation(&order_id).await?;
                     }
                     let message = match compensation {
-                        Compensation::ReleaseInventory => format!("Order {order_id}: reserved stock released"),
-                        Compensation::CancelShipment => format!("Order {order_id}: shipment cancelled"),
+                        Compensation::ReleaseInventory => {
+                            format!("Order {order_id}: reserved stock released")
+                        }
+                        Compensation::CancelShipment => {
+                            format!("Order {order_id}: shipment cancelled")
+                        }
                     };
-                    Event::new(&user_id, &order_id, name, message).write(&self.db).await?;
+                    Event::new(&user_id, &order_id, name, message)
+                        .write(&self.db)
+                        .await?;
                     Ok(now_rfc3339())
                 })
                 .name(format!("compensate_{name}"))
                 .await?;
-            st.compensations.push(CompensationRun { name: name.to_owned(), ran_at });
+            st.compensations.push(CompensationRun {
+                name: name.to_owned(),
+                ran_at,
+            });
             ctx.set(SAGA, Json(saga.clone()));
             ctx.set(STATUS, Json(st.clone()));
         }
         let (kind, message) = match status {
-            OrderStatus::Rejected => ("rejected", format!("Order {}: rejected by the store: {reason}", st.order_id)),
-            _ => ("order_failed", format!("Order {}: failed: {reason}", st.order_id)),
+            OrderStatus::Rejected => (
+                "rejected",
+                format!("Order {}: rejected by the store: {reason}", st.order_id),
+            ),
+            _ => (
+                "order_failed",
+                format!("Order {}: failed: {reason}", st.order_id),
+            ),
         };
         let event = Event::new(&st.user_id, &st.order_id, kind, message);
         self.advance(ctx, st, status, vec![event]).await?;
@@ -168,7 +183,10 @@ impl OrderFulfillmentWorkflow {
     ) -> Result<Json<FulfillmentStatus>, HandlerError> {
         let order = order.into_inner();
         let (order_id, user_id) = (order.order_id.to_string(), order.user_id.clone());
-        let started_at = ctx.run(|| async { Ok(now_rfc3339()) }).name("started_at").await?;
+        let started_at = ctx
+            .run(|| async { Ok(now_rfc3339()) })
+            .name("started_at")
+            .await?;
         let mut st = FulfillmentStatus {
             order_id: order_id.clone(),
             user_id: user_id.clone(),
@@ -186,20 +204,48 @@ impl OrderFulfillmentWorkflow {
         ctx.set(SAGA, Json(saga.clone()));
 
         let events = vec![
-            Event::new(&user_id, &order_id, "approval_needed", format!("Order {order_id}: waiting for the store's approval")),
-            Event::new(ADMIN, &order_id, "approval_needed", format!("Order {order_id} from {user_id} ({}) needs approval", order.total_cents)),
+            Event::new(
+                &user_id,
+                &order_id,
+                "approval_needed",
+                format!("Order {order_id}: waiting for the store's approval"),
+            ),
+            Event::new(
+                ADMIN,
+                &order_id,
+                "approval_needed",
+                format!(
+                    "Order {order_id} from {user_id} ({}) needs approval",
+                    order.total_cents
+                ),
+            ),
         ];
-        self.advance(&ctx, &mut st, OrderStatus::AwaitingApproval, events).await?;
+        self.advance(&ctx, &mut st, OrderStatus::AwaitingApproval, events)
+            .await?;
 
-        let decision = ctx.promise::<Json<Decision>>(ADMIN_APPROVAL).await?.into_inner();
+        let decision = ctx
+            .promise::<Json<Decision>>(ADMIN_APPROVAL)
+            .await?
+            .into_inner();
         if !decision.approved {
             let reason = decision.reason.unwrap_or_else(|| "no reason given".into());
-            return self.fail(&ctx, &mut st, saga, OrderStatus::Rejected, reason).await;
+            return self
+                .fail(&ctx, &mut st, saga, OrderStatus::Rejected, reason)
+                .await;
         }
 
-        let event = Event::new(&user_id, &order_id, "approved", format!("Order {order_id}: approved, booking the shipment"));
-        self.advance(&ctx, &mut st, OrderStatus::Shipping, vec![event]).await?;
-        let request = ShipmentRequest { order_id: order_id.clone(), user_id: user_id.clone() };
+        let event = Event::new(
+            &user_id,
+            &order_id,
+            "approved",
+            format!("Order {order_id}: approved, booking the shipment"),
+        );
+        self.advance(&ctx, &mut st, OrderStatus::Shipping, vec![event])
+            .await?;
+        let request = ShipmentRequest {
+            order_id: order_id.clone(),
+            user_id: user_id.clone(),
+        };
         let shipment = match ctx
             .service_client::<ShippingServiceClient>()
             .initiate_shipment(Json(request))
@@ -209,7 +255,9 @@ impl OrderFulfillmentWorkflow {
             Ok(Json(shipment)) => shipment,
             Err(e) => {
                 let reason = e.message().to_owned();
-                return self.fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason).await;
+                return self
+                    .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
+                    .await;
             }
         };
         // Only a shipment that exists is cancelled on a later failure.
@@ -223,14 +271,17 @@ impl OrderFulfillmentWorkflow {
         );
         st.shipment = Some(shipment);
         let event = Event::new(&user_id, &order_id, "shipment_initiated", message);
-        self.advance(&ctx, &mut st, OrderStatus::InTransit, vec![event]).await?;
+        self.advance(&ctx, &mut st, OrderStatus::InTransit, vec![event])
+            .await?;
 
         ctx.sleep(self.delivery_delay).await?;
         // Simulation hook: the parcel is lost after it shipped, so the saga has to
         // cancel the shipment before it releases the stock.
         if order_id.contains("FAIL_DELIVERY") {
             let reason = "the carrier lost the parcel in transit".to_owned();
-            return self.fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason).await;
+            return self
+                .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
+                .await;
         }
 
         let id = order_id.clone();
@@ -239,40 +290,90 @@ impl OrderFulfillmentWorkflow {
             .await?;
         saga.clear();
         ctx.set(SAGA, Json(saga));
-        let event = Event::new(&user_id, &order_id, "delivered", format!("Order {order_id}: delivered"));
-        self.advance(&ctx, &mut st, OrderStatus::Delivered, vec![event]).await?;
+        let event = Event::new(
+            &user_id,
+            &order_id,
+            "delivered",
+            format!("Order {order_id}: delivered"),
+        );
+        self.advance(&ctx, &mut st, OrderStatus::Delivered, vec![event])
+            .await?;
         Ok(Json(st))
     }
 
     /// An admin approves the order.
     #[handler(name = "Approve")]
     async fn approve(&self, ctx: SharedWorkflowContext<'_>) -> Result<(), HandlerError> {
-        decide(&ctx, Decision { approved: true, reason: None }).await
+        decide(
+            &ctx,
+            Decision {
+                approved: true,
+                reason: None,
+            },
+        )
+        .await
     }
 
     /// An admin rejects the order, optionally saying why.
     #[handler(name = "Reject")]
-    async fn reject(&self, ctx: SharedWorkflowContext<'_>, req: Json<RejectRequest>) -> Result<(), HandlerError> {
+    async fn reject(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+        req: Json<RejectRequest>,
+    ) -> Result<(), HandlerError> {
         let reason = req.into_inner().reason.filter(|r| !r.trim().is_empty());
-        decide(&ctx, Decision { approved: false, reason }).await
+        decide(
+            &ctx,
+            Decision {
+                approved: false,
+                reason,
+            },
+        )
+        .await
     }
 
     /// Where the order is; `null` when no workflow ran for this id.
     #[handler(name = "GetStatus")]
-    async fn get_status(&self, ctx: SharedWorkflowContext<'_>) -> Result<Json<Option<FulfillmentStatus>>, HandlerError> {
-        Ok(Json(ctx.get::<Json<FulfillmentStatus>>(STATUS).await?.map(Json::into_inner)))
+    async fn get_status(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+    ) -> Result<Json<Option<FulfillmentStatus>>, HandlerError> {
+        Ok(Json(
+            ctx.get::<Json<FulfillmentStatus>>(STATUS)
+                .await?
+                .map(Json::into_inner),
+        ))
     }
 }
 
 async fn decide(ctx: &SharedWorkflowContext<'_>, decision: Decision) -> Result<(), HandlerError> {
     let Some(Json(st)) = ctx.get::<Json<FulfillmentStatus>>(STATUS).await? else {
-        return Err(refusal(404, "unknown_order", "no order is being fulfilled under this id").into());
+        return Err(refusal(
+            404,
+            "unknown_order",
+            "no order is being fulfilled under this id",
+        )
+        .into());
     };
     if st.status != OrderStatus::AwaitingApproval {
-        return Err(refusal(409, "not_awaiting_approval", format!("the order is {}", st.status)).into());
+        return Err(refusal(
+            409,
+            "not_awaiting_approval",
+            format!("the order is {}", st.status),
+        )
+        .into());
     }
-    if ctx.peek_promise::<Json<Decision>>(ADMIN_APPROVAL).await?.is_some() {
-        return Err(refusal(409, "not_awaiting_approval", "the order has already been decided").into());
+    if ctx
+        .peek_promise::<Json<Decision>>(ADMIN_APPROVAL)
+        .await?
+        .is_some()
+    {
+        return Err(refusal(
+            409,
+            "not_awaiting_approval",
+            "the order has already been decided",
+        )
+        .into());
     }
     ctx.resolve_promise(ADMIN_APPROVAL, Json(decision));
     Ok(())

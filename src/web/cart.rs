@@ -75,6 +75,15 @@ impl CartView {
 
 const SERVICE: &str = "UserSession";
 
+/// While a checkout waits for payment its handler holds the cart; a change would wait
+/// behind it, so it is refused at once instead.
+async fn ensure_unlocked(state: &AppState, user: &CurrentUser) -> ApiResult<()> {
+    match state.db.pending_checkout(user.username()).await? {
+        Some(order_id) => Err(super::orders::checkout_in_progress(&order_id)),
+        None => Ok(()),
+    }
+}
+
 async fn get_cart(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<CartView>> {
     let basket: Basket = state
         .restate
@@ -88,6 +97,7 @@ async fn add(
     user: CurrentUser,
     ApiJson(req): ApiJson<AddRequest>,
 ) -> ApiResult<Json<CartView>> {
+    ensure_unlocked(&state, &user).await?;
     let product = find_product(&state, &req.product_id).await?;
     let input = AddItem {
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
@@ -105,6 +115,7 @@ async fn remove(
     user: CurrentUser,
     ApiJson(req): ApiJson<RemoveRequest>,
 ) -> ApiResult<Json<CartView>> {
+    ensure_unlocked(&state, &user).await?;
     let product = find_product(&state, &req.product_id).await?;
     let input = RemoveItem {
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),

@@ -15,6 +15,33 @@ use crate::domain::Username;
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The raw request body, limited to `MAX_BODY_BYTES`, rejections as error JSON.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!(
+                            "request bodies are limited to {} KiB",
+                            MAX_BODY_BYTES / 1024
+                        ),
+                    )
+                } else {
+                    ApiError::bad_request("invalid_body", rejection.body_text())
+                }
+            })
+    }
+}
+
 /// A JSON body. Unlike `axum::Json` it does not insist on a content type, and every
 /// failure (too large, not JSON, wrong shape) is answered with the API's error JSON.
 pub struct ApiJson<T>(pub T);
@@ -23,24 +50,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!(
-                        "request bodies are limited to {} KiB",
-                        MAX_BODY_BYTES / 1024
-                    ),
-                )
-            } else {
-                ApiError::bad_request("invalid_body", rejection.body_text())
-            }
-        })?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
-        })
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body, answering 400 `invalid_json` with serde's reason.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }
 
 /// The calling user, named by `X-User-ID`: missing, malformed or unknown → 401.

@@ -5,6 +5,9 @@ pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod markdown;
+pub mod orders;
+pub mod payment;
 
 use std::future::Future;
 
@@ -24,6 +27,8 @@ pub struct AppState {
     pub db: Db,
     pub restate: RestateClient,
     pub trust_user_header: bool,
+    /// When set, payment callbacks must carry a valid `X-Payment-Signature`.
+    pub webhook_secret: Option<String>,
 }
 
 /// All routes, merged in one place.
@@ -32,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(catalog::router())
         .merge(cart::router())
+        .merge(orders::router())
+        .merge(payment::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

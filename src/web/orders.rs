@@ -1,0 +1,509 @@
+//! Order routes: checkout, the user's orders, one order (JSON or markdown), the admin
+//! queue and the admin's approve/reject.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, CurrentUser, RawBody, parse_json};
+use super::markdown;
+use crate::db::orders::OrderSummary;
+use crate::domain::order::steps_for;
+use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step};
+use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
+use crate::durable::workflow::{CompensationRun, FulfillmentStatus, RejectRequest};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/checkout", post(checkout))
+        .route("/api/orders", get(list))
+        .route("/api/orders/{id}", get(detail))
+        .route("/api/admin/orders", get(admin_list))
+        .route("/api/workflow/{id}/approve", post(approve))
+        .route("/api/workflow/{id}/reject", post(reject))
+}
+
+const SESSION: &str = "UserSession";
+const WORKFLOW: &str = "OrderFulfillmentWorkflow";
+/// How long checkout waits for the order to reach the payment gateway.
+const CHECKOUT_START_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutBody {
+    order_id: Option<String>,
+    shipping_address: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckoutReply {
+    order_id: String,
+    status: OrderStatus,
+    awakeable_id: Option<String>,
+}
+
+/// A client's `Idempotency-Key`: 1-128 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-128 printable ASCII characters",
+        )
+    };
+    let key = value.to_str().map_err(|_| invalid())?;
+    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(invalid());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// The order id a checkout without one gets: stable for a retried request with the
+/// same Idempotency-Key, random otherwise.
+fn new_order_id(user: &str, key: Option<&str>) -> OrderId {
+    let suffix = match key {
+        Some(key) => {
+            let hash = format!("{user}\0{key}")
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+            format!("{hash:016x}")
+        }
+        None => uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
+    };
+    OrderId::parse(&format!("order-{suffix}")).expect("a valid order id")
+}
+
+async fn checkout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CheckoutBody>,
+) -> ApiResult<(StatusCode, Json<CheckoutReply>)> {
+    let key = idempotency_key(&headers)?;
+    let order_id = match body.order_id {
+        Some(id) => {
+            OrderId::parse(&id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?
+        }
+        None => new_order_id(user.username(), key.as_deref()),
+    };
+    let shipping_address = ShippingAddress::parse(&body.shipping_address)
+        .map_err(|e| ApiError::bad_request("invalid_shipping_address", e))?;
+
+    // A known order id answers with that order and starts nothing.
+    if let Some(known) = state.db.order_summary(order_id.as_str()).await? {
+        if known.user_id != user.username() {
+            return Err(order_id_taken(&order_id));
+        }
+        return checkout_reply(&state, &known).await;
+    }
+    if let Some(pending) = state.db.pending_checkout(user.username()).await? {
+        return Err(checkout_in_progress(&pending));
+    }
+
+    let request = CheckoutRequest {
+        order_id: order_id.clone(),
+        shipping_address,
+    };
+    let restate_key = match &key {
+        Some(key) => format!("{order_id}:{key}"),
+        None => format!("checkout:{order_id}"),
+    };
+    let invocation = state
+        .restate
+        .send(SESSION, user.username(), "Checkout", &request, &restate_key)
+        .await?;
+
+    // Checkout suspends once the payment request is registered; wait for that (or for
+    // a refusal such as an empty cart or missing stock).
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(summary) = state.db.order_summary(order_id.as_str()).await?
+            && state
+                .db
+                .payment_by_order(order_id.as_str())
+                .await?
+                .is_some()
+        {
+            return checkout_reply(&state, &summary).await;
+        }
+        if let Some(outcome) = state.restate.output::<CheckoutOutcome>(&invocation).await? {
+            let reply = CheckoutReply {
+                order_id: outcome.order_id.to_string(),
+                status: outcome.status,
+                awakeable_id: outcome.awakeable_id,
+            };
+            return Ok((StatusCode::ACCEPTED, Json(reply)));
+        }
+        if started.elapsed() > CHECKOUT_START_DEADLINE {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "checkout_pending",
+                format!(
+                    "checkout of {order_id} has not started yet; ask again with the same order_id"
+                ),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+async fn checkout_reply(
+    state: &AppState,
+    summary: &OrderSummary,
+) -> ApiResult<(StatusCode, Json<CheckoutReply>)> {
+    let payment = state.db.payment_by_order(&summary.order_id).await?;
+    let reply = CheckoutReply {
+        order_id: summary.order_id.clone(),
+        status: OrderStatus::parse(&summary.status).map_err(ApiError::internal)?,
+        awakeable_id: payment.map(|p| p.awakeable_id),
+    };
+    Ok((StatusCode::ACCEPTED, Json(reply)))
+}
+
+pub fn order_id_taken(order_id: &OrderId) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "order_id_taken",
+        format!("order id {order_id} is already in use"),
+    )
+}
+
+pub fn checkout_in_progress(order_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "checkout_in_progress",
+        format!("order {order_id} is waiting for payment; the cart is locked until it settles"),
+    )
+}
+
+#[derive(Serialize)]
+struct OrderListItem {
+    order_id: String,
+    status: String,
+    total_cents: i64,
+    created_at: String,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<OrderListItem>>> {
+    let orders = state.db.orders_of_user(user.username()).await?;
+    Ok(Json(
+        orders
+            .into_iter()
+            .map(|o| OrderListItem {
+                order_id: o.order_id,
+                status: o.status,
+                total_cents: o.total_cents,
+                created_at: o.created_at,
+            })
+            .collect(),
+    ))
+}
+
+/// One order as the API shows it: checkout's record merged with the workflow's status.
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub order_id: String,
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub items: Vec<OrderItemView>,
+    pub total_cents: i64,
+    pub shipping_address: String,
+    pub created_at: String,
+    pub payment: PaymentView,
+    pub shipment: ShipmentView,
+    pub steps: Vec<Step>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    pub compensations: Vec<CompensationRun>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderItemView {
+    pub product_id: i64,
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PaymentView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awakeable_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ShipmentView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+}
+
+impl OrderView {
+    pub fn new(order: OrderRecord, fulfillment: Option<FulfillmentStatus>) -> Self {
+        let items = order
+            .items
+            .iter()
+            .map(|l| OrderItemView {
+                product_id: l.product_id.get(),
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                quantity: l.quantity.get(),
+                unit_price_cents: l.unit_price_cents.get(),
+                line_total_cents: l.line_total().map_or(0, |c| c.get()),
+            })
+            .collect();
+        let (status, steps, shipment, compensations, failure_reason) = match fulfillment {
+            Some(f) => (
+                f.status,
+                f.steps,
+                f.shipment
+                    .map_or_else(ShipmentView::default, |s| ShipmentView {
+                        carrier: Some(s.carrier),
+                        tracking_number: Some(s.tracking_number),
+                    }),
+                f.compensations,
+                f.failure_reason,
+            ),
+            None => (
+                order.status,
+                steps_for(order.status),
+                ShipmentView::default(),
+                Vec::new(),
+                order.failure_reason,
+            ),
+        };
+        Self {
+            order_id: order.order_id.to_string(),
+            user_id: order.user_id,
+            status,
+            items,
+            total_cents: order.total_cents.get(),
+            shipping_address: order.shipping_address.as_str().to_owned(),
+            created_at: order.created_at,
+            payment: PaymentView {
+                awakeable_id: order.awakeable_id,
+                transaction_id: order.transaction_id,
+            },
+            shipment,
+            steps,
+            failure_reason,
+            compensations,
+        }
+    }
+}
+
+/// Loads an order the caller may see: their own, or any for an admin. Others → 404.
+pub async fn load_order(state: &AppState, user: &CurrentUser, id: &str) -> ApiResult<OrderView> {
+    let order_id = OrderId::parse(id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?;
+    let not_found = || ApiError::not_found("unknown_order", format!("no order {order_id}"));
+    let summary = state
+        .db
+        .order_summary(order_id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
+    if summary.user_id != user.username() && !user.0.is_admin() {
+        return Err(not_found());
+    }
+    let order: Option<OrderRecord> = state
+        .restate
+        .call(
+            SESSION,
+            &summary.user_id,
+            "GetOrder",
+            Some(order_id.as_str()),
+        )
+        .await?;
+    let order = order.ok_or_else(not_found)?;
+    let fulfillment = if order.status == OrderStatus::AwaitingApproval {
+        state
+            .restate
+            .call::<(), Option<FulfillmentStatus>>(WORKFLOW, order_id.as_str(), "GetStatus", None)
+            .await?
+    } else {
+        None
+    };
+    Ok(OrderView::new(order, fulfillment))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let view = load_order(&state, &user, &id).await?;
+    let wants_markdown = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/markdown"));
+    if wants_markdown {
+        let body = markdown::order(&view);
+        return Ok((
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(view).into_response())
+}
+
+fn require_admin(user: &CurrentUser) -> ApiResult<()> {
+    if user.0.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs the admin role",
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct AdminOrderItem {
+    order_id: String,
+    user_id: String,
+    status: String,
+    total_cents: i64,
+    created_at: String,
+}
+
+async fn admin_list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<Vec<AdminOrderItem>>> {
+    require_admin(&user)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let status = query
+        .get("status")
+        .map(String::as_str)
+        .unwrap_or("awaiting_approval");
+    let status =
+        OrderStatus::parse(status).map_err(|e| ApiError::bad_request("invalid_status", e))?;
+    let orders = state.db.orders_with_status(status).await?;
+    Ok(Json(
+        orders
+            .into_iter()
+            .map(|o| AdminOrderItem {
+                order_id: o.order_id,
+                user_id: o.user_id,
+                status: o.status,
+                total_cents: o.total_cents,
+                created_at: o.created_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Checks that the order exists and waits for a decision, before asking the workflow.
+async fn decidable(state: &AppState, id: &str) -> ApiResult<OrderId> {
+    let order_id = OrderId::parse(id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?;
+    let summary = state
+        .db
+        .order_summary(order_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_order", format!("no order {order_id}")))?;
+    if summary.status != OrderStatus::AwaitingApproval.as_str() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_approval",
+            format!("order {order_id} is {}", summary.status),
+        ));
+    }
+    Ok(order_id)
+}
+
+#[derive(Serialize)]
+struct DecisionReply {
+    order_id: String,
+    decision: &'static str,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DecisionReply>> {
+    require_admin(&user)?;
+    let order_id = decidable(&state, &id).await?;
+    state
+        .restate
+        .call::<(), ()>(WORKFLOW, order_id.as_str(), "Approve", None)
+        .await?;
+    Ok(Json(DecisionReply {
+        order_id: order_id.to_string(),
+        decision: "approved",
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<DecisionReply>> {
+    require_admin(&user)?;
+    // The body is optional: no body means no reason.
+    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason must be at most 500 characters, without control characters",
+        ));
+    }
+    let order_id = decidable(&state, &id).await?;
+    state
+        .restate
+        .call::<_, ()>(
+            WORKFLOW,
+            order_id.as_str(),
+            "Reject",
+            Some(&RejectRequest { reason }),
+        )
+        .await?;
+    Ok(Json(DecisionReply {
+        order_id: order_id.to_string(),
+        decision: "rejected",
+    }))
+}
