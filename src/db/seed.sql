@@ -20,6 +20,16 @@ INSERT INTO users (username, name, email, address, role) VALUES
     ('carol', 'Carol Chen',     'carol@example.com', '3 Hill Lane, Ogdenville',      'customer'),
     ('dave',  'Dave Diaz',      'dave@example.com',  '45 River Walk, North Haverbrook', 'customer'),
     ('erin',  'Erin Evans',     'erin@example.com',  '9 Station Square, Capital City', 'customer'),
+    ('frank', 'Frank Fischer',  'frank@example.com', '12 Mill Road, Springfield',     'customer'),
+    ('grace', 'Grace Green',    'grace@example.com', '7 Orchard Close, Shelbyville',  'customer'),
+    ('heidi', 'Heidi Hall',     'heidi@example.com', '88 Beacon Street, Ogdenville',  'customer'),
+    ('ivan',  'Ivan Ivanov',    'ivan@example.com',  '5 Lake View, North Haverbrook', 'customer'),
+    ('judy',  'Judy Jones',     'judy@example.com',  '31 Park Avenue, Capital City',  'customer'),
+    ('kim',   'Kim Kowalski',   'kim@example.com',   '2 Quarry Lane, Springfield',    'customer'),
+    ('leo',   'Leo Lopez',      'leo@example.com',   '19 Dock Street, Shelbyville',   'customer'),
+    ('mia',   'Mia Meyer',      'mia@example.com',   '60 Elm Grove, Ogdenville',      'customer'),
+    ('nina',  'Nina Novak',     'nina@example.com',  '4 Castle Hill, Capital City',   'customer'),
+    ('oscar', 'Oscar Olsen',    'oscar@example.com', '73 Canal Walk, North Haverbrook', 'customer'),
     ('admin', 'Store Admin',    'admin@example.com', NULL,                            'admin')
 ON CONFLICT DO NOTHING;
 

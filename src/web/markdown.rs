@@ -11,8 +11,7 @@ pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '~' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -63,6 +62,7 @@ pub fn step_label(step: &Step, order: &OrderView) -> String {
         }
         ("shipping", _) => "Shipping Initiation".to_owned(),
         ("delivery", Active) => "In Transit".to_owned(),
+        ("delivery", Done) => "Delivery Completed".to_owned(),
         ("delivery", _) => "Delivery".to_owned(),
         (_, _) => "Delivery Confirmation".to_owned(),
     };
@@ -121,9 +121,10 @@ mod tests {
         assert_eq!(escape("a|b"), "a\\|b");
         assert_eq!(
             escape("<img src=x onerror=alert(1)>"),
-            "&lt;img src=x onerror=alert\\(1\\)&gt;"
+            "&lt;img src=x onerror=alert(1)&gt;"
         );
-        assert_eq!(escape("**bold** [x](y)"), "\\*\\*bold\\*\\* \\[x\\]\\(y\\)");
+        assert_eq!(escape("**bold** [x](y)"), "\\*\\*bold\\*\\* \\[x\\](y)");
+        assert_eq!(escape("order-1.5 & co"), "order-1.5 &amp; co");
         assert_eq!(escape("line\nbreak"), "line break");
     }
 }

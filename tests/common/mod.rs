@@ -358,3 +358,172 @@ pub fn assert_error(reply: &Reply, status: u16, code: &str) {
         reply.1
     );
 }
+
+/// Order lifecycle helpers, one per route.
+impl Api {
+    pub async fn checkout(&self, user: &str, body: &Value, idempotency_key: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/api/checkout", self.base))
+            .header("x-user-id", user)
+            .json(body);
+        if let Some(key) = idempotency_key {
+            req = req.header("idempotency-key", key);
+        }
+        self.send(req).await
+    }
+
+    pub async fn order(&self, user: &str, id: &str) -> Reply {
+        self.get(&format!("/api/orders/{id}"), Some(user)).await
+    }
+
+    pub async fn order_markdown(&self, user: &str, id: &str) -> (StatusCode, String, String) {
+        let resp = self
+            .client
+            .get(format!("{}/api/orders/{id}", self.base))
+            .header("x-user-id", user)
+            .header("accept", "text/markdown")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, ctype, resp.text().await.unwrap())
+    }
+
+    pub async fn orders(&self, user: &str) -> Reply {
+        self.get("/api/orders", Some(user)).await
+    }
+
+    pub async fn admin_orders(&self, user: &str, query: &str) -> Reply {
+        self.get(&format!("/api/admin/orders{query}"), Some(user))
+            .await
+    }
+
+    pub async fn callback(&self, body: &Value, signature: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/api/payment/callback", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(sig) = signature {
+            req = req.header("x-payment-signature", sig);
+        }
+        self.send(req).await
+    }
+
+    pub async fn pay(&self, awakeable_id: &str, amount: i64) -> Reply {
+        let body = serde_json::json!({"awakeable_id": awakeable_id, "transaction_id": "txn-1",
+                                      "amount": amount, "status": "success"});
+        self.callback(&body, None).await
+    }
+
+    pub async fn decline(&self, awakeable_id: &str, reason: &str) -> Reply {
+        let body = serde_json::json!({"awakeable_id": awakeable_id, "transaction_id": "",
+                                      "amount": 0, "status": "failed", "reason": reason});
+        self.callback(&body, None).await
+    }
+
+    pub async fn approve(&self, user: &str, id: &str) -> Reply {
+        self.post_raw(&format!("/api/workflow/{id}/approve"), Some(user), "")
+            .await
+    }
+
+    pub async fn reject(&self, user: &str, id: &str, reason: Option<&str>) -> Reply {
+        let body = serde_json::json!({ "reason": reason });
+        self.post(&format!("/api/workflow/{id}/reject"), Some(user), &body)
+            .await
+    }
+
+    /// Available stock of a product, by SKU.
+    pub async fn stock(&self, sku: &str) -> i64 {
+        let (status, p) = self.product(sku).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        p["stock_qty"].as_i64().unwrap()
+    }
+
+    /// Fills the user's cart and checks out; returns the awakeable id and the order total.
+    pub async fn place_order(
+        &self,
+        user: &str,
+        order_id: &str,
+        lines: &[(&str, i64)],
+    ) -> (String, i64) {
+        for (sku, qty) in lines {
+            let (status, body) = self.add_to_cart(user, Value::from(*sku), *qty).await;
+            assert_eq!(status, StatusCode::OK, "add {sku}: {body}");
+        }
+        let (status, body) = self
+            .checkout(
+                user,
+                &serde_json::json!({"order_id": order_id, "shipping_address": "1 Test Street"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "checkout: {body}");
+        assert_eq!(body["order_id"], order_id);
+        assert_eq!(body["status"], "awaiting_payment");
+        let (_, order) = self.order(user, order_id).await;
+        let awakeable = body["awakeable_id"]
+            .as_str()
+            .expect("an awakeable id")
+            .to_owned();
+        (awakeable, order["total_cents"].as_i64().unwrap())
+    }
+
+    /// Polls the order until it reaches `status`; returns the order JSON.
+    pub async fn wait_status(&self, user: &str, id: &str, status: &str) -> Value {
+        eventually(&format!("order {id} to become {status}"), || async move {
+            let (code, order) = self.order(user, id).await;
+            (code == StatusCode::OK && order["status"] == status).then_some(order)
+        })
+        .await
+    }
+}
+
+impl TestApp {
+    /// One number from the app's SQLite file (a real file, read as another client would).
+    pub async fn sqlite_count(&self, query: &str, bind: &str) -> i64 {
+        let url = format!(
+            "sqlite://{}?mode=ro",
+            self.config.data_dir.join("shopflow.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(query)
+            .bind(bind)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+
+    /// Rows from Restate's own introspection tables (admin SQL).
+    pub async fn restate_sql(&self, query: &str) -> Vec<Value> {
+        let body: Value = reqwest::Client::new()
+            .post(format!("http://{}/query", self.config.admin))
+            .header("accept", "application/json")
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["rows"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// How many workflow runs Restate has for this order id.
+    pub async fn workflow_runs(&self, order_id: &str) -> usize {
+        self.restate_sql(&format!(
+            "SELECT id FROM sys_invocation WHERE target_service_name = 'OrderFulfillmentWorkflow' \
+             AND target_service_key = '{order_id}' AND target_handler_name = 'Run'"
+        ))
+        .await
+        .len()
+    }
+}
