@@ -157,3 +157,73 @@ async fn start_up_failures_say_why_in_one_line() {
         "{reason}"
     );
 }
+
+/// Orders at three stages when the whole app (restate-server included) is killed with
+/// SIGKILL: waiting for payment, waiting for approval, and in the delivery sleep. After
+/// a restart each completes, exactly once.
+#[tokio::test]
+async fn orders_complete_exactly_once_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config.extra_env = vec![("SHOPFLOW_DELIVERY_DELAY".into(), "3s".into())];
+    let mut app = TestApp::start(config).await;
+    let api = app.api.clone();
+    let stock_before = api.stock("P001").await;
+
+    let (pending_payment, total_a) = api.place_order("alice", "order-k1", &[("P001", 1)]).await;
+    let (awakeable_b, total_b) = api.place_order("bob", "order-k2", &[("P001", 2)]).await;
+    assert_eq!(api.pay(&awakeable_b, total_b).await.0, 200);
+    let (awakeable_c, total_c) = api.place_order("carol", "order-k3", &[("P001", 3)]).await;
+    assert_eq!(api.pay(&awakeable_c, total_c).await.0, 200);
+    api.wait_status("carol", "order-k3", "awaiting_approval")
+        .await;
+    assert_eq!(api.approve("admin", "order-k3").await.0, 200);
+    api.wait_status("carol", "order-k3", "in_transit").await;
+    api.wait_status("bob", "order-k2", "awaiting_approval")
+        .await;
+
+    app.kill_group();
+    app.wait_exit().await;
+    app.wait_ports_free().await;
+    let app = TestApp::start(app.config.clone()).await;
+    let api = app.api.clone();
+
+    assert_eq!(api.pay(&pending_payment, total_a).await.0, 200);
+    api.wait_status("alice", "order-k1", "awaiting_approval")
+        .await;
+    assert_eq!(api.approve("admin", "order-k1").await.0, 200);
+    assert_eq!(api.approve("admin", "order-k2").await.0, 200);
+    for (user, id) in [
+        ("alice", "order-k1"),
+        ("bob", "order-k2"),
+        ("carol", "order-k3"),
+    ] {
+        let order = api.wait_status(user, id, "delivered").await;
+        assert_eq!(order["compensations"], serde_json::json!([]));
+        assert_eq!(app.workflow_runs(id).await, 1, "{id}: one workflow");
+        let once = |q: &'static str| app.sqlite_count(q, id);
+        assert_eq!(
+            once("SELECT COUNT(*) FROM payment_requests WHERE order_id = ?").await,
+            1
+        );
+        assert_eq!(
+            once("SELECT COUNT(*) FROM shipments WHERE order_id = ?").await,
+            1
+        );
+        assert_eq!(
+            once("SELECT COUNT(*) FROM notifications WHERE order_id = ? AND kind = 'delivered'")
+                .await,
+            1
+        );
+        assert_eq!(
+            once("SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = 'sold'")
+                .await,
+            1
+        );
+    }
+    assert_eq!(
+        api.stock("P001").await,
+        stock_before - 6,
+        "each order took its stock once"
+    );
+}

@@ -19,6 +19,7 @@ use super::markdown;
 use crate::db::orders::OrderSummary;
 use crate::domain::order::steps_for;
 use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step};
+use crate::durable::ingress::CallError;
 use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
 use crate::durable::workflow::{CompensationRun, FulfillmentStatus, RejectRequest};
 
@@ -36,6 +37,8 @@ const SESSION: &str = "UserSession";
 const WORKFLOW: &str = "OrderFulfillmentWorkflow";
 /// How long checkout waits for the order to reach the payment gateway.
 const CHECKOUT_START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a decision waits for a just-paid order's workflow to start.
+const WORKFLOW_START_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -427,7 +430,14 @@ async fn decidable(state: &AppState, id: &str) -> ApiResult<OrderId> {
         .order_summary(order_id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_order", format!("no order {order_id}")))?;
-    if summary.status != OrderStatus::AwaitingApproval.as_str() {
+    // Paid a moment ago: checkout is about to hand the order to its workflow.
+    let just_paid = summary.status == OrderStatus::AwaitingPayment.as_str()
+        && state
+            .db
+            .payment_by_order(order_id.as_str())
+            .await?
+            .is_some_and(|p| p.state == "succeeded");
+    if summary.status != OrderStatus::AwaitingApproval.as_str() && !just_paid {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_awaiting_approval",
@@ -435,6 +445,32 @@ async fn decidable(state: &AppState, id: &str) -> ApiResult<OrderId> {
         ));
     }
     Ok(order_id)
+}
+
+/// Passes the decision to the workflow. Checkout starts the workflow asynchronously
+/// right after payment, so for a moment the order is awaiting approval while the
+/// workflow has not recorded anything yet: that "unknown" is waited out briefly.
+async fn decide(
+    state: &AppState,
+    order_id: &OrderId,
+    handler: &str,
+    body: Option<&RejectRequest>,
+) -> ApiResult<()> {
+    let started = Instant::now();
+    loop {
+        match state
+            .restate
+            .call::<_, ()>(WORKFLOW, order_id.as_str(), handler, body)
+            .await
+        {
+            Err(CallError::Refused {
+                code: Some(code), ..
+            }) if code == "unknown_order" && started.elapsed() < WORKFLOW_START_DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -450,10 +486,7 @@ async fn approve(
 ) -> ApiResult<Json<DecisionReply>> {
     require_admin(&user)?;
     let order_id = decidable(&state, &id).await?;
-    state
-        .restate
-        .call::<(), ()>(WORKFLOW, order_id.as_str(), "Approve", None)
-        .await?;
+    decide(&state, &order_id, "Approve", None).await?;
     Ok(Json(DecisionReply {
         order_id: order_id.to_string(),
         decision: "approved",
@@ -493,15 +526,7 @@ async fn reject(
         ));
     }
     let order_id = decidable(&state, &id).await?;
-    state
-        .restate
-        .call::<_, ()>(
-            WORKFLOW,
-            order_id.as_str(),
-            "Reject",
-            Some(&RejectRequest { reason }),
-        )
-        .await?;
+    decide(&state, &order_id, "Reject", Some(&RejectRequest { reason })).await?;
     Ok(Json(DecisionReply {
         order_id: order_id.to_string(),
         decision: "rejected",
