@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 NPM_STAMP := node_modules/.shopflow-installed
 
-.PHONY: run test build deps unit integration fmt fmt-check lint clean
+.PHONY: run test bench build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data
 run: build
@@ -24,7 +24,11 @@ $(NPM_STAMP): package.json package-lock.json
 
 ## test: formatting, lints, unit tests, integration tests against a real restate-server
 test: deps fmt-check lint
-	$(CARGO) test --all-targets
+	$(CARGO) test
+
+## bench: API latency and whole-order wall time against the real stack (release build)
+bench: deps
+	$(CARGO) bench --bench lifecycle
 
 fmt:
 	$(CARGO) fmt
