@@ -71,20 +71,14 @@ async fn external_restate_mode() {
         "the external Restate must keep running"
     );
     // The endpoint is gone, so read the state with Restate's admin SQL, not a handler call.
-    let query = json!({"query": "SELECT value_utf8 FROM state \
-        WHERE service_name = 'UserSession' AND service_key = 'bob' AND key = 'basket'"});
-    let rows: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{admin}/query"))
-        .header("accept", "application/json")
-        .json(&query)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows = app
+        .restate_sql(
+            "SELECT value_utf8 FROM state WHERE service_name = 'UserSession' \
+             AND service_key = 'bob' AND key = 'basket'",
+        )
+        .await;
     let basket: serde_json::Value =
-        serde_json::from_str(rows["rows"][0]["value_utf8"].as_str().unwrap()).unwrap();
+        serde_json::from_str(rows[0]["value_utf8"].as_str().unwrap()).unwrap();
     assert_eq!(basket["lines"][0]["sku"], "P002");
     let _ = restate.kill();
     let _ = restate.wait();

@@ -124,6 +124,14 @@ async fn happy_path() {
         vec![],
         "a paid basket is cleared"
     );
+    // Suspended on the approval promise: nothing is compensated, the stock stays reserved.
+    eventually("the workflow to start", || async {
+        (app.workflow_runs(id).await == 1).then_some(())
+    })
+    .await;
+    let (_, order) = api.order(user, id).await;
+    assert_eq!(compensation_names(&order), Vec::<String>::new());
+    assert_eq!(reservations(app, id, "reserved").await, 2);
 
     let (_, queue) = api.admin_orders(ADMIN, "?status=awaiting_approval").await;
     assert!(
@@ -170,6 +178,7 @@ async fn happy_path() {
     assert_eq!(shipments(app, id, "booked").await, 1);
     assert_eq!(app.workflow_runs(id).await, 1);
     for kind in [
+        "checkout_started",
         "awaiting_payment",
         "payment_confirmed",
         "approval_needed",

@@ -4,6 +4,14 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// FNV-1a, a hash that stays the same across builds and releases (std's may not): for
+/// ids and numbers derived from other ids.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// A product's numeric id (the catalog's primary key), always positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -172,6 +180,12 @@ mod tests {
         assert!(parse("1.5").is_err());
         assert!(parse("null").is_err());
         assert!(parse("[1]").is_err());
+    }
+
+    #[test]
+    fn stable_hash_is_fnv1a() {
+        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

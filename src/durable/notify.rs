@@ -48,15 +48,22 @@ impl Event {
         Event::new(&order.user_id, order.order_id.as_str(), kind, message)
     }
 
-    pub fn checkout_started(order: &OrderRecord) -> Event {
-        Event::for_user(
-            order,
-            "awaiting_payment",
-            format!(
-                "Order {}: checkout started, awaiting payment of {}",
-                order.order_id, order.total_cents
+    /// Checkout has reserved the stock and handed the payment to the gateway.
+    pub fn checkout_started(order: &OrderRecord) -> Vec<Event> {
+        let id = &order.order_id;
+        let items: u32 = order.items.iter().map(|l| l.quantity.get()).sum();
+        vec![
+            Event::for_user(
+                order,
+                "checkout_started",
+                format!("Order {id}: checkout started, {items} item(s) reserved"),
             ),
-        )
+            Event::for_user(
+                order,
+                "awaiting_payment",
+                format!("Order {id}: awaiting payment of {}", order.total_cents),
+            ),
+        ]
     }
 
     pub fn payment_confirmed(order: &OrderRecord) -> Vec<Event> {

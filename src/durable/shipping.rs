@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::notify::Event;
 use crate::db::Db;
 use crate::domain::RetryConfig;
+use crate::domain::ids::stable_hash;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShipmentRequest {
@@ -32,10 +33,7 @@ pub fn carrier_api(order_id: &str, attempt: i64) -> Result<(String, String), Str
     if order_id.contains("FLAKY_SHIP") && attempt <= 2 {
         return Err("the carrier API timed out".into());
     }
-    // FNV-1a: a stable hash (std's hasher may change between releases).
-    let hash = order_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let hash = stable_hash(order_id.as_bytes());
     let (carrier, prefix) = [("FedEx", "FX"), ("UPS", "1Z"), ("DHL", "JD")][(hash % 3) as usize];
     Ok((
         carrier.to_owned(),

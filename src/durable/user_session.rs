@@ -340,7 +340,9 @@ impl UserSession {
         let (snapshot, awk) = (order.clone(), awakeable_id.clone());
         ctx.run(|| async move {
             self.db.register_payment(&snapshot, &awk).await?;
-            Event::checkout_started(&snapshot).write(&self.db).await?;
+            for event in Event::checkout_started(&snapshot) {
+                event.write(&self.db).await?;
+            }
             Ok(())
         })
         .name("register_payment")

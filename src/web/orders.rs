@@ -17,6 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, CurrentUser, RawBody, parse_json};
 use super::markdown;
 use crate::db::orders::OrderSummary;
+use crate::domain::ids::stable_hash;
 use crate::domain::order::steps_for;
 use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step};
 use crate::durable::ingress::CallError;
@@ -77,11 +78,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 fn new_order_id(user: &str, key: Option<&str>) -> OrderId {
     let suffix = match key {
         Some(key) => {
-            let hash = format!("{user}\0{key}")
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
+            let hash = stable_hash(format!("{user}\0{key}").as_bytes());
             format!("{hash:016x}")
         }
         None => uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
