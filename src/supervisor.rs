@@ -41,12 +41,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     services.register(&restate, &config.services_url()).await?;
 
     let (stop_web, web_stopped) = watch::channel(false);
-    let state = web::AppState {
-        db,
-        restate,
-        trust_user_header: config.trust_user_header,
-        webhook_secret: config.payment_webhook_secret.clone(),
-    };
+    let state = web::AppState::new(&config, db, restate, shutdown.clone()).await?;
     let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
 
     tracing::info!(
@@ -292,12 +287,7 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
-    let state = web::AppState {
-        db,
-        restate,
-        trust_user_header: config.trust_user_header,
-        webhook_secret: config.payment_webhook_secret.clone(),
-    };
+    let state = web::AppState::new(&config, db, restate, shutdown.clone()).await?;
     println!("ShopFlow web is running: http://{}", config.http_addr);
     web::serve(http, state, async move { shutdown.wait().await }).await?;
     Ok(())

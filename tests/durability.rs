@@ -47,9 +47,18 @@ async fn cart_survives_a_graceful_restart() {
         "restate-server and the endpoint: {children:?}"
     );
 
+    // An open live stream must not hold up a graceful stop.
+    let mut stream = app.api.stream("/stream/notifications", "alice", None).await;
     app.signal(libc::SIGTERM);
     let status = app.wait_exit().await;
     assert!(status.success(), "graceful stop exits 0, got {status}");
+    assert!(
+        tokio::time::timeout(common::DEADLINE, stream.next_chunk())
+            .await
+            .unwrap()
+            .is_none(),
+        "the stream ends with the server"
+    );
     for (pid, _) in children {
         wait_dead(pid).await;
     }

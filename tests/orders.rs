@@ -685,3 +685,72 @@ async fn signed_callbacks() {
     })
     .await;
 }
+
+/// `/stream/notifications`: history on connect, live events as they happen, and after a
+/// reconnect with `Last-Event-ID` exactly the missed events.
+#[tokio::test]
+async fn notifications_stream_live_and_resume() {
+    let (_, api) = app().await;
+    let (user, id) = ("oscar", "order-stream");
+    assert_error(
+        &api.get("/stream/notifications", None).await,
+        401,
+        "unauthorized",
+    );
+
+    let mut live = api.stream("/stream/notifications", user, None).await;
+    let (awakeable, _) = api.place_order(user, id, &[("P001", 1)]).await;
+    live.read_until("the awaiting-payment notification", |t| {
+        t.contains("awaiting payment")
+    })
+    .await;
+    let events = live.events();
+    assert!(events.len() >= 2, "{events:?}");
+    for e in &events {
+        assert_eq!(e.event, "datastar-merge-fragments");
+        assert_eq!(e.data[0], "selector #notification-list");
+        assert_eq!(e.data[1], "mergeMode prepend");
+        assert!(
+            e.data[2].starts_with("fragments <li id=\"notification-"),
+            "{e:?}"
+        );
+    }
+    let ids: Vec<i64> = events.iter().map(|e| e.id.expect("an event id")).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let last = *ids.last().unwrap();
+    drop(live);
+
+    // Missed while disconnected, then resumed: only the new event, once.
+    assert_eq!(api.decline(&awakeable, "card <expired>").await.0, 200);
+    api.wait_status(user, id, "payment_failed").await;
+    let mut resumed = api.stream("/stream/notifications", user, Some(last)).await;
+    resumed
+        .read_until("the payment-failed notification", |t| {
+            t.contains("payment failed")
+        })
+        .await;
+    let again = resumed.events();
+    assert!(
+        again.iter().all(|e| e.id.unwrap() > last),
+        "nothing is shown twice: {again:?}"
+    );
+    assert!(
+        again[0]
+            .data
+            .iter()
+            .any(|d| d.contains("card &#60;expired&#62;") || d.contains("card &lt;expired&gt;")),
+        "escaped: {again:?}"
+    );
+    assert!(!resumed.text.contains("<expired>"));
+
+    // A fresh connection starts with the history, oldest first (each is prepended).
+    let mut fresh = api.stream("/stream/notifications", user, None).await;
+    fresh
+        .read_until("the history", |t| t.contains("payment failed"))
+        .await;
+    let history: Vec<i64> = fresh.events().iter().map(|e| e.id.unwrap()).collect();
+    assert!(
+        history.len() >= 3 && history.windows(2).all(|w| w[0] < w[1]),
+        "{history:?}"
+    );
+}

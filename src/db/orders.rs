@@ -392,6 +392,46 @@ impl Db {
         Ok(())
     }
 
+    /// Every user's notifications after `after_id`, oldest first: the shared tail.
+    pub async fn notifications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<Notification>> {
+        sqlx::query_as(
+            "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn last_notification_id(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM notifications")
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// The user's newest `limit` notifications, oldest first.
+    pub async fn recent_notifications(
+        &self,
+        user_id: &str,
+        limit: i64,
+    ) -> sqlx::Result<Vec<Notification>> {
+        let mut newest: Vec<Notification> = sqlx::query_as(
+            "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
+             WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        newest.reverse();
+        Ok(newest)
+    }
+
     /// The user's notifications after `after_id`, oldest first.
     pub async fn notifications(
         &self,

@@ -2,10 +2,12 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod datastar;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod markdown;
+pub mod notifications;
 pub mod orders;
 pub mod payment;
 
@@ -29,6 +31,30 @@ pub struct AppState {
     pub trust_user_header: bool,
     /// When set, payment callbacks must carry a valid `X-Payment-Signature`.
     pub webhook_secret: Option<String>,
+    /// The shared tail of the notification log that live streams subscribe to.
+    pub notifications: notifications::NotificationHub,
+    /// Long-lived streams end when this fires, so a graceful stop does not wait on them.
+    pub shutdown: crate::Shutdown,
+}
+
+impl AppState {
+    /// The web role's state; starts the shared tail of the notification log.
+    pub async fn new(
+        config: &crate::config::Config,
+        db: Db,
+        restate: RestateClient,
+        shutdown: crate::Shutdown,
+    ) -> anyhow::Result<AppState> {
+        let notifications = notifications::NotificationHub::start(db.clone()).await?;
+        Ok(AppState {
+            db,
+            restate,
+            trust_user_header: config.trust_user_header,
+            webhook_secret: config.payment_webhook_secret.clone(),
+            notifications,
+            shutdown,
+        })
+    }
 }
 
 /// All routes, merged in one place.
@@ -39,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cart::router())
         .merge(orders::router())
         .merge(payment::router())
+        .merge(notifications::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

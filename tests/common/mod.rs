@@ -527,3 +527,94 @@ impl TestApp {
         .len()
     }
 }
+
+/// An open SSE stream, read as raw text.
+pub struct SseStream {
+    response: reqwest::Response,
+    pub text: String,
+}
+
+/// One parsed SSE event: its type, id and data lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<i64>,
+    pub data: Vec<String>,
+}
+
+impl SseStream {
+    /// Reads until `done` holds for the text read so far, or panics at the deadline.
+    pub async fn read_until(&mut self, what: &str, done: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        while !done(&self.text) {
+            let left = DEADLINE.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) => panic!("the stream ended while waiting for {what}: {}", self.text),
+                Ok(Err(e)) => panic!("the stream failed while waiting for {what}: {e}"),
+                Err(_) => panic!("timed out waiting for {what}; got: {}", self.text),
+            }
+        }
+    }
+
+    /// The next chunk of the body; `None` once the server ended the stream.
+    pub async fn next_chunk(&mut self) -> Option<String> {
+        match self.response.chunk().await {
+            Ok(Some(chunk)) => Some(String::from_utf8_lossy(&chunk).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// The complete events read so far (comments such as keep-alives are skipped).
+    pub fn events(&self) -> Vec<SseEvent> {
+        let complete = match self.text.rfind("\n\n") {
+            Some(end) => &self.text[..end],
+            None => return Vec::new(),
+        };
+        complete
+            .split("\n\n")
+            .filter_map(|block| {
+                let mut event = SseEvent {
+                    event: String::new(),
+                    id: None,
+                    data: Vec::new(),
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        event.event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        event.id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        event.data.push(v.to_owned());
+                    }
+                }
+                (!event.event.is_empty()).then_some(event)
+            })
+            .collect()
+    }
+}
+
+impl Api {
+    /// Opens an SSE stream as the user, optionally resuming after an event id.
+    pub async fn stream(&self, path: &str, user: &str, last_event_id: Option<i64>) -> SseStream {
+        let mut req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("x-user-id", user)
+            .timeout(Duration::from_secs(3600));
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let ctype = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(ctype, "text/event-stream");
+        SseStream {
+            response,
+            text: String::new(),
+        }
+    }
+}
