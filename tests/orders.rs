@@ -495,7 +495,7 @@ async fn racing_checkouts_never_oversell() {
 async fn authorization_and_bad_input() {
     let (_, api) = app().await;
     let (user, other, id) = ("mia", "nina", "order-authz");
-    let (awakeable, total) = api.place_order(user, id, &[("P001", 1)]).await;
+    let (awakeable, total) = api.place_order(user, id, &[("P008", 1)]).await;
 
     // Other users do not see it; admins do.
     assert_error(&api.order(other, id).await, 404, "unknown_order");
@@ -699,7 +699,7 @@ async fn notifications_stream_live_and_resume() {
     );
 
     let mut live = api.stream("/stream/notifications", user, None).await;
-    let (awakeable, _) = api.place_order(user, id, &[("P001", 1)]).await;
+    let (awakeable, _) = api.place_order(user, id, &[("P008", 1)]).await;
     live.read_until("the awaiting-payment notification", |t| {
         t.contains("awaiting payment")
     })
