@@ -687,7 +687,8 @@ async fn signed_callbacks() {
 }
 
 /// `/stream/notifications`: history on connect, live events as they happen, and after a
-/// reconnect with `Last-Event-ID` exactly the missed events.
+/// reconnect with `Last-Event-ID` exactly the missed events; `/stream/workflow/{id}`:
+/// the order's metadata, live.
 #[tokio::test]
 async fn notifications_stream_live_and_resume() {
     let (_, api) = app().await;
@@ -720,8 +721,54 @@ async fn notifications_stream_live_and_resume() {
     let last = *ids.last().unwrap();
     drop(live);
 
+    // The order's own stream shows where it is and what comes next.
+    let stream_path = format!("/stream/workflow/{id}");
+    assert_error(
+        &api.get(&stream_path, Some("nina")).await,
+        404,
+        "unknown_order",
+    );
+    assert_error(
+        &api.get("/stream/workflow/order-nope", Some(user)).await,
+        404,
+        "unknown_order",
+    );
+    assert_error(
+        &api.get("/stream/workflow/bad!id", Some(user)).await,
+        400,
+        "invalid_order_id",
+    );
+    let mut meta = api.stream(&stream_path, user, None).await;
+    meta.read_until("the first metadata", |t| t.contains("</section>"))
+        .await;
+    let first = meta.events();
+    assert_eq!(first[0].event, "datastar-merge-fragments");
+    assert!(
+        first[0].data[0].starts_with("fragments <section id=\"workflow-meta\""),
+        "{first:?}"
+    );
+    assert!(
+        meta.text.contains("Awaiting Payment") && meta.text.contains("Pay or decline"),
+        "{}",
+        meta.text
+    );
+    let mut as_admin = api.stream(&stream_path, ADMIN, None).await;
+    as_admin
+        .read_until("the admin's view", |t| t.contains("</section>"))
+        .await;
+
     // Missed while disconnected, then resumed: only the new event, once.
     assert_eq!(api.decline(&awakeable, "card <expired>").await.0, 200);
+    meta.read_until("the failed payment in the metadata", |t| {
+        t.contains("Payment Failed")
+    })
+    .await;
+    assert!(
+        meta.text.contains("card &#60;expired&#62;") || meta.text.contains("card &lt;expired&gt;"),
+        "{}",
+        meta.text
+    );
+    assert!(meta.text.contains("Check out again"), "{}", meta.text);
     api.wait_status(user, id, "payment_failed").await;
     let mut resumed = api.stream("/stream/notifications", user, Some(last)).await;
     resumed

@@ -90,6 +90,25 @@ pub fn rfc3339(unix_ms: i64) -> String {
     )
 }
 
+/// Reads back what `rfc3339` writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`) as Unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    if text.len() != 24 || !text.ends_with('Z') {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    // days-from-civil, the inverse of the formatter's civil-from-days.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms)
+}
+
 impl Db {
     /// Claims the order id for its user and reserves stock for every line, all in one
     /// transaction: either everything is reserved or nothing is. Run again for the same
@@ -453,6 +472,15 @@ impl Db {
 mod tests {
     use super::*;
     use crate::domain::{BasketLine, Cents, OrderId, ProductId, Quantity, ShippingAddress};
+
+    #[test]
+    fn timestamps_round_trip() {
+        for ms in [0, 951_782_400_123, 1_798_675_200_000, 1_780_000_000_999] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        }
+        assert_eq!(parse_rfc3339("2026-11-26T05:51:21Z"), None);
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
 
     #[test]
     fn timestamps() {

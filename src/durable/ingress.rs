@@ -193,6 +193,22 @@ impl RestateClient {
         })
     }
 
+    /// Rows from Restate's introspection tables (`sys_invocation`, `state`, ...).
+    pub async fn query(&self, sql: &str) -> Result<Vec<serde_json::Value>, CallError> {
+        #[derive(serde::Deserialize)]
+        struct Rows {
+            rows: Vec<serde_json::Value>,
+        }
+        let req = self
+            .http
+            .post(format!("{}/query", self.admin_url))
+            .timeout(Duration::from_secs(5))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(&serde_json::json!({ "query": sql }));
+        let rows: Rows = self.exchange(req, "admin", "query").await?;
+        Ok(rows.rows)
+    }
+
     /// True when the ingress answers its health check.
     pub async fn ingress_healthy(&self) -> bool {
         self.get_ok(&format!("{}/restate/health", self.ingress_url))

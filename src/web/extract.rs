@@ -62,6 +62,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The calling user, named by `X-User-ID`: missing, malformed or unknown → 401.
+#[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 
 impl CurrentUser {

@@ -10,6 +10,7 @@ pub mod markdown;
 pub mod notifications;
 pub mod orders;
 pub mod payment;
+pub mod workflow_stream;
 
 use std::future::Future;
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(payment::router())
         .merge(notifications::router())
+        .merge(workflow_stream::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
