@@ -48,8 +48,7 @@ impl Shutdown {
         Ok(Shutdown(rx))
     }
 
-    /// A Ctrl-C in a terminal reaches the children too, and one may exit before our
-    /// own handler has run: this tells a child's exit during shutdown from a crash.
+    /// True when a shutdown is requested now or within the next half second.
     pub async fn requested_soon(&self) -> bool {
         tokio::time::timeout(std::time::Duration::from_millis(500), self.wait())
             .await

@@ -55,14 +55,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         tokio::select! {
             () = shutdown.wait() => break Ok(()),
             status = services.child.wait() => {
-                if shutdown.requested_soon().await {
+                if stopped_on_request(&status, &shutdown).await {
                     break Ok(());
                 }
                 tracing::warn!(status = %describe(status), "the service endpoint exited; restarting it");
                 services = services.restart(&spawner, &config).await?;
             }
             status = wait_optional(restate_server.as_mut()) => {
-                if shutdown.requested_soon().await {
+                if stopped_on_request(&status, &shutdown).await {
                     break Ok(());
                 }
                 break Err(anyhow!("restate-server exited unexpectedly ({}); see {}", describe(status), restate_log(&config).display()));
@@ -96,6 +96,20 @@ async fn wait_optional(child: Option<&mut Child>) -> std::io::Result<ExitStatus>
         Some(child) => child.wait().await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether a child's exit is part of a shutdown rather than a crash. A Ctrl-C in a
+/// terminal reaches the children too, and one may exit before our own handler has run,
+/// so an orderly exit waits a moment for the shutdown; a child killed by any other
+/// signal (SIGKILL, SIGSEGV) crashed and is handled at once.
+async fn stopped_on_request(status: &std::io::Result<ExitStatus>, shutdown: &Shutdown) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let killed = status
+        .as_ref()
+        .ok()
+        .and_then(ExitStatusExt::signal)
+        .is_some_and(|sig| sig != libc::SIGINT && sig != libc::SIGTERM);
+    !killed && shutdown.requested_soon().await
 }
 
 fn describe(status: std::io::Result<ExitStatus>) -> String {

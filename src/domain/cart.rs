@@ -111,10 +111,8 @@ impl Basket {
 
     /// The sum of all line totals, `None` on overflow.
     pub fn total(&self) -> Option<Cents> {
-        self.lines
-            .iter()
-            .map(BasketLine::line_total)
-            .try_fold(Cents::ZERO, |acc, t| acc.checked_add(t?))
+        let totals: Option<Vec<Cents>> = self.lines.iter().map(BasketLine::line_total).collect();
+        Cents::sum(totals?)
     }
 }
 

@@ -20,19 +20,6 @@ impl RetryConfig {
         initial_delay: Duration::from_millis(100),
         backoff_factor: 2.0,
     };
-
-    /// The delay before retry number `n` (1-based), as the policy schedules it.
-    pub fn delay_before_retry(&self, n: u32) -> Duration {
-        let factor = f64::from(self.backoff_factor).powi(n.saturating_sub(1) as i32);
-        Duration::from_millis((self.initial_delay.as_millis() as f64 * factor).round() as u64)
-    }
-
-    /// The longest the whole retry loop waits in total.
-    pub fn total_delay(&self) -> Duration {
-        (1..self.max_attempts)
-            .map(|n| self.delay_before_retry(n))
-            .sum()
-    }
 }
 
 impl From<RetryConfig> for RunRetryPolicy {
@@ -49,15 +36,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shipping_policy_matches_the_proposal() {
-        let c = RetryConfig::SHIPPING;
-        assert_eq!(c.max_attempts, 3);
-        assert_eq!(c.delay_before_retry(1), Duration::from_millis(100));
-        assert_eq!(c.delay_before_retry(2), Duration::from_millis(200));
-        assert_eq!(c.total_delay(), Duration::from_millis(300));
-    }
-
-    #[test]
+    /// The carrier policy, as the SDK will run it: 3 attempts, 100 ms, doubling.
     fn maps_onto_the_sdk_policy() {
         let p: RunRetryPolicy = RetryConfig::SHIPPING.into();
         let debug = format!("{p:?}");

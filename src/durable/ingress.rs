@@ -57,10 +57,6 @@ impl RestateClient {
         })
     }
 
-    pub fn admin_url(&self) -> &str {
-        &self.admin_url
-    }
-
     /// Calls `{service}/{key}/{handler}` and waits for its JSON answer.
     pub async fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
         &self,

@@ -66,8 +66,8 @@ impl Event {
         ]
     }
 
-    pub fn payment_confirmed(order: &OrderRecord) -> Vec<Event> {
-        vec![Event::for_user(
+    pub fn payment_confirmed(order: &OrderRecord) -> Event {
+        Event::for_user(
             order,
             "payment_confirmed",
             format!(
@@ -75,7 +75,7 @@ impl Event {
                 order.order_id,
                 order.transaction_id.as_deref().unwrap_or("-")
             ),
-        )]
+        )
     }
 
     pub fn payment_failed(order: &OrderRecord) -> Event {

@@ -352,7 +352,7 @@ impl UserSession {
             Payment::Paid(receipt) => {
                 order.status = OrderStatus::AwaitingApproval;
                 order.transaction_id = Some(receipt.transaction_id);
-                self.record(&ctx, &order, Event::payment_confirmed(&order), false)
+                self.record(&ctx, &order, vec![Event::payment_confirmed(&order)], false)
                     .await?;
                 // Only the basket goes: the order records (dedup markers) stay.
                 ctx.clear(BASKET);
