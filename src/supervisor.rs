@@ -3,6 +3,7 @@
 //! and stops everything on SIGINT/SIGTERM.
 
 use std::fs::OpenOptions;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -39,9 +40,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let mut services = Services::start(&spawner, &config)?;
     services.register(&restate, &config.services_url()).await?;
+    let control = ServicesControl::new(config.services_addr);
+    control.started(services.child.id());
 
     let (stop_web, web_stopped) = watch::channel(false);
-    let state = web::AppState::new(&config, db, restate, shutdown.clone()).await?;
+    let state = web::AppState::new(
+        &config,
+        db,
+        restate,
+        Some(control.clone()),
+        shutdown.clone(),
+    )
+    .await?;
     let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
 
     tracing::info!(
@@ -60,6 +70,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                 }
                 tracing::warn!(status = %describe(status), "the service endpoint exited; restarting it");
                 services = services.restart(&spawner, &config).await?;
+                control.started(services.child.id());
             }
             status = wait_optional(restate_server.as_mut()) => {
                 if stopped_on_request(&status, &shutdown).await {
@@ -231,6 +242,63 @@ async fn wait_for_restate(
     }
 }
 
+/// What the web role may do to the supervised endpoint: the admin console's "Crash
+/// the services" button kills it, then watches the supervisor start the next one.
+#[derive(Clone, Debug)]
+pub struct ServicesControl {
+    addr: SocketAddr,
+    /// The running endpoint's pid (0 while none runs) and how many have been started.
+    current: watch::Sender<(u32, u64)>,
+}
+
+impl ServicesControl {
+    fn new(addr: SocketAddr) -> Self {
+        ServicesControl {
+            addr,
+            current: watch::channel((0, 0)).0,
+        }
+    }
+
+    fn started(&self, pid: Option<u32>) {
+        self.current
+            .send_modify(|(p, generation)| (*p, *generation) = (pid.unwrap_or(0), *generation + 1));
+    }
+
+    /// Kills the endpoint with SIGKILL, as a crash would. Returns its pid.
+    pub fn crash(&self) -> std::io::Result<u32> {
+        let (pid, _) = *self.current.borrow();
+        if pid == 0 {
+            return Err(std::io::Error::other("no service endpoint is running"));
+        }
+        // SAFETY: kill(2) with a pid we started and still supervise.
+        if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(pid)
+    }
+
+    /// Waits until an endpoint newer than `after_pid` runs and accepts connections;
+    /// returns its pid.
+    pub async fn wait_restarted(&self, after_pid: u32, deadline: Duration) -> Option<u32> {
+        let mut rx = self.current.subscribe();
+        let started = Instant::now();
+        let pid = tokio::time::timeout(deadline, async {
+            let next = rx.wait_for(|(pid, _)| *pid != 0 && *pid != after_pid).await;
+            next.ok().map(|v| v.0)
+        })
+        .await
+        .ok()
+        .flatten()?;
+        while started.elapsed() < deadline {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Some(pid);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+}
+
 /// The supervised `shopflow services` child.
 struct Services {
     child: Child,
@@ -301,7 +369,7 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
-    let state = web::AppState::new(&config, db, restate, shutdown.clone()).await?;
+    let state = web::AppState::new(&config, db, restate, None, shutdown.clone()).await?;
     println!("ShopFlow web is running: http://{}", config.http_addr);
     web::serve(http, state, async move { shutdown.wait().await }).await?;
     Ok(())

@@ -246,6 +246,33 @@ impl Db {
         .await
     }
 
+    /// How many orders are in each status: one user's, or everyone's.
+    pub async fn status_counts(&self, user_id: Option<&str>) -> sqlx::Result<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "SELECT status, COUNT(*) FROM orders WHERE ?1 IS NULL OR user_id = ?1
+             GROUP BY status",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Users with an order that is still under way (not in `final_statuses`).
+    pub async fn users_with_open_orders(&self, final_statuses: &[&str]) -> sqlx::Result<Vec<String>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT DISTINCT user_id, status FROM orders")
+                .fetch_all(self.pool())
+                .await?;
+        let mut users: Vec<String> = rows
+            .into_iter()
+            .filter(|(_, status)| !final_statuses.contains(&status.as_str()))
+            .map(|(user, _)| user)
+            .collect();
+        users.sort();
+        users.dedup();
+        Ok(users)
+    }
+
     /// The user's order that is waiting for payment, if any: their cart is locked.
     pub async fn pending_checkout(&self, user_id: &str) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar(

@@ -85,11 +85,7 @@ async fn ensure_unlocked(state: &AppState, user: &CurrentUser) -> ApiResult<()> 
 }
 
 async fn get_cart(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<CartView>> {
-    let basket: Basket = state
-        .restate
-        .call::<(), _>(SERVICE, user.username(), "GetBasket", None)
-        .await?;
-    Ok(Json(CartView::new(user.username(), basket)))
+    cart(&state, &user).await.map(Json)
 }
 
 async fn add(
@@ -97,17 +93,9 @@ async fn add(
     user: CurrentUser,
     ApiJson(req): ApiJson<AddRequest>,
 ) -> ApiResult<Json<CartView>> {
-    ensure_unlocked(&state, &user).await?;
-    let product = find_product(&state, &req.product_id).await?;
-    let input = AddItem {
-        product_id: ProductId::new(product.id).expect("catalog ids are positive"),
-        quantity: req.quantity,
-    };
-    let basket: Basket = state
-        .restate
-        .call(SERVICE, user.username(), "AddItem", Some(&input))
-        .await?;
-    Ok(Json(CartView::new(user.username(), basket)))
+    add_item(&state, &user, &req.product_id, req.quantity)
+        .await
+        .map(Json)
 }
 
 async fn remove(
@@ -115,8 +103,46 @@ async fn remove(
     user: CurrentUser,
     ApiJson(req): ApiJson<RemoveRequest>,
 ) -> ApiResult<Json<CartView>> {
-    ensure_unlocked(&state, &user).await?;
-    let product = find_product(&state, &req.product_id).await?;
+    remove_item(&state, &user, &req.product_id).await.map(Json)
+}
+
+/// The user's cart.
+pub async fn cart(state: &AppState, user: &CurrentUser) -> ApiResult<CartView> {
+    let basket: Basket = state
+        .restate
+        .call::<(), _>(SERVICE, user.username(), "GetBasket", None)
+        .await?;
+    Ok(CartView::new(user.username(), basket))
+}
+
+/// Adds `quantity` of a product to the user's cart.
+pub async fn add_item(
+    state: &AppState,
+    user: &CurrentUser,
+    product: &ProductRef,
+    quantity: Quantity,
+) -> ApiResult<CartView> {
+    ensure_unlocked(state, user).await?;
+    let product = find_product(state, product).await?;
+    let input = AddItem {
+        product_id: ProductId::new(product.id).expect("catalog ids are positive"),
+        quantity,
+    };
+    let basket: Basket = state
+        .restate
+        .call(SERVICE, user.username(), "AddItem", Some(&input))
+        .await?;
+    Ok(CartView::new(user.username(), basket))
+}
+
+/// Removes a product from the user's cart.
+pub async fn remove_item(
+    state: &AppState,
+    user: &CurrentUser,
+    product: &ProductRef,
+) -> ApiResult<CartView> {
+    ensure_unlocked(state, user).await?;
+    let product = find_product(state, product).await?;
     let input = RemoveItem {
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
     };
@@ -124,5 +150,5 @@ async fn remove(
         .restate
         .call(SERVICE, user.username(), "RemoveItem", Some(&input))
         .await?;
-    Ok(Json(CartView::new(user.username(), basket)))
+    Ok(CartView::new(user.username(), basket))
 }

@@ -60,6 +60,59 @@ pub fn merge_signals(signals: &serde_json::Value) -> String {
     format!("event: {MERGE_SIGNALS}\ndata: signals {signals}\n\n")
 }
 
+/// A short SSE response carrying `events` (an action's answer: the panes it changed).
+pub fn sse_response(events: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        events,
+    )
+        .into_response()
+}
+
+/// The signals a datastar action sends: the `datastar` query parameter on GET, the
+/// body on other methods. `None` when there is none.
+pub fn signals_in_query(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "datastar")
+        .map(|(_, value)| percent_decode(value))
+}
+
+fn percent_decode(value: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'+' => Some(b' '),
+            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1])
+                .zip(hex(bytes[i + 2]))
+                .map(|(hi, lo)| hi << 4 | lo),
+            _ => None,
+        };
+        match decoded {
+            Some(b) if bytes[i] == b'%' => {
+                out.push(b);
+                i += 3;
+            }
+            Some(b) => {
+                out.push(b);
+                i += 1;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An SSE response fed by the returned sender. The stream ends when the sender is
 /// dropped; when the client goes away the next `send` fails, so the producing task
 /// notices and stops.
@@ -110,6 +163,19 @@ mod tests {
             plain,
             "event: datastar-merge-fragments\ndata: fragments <div id=\"a\"></div>\n\n"
         );
+    }
+
+    #[test]
+    fn signals_come_from_the_datastar_query_parameter() {
+        let query = "x=1&datastar=%7B%22page%22%3A%22p-1%22%2C%22a%22%3A%22b+c%25%22%7D";
+        assert_eq!(
+            signals_in_query(Some(query)).unwrap(),
+            r#"{"page":"p-1","a":"b c%"}"#
+        );
+        assert_eq!(signals_in_query(Some("x=1")), None);
+        assert_eq!(signals_in_query(None), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Request extractors: JSON bodies with our error JSON on every rejection, and the
-//! calling user from `X-User-ID`.
+//! calling user from `X-User-ID` or the session cookie.
 
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use super::session;
 use crate::db::User;
 use crate::domain::Username;
 
@@ -61,7 +62,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }
 
-/// The calling user, named by `X-User-ID`: missing, malformed or unknown → 401.
+/// The calling user: named by `X-User-ID` (API clients) or by the UI's signed session
+/// cookie. Missing, malformed, forged or unknown → 401.
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 
@@ -82,20 +84,29 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        if !state.trust_user_header {
-            return Err(ApiError::unauthorized(
-                "identification by X-User-ID is switched off on this server",
-            ));
-        }
-        let header = parts
-            .headers
-            .get(USER_HEADER)
-            .ok_or_else(|| ApiError::unauthorized("name the user in the X-User-ID header"))?;
-        let name = header
-            .to_str()
-            .ok()
-            .and_then(|s| Username::parse(s.trim()).ok())
-            .ok_or_else(|| ApiError::unauthorized("X-User-ID does not name a known user"))?;
+        let name = match parts.headers.get(USER_HEADER) {
+            Some(_) if !state.trust_user_header => {
+                return Err(ApiError::unauthorized(
+                    "identification by X-User-ID is switched off on this server",
+                ));
+            }
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|s| Username::parse(s.trim()).ok())
+                .ok_or_else(|| ApiError::unauthorized("X-User-ID does not name a known user"))?,
+            None => parts
+                .headers
+                .get(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(session::cookie_value)
+                .and_then(|value| state.session_key.verify(value))
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "name the user in the X-User-ID header, or pick a user on the page",
+                    )
+                })?,
+        };
         match state.db.user(&name).await? {
             Some(user) => Ok(CurrentUser(user)),
             None => Err(ApiError::unauthorized(format!("unknown user {name}"))),

@@ -1,10 +1,16 @@
-//! Markdown views of API data (the proposal's order view). User-supplied text is
-//! escaped so it cannot inject markup.
+//! Markdown views of API data (the proposal's order view and the UI's output pane),
+//! and their rendering to HTML. User-supplied text is escaped so it cannot inject
+//! markup, and the HTML renderer drops raw HTML as a second line of defence.
 
 use std::fmt::Write;
 
+use pulldown_cmark::{Event, Options, Parser};
+
+use super::cart::CartView;
 use super::orders::OrderView;
-use crate::domain::{Cents, Step, StepState};
+use crate::db::Product;
+use crate::db::orders::OrderSummary;
+use crate::domain::{Cents, OrderStatus, Step, StepState};
 
 /// Escapes the characters that markdown (and HTML inside markdown) would interpret.
 pub fn escape(text: &str) -> String {
@@ -103,11 +109,152 @@ pub fn order(o: &OrderView) -> String {
     for step in &o.steps {
         let _ = writeln!(md, "- {}", step_label(step, o));
     }
+    if let (Some(carrier), Some(tracking)) = (&o.shipment.carrier, &o.shipment.tracking_number) {
+        let _ = writeln!(md, "\n## Shipment Tracking\n");
+        let _ = writeln!(md, "- **Carrier**: {}", escape(carrier));
+        let _ = writeln!(md, "- **Tracking number**: `{}`", tracking.replace('`', ""));
+        let _ = writeln!(md, "- **Ship to**: {}", escape(&o.shipping_address));
+        let _ = writeln!(md, "- **State**: {}", o.status.label());
+    }
     if !o.compensations.is_empty() {
         let _ = writeln!(md, "\n## Compensations\n");
         for c in &o.compensations {
             let _ = writeln!(md, "- ↩ {} at {}", escape(&c.name), escape(&c.ran_at));
         }
+    }
+    md
+}
+
+/// Markdown to HTML, tables on. Raw HTML in the source is shown as text, never
+/// passed through.
+pub fn to_html(md: &str) -> String {
+    let parser = Parser::new_ext(md, Options::ENABLE_TABLES).map(|event| match event {
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        other => other,
+    });
+    let mut html = String::with_capacity(md.len() * 2);
+    pulldown_cmark::html::push_html(&mut html, parser);
+    html
+}
+
+/// The catalog as a table, with what is in stock now.
+pub fn products(products: &[Product]) -> String {
+    let mut md = String::from(
+        "# Products\n\n| SKU | Product | Description | Price | In stock |\n|-----|---------|-------------|------:|---------:|\n",
+    );
+    for p in products {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            escape(&p.sku),
+            escape(&p.name),
+            escape(&p.description),
+            money(p.price_cents),
+            p.stock_qty
+        );
+    }
+    md
+}
+
+/// The cart with line totals and the grand total.
+pub fn cart(cart: &CartView, pending: Option<&str>) -> String {
+    let mut md = String::from("# Cart\n\n");
+    if let Some(order) = pending {
+        let _ = writeln!(
+            md,
+            "**Locked**: order {} is waiting for payment.\n",
+            escape(order)
+        );
+    }
+    if cart.items.is_empty() {
+        md.push_str("Your cart is empty.\n");
+        return md;
+    }
+    md.push_str("| SKU | Product | Qty | Unit price | Line total |\n|-----|---------|----:|-----------:|-----------:|\n");
+    for item in &cart.items {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            escape(&item.sku),
+            escape(&item.name),
+            item.quantity,
+            item.unit_price_cents,
+            item.line_total_cents
+        );
+    }
+    let _ = writeln!(md, "\n**Total**: {}", cart.total_cents);
+    md
+}
+
+fn status_label(status: &str) -> &'static str {
+    OrderStatus::parse(status).map_or("Unknown", OrderStatus::label)
+}
+
+fn order_table(md: &mut String, orders: &[OrderSummary], with_user: bool) {
+    md.push_str(if with_user {
+        "| Order | User | Status | Total | Placed |\n|-------|------|--------|------:|--------|\n"
+    } else {
+        "| Order | Status | Total | Placed |\n|-------|--------|------:|--------|\n"
+    });
+    for o in orders {
+        let user = if with_user {
+            format!(" {} |", escape(&o.user_id))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            md,
+            "| {} |{user} {} | {} | {} |",
+            escape(&o.order_id),
+            status_label(&o.status),
+            money(o.total_cents),
+            escape(o.created_at.get(..19).unwrap_or(&o.created_at)).replace('T', " ")
+        );
+    }
+}
+
+/// The user's orders, newest first.
+pub fn orders(orders: &[OrderSummary]) -> String {
+    let mut md = String::from("# Orders\n\n");
+    if orders.is_empty() {
+        md.push_str("No orders yet.\n");
+    } else {
+        order_table(&mut md, orders, false);
+    }
+    md
+}
+
+/// Orders waiting for the admin's decision, oldest first.
+pub fn approvals(pending: &[OrderSummary]) -> String {
+    let mut md = String::from("# Pending Approvals\n\n");
+    if pending.is_empty() {
+        md.push_str("Nothing waits for approval.\n");
+    } else {
+        order_table(&mut md, pending, true);
+    }
+    md
+}
+
+/// Counts per status (every status listed, zeros included) and the cart's size.
+pub fn dashboard(title: &str, counts: &[(String, i64)], cart: Option<&CartView>) -> String {
+    let mut md = format!("# {}\n\n| Status | Orders |\n|--------|-------:|\n", escape(title));
+    let mut total = 0;
+    for status in OrderStatus::ALL {
+        let n = counts
+            .iter()
+            .find(|(s, _)| s == status.as_str())
+            .map_or(0, |(_, n)| *n);
+        total += n;
+        let _ = writeln!(md, "| {} | {n} |", status.label());
+    }
+    let _ = writeln!(md, "| **All** | **{total}** |");
+    if let Some(cart) = cart {
+        let items: u32 = cart.items.iter().map(|i| i.quantity.get()).sum();
+        let _ = writeln!(
+            md,
+            "\n**Cart**: {items} item(s), {}",
+            cart.total_cents
+        );
     }
     md
 }
@@ -126,5 +273,32 @@ mod tests {
         assert_eq!(escape("**bold** [x](y)"), "\\*\\*bold\\*\\* \\[x\\](y)");
         assert_eq!(escape("order-1.5 & co"), "order-1.5 &amp; co");
         assert_eq!(escape("line\nbreak"), "line break");
+    }
+
+    #[test]
+    fn html_output_never_carries_raw_html() {
+        let html = to_html("# Hi\n\n<script>alert(1)</script> and <b>bold</b>\n");
+        assert!(html.contains("<h1>Hi</h1>"), "{html}");
+        assert!(!html.contains("<script>") && !html.contains("<b>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        let table = to_html("| a | b |\n|---|---|\n| 1 | 2 |\n");
+        assert!(table.contains("<table>") && table.contains("<td>1</td>"), "{table}");
+    }
+
+    #[test]
+    fn user_text_in_tables_is_escaped() {
+        let product = Product {
+            id: 1,
+            sku: "P001".into(),
+            name: "Widget <img src=x onerror=alert(1)>".into(),
+            description: "a | b".into(),
+            price_cents: 2500,
+            stock_qty: 3,
+        };
+        let html = to_html(&products(&[product]));
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("Widget &lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(html.contains("<td>a | b</td>"), "{html}");
+        assert!(html.contains("$25.00"), "{html}");
     }
 }

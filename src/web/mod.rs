@@ -1,4 +1,4 @@
-//! The web role: the JSON API (and later the UI and SSE streams) over axum.
+//! The web role: the JSON API, the SSE streams and the datastar UI over axum.
 
 pub mod cart;
 pub mod catalog;
@@ -9,7 +9,10 @@ pub mod health;
 pub mod markdown;
 pub mod notifications;
 pub mod orders;
+pub mod origin;
 pub mod payment;
+pub mod session;
+pub mod ui;
 pub mod workflow_stream;
 
 use std::future::Future;
@@ -36,6 +39,16 @@ pub struct AppState {
     pub notifications: notifications::NotificationHub,
     /// Long-lived streams end when this fires, so a graceful stop does not wait on them.
     pub shutdown: crate::Shutdown,
+    /// Signs the UI's session cookies.
+    pub session_key: session::SessionKey,
+    /// Where the simulated payment gateway posts its callbacks: our own callback route.
+    pub callback_url: String,
+    /// The simulated payment gateway's HTTP client.
+    pub http: reqwest::Client,
+    /// The supervised service endpoint, when this process supervises one.
+    pub services: Option<crate::supervisor::ServicesControl>,
+    /// What each open page shows, so its stream can keep it current.
+    pub pages: ui::Pages,
 }
 
 impl AppState {
@@ -44,9 +57,18 @@ impl AppState {
         config: &crate::config::Config,
         db: Db,
         restate: RestateClient,
+        services: Option<crate::supervisor::ServicesControl>,
         shutdown: crate::Shutdown,
     ) -> anyhow::Result<AppState> {
+        use anyhow::Context;
         let notifications = notifications::NotificationHub::start(db.clone()).await?;
+        let session_key = session::SessionKey::load_or_create(&config.data_dir).with_context(
+            || format!("cannot create the session key in {}", config.data_dir.display()),
+        )?;
+        let mut own = config.http_addr;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         Ok(AppState {
             db,
             restate,
@@ -54,6 +76,14 @@ impl AppState {
             webhook_secret: config.payment_webhook_secret.clone(),
             notifications,
             shutdown,
+            session_key,
+            callback_url: format!("http://{own}/api/payment/callback"),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .tcp_nodelay(true)
+                .build()?,
+            services,
+            pages: ui::Pages::default(),
         })
     }
 }
@@ -68,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(payment::router())
         .merge(notifications::router())
         .merge(workflow_stream::router())
+        .merge(ui::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -76,6 +107,7 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::from_fn(origin::refuse_cross_origin))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -32,7 +32,7 @@ const TAIL_INTERVAL: Duration = Duration::from_millis(100);
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// How much history a new stream starts with.
-const HISTORY: i64 = 50;
+pub const HISTORY: i64 = 50;
 /// Where the page shows notifications; new ones go first.
 pub const LIST_SELECTOR: &str = "#notification-list";
 
@@ -83,16 +83,21 @@ struct NotificationItem<'a> {
     message: &'a str,
 }
 
-/// A notification as a datastar event that puts it at the top of the list.
-pub fn notification_event(n: &Notification) -> Result<String, askama::Error> {
-    let html = NotificationItem {
+/// A notification as a list item (`#notification-{id}`), text escaped.
+pub fn notification_html(n: &Notification) -> Result<String, askama::Error> {
+    NotificationItem {
         id: n.id,
         kind: &n.kind,
         created_at: &n.created_at,
         clock: n.created_at.get(11..19).unwrap_or(&n.created_at),
         message: &n.message,
     }
-    .render()?;
+    .render()
+}
+
+/// A notification as a datastar event that puts it at the top of the list.
+pub fn notification_event(n: &Notification) -> Result<String, askama::Error> {
+    let html = notification_html(n)?;
     Ok(datastar::merge_fragments(
         &html,
         Some(LIST_SELECTOR),

@@ -49,10 +49,10 @@ struct CheckoutBody {
 }
 
 #[derive(Debug, Serialize)]
-struct CheckoutReply {
-    order_id: String,
-    status: OrderStatus,
-    awakeable_id: Option<String>,
+pub struct CheckoutReply {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub awakeable_id: Option<String>,
 }
 
 /// A client's `Idempotency-Key`: 1-128 printable ASCII characters.
@@ -75,7 +75,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 /// The order id a checkout without one gets: stable for a retried request with the
 /// same Idempotency-Key, random otherwise.
-fn new_order_id(user: &str, key: Option<&str>) -> OrderId {
+pub fn new_order_id(user: &str, key: Option<&str>) -> OrderId {
     let suffix = match key {
         Some(key) => {
             let hash = stable_hash(format!("{user}\0{key}").as_bytes());
@@ -101,13 +101,26 @@ async fn checkout(
     };
     let shipping_address = ShippingAddress::parse(&body.shipping_address)
         .map_err(|e| ApiError::bad_request("invalid_shipping_address", e))?;
+    let reply = place_order(&state, &user, order_id, key, shipping_address).await?;
+    Ok((StatusCode::ACCEPTED, Json(reply)))
+}
 
+/// Starts the checkout of the user's cart as `order_id` and waits until the order
+/// reaches the payment gateway (or is refused). A known order id answers with that
+/// order and starts nothing.
+pub async fn place_order(
+    state: &AppState,
+    user: &CurrentUser,
+    order_id: OrderId,
+    key: Option<String>,
+    shipping_address: ShippingAddress,
+) -> ApiResult<CheckoutReply> {
     // A known order id answers with that order and starts nothing.
     if let Some(known) = state.db.order_summary(order_id.as_str()).await? {
         if known.user_id != user.username() {
             return Err(order_id_taken(&order_id));
         }
-        return checkout_reply(&state, &known).await;
+        return checkout_reply(state, &known).await;
     }
     if let Some(pending) = state.db.pending_checkout(user.username()).await? {
         return Err(checkout_in_progress(&pending));
@@ -138,7 +151,7 @@ async fn checkout(
                 .await?
                 .is_some()
         {
-            return checkout_reply(&state, &summary).await;
+            return checkout_reply(state, &summary).await;
         }
         if let Some(outcome) = state.restate.output::<CheckoutOutcome>(&invocation).await? {
             let reply = CheckoutReply {
@@ -146,7 +159,7 @@ async fn checkout(
                 status: outcome.status,
                 awakeable_id: outcome.awakeable_id,
             };
-            return Ok((StatusCode::ACCEPTED, Json(reply)));
+            return Ok(reply);
         }
         if started.elapsed() > CHECKOUT_START_DEADLINE {
             return Err(ApiError::new(
@@ -162,17 +175,14 @@ async fn checkout(
     }
 }
 
-async fn checkout_reply(
-    state: &AppState,
-    summary: &OrderSummary,
-) -> ApiResult<(StatusCode, Json<CheckoutReply>)> {
+async fn checkout_reply(state: &AppState, summary: &OrderSummary) -> ApiResult<CheckoutReply> {
     let payment = state.db.payment_by_order(&summary.order_id).await?;
     let reply = CheckoutReply {
         order_id: summary.order_id.clone(),
         status: OrderStatus::parse(&summary.status).map_err(ApiError::internal)?,
         awakeable_id: payment.map(|p| p.awakeable_id),
     };
-    Ok((StatusCode::ACCEPTED, Json(reply)))
+    Ok(reply)
 }
 
 pub fn order_id_taken(order_id: &OrderId) -> ApiError {
@@ -370,7 +380,7 @@ async fn detail(
     Ok(Json(view).into_response())
 }
 
-fn require_admin(user: &CurrentUser) -> ApiResult<()> {
+pub fn require_admin(user: &CurrentUser) -> ApiResult<()> {
     if user.0.is_admin() {
         Ok(())
     } else {
@@ -481,13 +491,42 @@ async fn approve(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DecisionReply>> {
-    require_admin(&user)?;
-    let order_id = decidable(&state, &id).await?;
-    decide(&state, &order_id, "Approve", None).await?;
+    let order_id = approve_order(&state, &user, &id).await?;
     Ok(Json(DecisionReply {
         order_id: order_id.to_string(),
         decision: "approved",
     }))
+}
+
+/// The admin's approval of an order that waits for it.
+pub async fn approve_order(state: &AppState, user: &CurrentUser, id: &str) -> ApiResult<OrderId> {
+    require_admin(user)?;
+    let order_id = decidable(state, id).await?;
+    decide(state, &order_id, "Approve", None).await?;
+    Ok(order_id)
+}
+
+/// The admin's rejection of an order that waits for approval, with an optional reason.
+pub async fn reject_order(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    reason: Option<String>,
+) -> ApiResult<OrderId> {
+    require_admin(user)?;
+    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason must be at most 500 characters, without control characters",
+        ));
+    }
+    let order_id = decidable(state, id).await?;
+    decide(state, &order_id, "Reject", Some(&RejectRequest { reason })).await?;
+    Ok(order_id)
 }
 
 #[derive(Deserialize, Default)]
@@ -509,21 +548,7 @@ async fn reject(
     } else {
         parse_json(&body)?
     };
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "reason must be at most 500 characters, without control characters",
-        ));
-    }
-    let order_id = decidable(&state, &id).await?;
-    decide(&state, &order_id, "Reject", Some(&RejectRequest { reason })).await?;
+    let order_id = reject_order(&state, &user, &id, body.reason).await?;
     Ok(Json(DecisionReply {
         order_id: order_id.to_string(),
         decision: "rejected",

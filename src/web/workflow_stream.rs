@@ -116,7 +116,7 @@ pub fn next_action(status: OrderStatus) -> &'static str {
 
 /// Retries and the last failure of the order's unfinished invocations (the workflow and
 /// the calls it made), from Restate's introspection tables.
-async fn retries(state: &AppState, order_id: &str) -> Retries {
+pub async fn retries(state: &AppState, order_id: &str) -> Retries {
     // The order id is validated ([A-Za-z0-9_-]), so it is safe inside the SQL text.
     let sql = format!(
         "SELECT retry_count, last_failure FROM sys_invocation \

@@ -1,0 +1,134 @@
+// Starts a real ShopFlow (restate-server, service endpoint, web) on free ports with a
+// fresh data directory, and a headless Debian Chromium that may only talk to it.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const shots = path.join(root, 'target', 'e2e');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes. */
+export async function eventually(check, what, deadlineMs = 30000) {
+  const started = Date.now();
+  let last;
+  while (Date.now() - started < deadlineMs) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+export async function startApp({ deliveryDelay = '1s', env = {} } = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shopflow-e2e-'));
+  const [http, services, ingress, admin, node] = await Promise.all(
+    Array.from({ length: 5 }, freePort),
+  );
+  const bin = process.env.SHOPFLOW_BIN ?? path.join(root, 'target', 'debug', 'shopflow');
+  const child = spawn(bin, [], {
+    cwd: root,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      RUST_LOG: 'warn',
+      SHOPFLOW_DATA_DIR: dataDir,
+      SHOPFLOW_HTTP_ADDR: `127.0.0.1:${http}`,
+      SHOPFLOW_SERVICES_ADDR: `127.0.0.1:${services}`,
+      SHOPFLOW_RESTATE_INGRESS_ADDR: `127.0.0.1:${ingress}`,
+      SHOPFLOW_RESTATE_ADMIN_ADDR: `127.0.0.1:${admin}`,
+      SHOPFLOW_RESTATE_NODE_ADDR: `127.0.0.1:${node}`,
+      SHOPFLOW_DELIVERY_DELAY: deliveryDelay,
+      ...env,
+    },
+  });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const url = `http://127.0.0.1:${http}`;
+  await Promise.race([
+    eventually(() => log.includes('ShopFlow is running'), 'ShopFlow to start', 60000),
+    exited.then((code) => {
+      throw new Error(`shopflow exited (${code}) during start-up:\n${log}`);
+    }),
+  ]);
+  return {
+    url,
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null) {
+        process.kill(-child.pid, 'SIGTERM');
+        await exited;
+      }
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/**
+ * A browser context whose pages are watched: console errors, page errors and any
+ * request that is not for the app's own origin end up in `problems`.
+ */
+export async function watchedContext(browser, appUrl, problems, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, ...options });
+  const origin = new URL(appUrl).origin;
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (new URL(url).origin !== origin) {
+      problems.push(`request left localhost: ${url}`);
+      return route.abort();
+    }
+    return route.continue();
+  });
+  context.on('page', (page) => watchPage(page, problems));
+  return context;
+}
+
+function watchPage(page, problems) {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}

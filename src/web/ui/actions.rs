@@ -1,0 +1,446 @@
+//! The page's actions. Each calls the same function as the JSON API, then answers
+//! with datastar events: a status line saying what happened (or why not) and every
+//! pane re-rendered for the page's new selection. A refusal is shown on the page, so
+//! these answer 200 unless the request itself is malformed or unauthenticated.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::pages::{PageId, Selection, View};
+use super::{UiSignals, views};
+use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, ShippingAddress};
+use crate::durable::notify::ADMIN;
+use crate::web::AppState;
+use crate::web::cart;
+use crate::web::datastar::{self, MergeMode};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::extract::CurrentUser;
+use crate::web::orders::{self, load_order};
+use crate::web::payment;
+
+/// How long the crash drill waits for the supervisor's new endpoint.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The answer to an action: the outcome in the status line, the panes for `selection`
+/// (which the page's stream follows from now on) and any signals to set.
+async fn answer(
+    state: &AppState,
+    user: &CurrentUser,
+    page: &PageId,
+    selection: Selection,
+    outcome: ApiResult<String>,
+    signals: Option<Value>,
+) -> ApiResult<Response> {
+    state.pages.select(page, user.username(), selection.clone());
+    let panes = views::render(state, Some(user), &selection).await?;
+    let flash = match &outcome {
+        Ok(message) => views::flash(message, false)?,
+        Err(e) => views::flash(e.message(), true)?,
+    };
+    let mut events = datastar::merge_fragments(&flash, None, MergeMode::Morph, None);
+    events.push_str(&panes.events());
+    if let Some(signals) = signals {
+        events.push_str(&datastar::merge_signals(&signals));
+    }
+    Ok(datastar::sse_response(events))
+}
+
+/// What the page shows now (the dashboard for a page this server does not know).
+fn current(state: &AppState, user: &CurrentUser, page: &PageId) -> Selection {
+    state
+        .pages
+        .selection(page, user.username())
+        .unwrap_or_default()
+}
+
+pub async fn show_view(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(view): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let view = View::parse(&view)?;
+    let mut selection = current(&state, &user, &page);
+    let outcome = if view == View::Admin && !user.0.is_admin() {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the Admin view needs the admin role",
+        ))
+    } else {
+        selection.view = view;
+        Ok(String::new())
+    };
+    answer(&state, &user, &page, selection, outcome, None).await
+}
+
+pub async fn show_order(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let mut selection = current(&state, &user, &page);
+    let outcome = match load_order(&state, &user, &id).await {
+        Ok(order) => {
+            if selection.view != View::Admin {
+                selection.view = View::Orders;
+            }
+            selection.order = Some(order.order_id);
+            Ok(String::new())
+        }
+        Err(e) => Err(e),
+    };
+    let tab = json!({"tab": "output"});
+    answer(&state, &user, &page, selection, outcome, Some(tab)).await
+}
+
+/// The quantity the page's `qty.<sku>` signal holds for a product.
+fn quantity(signals: &super::Signals, product: &str) -> ApiResult<Quantity> {
+    let invalid = || ApiError::bad_request("invalid_quantity", "quantity must be 1-99");
+    let n = match signals.qty.get(product) {
+        None => 1,
+        Some(Value::Number(n)) => n.as_i64().ok_or_else(invalid)?,
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid())?,
+        Some(_) => return Err(invalid()),
+    };
+    Quantity::new(n).map_err(|_| invalid())
+}
+
+pub async fn add_to_cart(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(product): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let outcome = async {
+        let quantity = quantity(&signals, &product)?;
+        let product_ref = ProductRef::parse(&product)
+            .map_err(|e| ApiError::bad_request("invalid_product_id", e))?;
+        let cart = cart::add_item(&state, &user, &product_ref, quantity).await?;
+        let name = cart
+            .items
+            .iter()
+            .find(|i| i.sku == product)
+            .map_or(product.as_str(), |i| i.name.as_str());
+        Ok(format!(
+            "Added {} × {name}; the cart holds {}.",
+            quantity.get(),
+            cart.total_cents
+        ))
+    }
+    .await;
+    let selection = Selection {
+        view: View::Products,
+        ..current(&state, &user, &page)
+    };
+    let reset = json!({"qty": {product.clone(): 1}});
+    answer(&state, &user, &page, selection, outcome, Some(reset)).await
+}
+
+pub async fn remove_from_cart(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(product): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let outcome = async {
+        let product_ref = ProductRef::parse(&product)
+            .map_err(|e| ApiError::bad_request("invalid_product_id", e))?;
+        let cart = cart::remove_item(&state, &user, &product_ref).await?;
+        Ok(format!(
+            "Removed {product}; the cart holds {}.",
+            cart.total_cents
+        ))
+    }
+    .await;
+    let selection = Selection {
+        view: View::Cart,
+        ..current(&state, &user, &page)
+    };
+    answer(&state, &user, &page, selection, outcome, None).await
+}
+
+pub async fn checkout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let placed = async {
+        let address = ShippingAddress::parse(&signals.address)
+            .map_err(|e| ApiError::bad_request("invalid_shipping_address", e))?;
+        let order_id = orders::new_order_id(user.username(), None);
+        orders::place_order(&state, &user, order_id, None, address).await
+    }
+    .await;
+    match placed {
+        Ok(reply) => {
+            let selection = Selection {
+                view: View::Orders,
+                order: Some(reply.order_id.clone()),
+            };
+            let message = if reply.status == OrderStatus::AwaitingPayment {
+                format!(
+                    "Order {} placed. Pay for it at the payment gateway below.",
+                    reply.order_id
+                )
+            } else {
+                format!("Order {} is {}.", reply.order_id, reply.status.label())
+            };
+            let signals = json!({"tab": "input", "address": ""});
+            answer(&state, &user, &page, selection, Ok(message), Some(signals)).await
+        }
+        Err(e) => {
+            let selection = Selection {
+                view: View::Cart,
+                ..current(&state, &user, &page)
+            };
+            answer(&state, &user, &page, selection, Err(e), None).await
+        }
+    }
+}
+
+/// The simulated payment gateway: posts to our own callback route exactly as a real
+/// gateway would (signed when a webhook secret is configured).
+async fn gateway(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    decline: Option<String>,
+) -> ApiResult<String> {
+    let order_id = OrderId::parse(id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?;
+    let not_found = || ApiError::not_found("unknown_order", format!("no order {order_id}"));
+    let summary = state
+        .db
+        .order_summary(order_id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
+    if summary.user_id != user.username() && !user.0.is_admin() {
+        return Err(not_found());
+    }
+    let payment = state
+        .db
+        .payment_by_order(order_id.as_str())
+        .await?
+        .filter(|p| p.state == "pending")
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "payment_settled",
+                format!("no payment of order {order_id} is waiting"),
+            )
+        })?;
+    let transaction_id = format!("txn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let body = match &decline {
+        None => json!({
+            "awakeable_id": payment.awakeable_id,
+            "transaction_id": transaction_id,
+            "amount": payment.amount_cents,
+            "status": "success",
+        }),
+        Some(reason) => json!({
+            "awakeable_id": payment.awakeable_id,
+            "transaction_id": transaction_id,
+            "amount": payment.amount_cents,
+            "status": "failed",
+            "reason": reason,
+        }),
+    }
+    .to_string();
+    let mut request = state
+        .http
+        .post(&state.callback_url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.clone());
+    if let Some(secret) = &state.webhook_secret {
+        let signature = payment::sign(secret, payment::unix_now(), body.as_bytes());
+        request = request.header("x-payment-signature", signature);
+    }
+    let response = request.send().await.map_err(|e| {
+        tracing::warn!(error = %e, "the payment gateway cannot reach the callback");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway_unreachable",
+            "the payment gateway could not deliver its callback; try again",
+        )
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        let amount = crate::domain::Cents::new(payment.amount_cents).unwrap_or_default();
+        return Ok(match decline {
+            None => format!("Paid {amount} for order {order_id} (transaction {transaction_id})."),
+            Some(reason) => format!("Declined the payment of order {order_id}: {reason}"),
+        });
+    }
+    // The callback's own error, passed on as the gateway saw it.
+    let error: Value = response.json().await.unwrap_or_default();
+    let text = |key: &str| error["error"][key].as_str().unwrap_or("").to_owned();
+    Err(ApiError::new(
+        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+        &text("code"),
+        text("message"),
+    ))
+}
+
+async fn settle(
+    state: AppState,
+    user: CurrentUser,
+    id: String,
+    signals: super::Signals,
+    decline: bool,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let decline = decline.then(|| {
+        Some(signals.decline_reason.trim())
+            .filter(|r| !r.is_empty())
+            .unwrap_or("card declined")
+            .to_owned()
+    });
+    let outcome = gateway(&state, &user, &id, decline).await;
+    let mut selection = current(&state, &user, &page);
+    if OrderId::parse(&id).is_ok() {
+        selection = Selection {
+            view: View::Orders,
+            order: Some(id),
+        };
+    }
+    let signals = json!({"tab": "output", "declineReason": ""});
+    answer(&state, &user, &page, selection, outcome, Some(signals)).await
+}
+
+pub async fn pay(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    settle(state, user, id, signals, false).await
+}
+
+pub async fn decline(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    settle(state, user, id, signals, true).await
+}
+
+/// After a decision the admin's workflow pane follows the order.
+fn decided(state: &AppState, user: &CurrentUser, page: &PageId, id: &str) -> Selection {
+    let mut selection = Selection {
+        view: View::Admin,
+        ..current(state, user, page)
+    };
+    if OrderId::parse(id).is_ok() {
+        selection.order = Some(id.to_owned());
+    }
+    selection
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let outcome = orders::approve_order(&state, &user, &id)
+        .await
+        .map(|order_id| format!("Approved order {order_id}; it ships now."));
+    let selection = decided(&state, &user, &page, &id);
+    answer(&state, &user, &page, selection, outcome, None).await
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let reason = Some(signals.reject_reason.clone());
+    let outcome = orders::reject_order(&state, &user, &id, reason)
+        .await
+        .map(|order_id| match signals.reject_reason.trim() {
+            "" => format!("Rejected order {order_id}."),
+            reason => format!("Rejected order {order_id}: {reason}"),
+        });
+    let selection = decided(&state, &user, &page, &id);
+    let reset = json!({"rejectReason": ""});
+    answer(&state, &user, &page, selection, outcome, Some(reset)).await
+}
+
+/// The crash drill: SIGKILL to the process serving the Restate endpoint. Everyone with
+/// an order in flight (and the admin) is told about the outage and the recovery.
+pub async fn crash(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    orders::require_admin(&user)?;
+    let outcome = crash_services(&state).await;
+    let selection = Selection {
+        view: View::Admin,
+        ..current(&state, &user, &page)
+    };
+    answer(&state, &user, &page, selection, outcome, None).await
+}
+
+async fn crash_services(state: &AppState) -> ApiResult<String> {
+    let control = state.services.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_supervised",
+            "this process does not supervise the service endpoint (it runs `shopflow web`)",
+        )
+    })?;
+    let final_statuses: Vec<&str> = OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(OrderStatus::as_str)
+        .collect();
+    let mut recipients = state.db.users_with_open_orders(&final_statuses).await?;
+    recipients.push(ADMIN.to_owned());
+    recipients.dedup();
+    let pid = control.crash().map_err(ApiError::internal)?;
+    tracing::warn!(pid, "crash drill: killed the service endpoint");
+    let outage = format!(
+        "Outage: the service endpoint (pid {pid}) was killed with SIGKILL. Orders in flight wait for it."
+    );
+    for user in &recipients {
+        let event = format!("outage:{pid}:{user}");
+        state.db.notify(&event, user, None, "outage", &outage).await?;
+    }
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let message = match control.wait_restarted(pid, RECOVERY_DEADLINE).await {
+            Some(next) => format!(
+                "Recovered: the supervisor restarted the service endpoint (pid {next}); orders in flight resume where they stopped."
+            ),
+            None => format!(
+                "The service endpoint is not back after {}s; see the server log.",
+                RECOVERY_DEADLINE.as_secs()
+            ),
+        };
+        for user in &recipients {
+            let event = format!("recovered:{pid}:{user}");
+            if let Err(e) = db.notify(&event, user, None, "recovered", &message).await {
+                tracing::warn!(error = %e, "cannot record the recovery");
+            }
+        }
+    });
+    Ok(format!(
+        "Killed the service endpoint (pid {pid}). The supervisor restarts it; watch the notifications."
+    ))
+}

@@ -1,0 +1,220 @@
+//! The browser UI: one server-rendered page at `/` (navigation | Input/Output tabs |
+//! notifications and workflow metadata), datastar actions under `/ui/` that answer
+//! with the panes they changed, and one multiplexed stream per page that keeps the
+//! page current. The JSON API stays as it is; both call the same functions.
+
+mod actions;
+mod pages;
+mod stream;
+mod views;
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::datastar;
+use super::error::{ApiError, ApiResult};
+use super::extract::{CurrentUser, RawBody, parse_json};
+use crate::domain::Username;
+pub use pages::{PageId, Pages, Selection, View};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/static/{file}", get(asset))
+        .route("/ui/session", post(sign_in))
+        .route("/ui/stream", get(stream::stream))
+        .route("/ui/view/{view}", get(actions::show_view))
+        .route("/ui/order/{id}", get(actions::show_order))
+        .route("/ui/cart/add/{product}", post(actions::add_to_cart))
+        .route("/ui/cart/remove/{product}", post(actions::remove_from_cart))
+        .route("/ui/checkout", post(actions::checkout))
+        .route("/ui/pay/{id}", post(actions::pay))
+        .route("/ui/decline/{id}", post(actions::decline))
+        .route("/ui/approve/{id}", post(actions::approve))
+        .route("/ui/reject/{id}", post(actions::reject))
+        .route("/ui/admin/crash", post(actions::crash))
+}
+
+/// A static file embedded in the binary, served under a name that carries its content
+/// hash, so browsers may keep it for a year.
+struct Asset {
+    content_type: &'static str,
+    bytes: &'static [u8],
+    url: LazyLock<String>,
+}
+
+fn hashed_url(name: &str, extension: &str, bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("/static/{name}-{hash}.{extension}")
+}
+
+static DATASTAR_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    bytes: include_bytes!("../../../node_modules/@starfederation/datastar/dist/datastar.js"),
+    url: LazyLock::new(|| hashed_url("datastar", "js", DATASTAR_JS.bytes)),
+};
+
+static APP_CSS: Asset = Asset {
+    content_type: "text/css; charset=utf-8",
+    bytes: include_bytes!("../../../static/app.css"),
+    url: LazyLock::new(|| hashed_url("app", "css", APP_CSS.bytes)),
+};
+
+async fn asset(Path(file): Path<String>) -> Response {
+    for asset in [&DATASTAR_JS, &APP_CSS] {
+        if format!("/static/{file}") == *asset.url {
+            return (
+                [
+                    (header::CONTENT_TYPE, asset.content_type),
+                    (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                ],
+                asset.bytes,
+            )
+                .into_response();
+        }
+    }
+    ApiError::not_found("not_found", format!("no static file {file}")).into_response()
+}
+
+/// The signals the page sends with every action (see `page.html`). Unknown ones are
+/// ignored; missing ones are empty.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Signals {
+    pub page: String,
+    pub qty: std::collections::HashMap<String, serde_json::Value>,
+    pub address: String,
+    pub decline_reason: String,
+    pub reject_reason: String,
+}
+
+/// Datastar's signals from the query (GET) or the body (other methods).
+pub struct UiSignals(pub Signals);
+
+impl<S: Send + Sync> FromRequest<S> for UiSignals {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = if req.method() == axum::http::Method::GET {
+            datastar::signals_in_query(req.uri().query())
+        } else {
+            let RawBody(body) = RawBody::from_request(req, state).await?;
+            Some(String::from_utf8_lossy(&body).into_owned()).filter(|b| !b.trim().is_empty())
+        };
+        match json {
+            Some(json) => parse_json(json.as_bytes()).map(UiSignals),
+            None => Err(ApiError::bad_request(
+                "missing_signals",
+                "this route is called by the page's datastar actions",
+            )),
+        }
+    }
+}
+
+impl Signals {
+    pub fn page(&self) -> ApiResult<PageId> {
+        PageId::parse(&self.page)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "page.html")]
+struct PageTemplate {
+    css_url: &'static str,
+    js_url: &'static str,
+    signals: String,
+    signed_in: bool,
+    tab: &'static str,
+    nav: String,
+    flash: String,
+    input: String,
+    output: String,
+    notifications: String,
+    meta: String,
+}
+
+/// The whole page, rendered on the server; the stream keeps it current from then on.
+async fn page(
+    State(state): State<AppState>,
+    user: Result<CurrentUser, ApiError>,
+) -> ApiResult<Response> {
+    let user = user.ok();
+    let page = PageId::random();
+    let products = state.db.products().await?;
+    let qty: serde_json::Map<String, serde_json::Value> = products
+        .iter()
+        .map(|p| (p.sku.clone(), 1.into()))
+        .collect();
+    let signals = serde_json::json!({
+        "page": page.as_str(),
+        "tab": "output",
+        "live": false,
+        "qty": qty,
+        "address": "",
+        "declineReason": "",
+        "rejectReason": "",
+    });
+    let selection = Selection::default();
+    if let Some(user) = &user {
+        state.pages.select(&page, user.username(), selection.clone());
+    }
+    let panes = views::render(&state, user.as_ref(), &selection).await?;
+    let notifications = match &user {
+        Some(user) => views::notification_list(&state, user).await?,
+        None => views::notification_list_of(&[])?,
+    };
+    let html = PageTemplate {
+        css_url: &APP_CSS.url,
+        js_url: &DATASTAR_JS.url,
+        signals: signals.to_string(),
+        signed_in: user.is_some(),
+        tab: "output",
+        nav: panes.nav,
+        flash: views::flash("", false)?,
+        input: panes.input,
+        output: panes.output,
+        notifications,
+        meta: panes.meta,
+    }
+    .render()
+    .map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// The user picker: a plain form post (`user=<name>`) that sets the signed session
+/// cookie and reloads the page as that user.
+async fn sign_in(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Response> {
+    let body = String::from_utf8_lossy(&body);
+    let name = body
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "user")
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let unknown = || ApiError::bad_request("unknown_user", "pick one of the listed users");
+    let name = Username::parse(name).map_err(|_| unknown())?;
+    let user = state.db.user(&name).await?.ok_or_else(unknown)?;
+    let name = Username::parse(&user.username).map_err(|_| unknown())?;
+    Ok((
+        [(header::SET_COOKIE, state.session_key.set_cookie(&name))],
+        Redirect::to("/"),
+    )
+        .into_response())
+}

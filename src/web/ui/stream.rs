@@ -1,0 +1,209 @@
+//! `/ui/stream`: the page's one long-lived stream (browsers allow six connections per
+//! host, so a page holds one). It carries the user's notifications, the panes of the
+//! page's current view whenever one of the user's orders moves, and the selected
+//! order's workflow metadata every second while that order is under way.
+//!
+//! On every (re)connect the whole notification list is sent and morphed into place,
+//! so nothing is lost or shown twice across reconnects; live entries are prepended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::json;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::UiSignals;
+use super::pages::Selection;
+use super::views;
+use crate::db::orders::Notification;
+use crate::web::AppState;
+use crate::web::datastar::{self, MergeMode};
+use crate::web::error::ApiResult;
+use crate::web::extract::CurrentUser;
+use crate::web::notifications::{KEEP_ALIVE_INTERVAL, notification_event};
+use crate::web::orders::load_order;
+
+/// How often the selected order's metadata (elapsed time, retries) is looked at.
+const META_REFRESH: Duration = Duration::from_secs(1);
+
+pub async fn stream(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    // Subscribe before reading the history, so nothing falls between the two.
+    let mut live = state.notifications.subscribe();
+    let list = views::notification_list(&state, &user).await?;
+    let mut last_id = state
+        .db
+        .recent_notifications(user.username(), 1)
+        .await?
+        .last()
+        .map_or(0, |n| n.id);
+    let attached = state.pages.attach(&page, user.username());
+    let (tx, response) = datastar::sse_channel();
+    tokio::spawn(async move {
+        let mut attached = attached;
+        let mut page = PageStream {
+            state,
+            user,
+            last_meta: String::new(),
+            settled: None,
+        };
+        let hello = datastar::merge_fragments(&list, None, MergeMode::Morph, None)
+            + &datastar::merge_signals(&json!({"live": true}));
+        if tx.send(hello).await.is_err() {
+            return;
+        }
+        // The page may have missed changes while it was disconnected.
+        let selection = attached.selection.borrow_and_update().clone();
+        if tx.send(page.panes(&selection).await).await.is_err() {
+            return;
+        }
+        let mut refresh = tokio::time::interval_at(
+            tokio::time::Instant::now() + META_REFRESH,
+            META_REFRESH,
+        );
+        let mut keep_alive = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEP_ALIVE_INTERVAL,
+            KEEP_ALIVE_INTERVAL,
+        );
+        let shutdown = page.state.shutdown.clone();
+        loop {
+            let events = tokio::select! {
+                received = live.recv() => {
+                    let mut batch = Vec::new();
+                    let mut next = received;
+                    loop {
+                        match next {
+                            Ok(n) => {
+                                if n.user_id == page.user.username() && n.id > last_id {
+                                    last_id = n.id;
+                                    batch.push(n);
+                                }
+                            }
+                            Err(RecvError::Lagged(_)) => {
+                                // Fell behind the shared tail: the log has it all.
+                                match page.missed(last_id).await {
+                                    Some(missed) => {
+                                        if let Some(n) = missed.last() {
+                                            last_id = n.id;
+                                        }
+                                        batch.extend(missed.into_iter().map(Arc::new));
+                                    }
+                                    None => return,
+                                }
+                            }
+                            Err(RecvError::Closed) => return,
+                        }
+                        next = match live.try_recv() {
+                            Ok(n) => Ok(n),
+                            Err(TryRecvError::Lagged(k)) => Err(RecvError::Lagged(k)),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                        };
+                    }
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    let mut events = String::new();
+                    for n in &batch {
+                        match notification_event(n) {
+                            Ok(event) => events.push_str(&event),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot render a notification");
+                                return;
+                            }
+                        }
+                    }
+                    // Something happened to the user's orders: the panes follow.
+                    let selection = attached.selection.borrow().clone();
+                    events + &page.panes(&selection).await
+                }
+                changed = attached.selection.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // The action that changed it answered with the panes; only the
+                    // workflow pane is ours to keep current.
+                    let selection = attached.selection.borrow_and_update().clone();
+                    page.settled = None;
+                    match page.meta(&selection).await {
+                        Some(meta) => meta,
+                        None => continue,
+                    }
+                }
+                _ = refresh.tick() => {
+                    let selection = attached.selection.borrow().clone();
+                    match page.meta(&selection).await {
+                        Some(meta) => meta,
+                        None => continue,
+                    }
+                }
+                _ = keep_alive.tick() => datastar::KEEP_ALIVE.to_owned(),
+                () = shutdown.wait() => return,
+                () = tx.closed() => return,
+            };
+            if tx.send(events).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(response)
+}
+
+struct PageStream {
+    state: AppState,
+    user: CurrentUser,
+    /// The workflow pane as last sent, so an unchanged one is not sent again.
+    last_meta: String,
+    /// A selected order that has finished: its pane no longer changes by itself.
+    settled: Option<String>,
+}
+
+impl PageStream {
+    /// Every pane for `selection` as events; nothing when they cannot be rendered now
+    /// (Restate restarting, say): the next change or reconnect sends them.
+    async fn panes(&mut self, selection: &Selection) -> String {
+        match views::render(&self.state, Some(&self.user), selection).await {
+            Ok(panes) => {
+                self.last_meta = panes.meta.clone();
+                self.settled = None;
+                panes.events()
+            }
+            Err(e) => {
+                tracing::warn!(status = %e.status(), message = e.message(), "cannot render the page's panes");
+                String::new()
+            }
+        }
+    }
+
+    /// The workflow pane when it changed since it was last sent.
+    async fn meta(&mut self, selection: &Selection) -> Option<String> {
+        let id = selection.order.as_ref()?;
+        if self.settled.as_ref() == Some(id) {
+            return None;
+        }
+        let order = load_order(&self.state, &self.user, id).await.ok();
+        if order.as_ref().is_some_and(|o| o.status.is_final()) {
+            self.settled = Some(id.clone());
+        }
+        let html = views::meta(&self.state, order.as_ref()).await.ok()?;
+        if html == self.last_meta {
+            return None;
+        }
+        self.last_meta = html.clone();
+        Some(datastar::merge_fragments(&html, None, MergeMode::Morph, None))
+    }
+
+    async fn missed(&self, after: i64) -> Option<Vec<Notification>> {
+        self.state
+            .db
+            .notifications(self.user.username(), after)
+            .await
+            .ok()
+    }
+}
