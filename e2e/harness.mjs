@@ -39,11 +39,29 @@ export async function eventually(check, what, deadlineMs = 30000) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
+/**
+ * Starts ShopFlow; `stop()` ends it and removes its data, `restart()` stops it and
+ * starts it again on the same ports and data (a server restart under open pages).
+ */
 export async function startApp({ deliveryDelay = '1s', env = {} } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shopflow-e2e-'));
-  const [http, services, ingress, admin, node] = await Promise.all(
-    Array.from({ length: 5 }, freePort),
-  );
+  const ports = await Promise.all(Array.from({ length: 5 }, freePort));
+  let app = await launch(dataDir, ports, deliveryDelay, env);
+  return {
+    url: app.url,
+    log: () => app.log(),
+    async restart() {
+      await app.stop();
+      app = await launch(dataDir, ports, deliveryDelay, env);
+    },
+    async stop() {
+      await app.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function launch(dataDir, [http, services, ingress, admin, node], deliveryDelay, env) {
   const bin = process.env.SHOPFLOW_BIN ?? path.join(root, 'target', 'debug', 'shopflow');
   const child = spawn(bin, [], {
     cwd: root,
@@ -81,7 +99,6 @@ export async function startApp({ deliveryDelay = '1s', env = {} } = {}) {
         process.kill(-child.pid, 'SIGTERM');
         await exited;
       }
-      fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::watch;
 
 use super::UiSignals;
 use super::pages::Selection;
@@ -59,8 +60,7 @@ pub async fn stream(
             return;
         }
         // The page may have missed changes while it was disconnected.
-        let selection = attached.selection.borrow_and_update().clone();
-        if tx.send(page.panes(&selection).await).await.is_err() {
+        if tx.send(page.panes(&mut attached.selection).await).await.is_err() {
             return;
         }
         let mut refresh = tokio::time::interval_at(
@@ -120,8 +120,7 @@ pub async fn stream(
                         }
                     }
                     // Something happened to the user's orders: the panes follow.
-                    let selection = attached.selection.borrow().clone();
-                    events + &page.panes(&selection).await
+                    events + &page.panes(&mut attached.selection).await
                 }
                 changed = attached.selection.changed() => {
                     if changed.is_err() {
@@ -165,19 +164,28 @@ struct PageStream {
 }
 
 impl PageStream {
-    /// Every pane for `selection` as events; nothing when they cannot be rendered now
-    /// (Restate restarting, say): the next change or reconnect sends them.
-    async fn panes(&mut self, selection: &Selection) -> String {
-        match views::render(&self.state, Some(&self.user), selection).await {
-            Ok(panes) => {
-                self.last_meta = panes.meta.clone();
-                self.settled = None;
-                panes.events()
+    /// Every pane for the page's current selection as events; nothing when they cannot
+    /// be rendered now (Restate restarting, say): the next change or reconnect sends
+    /// them. An action that changes the selection meanwhile answers with its own panes,
+    /// so these are rendered again rather than sent stale over the action's.
+    async fn panes(&mut self, selection: &mut watch::Receiver<Selection>) -> String {
+        loop {
+            let current = selection.borrow_and_update().clone();
+            let rendered = views::render(&self.state, Some(&self.user), &current).await;
+            if selection.has_changed().unwrap_or(false) {
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(status = %e.status(), message = e.message(), "cannot render the page's panes");
-                String::new()
-            }
+            return match rendered {
+                Ok(panes) => {
+                    self.last_meta = panes.meta.clone();
+                    self.settled = None;
+                    panes.events()
+                }
+                Err(e) => {
+                    tracing::warn!(status = %e.status(), message = e.message(), "cannot render the page's panes");
+                    String::new()
+                }
+            };
         }
     }
 

@@ -1,0 +1,273 @@
+// The whole journey in a real browser against a real ShopFlow: shoppers click through
+// products, cart, checkout and the payment gateway; an admin decides in a second
+// browser context; live updates arrive without reloads. Screenshots of each pane
+// state go to target/e2e/ for humans to look at.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import {
+  eventually,
+  launchBrowser,
+  screenshot,
+  startApp,
+  watchedContext,
+} from './harness.mjs';
+
+let app;
+let browser;
+const problems = [];
+
+before(async () => {
+  app = await startApp({ deliveryDelay: '1s' });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await app?.stop();
+});
+
+/** A fresh browser context (its own cookies) with a page signed in as `user`. */
+async function signIn(user) {
+  const context = await watchedContext(browser, app.url, problems);
+  const page = await context.newPage();
+  await page.goto(app.url);
+  await page.selectOption('#user-select', user);
+  await page.click('#user-picker button[type="submit"]');
+  await page.locator('#nav ul').waitFor();
+  await eventually(() => page.locator('#live').textContent().then((t) => t === 'Live'), 'the stream');
+  return page;
+}
+
+async function navigate(page, label) {
+  await page.locator('#nav ul').getByRole('button', { name: label, exact: true }).click();
+  await eventually(
+    async () => (await page.getAttribute('#input-pane', 'data-view')) === label.toLowerCase(),
+    `the ${label} view`,
+  );
+}
+
+async function flash(page, text) {
+  await eventually(
+    async () => (await page.textContent('#flash')).includes(text),
+    `"${text}" in the status line`,
+  );
+}
+
+async function notificationTexts(page) {
+  return page.locator('#notification-list li.notification').allTextContents();
+}
+
+async function waitForNotification(page, text, deadlineMs = 30000) {
+  await eventually(
+    async () => (await notificationTexts(page)).some((t) => t.includes(text)),
+    `a notification with "${text}"`,
+    deadlineMs,
+  );
+}
+
+async function workflowStatus(page, status, deadlineMs = 30000) {
+  await eventually(
+    async () => (await page.getAttribute('#workflow-meta', 'data-status')) === status,
+    `the workflow pane to show ${status}`,
+    deadlineMs,
+  );
+}
+
+/** Adds a product, checks out and lands at the payment gateway; returns the order id. */
+async function checkout(page, sku, quantity, address, shots) {
+  await navigate(page, 'Products');
+  if (shots) await screenshot(page, `${shots}-products-output`);
+  await page.click('#tab-input');
+  await page.fill(`#qty-${sku}`, String(quantity));
+  if (shots) await screenshot(page, `${shots}-products-input`);
+  await page.click(`#add-${sku}`);
+  await flash(page, `Added ${quantity} ×`);
+  await navigate(page, 'Cart');
+  await page.fill('#shipping-address', address);
+  if (shots) await screenshot(page, `${shots}-cart-checkout`);
+  await page.click('#checkout-button');
+  await page.locator('#workflow-meta[data-order-id]').waitFor();
+  await page.locator('#pay-button').waitFor();
+  const orderId = await page.getAttribute('#workflow-meta', 'data-order-id');
+  assert.match(orderId, /^order-[0-9a-f]{16}$/);
+  await workflowStatus(page, 'awaiting_payment');
+  if (shots) await screenshot(page, `${shots}-payment-gateway`);
+  return orderId;
+}
+
+async function adminQueue() {
+  const admin = await signIn('admin');
+  await navigate(admin, 'Admin');
+  await admin.click('#tab-input');
+  return admin;
+}
+
+function assertNoProblems() {
+  assert.deepEqual(problems, [], 'console errors or requests that left localhost');
+}
+
+test('a shopper buys by clicking, an admin approves, the shopper sees it delivered live', async () => {
+  const signedOut = await (await watchedContext(browser, app.url, problems)).newPage();
+  await signedOut.goto(app.url);
+  assert.equal(await signedOut.locator('#nav ul').count(), 0, 'no navigation before a user is picked');
+  await screenshot(signedOut, '01-signed-out');
+
+  const shopper = await signIn('alice');
+  assert.equal(
+    await shopper.locator('#nav ul').getByRole('button', { name: 'Admin' }).count(),
+    0,
+    'a customer has no Admin entry',
+  );
+  const orderId = await checkout(shopper, 'P001', 2, '1 Main St, Springfield', '02');
+
+  await shopper.click('#pay-button');
+  await flash(shopper, 'Paid $50.00');
+  await workflowStatus(shopper, 'awaiting_approval');
+  await waitForNotification(shopper, 'payment confirmed');
+  await screenshot(shopper, '03-awaiting-approval');
+
+  // The page is never reloaded from here on: a marker in the window would be lost.
+  await shopper.evaluate(() => (window.__sameDocument = true));
+
+  const admin = await adminQueue();
+  await waitForNotification(admin, `Order ${orderId} from alice`);
+  const approve = admin.getByRole('button', { name: `Approve ${orderId}` });
+  await approve.waitFor();
+  await screenshot(admin, '04-admin-approvals');
+
+  const clicked = Date.now();
+  await approve.click();
+  await waitForNotification(shopper, 'delivered');
+  const toNotification = Date.now() - clicked;
+  await workflowStatus(shopper, 'delivered');
+  const toWorkflowPane = Date.now() - clicked;
+  console.log(
+    `approve click → delivered notification: ${toNotification} ms, → workflow pane delivered: ${toWorkflowPane} ms (1 s delivery delay)`,
+  );
+
+  assert.equal(await shopper.evaluate(() => window.__sameDocument), true, 'no reload happened');
+  await flash(admin, `Approved order ${orderId}`);
+  assert.match(await shopper.textContent('#workflow-meta'), /Delivered/);
+  assert.match(await shopper.textContent('#workflow-meta'), /Retry count\s*0/);
+  assert.equal(await shopper.getAttribute('#workflow-meta progress', 'value'), '100');
+  // The Output pane follows too: the checklist and the tracking section.
+  await shopper.click('#tab-output');
+  await eventually(
+    async () => (await shopper.textContent('#output-pane')).includes('Delivery Completed'),
+    'the checklist to complete',
+  );
+  const output = await shopper.textContent('#output-pane');
+  assert.match(output, /Shipment Tracking/);
+  assert.match(output, /Tracking number/);
+  assert.match(output, /✅ Approved by Admin/);
+  await screenshot(shopper, '05-delivered');
+  await screenshot(admin, '06-admin-after-approval');
+  assertNoProblems();
+});
+
+test('a declined payment shows its reason, escaped', async () => {
+  const shopper = await signIn('bob');
+  await checkout(shopper, 'P002', 1, '2 Side St', null);
+  await shopper.fill('#decline-reason', 'card <b>expired</b>');
+  await shopper.click('#decline-button');
+  await flash(shopper, 'Declined the payment');
+  await workflowStatus(shopper, 'payment_failed');
+  await waitForNotification(shopper, 'card <b>expired</b>');
+  assert.equal(await shopper.locator('#notification-list b').count(), 0, 'the reason is text, not markup');
+  await shopper.click('#tab-output');
+  assert.match(await shopper.textContent('#output-pane'), /Reason: .*card <b>expired<\/b>/);
+  assert.match(await shopper.textContent('#workflow-meta'), /card <b>expired<\/b>/);
+  await screenshot(shopper, '07-payment-declined');
+  assertNoProblems();
+});
+
+test('an admin rejection shows its reason to the shopper', async () => {
+  const shopper = await signIn('carol');
+  const orderId = await checkout(shopper, 'P003', 1, '3 Hill Rd', null);
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+
+  const admin = await adminQueue();
+  await admin.getByRole('button', { name: `Approve ${orderId}` }).waitFor();
+  await admin.fill('#reject-reason', 'address outside our delivery area');
+  await admin.getByRole('button', { name: `Reject ${orderId}` }).click();
+  await flash(admin, `Rejected order ${orderId}: address outside our delivery area`);
+
+  await workflowStatus(shopper, 'rejected');
+  await waitForNotification(shopper, 'address outside our delivery area');
+  await shopper.click('#tab-output');
+  await eventually(
+    async () => (await shopper.textContent('#output-pane')).includes('Reason'),
+    'the reason in the order view',
+  );
+  await screenshot(shopper, '08-rejected');
+  assertNoProblems();
+});
+
+test('notifications survive a reload, newest first, none twice', async () => {
+  const shopper = await signIn('alice');
+  const ids = () =>
+    shopper.locator('#notification-list li.notification').evaluateAll((lis) => lis.map((li) => li.id));
+  const before = await ids();
+  assert.ok(before.length >= 5, `alice's history is shown (${before.length})`);
+  const numbers = before.map((id) => Number(id.replace('notification-', '')));
+  assert.deepEqual(numbers, [...numbers].sort((a, b) => b - a), 'newest first');
+  await shopper.reload();
+  await eventually(async () => (await shopper.textContent('#live')) === 'Live', 'the stream after reload');
+  assert.deepEqual(await ids(), before);
+  assert.equal(new Set(await ids()).size, before.length);
+  assertNoProblems();
+});
+
+test('the crash button kills the services and the order is still delivered', async () => {
+  const shopper = await signIn('dave');
+  const orderId = await checkout(shopper, 'P004', 1, '4 Lake View', null);
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+
+  const admin = await adminQueue();
+  await admin.click('#crash-button');
+  await flash(admin, 'Killed the service endpoint');
+  // Approved while the endpoint is down or restarting: Restate delivers it when back.
+  await admin.getByRole('button', { name: `Approve ${orderId}` }).click();
+  await waitForNotification(admin, 'Outage');
+  await waitForNotification(admin, 'Recovered');
+  await screenshot(admin, '09-crash-drill');
+
+  await waitForNotification(shopper, 'Outage');
+  await waitForNotification(shopper, 'Recovered');
+  await waitForNotification(shopper, 'delivered');
+  await workflowStatus(shopper, 'delivered');
+  const texts = await notificationTexts(shopper);
+  assert.equal(texts.filter((t) => t.includes('delivered')).length, 1, 'delivered exactly once');
+  await screenshot(shopper, '10-delivered-after-crash');
+  assertNoProblems();
+});
+
+test('the keyboard reaches everything and a phone-width screen stacks the panes', async () => {
+  const page = await signIn('erin');
+  // Tab from the user picker into the navigation and open Products with Enter.
+  await page.focus('#user-select');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), 'Products');
+  await page.keyboard.press('Enter');
+  await eventually(async () => (await page.getAttribute('#input-pane', 'data-view')) === 'products', 'Products');
+  await page.focus('#tab-input');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.isVisible('#input-pane'), true);
+  assert.equal(await page.isVisible('#output-pane'), false);
+  assert.equal(await page.getAttribute('#tab-input', 'aria-selected'), 'true');
+  assert.equal(await page.getAttribute('#notification-list', 'aria-live'), 'polite');
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  const box = async (sel) => page.locator(sel).boundingBox();
+  const [nav, main, notifications] = await Promise.all([box('#nav'), box('#main'), box('#notifications')]);
+  assert.ok(main.y > nav.y && notifications.y > main.y, 'stacked top to bottom');
+  assert.ok(main.width <= 390, 'nothing wider than the screen');
+  assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= 390), true, 'no sideways scroll');
+  await screenshot(page, '11-phone');
+  assertNoProblems();
+});
