@@ -4,8 +4,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 NPM_STAMP := node_modules/.shopflow-installed
+# Installing packages needs root; use sudo when we are not.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The browser tests drive Debian's Chromium (never a downloaded one); the emoji font
+# lets screenshots show the workflow checklist's icons.
+BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test bench build deps fmt fmt-check lint clean
+.PHONY: run test e2e browser bench build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data
 run: build
@@ -15,16 +20,30 @@ run: build
 build: deps
 	$(CARGO) build --release
 
-## deps: npm packages (restate-server) pinned by package-lock.json
+## deps: npm packages (restate-server, datastar, playwright-core) pinned by package-lock.json
 deps: $(NPM_STAMP)
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-## test: formatting, lints, unit tests, integration tests against a real restate-server
+## test: formatting, lints, unit and integration tests against a real restate-server,
+## then the browser tests
 test: deps fmt-check lint
 	$(CARGO) test
+	$(MAKE) e2e
+
+## e2e: browser tests in headless Chromium against a real ShopFlow; screenshots in target/e2e/
+e2e: deps browser
+	$(CARGO) build
+	node --test --test-concurrency=1 e2e/*.test.mjs
+
+## browser: Debian's Chromium, installed when missing
+browser:
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	  echo "installing $(BROWSER_PACKAGES) with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); }
 
 ## bench: API latency and whole-order wall time against the real stack (release build)
 bench: deps

@@ -258,7 +258,10 @@ impl Db {
     }
 
     /// Users with an order that is still under way (not in `final_statuses`).
-    pub async fn users_with_open_orders(&self, final_statuses: &[&str]) -> sqlx::Result<Vec<String>> {
+    pub async fn users_with_open_orders(
+        &self,
+        final_statuses: &[&str],
+    ) -> sqlx::Result<Vec<String>> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT DISTINCT user_id, status FROM orders")
                 .fetch_all(self.pool())

@@ -237,7 +237,10 @@ pub fn approvals(pending: &[OrderSummary]) -> String {
 
 /// Counts per status (every status listed, zeros included) and the cart's size.
 pub fn dashboard(title: &str, counts: &[(String, i64)], cart: Option<&CartView>) -> String {
-    let mut md = format!("# {}\n\n| Status | Orders |\n|--------|-------:|\n", escape(title));
+    let mut md = format!(
+        "# {}\n\n| Status | Orders |\n|--------|-------:|\n",
+        escape(title)
+    );
     let mut total = 0;
     for status in OrderStatus::ALL {
         let n = counts
@@ -250,11 +253,7 @@ pub fn dashboard(title: &str, counts: &[(String, i64)], cart: Option<&CartView>)
     let _ = writeln!(md, "| **All** | **{total}** |");
     if let Some(cart) = cart {
         let items: u32 = cart.items.iter().map(|i| i.quantity.get()).sum();
-        let _ = writeln!(
-            md,
-            "\n**Cart**: {items} item(s), {}",
-            cart.total_cents
-        );
+        let _ = writeln!(md, "\n**Cart**: {items} item(s), {}", cart.total_cents);
     }
     md
 }
@@ -279,10 +278,16 @@ mod tests {
     fn html_output_never_carries_raw_html() {
         let html = to_html("# Hi\n\n<script>alert(1)</script> and <b>bold</b>\n");
         assert!(html.contains("<h1>Hi</h1>"), "{html}");
-        assert!(!html.contains("<script>") && !html.contains("<b>"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>"),
+            "{html}"
+        );
         assert!(html.contains("&lt;script&gt;"), "{html}");
         let table = to_html("| a | b |\n|---|---|\n| 1 | 2 |\n");
-        assert!(table.contains("<table>") && table.contains("<td>1</td>"), "{table}");
+        assert!(
+            table.contains("<table>") && table.contains("<td>1</td>"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -297,7 +302,10 @@ mod tests {
         };
         let html = to_html(&products(&[product]));
         assert!(!html.contains("<img"), "{html}");
-        assert!(html.contains("Widget &lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(
+            html.contains("Widget &lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
         assert!(html.contains("<td>a | b</td>"), "{html}");
         assert!(html.contains("$25.00"), "{html}");
     }

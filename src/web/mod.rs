@@ -62,9 +62,13 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         use anyhow::Context;
         let notifications = notifications::NotificationHub::start(db.clone()).await?;
-        let session_key = session::SessionKey::load_or_create(&config.data_dir).with_context(
-            || format!("cannot create the session key in {}", config.data_dir.display()),
-        )?;
+        let session_key =
+            session::SessionKey::load_or_create(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the session key in {}",
+                    config.data_dir.display()
+                )
+            })?;
         let mut own = config.http_addr;
         if own.ip().is_unspecified() {
             own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -514,7 +514,9 @@ pub async fn reject_order(
     reason: Option<String>,
 ) -> ApiResult<OrderId> {
     require_admin(user)?;
-    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
     if reason
         .as_ref()
         .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))

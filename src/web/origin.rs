@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 
 pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if !safe && is_cross_origin(request.headers()) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -65,8 +68,14 @@ mod tests {
             ("origin", "http://evil.example")
         ])));
         assert!(is_cross_origin(&headers(&[("origin", "null")])));
-        assert!(is_cross_origin(&headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(is_cross_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(is_cross_origin(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
+        assert!(is_cross_origin(&headers(&[(
+            "sec-fetch-site",
+            "same-site"
+        )])));
         assert!(!is_cross_origin(&headers(&[
             ("sec-fetch-site", "same-origin"),
             ("origin", "http://127.0.0.1:8080")

@@ -420,7 +420,10 @@ async fn crash_services(state: &AppState) -> ApiResult<String> {
     );
     for user in &recipients {
         let event = format!("outage:{pid}:{user}");
-        state.db.notify(&event, user, None, "outage", &outage).await?;
+        state
+            .db
+            .notify(&event, user, None, "outage", &outage)
+            .await?;
     }
     let db = state.db.clone();
     tokio::spawn(async move {

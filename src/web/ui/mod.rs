@@ -151,10 +151,8 @@ async fn page(
     let user = user.ok();
     let page = PageId::random();
     let products = state.db.products().await?;
-    let qty: serde_json::Map<String, serde_json::Value> = products
-        .iter()
-        .map(|p| (p.sku.clone(), 1.into()))
-        .collect();
+    let qty: serde_json::Map<String, serde_json::Value> =
+        products.iter().map(|p| (p.sku.clone(), 1.into())).collect();
     let signals = serde_json::json!({
         "page": page.as_str(),
         "tab": "output",
@@ -166,7 +164,9 @@ async fn page(
     });
     let selection = Selection::default();
     if let Some(user) = &user {
-        state.pages.select(&page, user.username(), selection.clone());
+        state
+            .pages
+            .select(&page, user.username(), selection.clone());
     }
     let panes = views::render(&state, user.as_ref(), &selection).await?;
     let notifications = match &user {

@@ -60,13 +60,15 @@ pub async fn stream(
             return;
         }
         // The page may have missed changes while it was disconnected.
-        if tx.send(page.panes(&mut attached.selection).await).await.is_err() {
+        if tx
+            .send(page.panes(&mut attached.selection).await)
+            .await
+            .is_err()
+        {
             return;
         }
-        let mut refresh = tokio::time::interval_at(
-            tokio::time::Instant::now() + META_REFRESH,
-            META_REFRESH,
-        );
+        let mut refresh =
+            tokio::time::interval_at(tokio::time::Instant::now() + META_REFRESH, META_REFRESH);
         let mut keep_alive = tokio::time::interval_at(
             tokio::time::Instant::now() + KEEP_ALIVE_INTERVAL,
             KEEP_ALIVE_INTERVAL,
@@ -204,7 +206,12 @@ impl PageStream {
             return None;
         }
         self.last_meta = html.clone();
-        Some(datastar::merge_fragments(&html, None, MergeMode::Morph, None))
+        Some(datastar::merge_fragments(
+            &html,
+            None,
+            MergeMode::Morph,
+            None,
+        ))
     }
 
     async fn missed(&self, after: i64) -> Option<Vec<Notification>> {

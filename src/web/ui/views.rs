@@ -7,6 +7,7 @@ use askama::Template;
 use super::pages::{Selection, View};
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
+use crate::db::orders::now_rfc3339;
 use crate::domain::{Cents, OrderStatus};
 use crate::web::AppState;
 use crate::web::cart::{self, CartView};
@@ -16,7 +17,6 @@ use crate::web::markdown;
 use crate::web::notifications::{HISTORY, notification_html};
 use crate::web::orders::{OrderView, load_order};
 use crate::web::workflow_stream::{WorkflowMeta, retries};
-use crate::db::orders::now_rfc3339;
 
 /// The panes that depend on the selection, each an element with a stable id.
 pub struct Panes {
@@ -165,9 +165,7 @@ pub async fn notification_list(state: &AppState, user: &CurrentUser) -> ApiResul
     notification_list_of(&recent)
 }
 
-pub fn notification_list_of(
-    newest_first: &[crate::db::orders::Notification],
-) -> ApiResult<String> {
+pub fn notification_list_of(newest_first: &[crate::db::orders::Notification]) -> ApiResult<String> {
     let items = newest_first
         .iter()
         .map(notification_html)
@@ -391,12 +389,65 @@ async fn payable(state: &AppState, user: &CurrentUser) -> ApiResult<Option<Payab
         return Ok(None);
     };
     let payment = state.db.payment_by_order(&order_id).await?;
-    Ok(payment
-        .filter(|p| p.state == "pending")
-        .map(|p| Payable {
-            pay_url: format!("/ui/pay/{order_id}"),
-            decline_url: format!("/ui/decline/{order_id}"),
-            amount: cents(p.amount_cents),
-            order_id,
-        }))
+    Ok(payment.filter(|p| p.state == "pending").map(|p| Payable {
+        pay_url: format!("/ui/pay/{order_id}"),
+        decline_url: format!("/ui/decline/{order_id}"),
+        amount: cents(p.amount_cents),
+        order_id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_supplied_text_is_escaped_in_every_pane() {
+        let evil = "<script>alert(1)</script>";
+        let nav = Nav {
+            users: vec![crate::db::User {
+                username: "mallory".into(),
+                name: evil.into(),
+                role: "customer".into(),
+            }],
+            current: Some("mallory".into()),
+            items: Vec::new(),
+        }
+        .render()
+        .unwrap();
+        assert!(!nav.contains("<script>"), "{nav}");
+        assert!(nav.contains("&#60;script&#62;") || nav.contains("&lt;script&gt;"));
+
+        let row = OrderRow {
+            order_id: "o-1".into(),
+            user: evil.into(),
+            status: "Awaiting Approval",
+            total: Cents::ZERO,
+            selected: false,
+            select_url: "/ui/order/o-1".into(),
+            approve_url: "/ui/approve/o-1".into(),
+            reject_url: "/ui/reject/o-1".into(),
+        };
+        let admin = pane_input(
+            View::Admin,
+            Input::Admin {
+                pending: vec![row],
+                can_crash: true,
+            },
+        )
+        .unwrap();
+        assert!(!admin.contains("<script>"), "{admin}");
+        assert!(
+            admin.contains(r#"data-on-click="@post('/ui/approve/o-1')""#),
+            "{admin}"
+        );
+        assert!(admin.contains("id=\"crash-button\""));
+
+        let flash = flash("declined: <img src=x onerror=alert(1)>", true).unwrap();
+        assert!(!flash.contains("<img"), "{flash}");
+        assert!(flash.contains("<strong>Error:</strong>"), "{flash}");
+
+        let output = pane_output(View::Orders, &markdown::escape(evil)).unwrap();
+        assert!(!output.contains("<script>"), "{output}");
+    }
 }
