@@ -29,14 +29,17 @@ $(NPM_STAMP): package.json package-lock.json
 
 ## test: formatting, lints, unit and integration tests against a real restate-server,
 ## then the browser tests
-test: deps fmt-check lint
+## (they use the `shopflow` binary that `cargo test` has just built)
+test: deps fmt-check lint browser
 	$(CARGO) test
-	$(MAKE) e2e
+	$(E2E)
 
 ## e2e: browser tests in headless Chromium against a real ShopFlow; screenshots in target/e2e/
 e2e: deps browser
 	$(CARGO) build
-	node --test --test-concurrency=1 e2e/*.test.mjs
+	$(E2E)
+
+E2E := node --test --test-concurrency=1 e2e/*.test.mjs
 
 ## browser: Debian's Chromium, installed when missing
 browser:

@@ -27,6 +27,9 @@ test('an open page picks up a restarted server and keeps updating live', async (
   await page.click('#user-picker button[type="submit"]');
   const live = () => page.textContent('#live');
   await eventually(async () => (await live()) === 'Live', 'the stream');
+  await page.locator('#nav ul').getByRole('button', { name: 'Cart', exact: true }).click();
+  const view = () => page.getAttribute('#input-pane', 'data-view');
+  await eventually(async () => (await view()) === 'cart', 'the Cart view');
   await page.evaluate(() => (window.__sameDocument = true));
 
   await app.restart();
@@ -52,6 +55,12 @@ test('an open page picks up a restarted server and keeps updating live', async (
     'the new order in the notifications',
   );
   assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
+  // The new server did not know the page; the page told it what it shows.
+  assert.equal(await view(), 'cart');
+  await eventually(
+    async () => (await page.textContent('#output-pane')).includes('Gizmo Mini'),
+    'the cart pane to follow the change',
+  );
   const ids = await page.locator('#notification-list li.notification').evaluateAll((lis) => lis.map((li) => li.id));
   assert.equal(new Set(ids).size, ids.length, 'no notification twice');
   await screenshot(page, '12-after-server-restart');

@@ -308,11 +308,9 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
         fragment(&panes, id);
     }
     assert!(fragment(&panes, "output-pane").contains("<table>"));
-    assert!(
-        added
-            .body
-            .contains("event: datastar-merge-signals\ndata: signals {\"qty\":{\"P001\":1}}\n")
-    );
+    assert!(added.body.contains(
+        "event: datastar-merge-signals\ndata: signals {\"order\":\"\",\"qty\":{\"P001\":1},\"view\":\"products\"}\n"
+    ));
     // A quantity given as text is read too.
     let more = carol.action("/ui/cart/add/P008", &signals(page)).await;
     assert!(fragment(&fragments(&more.body), "flash").contains("Added 3 × Cable Organiser"));
@@ -374,11 +372,9 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
         .and_then(|s| s.split('"').next())
         .unwrap()
         .to_owned();
-    assert!(
-        placed
-            .body
-            .contains("data: signals {\"address\":\"\",\"tab\":\"input\"}")
-    );
+    assert!(placed.body.contains(&format!(
+        "data: signals {{\"address\":\"\",\"order\":\"{order_id}\",\"tab\":\"input\",\"view\":\"orders\"}}"
+    )));
 
     // The gateway's decline carries a hostile reason through the real callback route.
     let mut decline = signals(page);

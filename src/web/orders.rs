@@ -325,8 +325,13 @@ impl OrderView {
     }
 }
 
-/// Loads an order the caller may see: their own, or any for an admin. Others → 404.
-pub async fn load_order(state: &AppState, user: &CurrentUser, id: &str) -> ApiResult<OrderView> {
+/// The index entry of an order the caller may see: their own, or any for an admin.
+/// Malformed → 400; unknown or someone else's → 404.
+pub async fn visible_order(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+) -> ApiResult<(OrderId, OrderSummary)> {
     let order_id = OrderId::parse(id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?;
     let not_found = || ApiError::not_found("unknown_order", format!("no order {order_id}"));
     let summary = state
@@ -337,6 +342,13 @@ pub async fn load_order(state: &AppState, user: &CurrentUser, id: &str) -> ApiRe
     if summary.user_id != user.username() && !user.0.is_admin() {
         return Err(not_found());
     }
+    Ok((order_id, summary))
+}
+
+/// Loads an order the caller may see: their own, or any for an admin. Others → 404.
+pub async fn load_order(state: &AppState, user: &CurrentUser, id: &str) -> ApiResult<OrderView> {
+    let (order_id, summary) = visible_order(state, user, id).await?;
+    let not_found = || ApiError::not_found("unknown_order", format!("no order {order_id}"));
     let order: Option<OrderRecord> = state
         .restate
         .call(

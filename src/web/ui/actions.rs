@@ -26,7 +26,8 @@ use crate::web::payment;
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The answer to an action: the outcome in the status line, the panes for `selection`
-/// (which the page's stream follows from now on) and any signals to set.
+/// (which the page's stream follows from now on) and signals to set, the selection
+/// among them.
 async fn answer(
     state: &AppState,
     user: &CurrentUser,
@@ -43,9 +44,11 @@ async fn answer(
     };
     let mut events = datastar::merge_fragments(&flash, None, MergeMode::Morph, None);
     events.push_str(&panes.events());
-    if let Some(signals) = signals {
-        events.push_str(&datastar::merge_signals(&signals));
-    }
+    // The page remembers what it shows, for a server that restarts meanwhile.
+    let mut signals = signals.unwrap_or_else(|| json!({}));
+    signals["view"] = json!(selection.view.as_str());
+    signals["order"] = json!(selection.order.as_deref().unwrap_or(""));
+    events.push_str(&datastar::merge_signals(&signals));
     Ok(datastar::sse_response(events))
 }
 
@@ -217,16 +220,7 @@ async fn gateway(
     id: &str,
     decline: Option<String>,
 ) -> ApiResult<String> {
-    let order_id = OrderId::parse(id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?;
-    let not_found = || ApiError::not_found("unknown_order", format!("no order {order_id}"));
-    let summary = state
-        .db
-        .order_summary(order_id.as_str())
-        .await?
-        .ok_or_else(not_found)?;
-    if summary.user_id != user.username() && !user.0.is_admin() {
-        return Err(not_found());
-    }
+    let (order_id, _) = orders::visible_order(state, user, id).await?;
     let payment = state
         .db
         .payment_by_order(order_id.as_str())

@@ -96,6 +96,10 @@ pub struct Signals {
     pub address: String,
     pub decline_reason: String,
     pub reject_reason: String,
+    /// What the page showed when it sent this: lets a server that does not know the
+    /// page (it restarted) pick up where the page was.
+    pub view: String,
+    pub order: String,
 }
 
 /// Datastar's signals from the query (GET) or the body (other methods).
@@ -124,6 +128,16 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
 impl Signals {
     pub fn page(&self) -> ApiResult<PageId> {
         PageId::parse(&self.page)
+    }
+
+    /// The selection the page reports; the dashboard when it reports none.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            view: View::parse(&self.view).unwrap_or_default(),
+            order: crate::domain::OrderId::parse(&self.order)
+                .ok()
+                .map(|id| id.to_string()),
+        }
     }
 }
 
@@ -161,6 +175,8 @@ async fn page(
         "address": "",
         "declineReason": "",
         "rejectReason": "",
+        "view": View::default().as_str(),
+        "order": "",
     });
     let selection = Selection::default();
     if let Some(user) = &user {

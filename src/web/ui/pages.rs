@@ -160,13 +160,13 @@ impl Pages {
             .map(|p| p.selection.borrow().clone())
     }
 
-    /// A stream for `page` starts: it follows the page's selection (the dashboard for
-    /// a page this server has not seen, e.g. after a restart).
-    pub fn attach(&self, page: &PageId, user: &str) -> Attached {
+    /// A stream for `page` starts: it follows the page's selection (`reported`, what
+    /// the page says it shows, for a page this server has not seen, e.g. after a restart).
+    pub fn attach(&self, page: &PageId, user: &str, reported: Selection) -> Attached {
         let mut pages = self.0.lock().expect("pages lock");
         if pages.get(page).is_none_or(|p| p.user != user) {
             sweep(&mut pages);
-            pages.insert(page.clone(), Page::new(user, Selection::default()));
+            pages.insert(page.clone(), Page::new(user, reported));
         }
         let entry = pages.get_mut(page).expect("just inserted");
         entry.streams += 1;
@@ -230,7 +230,7 @@ mod tests {
     fn a_stream_follows_its_pages_selection() {
         let pages = Pages::default();
         let page = PageId::random();
-        let attached = pages.attach(&page, "alice");
+        let attached = pages.attach(&page, "alice", Selection::default());
         assert_eq!(*attached.selection.borrow(), Selection::default());
         let orders = Selection {
             view: View::Orders,

@@ -44,7 +44,9 @@ pub async fn stream(
         .await?
         .last()
         .map_or(0, |n| n.id);
-    let attached = state.pages.attach(&page, user.username());
+    let attached = state
+        .pages
+        .attach(&page, user.username(), signals.selection());
     let (tx, response) = datastar::sse_channel();
     tokio::spawn(async move {
         let mut attached = attached;
