@@ -48,9 +48,12 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); }
 
-## bench: API latency and whole-order wall time against the real stack (release build)
-bench: deps
+## bench: API latency and whole-order wall time against the real stack, and the
+## approve-click-to-delivered time in the browser (release build)
+bench: deps browser
 	$(CARGO) bench --bench lifecycle
+	$(CARGO) build --release
+	SHOPFLOW_BIN=target/release/shopflow node e2e/bench.mjs
 
 fmt:
 	$(CARGO) fmt

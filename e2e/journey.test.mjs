@@ -3,6 +3,7 @@
 // browser context; live updates arrive without reloads. Screenshots of each pane
 // state go to target/e2e/ for humans to look at.
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
 import {
@@ -28,8 +29,8 @@ after(async () => {
 });
 
 /** A fresh browser context (its own cookies) with a page signed in as `user`. */
-async function signIn(user) {
-  const context = await watchedContext(browser, app.url, problems);
+async function signIn(user, options = {}) {
+  const context = await watchedContext(browser, app.url, problems, options);
   const page = await context.newPage();
   await page.goto(app.url);
   await page.selectOption('#user-select', user);
@@ -269,5 +270,56 @@ test('the keyboard reaches everything and a phone-width screen stacks the panes'
   assert.ok(main.width <= 390, 'nothing wider than the screen');
   assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= 390), true, 'no sideways scroll');
   await screenshot(page, '11-phone');
+  assertNoProblems();
+});
+
+test('every view passes an axe-core accessibility audit', async () => {
+  const axe = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+  // The audit script is injected inline, which the page's CSP forbids: bypass it here.
+  const shopper = await signIn('heidi', { bypassCSP: true });
+  const audit = async (page, state) => {
+    await page.addScriptTag({ path: axe });
+    const violations = await page.evaluate(async () =>
+      (await window.axe.run(document)).violations.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    );
+    assert.deepEqual(violations, [], `accessibility violations in ${state}`);
+  };
+  await audit(shopper, 'the dashboard');
+  await navigate(shopper, 'Products');
+  await shopper.click('#tab-input');
+  await audit(shopper, 'the products input');
+  await shopper.click('#add-P006');
+  await flash(shopper, 'Added 1 ×');
+  await navigate(shopper, 'Cart');
+  await audit(shopper, 'the cart input');
+  await shopper.fill('#shipping-address', '6 Audit Ave');
+  await shopper.click('#checkout-button');
+  await shopper.locator('#pay-button').waitFor();
+  await audit(shopper, 'the payment gateway');
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+  await audit(shopper, 'the order output');
+
+  const admin = await signIn('admin', { bypassCSP: true });
+  await navigate(admin, 'Admin');
+  await admin.click('#tab-input');
+  await admin.locator('button.approve').first().waitFor();
+  await audit(admin, 'the admin approvals');
+  assertNoProblems();
+});
+
+test('the content security policy keeps injected scripts from running', async () => {
+  const page = await signIn('ivan');
+  const ran = await page.evaluate(() => {
+    const script = document.createElement('script');
+    script.textContent = 'window.__injected = true';
+    document.head.append(script);
+    return window.__injected === true;
+  });
+  assert.equal(ran, false);
+  // The browser reports the refusal; that is the one console error expected here.
+  const refused = problems.filter((p) => p.includes('Content Security Policy'));
+  assert.equal(refused.length, 1, problems.join('\n'));
+  problems.splice(0, problems.length, ...problems.filter((p) => !refused.includes(p)));
   assertNoProblems();
 });

@@ -153,6 +153,10 @@ async fn the_page_has_every_pane_and_a_long_lived_datastar_script() {
     let page = browser.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self' 'unsafe-eval';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
     for id in [
         "nav",
         "user-picker",

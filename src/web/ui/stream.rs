@@ -123,8 +123,12 @@ pub async fn stream(
                             }
                         }
                     }
-                    // Something happened to the user's orders: the panes follow.
-                    events + &page.panes(&mut attached.selection).await
+                    // The news first, then the panes it changed (they take a few
+                    // calls to render).
+                    if tx.send(events).await.is_err() {
+                        return;
+                    }
+                    page.panes(&mut attached.selection).await
                 }
                 changed = attached.selection.changed() => {
                     if changed.is_err() {
