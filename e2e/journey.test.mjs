@@ -78,7 +78,10 @@ async function workflowStatus(page, status, deadlineMs = 30000) {
 /** Adds a product, checks out and lands at the payment gateway; returns the order id. */
 async function checkout(page, sku, quantity, address, shots) {
   await navigate(page, 'Products');
-  if (shots) await screenshot(page, `${shots}-products-output`);
+  if (shots) {
+    await page.click('#tab-output');
+    await screenshot(page, `${shots}-products-output`);
+  }
   await page.click('#tab-input');
   await page.fill(`#qty-${sku}`, String(quantity));
   if (shots) await screenshot(page, `${shots}-products-input`);

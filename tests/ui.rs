@@ -303,6 +303,22 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
     let carol = Browser::signed_in("carol").await;
     let page = "p-actions";
 
+    // Navigating opens the tab where the view's work happens.
+    let products = carol.view("/ui/view/products", &signals(page)).await;
+    assert!(
+        products
+            .body
+            .contains("\"tab\":\"input\",\"view\":\"products\"")
+    );
+    let dashboard = carol.view("/ui/view/dashboard", &signals(page)).await;
+    assert!(
+        dashboard
+            .body
+            .contains("\"tab\":\"output\",\"view\":\"dashboard\"")
+    );
+    let unknown = carol.view("/ui/view/secrets", &signals(page)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
     let added = carol.action("/ui/cart/add/P001", &signals(page)).await;
     assert_eq!(added.status, StatusCode::OK);
     assert_eq!(added.headers["content-type"], "text/event-stream");

@@ -153,6 +153,7 @@ pub fn products(products: &[Product]) -> String {
             p.stock_qty
         );
     }
+    md.push_str("\nAdd items to the cart in the **Input** tab.\n");
     md
 }
 
@@ -183,6 +184,9 @@ pub fn cart(cart: &CartView, pending: Option<&str>) -> String {
         );
     }
     let _ = writeln!(md, "\n**Total**: {}", cart.total_cents);
+    if pending.is_none() {
+        md.push_str("\nCheck out in the **Input** tab.\n");
+    }
     md
 }
 

@@ -69,17 +69,31 @@ pub async fn show_view(
     let page = signals.page()?;
     let view = View::parse(&view)?;
     let mut selection = current(&state, &user, &page);
-    let outcome = if view == View::Admin && !user.0.is_admin() {
-        Err(ApiError::new(
+    if view == View::Admin && !user.0.is_admin() {
+        let refused = ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the Admin view needs the admin role",
-        ))
-    } else {
-        selection.view = view;
-        Ok(String::new())
+        );
+        return answer(&state, &user, &page, selection, Err(refused), None).await;
+    }
+    selection.view = view;
+    // Open the tab where the view's work happens: forms for shopping and deciding,
+    // the read-outs for the dashboard and orders.
+    let tab = match view {
+        View::Products | View::Cart | View::Admin => "input",
+        View::Dashboard | View::Orders => "output",
     };
-    answer(&state, &user, &page, selection, outcome, None).await
+    let signals = json!({"tab": tab});
+    answer(
+        &state,
+        &user,
+        &page,
+        selection,
+        Ok(String::new()),
+        Some(signals),
+    )
+    .await
 }
 
 pub async fn show_order(
@@ -405,8 +419,9 @@ async fn crash_services(state: &AppState) -> ApiResult<String> {
         .map(OrderStatus::as_str)
         .collect();
     let mut recipients = state.db.users_with_open_orders(&final_statuses).await?;
-    recipients.push(ADMIN.to_owned());
-    recipients.dedup();
+    if !recipients.iter().any(|u| u == ADMIN) {
+        recipients.push(ADMIN.to_owned());
+    }
     let pid = control.crash().map_err(ApiError::internal)?;
     tracing::warn!(pid, "crash drill: killed the service endpoint");
     let outage = format!(
