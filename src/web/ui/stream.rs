@@ -28,6 +28,10 @@ use crate::web::orders::load_order;
 
 /// How often the selected order's metadata (elapsed time, retries) is looked at.
 const META_REFRESH: Duration = Duration::from_secs(1);
+/// When the panes are looked at again after a change. A notification is logged inside
+/// the handler's `ctx.run`, a moment before Restate makes the handler's new state
+/// readable, so the first rendering can show the state just before; these settle it.
+const FOLLOW_UPS: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
 pub async fn stream(
     State(state): State<AppState>,
@@ -54,6 +58,7 @@ pub async fn stream(
             state,
             user,
             last_meta: String::new(),
+            last_panes: String::new(),
             settled: None,
         };
         let hello = datastar::merge_fragments(&list, None, MergeMode::Morph, None)
@@ -76,7 +81,9 @@ pub async fn stream(
             KEEP_ALIVE_INTERVAL,
         );
         let shutdown = page.state.shutdown.clone();
+        let mut follow_ups: Vec<tokio::time::Instant> = Vec::new();
         loop {
+            let next_follow_up = follow_ups.first().copied();
             let events = tokio::select! {
                 received = live.recv() => {
                     let mut batch = Vec::new();
@@ -128,6 +135,12 @@ pub async fn stream(
                     if tx.send(events).await.is_err() {
                         return;
                     }
+                    let now = tokio::time::Instant::now();
+                    follow_ups = FOLLOW_UPS.iter().map(|d| now + *d).collect();
+                    page.panes(&mut attached.selection).await
+                }
+                () = sleep_until(next_follow_up), if next_follow_up.is_some() => {
+                    follow_ups.remove(0);
                     page.panes(&mut attached.selection).await
                 }
                 changed = attached.selection.changed() => {
@@ -154,7 +167,7 @@ pub async fn stream(
                 () = shutdown.wait() => return,
                 () = tx.closed() => return,
             };
-            if tx.send(events).await.is_err() {
+            if !events.is_empty() && tx.send(events).await.is_err() {
                 return;
             }
         }
@@ -162,11 +175,20 @@ pub async fn stream(
     Ok(response)
 }
 
+/// Sleeps until `deadline`; only polled when there is one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
 struct PageStream {
     state: AppState,
     user: CurrentUser,
     /// The workflow pane as last sent, so an unchanged one is not sent again.
     last_meta: String,
+    /// The panes as last sent, likewise.
+    last_panes: String,
     /// A selected order that has finished: its pane no longer changes by itself.
     settled: Option<String>,
 }
@@ -187,7 +209,12 @@ impl PageStream {
                 Ok(panes) => {
                     self.last_meta = panes.meta.clone();
                     self.settled = None;
-                    panes.events()
+                    let events = panes.events();
+                    if events == self.last_panes {
+                        return String::new();
+                    }
+                    self.last_panes = events.clone();
+                    events
                 }
                 Err(e) => {
                     tracing::warn!(status = %e.status(), message = e.message(), "cannot render the page's panes");
