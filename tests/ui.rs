@@ -396,6 +396,15 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
         "data: signals {{\"address\":\"\",\"order\":\"{order_id}\",\"tab\":\"input\",\"view\":\"orders\"}}"
     )));
 
+    // While the payment is pending the cart is locked: no Remove buttons.
+    let cart = carol.view("/ui/view/cart", &signals(page)).await;
+    let input = fragment(&fragments(&cart.body), "input-pane").to_owned();
+    assert!(
+        input.contains("locked") && !input.contains("/ui/cart/remove/"),
+        "{input}"
+    );
+    assert!(input.contains("id=\"pay-button\""));
+
     // The gateway's decline carries a hostile reason through the real callback route.
     let mut decline = signals(page);
     decline["declineReason"] = json!("<img src=x onerror=alert(1)>");
