@@ -53,11 +53,6 @@ impl NotificationHub {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                // Nobody watching: nothing to read. The next stream reads its own
-                // history, and the tail catches up from where it stopped.
-                if tx.receiver_count() == 0 {
-                    continue;
-                }
                 match db.notifications_after(last, 500).await {
                     Ok(batch) => {
                         for n in batch {

@@ -186,7 +186,7 @@ async fn page(
     }
     let panes = views::render(&state, user.as_ref(), &selection).await?;
     let notifications = match &user {
-        Some(user) => views::notification_list(&state, user).await?,
+        Some(user) => views::notification_list(&state, user).await?.0,
         None => views::notification_list_of(&[])?,
     };
     let html = PageTemplate {

@@ -41,13 +41,7 @@ pub async fn stream(
     let page = signals.page()?;
     // Subscribe before reading the history, so nothing falls between the two.
     let mut live = state.notifications.subscribe();
-    let list = views::notification_list(&state, &user).await?;
-    let mut last_id = state
-        .db
-        .recent_notifications(user.username(), 1)
-        .await?
-        .last()
-        .map_or(0, |n| n.id);
+    let (list, mut last_id) = views::notification_list(&state, &user).await?;
     let attached = state
         .pages
         .attach(&page, user.username(), signals.selection());

@@ -155,14 +155,16 @@ pub fn flash(message: &str, error: bool) -> ApiResult<String> {
     Flash { message, error }.render().map_err(render_err)
 }
 
-/// The user's latest notifications, newest first.
-pub async fn notification_list(state: &AppState, user: &CurrentUser) -> ApiResult<String> {
+/// The user's latest notifications, newest first, and the newest one's id (0 for none):
+/// a stream goes on live from exactly there.
+pub async fn notification_list(state: &AppState, user: &CurrentUser) -> ApiResult<(String, i64)> {
     let mut recent = state
         .db
         .recent_notifications(user.username(), HISTORY)
         .await?;
     recent.reverse();
-    notification_list_of(&recent)
+    let newest = recent.first().map_or(0, |n| n.id);
+    Ok((notification_list_of(&recent)?, newest))
 }
 
 pub fn notification_list_of(newest_first: &[crate::db::orders::Notification]) -> ApiResult<String> {
