@@ -2,11 +2,13 @@
 //! event names, data-line keys, keep-alives and the SSE response headers. A move to
 //! datastar 1.0 changes this module only.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
+use axum::extract::Query;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_core::Stream;
@@ -72,45 +74,11 @@ pub fn sse_response(events: String) -> Response {
         .into_response()
 }
 
-/// The signals a datastar action sends: the `datastar` query parameter on GET, the
-/// body on other methods. `None` when there is none.
-pub fn signals_in_query(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "datastar")
-        .map(|(_, value)| percent_decode(value))
-}
-
-fn percent_decode(value: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes[i] {
-            b'+' => Some(b' '),
-            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1])
-                .zip(hex(bytes[i + 2]))
-                .map(|(hi, lo)| hi << 4 | lo),
-            _ => None,
-        };
-        match decoded {
-            Some(b) if bytes[i] == b'%' => {
-                out.push(b);
-                i += 3;
-            }
-            Some(b) => {
-                out.push(b);
-                i += 1;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The signals a datastar GET action sends, in the `datastar` query parameter (other
+/// methods send them as the body). `None` when there is none.
+pub fn signals_in_query(uri: &axum::http::Uri) -> Option<String> {
+    let Query(mut params) = Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
+    params.remove("datastar")
 }
 
 /// An SSE response fed by the returned sender. The stream ends when the sender is
@@ -167,15 +135,16 @@ mod tests {
 
     #[test]
     fn signals_come_from_the_datastar_query_parameter() {
-        let query = "x=1&datastar=%7B%22page%22%3A%22p-1%22%2C%22a%22%3A%22b+c%25%22%7D";
+        let uri: axum::http::Uri =
+            "/ui/stream?x=1&datastar=%7B%22page%22%3A%22p-1%22%2C%22a%22%3A%22b+c%25%C3%A9%22%7D"
+                .parse()
+                .unwrap();
         assert_eq!(
-            signals_in_query(Some(query)).unwrap(),
-            r#"{"page":"p-1","a":"b c%"}"#
+            signals_in_query(&uri).unwrap(),
+            r#"{"page":"p-1","a":"b c%é"}"#
         );
-        assert_eq!(signals_in_query(Some("x=1")), None);
-        assert_eq!(signals_in_query(None), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%C3%A9"), "é");
+        assert_eq!(signals_in_query(&"/ui/stream?x=1".parse().unwrap()), None);
+        assert_eq!(signals_in_query(&"/ui/stream".parse().unwrap()), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod datastar;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hex;
 pub mod markdown;
 pub mod notifications;
 pub mod orders;

@@ -50,12 +50,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = super::hex::encode(&mac.finalize().into_bytes());
     format!("t={timestamp},v1={hex}")
 }
 
@@ -72,7 +67,9 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", hex)) => signatures.push(decode_hex(hex).ok_or("malformed signature")?),
+            Some(("v1", hex)) => {
+                signatures.push(super::hex::decode(hex).ok_or("malformed signature")?)
+            }
             _ => {}
         }
     }
@@ -90,16 +87,6 @@ pub fn verify(
         }
     }
     Err("signature does not match")
-}
-
-pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || hex.len() > 128 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 pub(crate) fn unix_now() -> i64 {

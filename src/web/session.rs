@@ -64,14 +64,13 @@ impl SessionKey {
     /// The cookie value for `username`: `<username>.<hex signature>`.
     pub fn sign(&self, username: &Username) -> String {
         let tag = self.mac(username.as_str()).finalize().into_bytes();
-        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{username}.{hex}")
+        format!("{username}.{}", super::hex::encode(&tag))
     }
 
     /// The user a cookie value names, if its signature is ours.
     pub fn verify(&self, value: &str) -> Option<Username> {
         let (name, hex) = value.rsplit_once('.')?;
-        let tag = super::payment::decode_hex(hex)?;
+        let tag = super::hex::decode(hex)?;
         self.mac(name).verify_slice(&tag).ok()?;
         Username::parse(name).ok()
     }

@@ -141,10 +141,17 @@ pub async fn retries(state: &AppState, order_id: &str) -> Retries {
     }
 }
 
+/// The `#workflow-meta` fragment of an order, with Restate's numbers as of now.
+pub async fn meta_html(state: &AppState, order: &OrderView) -> ApiResult<String> {
+    let retries = retries(state, &order.order_id).await;
+    WorkflowMeta::new(order, retries, &now_rfc3339())
+        .render()
+        .map_err(super::error::ApiError::internal)
+}
+
 async fn render(state: &AppState, user: &CurrentUser, order_id: &str) -> ApiResult<String> {
     let order = load_order(state, user, order_id).await?;
-    let meta = WorkflowMeta::new(&order, retries(state, order_id).await, &now_rfc3339());
-    let html = meta.render().map_err(super::error::ApiError::internal)?;
+    let html = meta_html(state, &order).await?;
     Ok(datastar::merge_fragments(
         &html,
         None,

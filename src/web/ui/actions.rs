@@ -19,7 +19,7 @@ use crate::web::cart;
 use crate::web::datastar::{self, MergeMode};
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::CurrentUser;
-use crate::web::orders::{self, load_order};
+use crate::web::orders;
 use crate::web::payment;
 
 /// How long the crash drill waits for the supervisor's new endpoint.
@@ -104,12 +104,13 @@ pub async fn show_order(
 ) -> ApiResult<Response> {
     let page = signals.page()?;
     let mut selection = current(&state, &user, &page);
-    let outcome = match load_order(&state, &user, &id).await {
-        Ok(order) => {
+    // The index says whether the user may see it; the panes load the order itself.
+    let outcome = match orders::visible_order(&state, &user, &id).await {
+        Ok((order_id, _)) => {
             if selection.view != View::Admin {
                 selection.view = View::Orders;
             }
-            selection.order = Some(order.order_id);
+            selection.order = Some(order_id.to_string());
             Ok(String::new())
         }
         Err(e) => Err(e),
@@ -130,6 +131,10 @@ fn quantity(signals: &super::Signals, product: &str) -> ApiResult<Quantity> {
     Quantity::new(n).map_err(|_| invalid())
 }
 
+fn product_ref(product: &str) -> ApiResult<ProductRef> {
+    ProductRef::parse(product).map_err(|e| ApiError::bad_request("invalid_product_id", e))
+}
+
 pub async fn add_to_cart(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -139,9 +144,7 @@ pub async fn add_to_cart(
     let page = signals.page()?;
     let outcome = async {
         let quantity = quantity(&signals, &product)?;
-        let product_ref = ProductRef::parse(&product)
-            .map_err(|e| ApiError::bad_request("invalid_product_id", e))?;
-        let cart = cart::add_item(&state, &user, &product_ref, quantity).await?;
+        let cart = cart::add_item(&state, &user, &product_ref(&product)?, quantity).await?;
         let name = cart
             .items
             .iter()
@@ -170,9 +173,7 @@ pub async fn remove_from_cart(
 ) -> ApiResult<Response> {
     let page = signals.page()?;
     let outcome = async {
-        let product_ref = ProductRef::parse(&product)
-            .map_err(|e| ApiError::bad_request("invalid_product_id", e))?;
-        let cart = cart::remove_item(&state, &user, &product_ref).await?;
+        let cart = cart::remove_item(&state, &user, &product_ref(&product)?).await?;
         Ok(format!(
             "Removed {product}; the cart holds {}.",
             cart.total_cents
@@ -291,11 +292,11 @@ async fn gateway(
     }
     // The callback's own error, passed on as the gateway saw it.
     let error: Value = response.json().await.unwrap_or_default();
-    let text = |key: &str| error["error"][key].as_str().unwrap_or("").to_owned();
+    let text = |key: &str| error["error"][key].as_str().map(str::to_owned);
     Err(ApiError::new(
         StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-        &text("code"),
-        text("message"),
+        &text("code").unwrap_or_else(|| "payment_callback_failed".to_owned()),
+        text("message").unwrap_or_else(|| format!("the payment callback answered {status}")),
     ))
 }
 

@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, FromRequest, Path, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -53,8 +54,7 @@ struct Asset {
 }
 
 fn hashed_url(name: &str, extension: &str, bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::web::hex::encode(&Sha256::digest(bytes)[..6]);
     format!("/static/{name}-{hash}.{extension}")
 }
 
@@ -110,7 +110,7 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = if req.method() == axum::http::Method::GET {
-            datastar::signals_in_query(req.uri().query())
+            datastar::signals_in_query(req.uri())
         } else {
             let RawBody(body) = RawBody::from_request(req, state).await?;
             Some(String::from_utf8_lossy(&body).into_owned()).filter(|b| !b.trim().is_empty())
@@ -226,18 +226,19 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'un
 
 /// The user picker: a plain form post (`user=<name>`) that sets the signed session
 /// cookie and reloads the page as that user.
-async fn sign_in(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Response> {
-    let body = String::from_utf8_lossy(&body);
-    let name = body
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "user")
-        .map(|(_, value)| value)
-        .unwrap_or_default();
+#[derive(Deserialize)]
+struct SignIn {
+    user: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    form: Result<Form<SignIn>, FormRejection>,
+) -> ApiResult<Response> {
     let unknown = || ApiError::bad_request("unknown_user", "pick one of the listed users");
-    let name = Username::parse(name).map_err(|_| unknown())?;
-    let user = state.db.user(&name).await?.ok_or_else(unknown)?;
-    let name = Username::parse(&user.username).map_err(|_| unknown())?;
+    let Form(form) = form.map_err(|_| unknown())?;
+    let name = Username::parse(&form.user).map_err(|_| unknown())?;
+    state.db.user(&name).await?.ok_or_else(unknown)?;
     Ok((
         [(header::SET_COOKIE, state.session_key.set_cookie(&name))],
         Redirect::to("/"),

@@ -7,7 +7,6 @@ use askama::Template;
 use super::pages::{Selection, View};
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
-use crate::db::orders::now_rfc3339;
 use crate::domain::{Cents, OrderStatus};
 use crate::web::AppState;
 use crate::web::cart::{self, CartView};
@@ -16,7 +15,7 @@ use crate::web::extract::CurrentUser;
 use crate::web::markdown;
 use crate::web::notifications::{HISTORY, notification_html};
 use crate::web::orders::{OrderView, load_order};
-use crate::web::workflow_stream::{WorkflowMeta, retries};
+use crate::web::workflow_stream::meta_html;
 
 /// The panes that depend on the selection, each an element with a stable id.
 pub struct Panes {
@@ -333,12 +332,7 @@ fn pane_output(view: View, md: &str) -> ApiResult<String> {
 /// The `#workflow-meta` pane: the order's live numbers, or a hint to select one.
 pub async fn meta(state: &AppState, order: Option<&OrderView>) -> ApiResult<String> {
     match order {
-        Some(order) => {
-            let retries = retries(state, &order.order_id).await;
-            WorkflowMeta::new(order, retries, &now_rfc3339())
-                .render()
-                .map_err(render_err)
-        }
+        Some(order) => meta_html(state, order).await,
         None => NoWorkflow.render().map_err(render_err),
     }
 }
