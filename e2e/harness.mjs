@@ -40,10 +40,12 @@ export async function eventually(check, what, deadlineMs = 30000) {
 }
 
 /**
- * Starts ShopFlow; `stop()` ends it and removes its data, `restart()` stops it and
+ * Starts ShopFlow (in demo mode unless `demo: false`); `stop()` ends it and removes its data, `restart()` stops it and
  * starts it again on the same ports and data (a server restart under open pages).
  */
-export async function startApp({ deliveryDelay = '1s', env = {} } = {}) {
+export async function startApp({ deliveryDelay = '1s', demo = true, env = {} } = {}) {
+  // Demo mode (the page's user picker, no passwords) unless a test asks for sign-in.
+  env = { SHOPFLOW_TRUST_USER_HEADER: String(demo), ...env };
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shopflow-e2e-'));
   const ports = await Promise.all(Array.from({ length: 5 }, freePort));
   let app = await launch(dataDir, ports, deliveryDelay, env);

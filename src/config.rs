@@ -16,13 +16,60 @@ pub struct Cli {
     pub config: Config,
 }
 
-/// Which part of ShopFlow this process runs. Without one, it runs everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+/// Which part of ShopFlow this process runs, or an operator's command. Without one,
+/// it runs everything.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Role {
     /// Only the Restate service endpoint (HTTP/2, called by restate-server).
     Services,
     /// Only the web role (UI + JSON API) against an already running Restate.
     Web,
+    /// Manage users and their passwords (in the database of --data-dir).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print a bearer token for USER (`Authorization: Bearer <token>`).
+    Token {
+        user: String,
+        /// How long the token lasts.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Settle ORDER_ID's pending payment as the payment gateway would: a signed
+    /// callback to the running web role.
+    Pay {
+        order_id: String,
+        /// Decline the payment with this reason instead of paying.
+        #[arg(long)]
+        decline: Option<String>,
+        /// Print the signed curl command instead of sending it.
+        #[arg(long)]
+        curl: bool,
+    },
+}
+
+/// `shopflow user …`. Passwords are read from the terminal without echo, or as the
+/// first line of standard input when it is not a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Add a user, with a password unless --no-password.
+    Add {
+        user: String,
+        /// Display name (defaults to the user name).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Give the user the admin role.
+        #[arg(long)]
+        admin: bool,
+        /// No password: the user can sign in only in demo mode or with `shopflow token`.
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Set a user's password; every token and session issued before ends.
+    SetPassword { user: String },
+    /// List users, their roles and whether they have a password.
+    List,
 }
 
 /// Whether ShopFlow starts restate-server itself.
@@ -116,7 +163,8 @@ pub struct Config {
     #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration, global = true)]
     pub payment_timeout: Duration,
 
-    /// Shared secret for signed payment callbacks; unsigned callbacks are accepted when unset.
+    /// Shared secret that signs payment callbacks; generated into the data dir
+    /// (`webhook.secret`, mode 0600) when unset. Callbacks are always signed.
     #[arg(
         long,
         env = "SHOPFLOW_PAYMENT_WEBHOOK_SECRET",
@@ -125,9 +173,28 @@ pub struct Config {
     )]
     pub payment_webhook_secret: Option<String>,
 
-    /// Accept the bare `X-User-ID` header as the caller's identity.
-    #[arg(long, env = "SHOPFLOW_TRUST_USER_HEADER", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
+    /// Demo mode: accept the bare `X-User-ID` header as the caller's identity and let
+    /// the page's user picker sign in without a password. Off: only tokens and session
+    /// cookies identify a user.
+    #[arg(long, env = "SHOPFLOW_TRUST_USER_HEADER", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
     pub trust_user_header: bool,
+
+    /// `Host` values the web role answers (comma-separated `host[:port]`); others are
+    /// refused, so a foreign name resolving to this machine (DNS rebinding) gets
+    /// nothing. Defaults to the HTTP address, `localhost:{port}` and `127.0.0.1:{port}`.
+    #[arg(
+        long,
+        env = "SHOPFLOW_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+
+    /// The public key (`publickeyv1_…`) Restate signs its requests to the service
+    /// endpoint with; requests without a valid signature are refused. With a spawned
+    /// restate-server a key pair is generated into the data dir and this is set.
+    #[arg(long, env = "SHOPFLOW_RESTATE_IDENTITY_KEY", global = true)]
+    pub restate_identity_key: Option<String>,
 
     /// Path of the restate-server binary; defaults to the npm-installed one.
     #[arg(long, env = "RESTATE_SERVER_BIN", global = true)]
@@ -157,6 +224,52 @@ impl Config {
 
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.restate_admin_addr)
+    }
+
+    /// The `Host` values the web role answers, lowercase.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        if let Some(hosts) = &self.allowed_hosts {
+            return hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect();
+        }
+        let port = self.http_addr.port();
+        let mut hosts = vec![
+            self.http_addr.to_string(),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ];
+        if port == 80 {
+            hosts.extend([
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "[::1]".to_owned(),
+            ]);
+        }
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// The payment callbacks' shared secret: the configured one, else the one kept in
+    /// the data dir (created on first use).
+    pub fn webhook_secret(&self) -> std::io::Result<String> {
+        if let Some(secret) = self
+            .payment_webhook_secret
+            .as_ref()
+            .filter(|s| !s.is_empty())
+        {
+            return Ok(secret.clone());
+        }
+        let bytes = crate::secrets::load_or_create(&self.data_dir.join("webhook.secret"), || {
+            format!("whsec_{}", hex::encode(crate::secrets::random_bytes(32))).into_bytes()
+        })?;
+        String::from_utf8(bytes)
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| std::io::Error::other("webhook.secret is not text"))
     }
 
     pub fn restate_dir(&self) -> PathBuf {
@@ -200,6 +313,12 @@ impl Config {
         ];
         if let Some(secret) = &self.payment_webhook_secret {
             env.push(("SHOPFLOW_PAYMENT_WEBHOOK_SECRET", secret.clone()));
+        }
+        if let Some(hosts) = &self.allowed_hosts {
+            env.push(("SHOPFLOW_ALLOWED_HOSTS", hosts.join(",")));
+        }
+        if let Some(key) = &self.restate_identity_key {
+            env.push(("SHOPFLOW_RESTATE_IDENTITY_KEY", key.clone()));
         }
         env
     }
@@ -305,6 +424,28 @@ mod tests {
         assert_eq!(c.services_url(), "http://127.0.0.1:9080");
         assert_eq!(c.restate_dir(), PathBuf::from("/tmp/sf/restate"));
         assert_eq!(c.ingress_url(), "http://127.0.0.1:18080");
+        assert!(!c.trust_user_header, "demo mode is off unless asked for");
+        assert_eq!(
+            c.allowed_hosts(),
+            ["127.0.0.1:1234", "[::1]:1234", "localhost:1234"]
+        );
+        let c = parse(&["--allowed-hosts", "Shop.Example.com, shop.example.com:8443"]).config;
+        assert_eq!(
+            c.allowed_hosts(),
+            ["shop.example.com", "shop.example.com:8443"]
+        );
+    }
+
+    #[test]
+    fn the_webhook_secret_is_configured_or_kept_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let c = parse(&["--data-dir", data]).config;
+        let first = c.webhook_secret().unwrap();
+        assert!(first.starts_with("whsec_") && first.len() == 70, "{first}");
+        assert_eq!(c.webhook_secret().unwrap(), first);
+        let c = parse(&["--data-dir", data, "--payment-webhook-secret", "s3"]).config;
+        assert_eq!(c.webhook_secret().unwrap(), "s3");
     }
 
     #[test]

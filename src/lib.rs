@@ -5,12 +5,16 @@
 //! the UI and JSON API. `run` picks the role; everything is in this library so the
 //! tests drive the same code.
 
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod durable;
 pub mod net;
 pub mod process;
+pub mod restate_identity;
+pub mod secrets;
 pub mod supervisor;
 pub mod web;
 
@@ -18,13 +22,14 @@ use tokio::sync::watch;
 
 use config::{Cli, Role};
 
-/// Runs the role the command line asks for until SIGINT/SIGTERM.
+/// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's
+/// command to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = Shutdown::on_signals()?;
     match cli.role {
-        None => supervisor::run(cli.config, shutdown).await,
-        Some(Role::Services) => supervisor::run_services(cli.config, shutdown).await,
-        Some(Role::Web) => supervisor::run_web(cli.config, shutdown).await,
+        None => supervisor::run(cli.config, Shutdown::on_signals()?).await,
+        Some(Role::Services) => supervisor::run_services(cli.config, Shutdown::on_signals()?).await,
+        Some(Role::Web) => supervisor::run_web(cli.config, Shutdown::on_signals()?).await,
+        Some(command) => cli::run(command, &cli.config).await,
     }
 }
 

@@ -24,8 +24,18 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs everything on one machine: restate-server (unless external), the supervised
 /// service endpoint and the web role. Returns when a shutdown signal arrives.
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
+    // A spawned restate-server signs its requests to the endpoint with a key of ours,
+    // and the endpoint serves nothing else (unless the operator chose a key).
+    let identity = match (config.restate, &config.restate_identity_key) {
+        (RestateMode::Spawn, None) => {
+            let identity = crate::restate_identity::load_or_create(&config.data_dir)?;
+            config.restate_identity_key = Some(identity.public_key.clone());
+            Some(identity)
+        }
+        _ => None,
+    };
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
     net::ensure_free(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
@@ -33,7 +43,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let spawner = Spawner::new().context("cannot start the child-process thread")?;
 
     let mut restate_server = match config.restate {
-        RestateMode::Spawn => Some(start_restate(&spawner, &config)?),
+        RestateMode::Spawn => Some(start_restate(&spawner, &config, identity.as_ref())?),
         RestateMode::External => None,
     };
     wait_for_restate(&restate, restate_server.as_mut(), &config).await?;
@@ -146,7 +156,11 @@ fn restate_log(config: &Config) -> PathBuf {
 }
 
 /// Starts restate-server with its data under the data dir and the configured ports.
-fn start_restate(spawner: &Spawner, config: &Config) -> anyhow::Result<Child> {
+fn start_restate(
+    spawner: &Spawner,
+    config: &Config,
+    identity: Option<&crate::restate_identity::Identity>,
+) -> anyhow::Result<Child> {
     for (addr, what) in [
         (config.restate_ingress_addr, "SHOPFLOW_RESTATE_INGRESS_ADDR"),
         (config.restate_admin_addr, "SHOPFLOW_RESTATE_ADMIN_ADDR"),
@@ -204,6 +218,12 @@ fn start_restate(spawner: &Spawner, config: &Config) -> anyhow::Result<Child> {
         if std::env::var_os(key).is_none() {
             cmd.env(key, value);
         }
+    }
+    if let Some(identity) = identity {
+        cmd.env(
+            crate::restate_identity::SERVER_ENV,
+            &identity.private_key_file,
+        );
     }
     spawner
         .spawn_tokio(cmd)
@@ -384,6 +404,7 @@ pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<
         payment_timeout: config.payment_timeout,
         delivery_delay: config.delivery_delay,
     };
-    crate::durable::serve(db, timings, listener, shutdown.wait()).await;
+    let endpoint = crate::durable::endpoint(db, timings, config.restate_identity_key.as_deref())?;
+    crate::durable::serve(endpoint, listener, shutdown.wait()).await;
     Ok(())
 }

@@ -20,7 +20,7 @@ async fn api() -> Api {
         })
         .await;
     // A client per test: each test has its own runtime.
-    Api::new(app.config.http)
+    Api::new(&app.config)
 }
 
 #[tokio::test]

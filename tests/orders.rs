@@ -32,7 +32,7 @@ async fn shared(
 async fn app() -> (&'static TestApp, Api) {
     static APP: OnceCell<TestApp> = OnceCell::const_new();
     let app = shared(&APP, "orders-app", &[("SHOPFLOW_DELIVERY_DELAY", "500ms")]).await;
-    (app, Api::new(app.config.http))
+    (app, Api::new(&app.config))
 }
 
 const ADMIN: &str = "admin";
@@ -526,12 +526,12 @@ async fn authorization_and_bad_input() {
     // Bad callbacks change nothing.
     let cb = |v: Value| {
         let api = api.clone();
-        async move { api.callback(&v, None).await }
+        async move { api.callback(&v).await }
     };
     assert_error(
         &api.post_raw("/api/payment/callback", None, "nope").await,
-        400,
-        "invalid_json",
+        401,
+        "invalid_signature",
     );
     assert_error(
         &cb(json!({"awakeable_id": awakeable})).await,
@@ -623,7 +623,7 @@ async fn unpaid_checkouts_time_out() {
         &[("SHOPFLOW_PAYMENT_TIMEOUT", "1s")],
     )
     .await;
-    let api = Api::new(app.config.http);
+    let api = Api::new(&app.config);
     let (user, id) = ("oscar", "order-late");
     let before = api.stock("P006").await;
     let (awakeable, total) = api.place_order(user, id, &[("P006", 1)]).await;
@@ -651,7 +651,7 @@ async fn signed_callbacks() {
         &[("SHOPFLOW_PAYMENT_WEBHOOK_SECRET", SECRET)],
     )
     .await;
-    let api = Api::new(app.config.http);
+    let api = Api::new(&app.config);
     let (user, id) = ("alice", "order-signed");
     let (awakeable, total) = api.place_order(user, id, &[("P002", 1)]).await;
     let body = json!({"awakeable_id": awakeable, "transaction_id": "txn-s", "amount": total, "status": "success"});
@@ -660,16 +660,20 @@ async fn signed_callbacks() {
         .unwrap()
         .as_secs() as i64;
 
-    assert_error(&api.callback(&body, None).await, 401, "invalid_signature");
+    assert_error(
+        &api.callback_signed(&body, None).await,
+        401,
+        "invalid_signature",
+    );
     let forged = shopflow::web::payment::sign("not-the-secret", now, body.to_string().as_bytes());
     assert_error(
-        &api.callback(&body, Some(&forged)).await,
+        &api.callback_signed(&body, Some(&forged)).await,
         401,
         "invalid_signature",
     );
     let stale = shopflow::web::payment::sign(SECRET, now - 3600, body.to_string().as_bytes());
     assert_error(
-        &api.callback(&body, Some(&stale)).await,
+        &api.callback_signed(&body, Some(&stale)).await,
         401,
         "invalid_signature",
     );
@@ -677,7 +681,7 @@ async fn signed_callbacks() {
     assert_eq!(order["status"], "awaiting_payment");
 
     let good = shopflow::web::payment::sign(SECRET, now, body.to_string().as_bytes());
-    let (status, reply) = api.callback(&body, Some(&good)).await;
+    let (status, reply) = api.callback_signed(&body, Some(&good)).await;
     assert_eq!(status, 200, "{reply}");
     api.wait_status(user, id, "awaiting_approval").await;
     eventually("the workflow to start", || async {

@@ -17,7 +17,11 @@ async fn app() -> &'static TestApp {
     APP.get_or_init(|| async {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-app");
         let _ = std::fs::remove_dir_all(&dir);
-        TestApp::start(AppConfig::new(&dir)).await
+        // Demo mode: the page's user picker signs in without a password (the sign-in
+        // form with passwords is covered by tests/security.rs).
+        let mut config = AppConfig::new(&dir);
+        config.demo();
+        TestApp::start(config).await
     })
     .await
 }
@@ -57,7 +61,7 @@ impl Browser {
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
         assert_eq!(reply.headers["location"], "/");
         let set_cookie = reply.headers["set-cookie"].to_str().unwrap();
-        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
         browser.cookie = Some(set_cookie.split(';').next().unwrap().to_owned());
         browser
     }
@@ -141,7 +145,7 @@ fn signals(page: &str) -> Value {
 }
 
 async fn cart_total(user: &str) -> i64 {
-    let api = common::Api::new(app().await.config.http);
+    let api = common::Api::new(&app().await.config);
     let (status, cart) = api.cart(user).await;
     assert_eq!(status, 200);
     cart["total_cents"].as_i64().unwrap()
@@ -415,7 +419,7 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
     assert!(flash.contains("Declined the payment"), "{flash}");
     assert!(!declined.body.contains("<img"), "{}", declined.body);
     assert!(flash.contains("&lt;img src=x onerror=alert(1)&gt;") || flash.contains("&#60;img"));
-    let api = common::Api::new(app().await.config.http);
+    let api = common::Api::new(&app().await.config);
     api.wait_status("carol", &order_id, "payment_failed").await;
     // Paying a settled order is refused on the page.
     let again = carol
@@ -558,7 +562,7 @@ async fn the_page_stream_carries_history_panes_and_live_notifications() {
     assert!(!frank_text.contains(&order_id));
     assert!(frank_text.contains("No notifications yet."));
     eventually("erin's order to settle", || async {
-        let api = common::Api::new(app().await.config.http);
+        let api = common::Api::new(&app().await.config);
         let (_, order) = api.order("erin", &order_id).await;
         (order["status"] == "awaiting_approval").then_some(())
     })

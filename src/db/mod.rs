@@ -10,7 +10,8 @@ use sqlx::{FromRow, SqlitePool};
 
 pub mod orders;
 
-use crate::domain::{ProductRef, Username};
+use crate::auth::PasswordHash;
+use crate::domain::{DisplayName, ProductRef, Username};
 
 const SEED: &str = include_str!("seed.sql");
 
@@ -31,17 +32,59 @@ pub struct Product {
     pub stock_qty: i64,
 }
 
-/// A user as the user picker shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+/// A user: what the user picker shows, and the password hash that never leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
     pub username: String,
     pub name: String,
     pub role: String,
+    #[serde(skip)]
+    pub password_hash: Option<PasswordHash>,
 }
 
 impl User {
     pub fn is_admin(&self) -> bool {
         self.role == "admin"
+    }
+
+    /// What credentials signed for this user carry (see `PasswordHash::stamp`).
+    pub fn credential_stamp(&self) -> String {
+        PasswordHash::stamp(self.password_hash.as_ref())
+    }
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    username: String,
+    name: String,
+    role: String,
+    password_hash: Option<String>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> User {
+        User {
+            username: r.username,
+            name: r.name,
+            role: r.role,
+            password_hash: r.password_hash.map(PasswordHash::from_stored),
+        }
+    }
+}
+
+/// A role a user can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+        }
     }
 }
 
@@ -121,16 +164,60 @@ impl Db {
     }
 
     pub async fn users(&self) -> sqlx::Result<Vec<User>> {
-        sqlx::query_as("SELECT username, name, role FROM users ORDER BY role DESC, username")
-            .fetch_all(&self.pool)
-            .await
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT username, name, role, password_hash FROM users ORDER BY role DESC, username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     pub async fn user(&self, username: &Username) -> sqlx::Result<Option<User>> {
-        sqlx::query_as("SELECT username, name, role FROM users WHERE username = ?")
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT username, name, role, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(User::from))
+    }
+
+    /// Adds a user; `false` when the name is taken.
+    pub async fn add_user(
+        &self,
+        username: &Username,
+        name: &DisplayName,
+        email: &str,
+        role: Role,
+        password: Option<&PasswordHash>,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO users (username, name, email, role, password_hash) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username.as_str())
+        .bind(name.as_str())
+        .bind(email)
+        .bind(role.as_str())
+        .bind(password.map(PasswordHash::as_str))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets a user's password (ending every credential issued before); `false` for an
+    /// unknown user.
+    pub async fn set_password(
+        &self,
+        username: &Username,
+        password: &PasswordHash,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+            .bind(password.as_str())
             .bind(username.as_str())
-            .fetch_optional(&self.pool)
-            .await
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod order;
 pub mod quantity;
 pub mod retry;
 pub mod saga;
+pub mod text;
 
 pub use cart::{Basket, BasketLine, CartError};
 pub use ids::{ProductId, ProductRef, Username};
@@ -15,3 +16,4 @@ pub use order::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step, StepSt
 pub use quantity::Quantity;
 pub use retry::RetryConfig;
 pub use saga::{Compensation, Saga};
+pub use text::{DisplayName, Reason, TransactionId};

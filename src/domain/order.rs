@@ -55,7 +55,8 @@ impl fmt::Display for OrderId {
     }
 }
 
-/// A shipping address: 1-500 characters after trimming, no control characters but newlines.
+/// A shipping address: 1-500 characters after trimming, lines broken by `\n` only, no
+/// other control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ShippingAddress(String);
@@ -64,18 +65,8 @@ impl ShippingAddress {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(text: &str) -> Result<ShippingAddress, String> {
-        let text = text.trim();
-        let chars = text.chars().count();
-        if chars == 0 || chars > Self::MAX_CHARS {
-            return Err(format!(
-                "shipping_address must be 1-{} characters",
-                Self::MAX_CHARS
-            ));
-        }
-        if text.chars().any(|c| c.is_control() && c != '\n') {
-            return Err("shipping_address must not contain control characters".into());
-        }
-        Ok(ShippingAddress(text.to_owned()))
+        super::text::parse_text("shipping_address", text, Self::MAX_CHARS, true)
+            .map(ShippingAddress)
     }
 
     pub fn as_str(&self) -> &str {
@@ -274,6 +265,8 @@ mod tests {
         assert!(ShippingAddress::parse("Line 1\nLine 2").is_ok());
         assert!(ShippingAddress::parse("   ").is_err());
         assert!(ShippingAddress::parse("a\u{0}b").is_err());
+        assert!(ShippingAddress::parse("a\rb").is_err());
+        assert!(ShippingAddress::parse("a\u{2028}b").is_err());
         assert!(ShippingAddress::parse(&"ä".repeat(500)).is_ok());
         assert!(ShippingAddress::parse(&"a".repeat(501)).is_err());
     }

@@ -51,7 +51,9 @@ impl ShippingService {
     }
 }
 
-#[restate_sdk::service]
+/// Only the fulfillment workflow books and cancels shipments: nothing outside Restate
+/// may call this service through the ingress.
+#[restate_sdk::service(ingress_private)]
 impl ShippingService {
     /// Books the shipment. Transient carrier errors are retried (3 attempts, 100 ms,
     /// doubling); when they run out the failure is terminal for the caller.

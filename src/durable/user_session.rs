@@ -142,7 +142,10 @@ impl UserSession {
             .into_inner())
     }
 
-    /// Waits for the payment gateway or the timeout, whichever comes first.
+    /// Waits for the payment gateway or the timeout, whichever comes first. The
+    /// gateway's record in the database decides: a late callback that settled first
+    /// wins over the timer, and a receipt the gateway did not record (an awakeable
+    /// resolved by someone else) or for another amount pays for nothing.
     async fn await_payment(
         &self,
         ctx: &ObjectContext<'_>,
@@ -150,6 +153,7 @@ impl UserSession {
             Output = Result<Json<PaymentReceipt>, TerminalError>,
         >,
         awakeable_id: &str,
+        total: Cents,
     ) -> Result<Payment, HandlerError> {
         let outcome = restate_sdk::select! {
             receipt = awakeable => match receipt {
@@ -158,29 +162,43 @@ impl UserSession {
             },
             _ = ctx.sleep(self.payment_timeout) => Payment::TimedOut,
         };
-        if !matches!(outcome, Payment::TimedOut) {
-            return Ok(outcome);
-        }
-        // The gateway's record decides a race between a late callback and the timer:
-        // if the callback settled the payment first, its answer stands.
+        // What this handler claims in the gateway's record (only if it is still
+        // pending): the timer's expiry, or the receipt it was handed.
+        const MISMATCH: &str = "the payment does not match the order total";
+        let (step, claim) = match &outcome {
+            Payment::Failed(_) => return Ok(outcome),
+            Payment::TimedOut => (
+                "expire_payment",
+                ("timed_out", None, Some("payment timed out")),
+            ),
+            Payment::Paid(r) if r.amount_cents == total.get() => (
+                "confirm_payment",
+                ("succeeded", Some(r.transaction_id.clone()), None),
+            ),
+            Payment::Paid(_) => ("confirm_payment", ("failed", None, Some(MISMATCH))),
+        };
         let id = awakeable_id.to_owned();
-        let settled = ctx
+        let recorded = ctx
             .run(|| async move {
+                let (state, txn, reason) = claim;
                 self.db
-                    .settle_payment(&id, "timed_out", None, Some("payment timed out"))
+                    .settle_payment(&id, state, txn.as_deref(), reason)
                     .await?;
                 Ok(Json(self.db.payment_by_awakeable(&id).await?))
             })
-            .name("expire_payment")
+            .name(step)
             .await?
             .into_inner();
-        Ok(match settled {
+        Ok(match recorded {
             Some(p) if p.state == "succeeded" => Payment::Paid(PaymentReceipt {
                 transaction_id: p.transaction_id.unwrap_or_default(),
                 amount_cents: p.amount_cents,
             }),
             Some(p) if p.state == "failed" => {
                 Payment::Failed(p.reason.unwrap_or_else(|| "payment declined".into()))
+            }
+            _ if matches!(outcome, Payment::Paid(_)) => {
+                Payment::Failed("the payment gateway did not confirm the payment".into())
             }
             _ => Payment::TimedOut,
         })
@@ -348,7 +366,10 @@ impl UserSession {
         .name("register_payment")
         .await?;
 
-        match self.await_payment(&ctx, awakeable, &awakeable_id).await? {
+        match self
+            .await_payment(&ctx, awakeable, &awakeable_id, order.total_cents)
+            .await?
+        {
             Payment::Paid(receipt) => {
                 order.status = OrderStatus::AwaitingApproval;
                 order.transaction_id = Some(receipt.transaction_id);

@@ -15,7 +15,7 @@ use crate::config::format_duration;
 use crate::db::Db;
 use crate::db::orders::now_rfc3339;
 use crate::domain::order::steps_for;
-use crate::domain::{Compensation, OrderRecord, OrderStatus, Saga, Step, StepState};
+use crate::domain::{Compensation, OrderRecord, OrderStatus, Reason, Saga, Step, StepState};
 
 /// State keys.
 pub const STATUS: &str = "status";
@@ -53,7 +53,7 @@ pub struct Decision {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RejectRequest {
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
 }
 
 pub struct OrderFulfillmentWorkflow {
@@ -174,8 +174,9 @@ fn set_status(st: &mut FulfillmentStatus, status: OrderStatus, at: &str) {
 
 #[restate_sdk::workflow]
 impl OrderFulfillmentWorkflow {
-    /// Runs the order from approval to delivery.
-    #[handler(name = "Run")]
+    /// Runs the order from approval to delivery. Only checkout starts it (after the
+    /// payment), never a call through Restate's ingress.
+    #[handler(name = "Run", ingress_private)]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,
@@ -304,7 +305,7 @@ impl OrderFulfillmentWorkflow {
     /// An admin approves the order.
     #[handler(name = "Approve")]
     async fn approve(&self, ctx: SharedWorkflowContext<'_>) -> Result<(), HandlerError> {
-        decide(
+        self.decide(
             &ctx,
             Decision {
                 approved: true,
@@ -321,8 +322,8 @@ impl OrderFulfillmentWorkflow {
         ctx: SharedWorkflowContext<'_>,
         req: Json<RejectRequest>,
     ) -> Result<(), HandlerError> {
-        let reason = req.into_inner().reason.filter(|r| !r.trim().is_empty());
-        decide(
+        let reason = req.into_inner().reason.map(String::from);
+        self.decide(
             &ctx,
             Decision {
                 approved: false,
@@ -346,35 +347,55 @@ impl OrderFulfillmentWorkflow {
     }
 }
 
-async fn decide(ctx: &SharedWorkflowContext<'_>, decision: Decision) -> Result<(), HandlerError> {
-    let Some(Json(st)) = ctx.get::<Json<FulfillmentStatus>>(STATUS).await? else {
-        return Err(refusal(
-            404,
-            "unknown_order",
-            "no order is being fulfilled under this id",
-        )
-        .into());
-    };
-    if st.status != OrderStatus::AwaitingApproval {
-        return Err(refusal(
-            409,
-            "not_awaiting_approval",
-            format!("the order is {}", st.status),
-        )
-        .into());
+impl OrderFulfillmentWorkflow {
+    /// Resolves the approval promise once. Reachable through the ingress (the web role
+    /// calls it there), so it trusts nothing: the order must be in the order index,
+    /// under this workflow's key and waiting for approval, and undecided.
+    async fn decide(
+        &self,
+        ctx: &SharedWorkflowContext<'_>,
+        decision: Decision,
+    ) -> Result<(), HandlerError> {
+        let unknown = || {
+            refusal(
+                404,
+                "unknown_order",
+                "no order is being fulfilled under this id",
+            )
+        };
+        let Some(Json(st)) = ctx.get::<Json<FulfillmentStatus>>(STATUS).await? else {
+            return Err(unknown().into());
+        };
+        let order_id = ctx.key().to_owned();
+        let indexed = ctx
+            .run(|| async move { Ok(Json(self.db.order_summary(&order_id).await?)) })
+            .name("check_order_index")
+            .await?
+            .into_inner();
+        if indexed.is_none_or(|o| o.user_id != st.user_id || o.order_id != st.order_id) {
+            return Err(unknown().into());
+        }
+        if st.status != OrderStatus::AwaitingApproval {
+            return Err(refusal(
+                409,
+                "not_awaiting_approval",
+                format!("the order is {}", st.status),
+            )
+            .into());
+        }
+        if ctx
+            .peek_promise::<Json<Decision>>(ADMIN_APPROVAL)
+            .await?
+            .is_some()
+        {
+            return Err(refusal(
+                409,
+                "not_awaiting_approval",
+                "the order has already been decided",
+            )
+            .into());
+        }
+        ctx.resolve_promise(ADMIN_APPROVAL, Json(decision));
+        Ok(())
     }
-    if ctx
-        .peek_promise::<Json<Decision>>(ADMIN_APPROVAL)
-        .await?
-        .is_some()
-    {
-        return Err(refusal(
-            409,
-            "not_awaiting_approval",
-            "the order has already been decided",
-        )
-        .into());
-    }
-    ctx.resolve_promise(ADMIN_APPROVAL, Json(decision));
-    Ok(())
 }

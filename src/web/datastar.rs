@@ -47,13 +47,36 @@ pub fn merge_fragments(
     if mode == MergeMode::Prepend {
         event.push_str("data: mergeMode prepend\n");
     }
-    for line in html.lines() {
+    for line in sse_lines(html) {
         event.push_str("data: fragments ");
         event.push_str(line);
         event.push('\n');
     }
     event.push('\n');
     event
+}
+
+/// Splits text at every line end an SSE parser knows: `\r\n`, `\r` and `\n`. Each
+/// part can then go on one `data:` line without ending the event early, whatever the
+/// text holds (`str::lines` leaves a lone `\r` inside a line, and a browser reads it
+/// as a line end).
+pub fn sse_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text).filter(|t| !t.is_empty());
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.find(['\r', '\n']) {
+            Some(at) => {
+                let skip = if text[at..].starts_with("\r\n") { 2 } else { 1 };
+                // Like `str::lines`, a line end at the very end starts no new line.
+                rest = Some(&text[at + skip..]).filter(|r| !r.is_empty());
+                Some(&text[..at])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 /// One `datastar-merge-signals` event. The client evaluates signals as JavaScript and
@@ -131,6 +154,42 @@ mod tests {
             plain,
             "event: datastar-merge-fragments\ndata: fragments <div id=\"a\"></div>\n\n"
         );
+    }
+
+    #[test]
+    fn no_text_can_end_an_event_early() {
+        // Each line end an SSE parser knows, alone and in the attack that once ran
+        // script in a page: whatever the text, the event keeps its one `event:` line,
+        // every other line is a `data: fragments` line, and only the end is blank.
+        let attack = "x\r\revent: datastar-merge-signals\rdata: signals {a: 1}\r\r.";
+        for text in [
+            "a\rb", "a\nb", "a\r\nb", "a\n\rb", "\r\r", "\n\n", "\r\n\r\n", attack,
+        ] {
+            let html = format!("<p id=\"x\">{text}</p>");
+            let event = merge_fragments(&html, None, MergeMode::Morph, None);
+            let body = event
+                .strip_suffix("\n\n")
+                .expect("one blank line at the end");
+            let mut lines = body.split(['\r', '\n']);
+            assert_eq!(lines.next(), Some("event: datastar-merge-fragments"));
+            for line in lines {
+                assert!(
+                    line.starts_with("data: fragments "),
+                    "{text:?} gave {line:?}"
+                );
+            }
+            assert!(!body.contains('\r'), "{text:?}");
+        }
+        assert_eq!(
+            sse_lines("a\r\nb\rc\n\nd\n").collect::<Vec<_>>(),
+            ["a", "b", "c", "", "d"]
+        );
+        for c in crate::domain::text::HOSTILE {
+            let text = format!("<p id=\"x\">1{c}2</p>");
+            let event = merge_fragments(&text, None, MergeMode::Morph, None);
+            assert_eq!(event.matches("\n\n").count(), 1, "{c:?}");
+            assert!(!event.contains('\r'), "{c:?}");
+        }
     }
 
     #[test]

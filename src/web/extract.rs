@@ -1,5 +1,5 @@
 //! Request extractors: JSON bodies with our error JSON on every rejection, and the
-//! calling user from `X-User-ID` or the session cookie.
+//! calling user from a bearer token, the session cookie or (demo mode) `X-User-ID`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
@@ -8,8 +8,9 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
 use super::session;
+use crate::auth::{Claim, Purpose, TokenError, unix_now};
 use crate::db::User;
 use crate::domain::Username;
 
@@ -56,14 +57,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses a JSON body, answering 400 `invalid_json` with serde's reason.
+/// Parses a JSON body, answering 400 `invalid_json` with serde's reason. A body must be
+/// an object: serde would otherwise read a struct from an array (`[1, 2]`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts_with_brace = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if !starts_with_brace {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the request body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }
 
-/// The calling user: named by `X-User-ID` (API clients) or by the UI's signed session
-/// cookie. Missing, malformed, forged or unknown → 401.
+/// The calling user, identified by (in this order) `Authorization: Bearer <token>`,
+/// the bare `X-User-ID` header (only in demo mode; refused otherwise), or the page's
+/// session cookie. Missing, malformed, forged, expired or unknown → 401.
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 
@@ -84,32 +97,79 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let name = match parts.headers.get(USER_HEADER) {
-            Some(_) if !state.trust_user_header => {
+        let headers = &parts.headers;
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
+            return authenticate(&state, Purpose::ApiToken, token.trim()).await;
+        }
+        if let Some(value) = headers.get(USER_HEADER) {
+            if !state.trust_user_header {
                 return Err(ApiError::unauthorized(
-                    "identification by X-User-ID is switched off on this server",
+                    "X-User-ID is accepted only in demo mode; send `Authorization: Bearer <token>` (POST /api/session)",
                 ));
             }
-            Some(header) => header
+            let name = value
                 .to_str()
                 .ok()
                 .and_then(|s| Username::parse(s.trim()).ok())
-                .ok_or_else(|| ApiError::unauthorized("X-User-ID does not name a known user"))?,
-            None => parts
-                .headers
-                .get(header::COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(session::cookie_value)
-                .and_then(|value| state.session_key.verify(value))
-                .ok_or_else(|| {
-                    ApiError::unauthorized(
-                        "name the user in the X-User-ID header, or pick a user on the page",
-                    )
-                })?,
-        };
-        match state.db.user(&name).await? {
-            Some(user) => Ok(CurrentUser(user)),
-            None => Err(ApiError::unauthorized(format!("unknown user {name}"))),
+                .ok_or_else(|| ApiError::unauthorized("X-User-ID does not name a known user"))?;
+            return match state.db.user(&name).await? {
+                Some(user) => Ok(CurrentUser(user)),
+                None => Err(ApiError::unauthorized(
+                    "X-User-ID does not name a known user",
+                )),
+            };
+        }
+        match session::cookie_value(headers) {
+            Some(value) => authenticate(&state, Purpose::SessionCookie, value).await,
+            None => Err(ApiError::unauthorized(
+                "sign in: send `Authorization: Bearer <token>` (POST /api/session) or use the page",
+            )),
+        }
+    }
+}
+
+/// The user a signed credential names, if its signature, expiry and stamp hold.
+async fn authenticate(state: &AppState, purpose: Purpose, value: &str) -> ApiResult<CurrentUser> {
+    let what = match purpose {
+        Purpose::ApiToken => "token",
+        Purpose::SessionCookie => "session",
+    };
+    let refused = |e: TokenError| ApiError::unauthorized(format!("the {what} is refused: {e}"));
+    let claim = Claim::parse(value).map_err(refused)?;
+    let user = state
+        .db
+        .user(&claim.username)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(format!("the {what} names no known user")))?;
+    state
+        .signer
+        .verify(purpose, &claim, &user.credential_stamp(), unix_now())
+        .map_err(refused)?;
+    Ok(CurrentUser(user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Pair {
+        a: i64,
+        b: i64,
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        assert!(parse_json::<Pair>(br#" {"a": 1, "b": 2}"#).is_ok());
+        for body in [&b"[1, 2]"[..], b"1", b"\"x\"", b"null", b"", b"  "] {
+            let err = parse_json::<Pair>(body).unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{body:?}");
         }
     }
 }

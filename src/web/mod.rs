@@ -5,18 +5,20 @@ pub mod catalog;
 pub mod datastar;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod health;
-pub mod hex;
 pub mod markdown;
 pub mod notifications;
 pub mod orders;
 pub mod origin;
 pub mod payment;
 pub mod session;
+pub mod sign_in;
 pub mod ui;
 pub mod workflow_stream;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +26,7 @@ use axum::http::StatusCode;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::auth::Signer;
 use crate::db::Db;
 use crate::durable::RestateClient;
 use error::ApiError;
@@ -33,17 +36,24 @@ use error::ApiError;
 pub struct AppState {
     pub db: Db,
     pub restate: RestateClient,
+    /// Demo mode: `X-User-ID` identifies the caller and the user picker needs no password.
     pub trust_user_header: bool,
-    /// When set, payment callbacks must carry a valid `X-Payment-Signature`.
-    pub webhook_secret: Option<String>,
+    /// Signs payment callbacks; every callback must carry a valid `X-Payment-Signature`.
+    pub webhook_secret: String,
     /// The shared tail of the notification log that live streams subscribe to.
     pub notifications: notifications::NotificationHub,
     /// Long-lived streams end when this fires, so a graceful stop does not wait on them.
     pub shutdown: crate::Shutdown,
-    /// Signs the UI's session cookies.
-    pub session_key: session::SessionKey,
-    /// Where the simulated payment gateway posts its callbacks: our own callback route.
+    /// Signs API tokens and the UI's session cookies.
+    pub signer: Signer,
+    /// Password checks: how many run at once, and who has failed too often.
+    pub sign_ins: sign_in::SignIns,
+    /// The `Host` values this server answers.
+    pub allowed_hosts: Arc<[String]>,
+    /// Where the simulated payment gateway posts its callbacks: our own callback route,
+    /// and the `Host` it names.
     pub callback_url: String,
+    pub callback_host: String,
     /// The simulated payment gateway's HTTP client.
     pub http: reqwest::Client,
     /// The supervised service endpoint, when this process supervises one.
@@ -63,26 +73,42 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         use anyhow::Context;
         let notifications = notifications::NotificationHub::start(db.clone()).await?;
-        let session_key =
-            session::SessionKey::load_or_create(&config.data_dir).with_context(|| {
-                format!(
-                    "cannot create the session key in {}",
-                    config.data_dir.display()
-                )
-            })?;
+        let in_data_dir = |what: &str| {
+            format!(
+                "cannot read or create the {what} in {}",
+                config.data_dir.display()
+            )
+        };
+        let signer =
+            Signer::load_or_create(&config.data_dir).with_context(|| in_data_dir("signing key"))?;
+        let webhook_secret = config
+            .webhook_secret()
+            .with_context(|| in_data_dir("webhook secret"))?;
         let mut own = config.http_addr;
         if own.ip().is_unspecified() {
             own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
+        let allowed_hosts: Arc<[String]> = config.allowed_hosts().into();
+        let callback_host = if allowed_hosts.contains(&own.to_string()) {
+            own.to_string()
+        } else {
+            allowed_hosts
+                .first()
+                .cloned()
+                .unwrap_or_else(|| own.to_string())
+        };
         Ok(AppState {
             db,
             restate,
             trust_user_header: config.trust_user_header,
-            webhook_secret: config.payment_webhook_secret.clone(),
+            webhook_secret,
             notifications,
             shutdown,
-            session_key,
+            signer,
+            sign_ins: sign_in::SignIns::default(),
+            allowed_hosts,
             callback_url: format!("http://{own}/api/payment/callback"),
+            callback_host,
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .tcp_nodelay(true)
@@ -97,6 +123,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(sign_in::router())
         .merge(catalog::router())
         .merge(cart::router())
         .merge(orders::router())
@@ -114,6 +141,12 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(axum::middleware::from_fn(origin::refuse_cross_origin))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        // Outermost, so a request for a foreign host reaches nothing else.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::refuse_foreign_host,
+        ))
         .with_state(state)
 }
 

@@ -19,7 +19,7 @@ use super::markdown;
 use crate::db::orders::OrderSummary;
 use crate::domain::ids::stable_hash;
 use crate::domain::order::steps_for;
-use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step};
+use crate::domain::{OrderId, OrderRecord, OrderStatus, Reason, ShippingAddress, Step};
 use crate::durable::ingress::CallError;
 use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
 use crate::durable::workflow::{CompensationRun, FulfillmentStatus, RejectRequest};
@@ -526,18 +526,12 @@ pub async fn reject_order(
     reason: Option<String>,
 ) -> ApiResult<OrderId> {
     require_admin(user)?;
-    let reason = reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "reason must be at most 500 characters, without control characters",
-        ));
-    }
+    let reason = match reason.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            Some(Reason::parse(text).map_err(|e| ApiError::bad_request("invalid_reason", e))?)
+        }
+    };
     let order_id = decidable(state, id).await?;
     decide(state, &order_id, "Reject", Some(&RejectRequest { reason })).await?;
     Ok(order_id)

@@ -1,93 +1,63 @@
-//! The UI's demo login: a session cookie naming the user, signed with HMAC-SHA256 so
-//! a browser cannot forge another user's name. The key lives in the data directory,
-//! so sessions survive a restart.
+//! The page's session cookie: a signed credential (`auth::Purpose::SessionCookie`)
+//! that carries its own expiry, HttpOnly, SameSite=Strict, and Secure when the page is
+//! served over https.
 
-use std::path::Path;
+use axum::http::{HeaderMap, header};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
+use crate::auth::{Purpose, Signer, unix_now};
+use crate::db::User;
 use crate::domain::Username;
 
 pub const COOKIE: &str = "shopflow_session";
-/// A session lasts a week; picking a user again renews it.
-const MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+/// A session lasts a week; signing in again starts a new one.
+pub const LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
-/// The key that signs session cookies.
-#[derive(Clone)]
-pub struct SessionKey(Vec<u8>);
-
-impl std::fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionKey(..)")
-    }
+/// A `Set-Cookie` value that signs `user` in until the session expires.
+pub fn set_cookie(signer: &Signer, user: &User, headers: &HeaderMap) -> String {
+    let name = Username::parse(&user.username).expect("stored user names are valid");
+    let value = signer.issue(
+        Purpose::SessionCookie,
+        &name,
+        &user.credential_stamp(),
+        unix_now().saturating_add(LIFETIME_SECS),
+    );
+    format!(
+        "{COOKIE}={value}; Path=/; Max-Age={LIFETIME_SECS}; HttpOnly; SameSite=Strict{}",
+        secure(headers)
+    )
 }
 
-impl SessionKey {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        SessionKey(bytes)
-    }
-
-    /// Reads `session.key` from the data directory, creating it (random, mode 0600)
-    /// on first use.
-    pub fn load_or_create(data_dir: &Path) -> std::io::Result<SessionKey> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = data_dir.join("session.key");
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes.len() >= 32 => return Ok(SessionKey(bytes)),
-            Ok(_) | Err(_) => {}
-        }
-        std::fs::create_dir_all(data_dir)?;
-        let key = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)?;
-        file.write_all(key.as_bytes())?;
-        Ok(SessionKey(key.into_bytes()))
-    }
-
-    fn mac(&self, username: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(b"session:");
-        mac.update(username.as_bytes());
-        mac
-    }
-
-    /// The cookie value for `username`: `<username>.<hex signature>`.
-    pub fn sign(&self, username: &Username) -> String {
-        let tag = self.mac(username.as_str()).finalize().into_bytes();
-        format!("{username}.{}", super::hex::encode(&tag))
-    }
-
-    /// The user a cookie value names, if its signature is ours.
-    pub fn verify(&self, value: &str) -> Option<Username> {
-        let (name, hex) = value.rsplit_once('.')?;
-        let tag = super::hex::decode(hex)?;
-        self.mac(name).verify_slice(&tag).ok()?;
-        Username::parse(name).ok()
-    }
-
-    /// A `Set-Cookie` value that logs `username` in.
-    pub fn set_cookie(&self, username: &Username) -> String {
-        format!(
-            "{COOKIE}={}; Path=/; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Lax",
-            self.sign(username)
-        )
-    }
+/// A `Set-Cookie` value that signs the browser out.
+pub fn clear_cookie(headers: &HeaderMap) -> String {
+    format!(
+        "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        secure(headers)
+    )
 }
 
-/// The value of our cookie in a `Cookie` request header.
-pub fn cookie_value(header: &str) -> Option<&str> {
-    header
-        .split(';')
+/// `; Secure` when the browser reached us over https (through a TLS-terminating proxy,
+/// which says so in `X-Forwarded-Proto` or `Forwarded`).
+fn secure(headers: &HeaderMap) -> &'static str {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let https = text("x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        || text(header::FORWARDED.as_str()).is_some_and(|f| {
+            f.split([';', ',']).any(|part| {
+                part.trim().split_once('=').is_some_and(|(k, v)| {
+                    k.eq_ignore_ascii_case("proto")
+                        && v.trim_matches('"').eq_ignore_ascii_case("https")
+                })
+            })
+        });
+    if https { "; Secure" } else { "" }
+}
+
+/// The value of our cookie in the request's `Cookie` headers.
+pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value)
@@ -97,31 +67,44 @@ pub fn cookie_value(header: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cookies_round_trip_and_forgeries_fail() {
-        let key = SessionKey::new(b"0123456789abcdef0123456789abcdef".to_vec());
-        let alice = Username::parse("alice").unwrap();
-        let value = key.sign(&alice);
-        assert!(value.starts_with("alice."));
-        assert_eq!(key.verify(&value).unwrap().as_str(), "alice");
-        // Another name with alice's signature, a truncated tag, another key: refused.
-        let forged = value.replacen("alice", "admin", 1);
-        assert!(key.verify(&forged).is_none());
-        assert!(key.verify(&value[..value.len() - 2]).is_none());
-        assert!(key.verify("alice").is_none());
-        let other = SessionKey::new(b"another key, also 32 bytes long!".to_vec());
-        assert!(other.verify(&value).is_none());
-        let header = format!("theme=dark; {COOKIE}={value}; x=1");
-        assert_eq!(cookie_value(&header), Some(value.as_str()));
-        assert!(key.set_cookie(&alice).contains("HttpOnly; SameSite=Lax"));
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, v.parse().unwrap());
+        }
+        map
     }
 
     #[test]
-    fn the_key_file_is_created_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = SessionKey::load_or_create(dir.path()).unwrap();
-        let second = SessionKey::load_or_create(dir.path()).unwrap();
-        assert_eq!(first.0, second.0);
-        assert_eq!(first.0.len(), 64);
+    fn cookies_are_strict_http_only_and_secure_behind_https() {
+        let signer = Signer::new(b"0123456789abcdef0123456789abcdef".to_vec());
+        let alice = User {
+            username: "alice".into(),
+            name: "Alice".into(),
+            role: "customer".into(),
+            password_hash: None,
+        };
+        let plain = set_cookie(&signer, &alice, &HeaderMap::new());
+        assert!(plain.starts_with("shopflow_session=alice."), "{plain}");
+        assert!(
+            plain.ends_with("; Path=/; Max-Age=604800; HttpOnly; SameSite=Strict"),
+            "{plain}"
+        );
+        for https in [
+            headers(&[("x-forwarded-proto", "https")]),
+            headers(&[("forwarded", "for=1.2.3.4;proto=https")]),
+        ] {
+            assert!(set_cookie(&signer, &alice, &https).ends_with("; Secure"));
+            assert!(
+                clear_cookie(&https).contains("Max-Age=0")
+                    && clear_cookie(&https).ends_with("; Secure")
+            );
+        }
+        let h = headers(&[
+            ("cookie", "theme=dark"),
+            ("cookie", "shopflow_session=v.1.ab; x=1"),
+        ]);
+        assert_eq!(cookie_value(&h), Some("v.1.ab"));
+        assert_eq!(cookie_value(&HeaderMap::new()), None);
     }
 }

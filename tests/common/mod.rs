@@ -80,6 +80,30 @@ impl AppConfig {
         }
     }
 
+    /// Demo mode: `X-User-ID` identifies the caller, the picker needs no password.
+    pub fn demo(&mut self) {
+        self.extra_env
+            .push(("SHOPFLOW_TRUST_USER_HEADER".into(), "true".into()));
+    }
+
+    /// ShopFlow's own view of this configuration (its environment, parsed as the
+    /// binary parses it).
+    pub fn shopflow_config(&self) -> shopflow::config::Config {
+        use clap::Parser;
+        let mut args = vec!["shopflow".to_owned()];
+        args.push(format!("--data-dir={}", self.data_dir.display()));
+        args.push(format!("--http-addr={}", self.http));
+        for (key, value) in &self.extra_env {
+            if let Some(flag) = key.strip_prefix("SHOPFLOW_") {
+                args.push(format!(
+                    "--{}={value}",
+                    flag.to_ascii_lowercase().replace('_', "-")
+                ));
+            }
+        }
+        shopflow::config::Cli::try_parse_from(args).unwrap().config
+    }
+
     pub fn ports(&self) -> Vec<SocketAddr> {
         let mut ports = vec![self.http, self.services];
         if !self.external {
@@ -126,7 +150,7 @@ impl TestApp {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = spawner().spawn_std(cmd).expect("start shopflow");
         let mut app = TestApp {
-            api: Api::new(config.http),
+            api: Api::new(&config),
             config,
             child,
         };
@@ -228,24 +252,61 @@ pub fn children_of(pid: i32) -> Vec<(i32, String)> {
     found
 }
 
-/// A JSON client for the API, one helper per route.
+/// A JSON client for the API, one helper per route. It signs in as a user the way an
+/// API client does: with a bearer token, minted here with the app's own signing key
+/// (as `shopflow token USER` would) for users without a password.
 #[derive(Clone)]
 pub struct Api {
     base: String,
     client: reqwest::Client,
+    signer: shopflow::auth::Signer,
+    /// Signs payment callbacks as the gateway does.
+    webhook_secret: String,
 }
 
 pub type Reply = (StatusCode, Value);
 
 impl Api {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(config: &AppConfig) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(90))
             .build()
             .unwrap();
         Self {
-            base: format!("http://{addr}"),
+            base: format!("http://{}", config.http),
             client,
+            // The app and the tests agree on one key, whoever creates it first.
+            signer: shopflow::auth::Signer::load_or_create(&config.data_dir).unwrap(),
+            webhook_secret: config.shopflow_config().webhook_secret().unwrap(),
+        }
+    }
+
+    /// `X-Payment-Signature` for `body`, signed now with the app's webhook secret.
+    pub fn signature(&self, body: &str) -> String {
+        shopflow::web::payment::sign(
+            &self.webhook_secret,
+            shopflow::auth::unix_now(),
+            body.as_bytes(),
+        )
+    }
+
+    /// A bearer token for `user` (a user without a password), valid for an hour.
+    /// A name no user can have gets a token of the right shape that names it.
+    pub fn token(&self, user: &str) -> String {
+        let expires = shopflow::auth::unix_now() + 3600;
+        match shopflow::domain::Username::parse(user) {
+            Ok(name) => self
+                .signer
+                .issue(shopflow::auth::Purpose::ApiToken, &name, "", expires),
+            Err(_) => format!("{user}.{expires}.{}", "0".repeat(64)),
+        }
+    }
+
+    /// The request as `user`.
+    fn as_user(&self, req: reqwest::RequestBuilder, user: Option<&str>) -> reqwest::RequestBuilder {
+        match user {
+            Some(user) => req.bearer_auth(self.token(user)),
+            None => req,
         }
     }
 
@@ -264,11 +325,8 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str, user: Option<&str>) -> Reply {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some(user) = user {
-            req = req.header("x-user-id", user);
-        }
-        self.send(req).await
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(self.as_user(req, user)).await
     }
 
     /// POST with a raw body, for the bad-input tests.
@@ -278,15 +336,12 @@ impl Api {
         user: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> Reply {
-        let mut req = self
+        let req = self
             .client
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body);
-        if let Some(user) = user {
-            req = req.header("x-user-id", user);
-        }
-        self.send(req).await
+        self.send(self.as_user(req, user)).await
     }
 
     pub async fn post(&self, path: &str, user: Option<&str>, body: &Value) -> Reply {
@@ -365,7 +420,7 @@ impl Api {
         let mut req = self
             .client
             .post(format!("{}/api/checkout", self.base))
-            .header("x-user-id", user)
+            .bearer_auth(self.token(user))
             .json(body);
         if let Some(key) = idempotency_key {
             req = req.header("idempotency-key", key);
@@ -381,7 +436,7 @@ impl Api {
         let resp = self
             .client
             .get(format!("{}/api/orders/{id}", self.base))
-            .header("x-user-id", user)
+            .bearer_auth(self.token(user))
             .header("accept", "text/markdown")
             .send()
             .await
@@ -404,7 +459,14 @@ impl Api {
             .await
     }
 
-    pub async fn callback(&self, body: &Value, signature: Option<&str>) -> Reply {
+    /// A payment callback, signed as the gateway signs it.
+    pub async fn callback(&self, body: &Value) -> Reply {
+        let signature = self.signature(&body.to_string());
+        self.callback_signed(body, Some(&signature)).await
+    }
+
+    /// A payment callback with the given signature header (or none).
+    pub async fn callback_signed(&self, body: &Value, signature: Option<&str>) -> Reply {
         let mut req = self
             .client
             .post(format!("{}/api/payment/callback", self.base))
@@ -419,13 +481,13 @@ impl Api {
     pub async fn pay(&self, awakeable_id: &str, amount: i64) -> Reply {
         let body = serde_json::json!({"awakeable_id": awakeable_id, "transaction_id": "txn-1",
                                       "amount": amount, "status": "success"});
-        self.callback(&body, None).await
+        self.callback(&body).await
     }
 
     pub async fn decline(&self, awakeable_id: &str, reason: &str) -> Reply {
         let body = serde_json::json!({"awakeable_id": awakeable_id, "transaction_id": "",
                                       "amount": 0, "status": "failed", "reason": reason});
-        self.callback(&body, None).await
+        self.callback(&body).await
     }
 
     pub async fn approve(&self, user: &str, id: &str) -> Reply {
@@ -600,7 +662,7 @@ impl Api {
         let mut req = self
             .client
             .get(format!("{}{path}", self.base))
-            .header("x-user-id", user)
+            .bearer_auth(self.token(user))
             .timeout(Duration::from_secs(3600));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());

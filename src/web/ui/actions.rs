@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::pages::{PageId, Selection, View};
 use super::{UiSignals, views};
-use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, ShippingAddress};
+use crate::auth::unix_now;
+use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, Reason, ShippingAddress};
 use crate::durable::notify::ADMIN;
 use crate::web::AppState;
 use crate::web::cart;
@@ -228,14 +229,21 @@ pub async fn checkout(
 }
 
 /// The simulated payment gateway: posts to our own callback route exactly as a real
-/// gateway would (signed when a webhook secret is configured).
+/// gateway would, signed with the webhook secret. Only the order's owner pays for it.
 async fn gateway(
     state: &AppState,
     user: &CurrentUser,
     id: &str,
-    decline: Option<String>,
+    decline: Option<Reason>,
 ) -> ApiResult<String> {
-    let (order_id, _) = orders::visible_order(state, user, id).await?;
+    let (order_id, summary) = orders::visible_order(state, user, id).await?;
+    if summary.user_id != user.username() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_order",
+            format!("only the customer who placed order {order_id} pays for it"),
+        ));
+    }
     let payment = state
         .db
         .payment_by_order(order_id.as_str())
@@ -261,19 +269,18 @@ async fn gateway(
             "transaction_id": transaction_id,
             "amount": payment.amount_cents,
             "status": "failed",
-            "reason": reason,
+            "reason": reason.as_str(),
         }),
     }
     .to_string();
-    let mut request = state
+    let signature = payment::sign(&state.webhook_secret, unix_now(), body.as_bytes());
+    let request = state
         .http
         .post(&state.callback_url)
+        .header(header::HOST, &state.callback_host)
         .header(header::CONTENT_TYPE, "application/json")
+        .header("x-payment-signature", signature)
         .body(body.clone());
-    if let Some(secret) = &state.webhook_secret {
-        let signature = payment::sign(secret, payment::unix_now(), body.as_bytes());
-        request = request.header("x-payment-signature", signature);
-    }
     let response = request.send().await.map_err(|e| {
         tracing::warn!(error = %e, "the payment gateway cannot reach the callback");
         ApiError::new(
@@ -308,13 +315,15 @@ async fn settle(
     decline: bool,
 ) -> ApiResult<Response> {
     let page = signals.page()?;
-    let decline = decline.then(|| {
-        Some(signals.decline_reason.trim())
-            .filter(|r| !r.is_empty())
-            .unwrap_or("card declined")
-            .to_owned()
-    });
-    let outcome = gateway(&state, &user, &id, decline).await;
+    let reason = match signals.decline_reason.trim() {
+        "" => Reason::parse("card declined"),
+        text => Reason::parse(text),
+    };
+    let outcome = match (decline, reason) {
+        (false, _) => gateway(&state, &user, &id, None).await,
+        (true, Ok(reason)) => gateway(&state, &user, &id, Some(reason)).await,
+        (true, Err(e)) => Err(ApiError::bad_request("invalid_reason", e)),
+    };
     let mut selection = current(&state, &user, &page);
     if OrderId::parse(&id).is_ok() {
         selection = Selection {

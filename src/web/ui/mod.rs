@@ -12,9 +12,9 @@ use std::sync::LazyLock;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, FromRequest, Path, Request, State};
-use axum::http::header;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -24,6 +24,7 @@ use super::AppState;
 use super::datastar;
 use super::error::{ApiError, ApiResult};
 use super::extract::{CurrentUser, RawBody, parse_json};
+use super::{session, sign_in};
 use crate::domain::Username;
 pub use pages::{PageId, Pages, Selection, View};
 
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(page))
         .route("/static/{file}", get(asset))
         .route("/ui/session", post(sign_in))
+        .route("/ui/sign-out", post(sign_out))
         .route("/ui/stream", get(stream::stream))
         .route("/ui/view/{view}", get(actions::show_view))
         .route("/ui/order/{id}", get(actions::show_order))
@@ -54,7 +56,7 @@ struct Asset {
 }
 
 fn hashed_url(name: &str, extension: &str, bytes: &[u8]) -> String {
-    let hash = crate::web::hex::encode(&Sha256::digest(bytes)[..6]);
+    let hash = hex::encode(&Sha256::digest(bytes)[..6]);
     format!("/static/{name}-{hash}.{extension}")
 }
 
@@ -148,6 +150,7 @@ struct PageTemplate {
     js_url: &'static str,
     signals: String,
     signed_in: bool,
+    demo: bool,
     tab: &'static str,
     nav: String,
     flash: String,
@@ -157,10 +160,25 @@ struct PageTemplate {
     meta: String,
 }
 
+/// `?signin=…` after a refused sign-in: what the page says about it.
+#[derive(Deserialize)]
+struct PageQuery {
+    signin: Option<String>,
+}
+
+fn sign_in_problem(query: Result<Query<PageQuery>, QueryRejection>) -> Option<&'static str> {
+    match query.ok()?.0.signin.as_deref()? {
+        "failed" => Some("Wrong user name or password."),
+        "throttled" => Some("Too many failed sign-ins for this user; try again in 15 minutes."),
+        _ => None,
+    }
+}
+
 /// The whole page, rendered on the server; the stream keeps it current from then on.
 async fn page(
     State(state): State<AppState>,
     user: Result<CurrentUser, ApiError>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let user = user.ok();
     let page = PageId::random();
@@ -189,14 +207,16 @@ async fn page(
         Some(user) => views::notification_list(&state, user).await?.0,
         None => views::notification_list_of(&[])?,
     };
+    let problem = sign_in_problem(query);
     let html = PageTemplate {
         css_url: &APP_CSS.url,
         js_url: &DATASTAR_JS.url,
         signals: signals.to_string(),
         signed_in: user.is_some(),
+        demo: state.trust_user_header,
         tab: "output",
         nav: panes.nav,
-        flash: views::flash("", false)?,
+        flash: views::flash(problem.unwrap_or(""), problem.is_some())?,
         input: panes.input,
         output: panes.output,
         notifications,
@@ -208,40 +228,56 @@ async fn page(
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "same-origin"),
         ],
         html,
     )
         .into_response())
 }
 
-/// Only our own script, styles and connections. Datastar compiles its attribute
-/// expressions with `new Function` (hence `unsafe-eval`) and shows and hides panes with
-/// inline `style` attributes; no inline script runs and nothing loads from elsewhere.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-eval'; \
-     style-src 'self'; style-src-attr 'unsafe-inline'; connect-src 'self'; img-src 'self'; \
-     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
-/// The user picker: a plain form post (`user=<name>`) that sets the signed session
-/// cookie and reloads the page as that user.
+/// The sign-in form: a user name and a password; in demo mode the user picker, which
+/// needs no password. Success sets the session cookie and reloads the page as that
+/// user; a refusal reloads it with the reason.
 #[derive(Deserialize)]
 struct SignIn {
     user: String,
+    #[serde(default)]
+    password: String,
 }
 
 async fn sign_in(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form: Result<Form<SignIn>, FormRejection>,
 ) -> ApiResult<Response> {
-    let unknown = || ApiError::bad_request("unknown_user", "pick one of the listed users");
-    let Form(form) = form.map_err(|_| unknown())?;
-    let name = Username::parse(&form.user).map_err(|_| unknown())?;
-    state.db.user(&name).await?.ok_or_else(unknown)?;
-    Ok((
-        [(header::SET_COOKIE, state.session_key.set_cookie(&name))],
+    let Form(form) = form.map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+    let user = if state.trust_user_header && form.password.is_empty() {
+        let name = Username::parse(form.user.trim()).ok();
+        match name {
+            Some(name) => state.db.user(&name).await?,
+            None => None,
+        }
+        .ok_or_else(|| ApiError::bad_request("unknown_user", "pick one of the listed users"))
+    } else {
+        sign_in::check_password(&state, &form.user, &form.password).await
+    };
+    let user = match user {
+        Ok(user) => user,
+        Err(e) if e.status() == StatusCode::TOO_MANY_REQUESTS => {
+            return Ok(Redirect::to("/?signin=throttled").into_response());
+        }
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            return Ok(Redirect::to("/?signin=failed").into_response());
+        }
+        Err(e) => return Err(e),
+    };
+    let cookie = session::set_cookie(&state.signer, &user, &headers);
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}
+
+async fn sign_out(headers: HeaderMap) -> Response {
+    (
+        [(header::SET_COOKIE, session::clear_cookie(&headers))],
         Redirect::to("/"),
     )
-        .into_response())
+        .into_response()
 }

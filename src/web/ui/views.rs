@@ -45,6 +45,7 @@ struct NavItem {
 #[derive(Template)]
 #[template(path = "nav.html")]
 struct Nav {
+    demo: bool,
     users: Vec<crate::db::User>,
     current: Option<String>,
     items: Vec<NavItem>,
@@ -88,7 +89,9 @@ pub struct OrderRow {
 
 /// What the Input pane offers in each view.
 pub enum Input {
-    SignIn,
+    SignIn {
+        demo: bool,
+    },
     Dashboard {
         is_admin: bool,
     },
@@ -181,20 +184,31 @@ pub async fn render(
     user: Option<&CurrentUser>,
     selection: &Selection,
 ) -> ApiResult<Panes> {
-    let users = state.db.users().await?;
+    // The picker lists users only in demo mode; otherwise nobody browses the names.
+    let users = if state.trust_user_header {
+        state.db.users().await?
+    } else {
+        Vec::new()
+    };
     let Some(user) = user else {
         return Ok(Panes {
             nav: Nav {
+                demo: state.trust_user_header,
                 users,
                 current: None,
                 items: Vec::new(),
             }
             .render()
             .map_err(render_err)?,
-            input: pane_input(View::Dashboard, Input::SignIn)?,
+            input: pane_input(
+                View::Dashboard,
+                Input::SignIn {
+                    demo: state.trust_user_header,
+                },
+            )?,
             output: pane_output(
                 View::Dashboard,
-                "# Welcome to ShopFlow\n\nPick a user to start shopping.",
+                "# Welcome to ShopFlow\n\nSign in in the navigation to start shopping.",
             )?,
             meta: NoWorkflow.render().map_err(render_err)?,
         });
@@ -215,6 +229,7 @@ pub async fn render(
         })
         .collect();
     let nav = Nav {
+        demo: state.trust_user_header,
         users,
         current: Some(user.username().to_owned()),
         items,
@@ -402,10 +417,12 @@ mod tests {
     fn user_supplied_text_is_escaped_in_every_pane() {
         let evil = "<script>alert(1)</script>";
         let nav = Nav {
+            demo: true,
             users: vec![crate::db::User {
                 username: "mallory".into(),
                 name: evil.into(),
                 role: "customer".into(),
+                password_hash: None,
             }],
             current: Some("mallory".into()),
             items: Vec::new(),

@@ -1,0 +1,199 @@
+//! The operator's commands: users and passwords, bearer tokens, and a signed payment
+//! callback (what a real gateway would send), all against the configured data dir.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::auth::{PasswordHash, Purpose, Signer, unix_now};
+use crate::config::{Config, Role, UserCommand};
+use crate::db::{Db, Role as UserRole};
+use crate::domain::{DisplayName, OrderId, Reason, Username};
+
+/// Runs one operator command to its end.
+pub async fn run(command: Role, config: &Config) -> anyhow::Result<()> {
+    let db = Db::open(&config.database_url()).await?;
+    match command {
+        Role::User(command) => user(command, &db).await,
+        Role::Token { user, ttl } => token(&user, ttl, config, &db).await,
+        Role::Pay {
+            order_id,
+            decline,
+            curl,
+        } => pay(&order_id, decline.as_deref(), curl, config, &db).await,
+        Role::Services | Role::Web => bail!("not an operator command"),
+    }
+}
+
+fn username(text: &str) -> anyhow::Result<Username> {
+    Username::parse(text).map_err(|e| anyhow!(e))
+}
+
+async fn user(command: UserCommand, db: &Db) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            user,
+            name,
+            email,
+            admin,
+            no_password,
+        } => {
+            let username = username(&user)?;
+            let name =
+                DisplayName::parse(name.as_deref().unwrap_or(&user)).map_err(|e| anyhow!(e))?;
+            let email = match email.trim() {
+                "" => String::new(),
+                text => crate::domain::text::parse_text("email", text, 254, false)
+                    .map_err(|e| anyhow!(e))?,
+            };
+            if db.user(&username).await?.is_some() {
+                bail!("user {username} exists; use `shopflow user set-password {username}`");
+            }
+            let password = if no_password {
+                None
+            } else {
+                Some(new_password()?)
+            };
+            let role = if admin {
+                UserRole::Admin
+            } else {
+                UserRole::Customer
+            };
+            if !db
+                .add_user(&username, &name, &email, role, password.as_ref())
+                .await?
+            {
+                bail!("user {username} exists");
+            }
+            println!("added {username} ({})", role.as_str());
+        }
+        UserCommand::SetPassword { user } => {
+            let username = username(&user)?;
+            if db.user(&username).await?.is_none() {
+                bail!("no user {username}; add one with `shopflow user add {username}`");
+            }
+            let password = new_password()?;
+            db.set_password(&username, &password).await?;
+            println!("password of {username} set; earlier tokens and sessions have ended");
+        }
+        UserCommand::List => {
+            println!("{:<20} {:<9} {:<9} name", "user", "role", "password");
+            for u in db.users().await? {
+                let password = if u.password_hash.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                };
+                println!(
+                    "{:<20} {:<9} {:<9} {}",
+                    u.username, u.role, password, u.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new password: typed twice at a terminal, or the first line of standard input.
+fn new_password() -> anyhow::Result<PasswordHash> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Again: ")?;
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    PasswordHash::new(&password).map_err(|e| anyhow!(e))
+}
+
+async fn token(
+    user: &str,
+    ttl: std::time::Duration,
+    config: &Config,
+    db: &Db,
+) -> anyhow::Result<()> {
+    let username = username(user)?;
+    let user = db
+        .user(&username)
+        .await?
+        .ok_or_else(|| anyhow!("no user {username}"))?;
+    let signer = Signer::load_or_create(&config.data_dir)
+        .with_context(|| format!("no signing key in {}", config.data_dir.display()))?;
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let token = signer.issue(
+        Purpose::ApiToken,
+        &username,
+        &user.credential_stamp(),
+        unix_now().saturating_add(ttl),
+    );
+    println!("{token}");
+    Ok(())
+}
+
+async fn pay(
+    order_id: &str,
+    decline: Option<&str>,
+    curl: bool,
+    config: &Config,
+    db: &Db,
+) -> anyhow::Result<()> {
+    let order_id = OrderId::parse(order_id).map_err(|e| anyhow!(e))?;
+    let payment = db
+        .payment_by_order(order_id.as_str())
+        .await?
+        .ok_or_else(|| anyhow!("order {order_id} has no payment request"))?;
+    if payment.state != "pending" {
+        bail!(
+            "the payment of order {order_id} is already {}",
+            payment.state
+        );
+    }
+    let transaction_id = format!("txn-{}", &hex::encode(crate::secrets::random_bytes(6)));
+    let mut body = serde_json::json!({
+        "awakeable_id": payment.awakeable_id,
+        "transaction_id": transaction_id,
+        "amount": payment.amount_cents,
+        "status": "success",
+    });
+    if let Some(reason) = decline {
+        let reason = Reason::parse(reason).map_err(|e| anyhow!(e))?;
+        body["status"] = "failed".into();
+        body["reason"] = reason.as_str().into();
+    }
+    let body = body.to_string();
+    let secret = config.webhook_secret()?;
+    let signature = crate::web::payment::sign(&secret, unix_now(), body.as_bytes());
+    let mut addr = config.http_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/api/payment/callback");
+    if curl {
+        // Single quotes in the shell: a quote inside is closed, escaped and reopened.
+        let quoted = body.replace('\'', r"'\''");
+        println!(
+            "curl -sS -H 'content-type: application/json' -H 'x-payment-signature: {signature}' --data '{quoted}' {url}"
+        );
+        return Ok(());
+    }
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-payment-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach ShopFlow at {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("the callback was refused ({status}): {text}");
+    }
+    println!("{text}");
+    Ok(())
+}

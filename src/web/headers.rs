@@ -1,0 +1,107 @@
+//! What every request passes first and every answer carries: the `Host` allow-list
+//! (a foreign name that resolves here, as in DNS rebinding, reaches nothing) and the
+//! security headers (CSP, nosniff, no framing, no referrer across sites).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The page's policy: only our own script, styles and connections. Datastar compiles
+/// its attribute expressions with `new Function` (hence `unsafe-eval`) and shows and
+/// hides panes through inline `style` attributes; no inline script runs, nothing loads
+/// from elsewhere, no other site may frame the page.
+pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-eval'; \
+     style-src 'self'; style-src-attr 'unsafe-inline'; connect-src 'self'; img-src 'self'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Everything that is not the page (JSON, SSE, scripts): nothing may run or frame it.
+const OTHER_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Refuses a request whose `Host` (or absolute URI's authority) is not allowed.
+pub async fn refuse_foreign_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
+    match host {
+        Some(host) if is_allowed(&state.allowed_hosts, &host) => next.run(request).await,
+        Some(_) => ApiError::bad_request(
+            "host_not_allowed",
+            "this server does not answer for that host name (see SHOPFLOW_ALLOWED_HOSTS)",
+        )
+        .into_response(),
+        None => ApiError::bad_request("missing_host", "the request names no host").into_response(),
+    }
+}
+
+/// Whether `host` (as sent, any case) is on the allow-list.
+pub fn is_allowed(allowed: &[String], host: &str) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    allowed.contains(&host)
+}
+
+/// Adds the security headers to every answer; the page gets its own policy.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    let policy = if is_html { PAGE_POLICY } else { OTHER_POLICY };
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, policy),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_exactly_ignoring_case() {
+        let allowed = ["127.0.0.1:8080".to_owned(), "localhost:8080".to_owned()];
+        assert!(is_allowed(&allowed, "127.0.0.1:8080"));
+        assert!(is_allowed(&allowed, "LOCALHOST:8080"));
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "localhost:8080.evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert!(!is_allowed(&allowed, bad), "{bad}");
+        }
+    }
+}
