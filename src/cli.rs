@@ -77,18 +77,20 @@ async fn user(command: UserCommand, db: &Db) -> anyhow::Result<()> {
             println!("password of {username} set; earlier tokens and sessions have ended");
         }
         UserCommand::List => {
-            println!("{:<20} {:<9} {:<9} name", "user", "role", "password");
+            let mut out = format!("{:<20} {:<9} {:<9} name\n", "user", "role", "password");
             for u in db.users().await? {
                 let password = if u.password_hash.is_some() {
                     "yes"
                 } else {
                     "no"
                 };
-                println!(
-                    "{:<20} {:<9} {:<9} {}",
+                out += &format!(
+                    "{:<20} {:<9} {:<9} {}\n",
                     u.username, u.role, password, u.name
                 );
             }
+            // A reader that stops early (`| head`) is no error.
+            let _ = std::io::stdout().write_all(out.as_bytes());
         }
     }
     Ok(())
