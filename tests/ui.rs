@@ -350,8 +350,10 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
         flash.contains("flash-error") && flash.contains("quantity must be 1-99"),
         "{flash}"
     );
+    // A product the page never offers is a request the page never makes: 404.
     let unknown = carol.action("/ui/cart/add/P999", &signals(page)).await;
-    assert!(fragment(&fragments(&unknown.body), "flash").contains("flash-error"));
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body.contains("\"code\":\"unknown_product\""));
     assert_eq!(cart_total("carol").await, 5000 + 3 * 899);
 
     // Malformed requests are 4xx with the error JSON.
@@ -440,10 +442,12 @@ async fn actions_answer_with_escaped_panes_and_refusals_change_nothing() {
     let hidden = dave
         .view(&format!("/ui/order/{order_id}"), &signals("p-dave"))
         .await;
-    assert!(fragment(&fragments(&hidden.body), "flash").contains("no order"));
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+    assert!(hidden.body.contains("\"code\":\"unknown_order\""));
     assert!(!hidden.body.contains("data-order-id"));
     let admin_view = dave.view("/ui/view/admin", &signals("p-dave")).await;
-    assert!(fragment(&fragments(&admin_view.body), "flash").contains("admin role"));
+    assert_eq!(admin_view.status, StatusCode::FORBIDDEN);
+    assert!(admin_view.body.contains("admin role"));
 }
 
 /// Reads the stream until `done` holds for the text so far.

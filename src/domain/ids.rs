@@ -109,9 +109,11 @@ pub struct Username(String);
 impl Username {
     pub const MAX_LEN: usize = 64;
 
+    /// 1-64 letters, digits, '.', '_' and '-', starting with a letter or digit (so no
+    /// name is `.` or `..`, which would mean something else in a URL path).
     pub fn parse(text: &str) -> Result<Username, String> {
-        let ok = !text.is_empty()
-            && text.len() <= Self::MAX_LEN
+        let ok = text.len() <= Self::MAX_LEN
+            && text.starts_with(|c: char| c.is_ascii_alphanumeric())
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
@@ -119,7 +121,7 @@ impl Username {
             Ok(Username(text.to_owned()))
         } else {
             Err(format!(
-                "user name must be 1-{} letters, digits, '.', '_' or '-'",
+                "user name must be 1-{} letters, digits, '.', '_' or '-', starting with a letter or digit",
                 Self::MAX_LEN
             ))
         }
@@ -192,7 +194,18 @@ mod tests {
     fn usernames() {
         assert_eq!(Username::parse("alice").unwrap().as_str(), "alice");
         assert!(Username::parse("a.b-c_9").is_ok());
-        for bad in ["", "al ice", "bob/..", "ü", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "al ice",
+            "bob/..",
+            "ü",
+            &"x".repeat(65),
+            ".",
+            "..",
+            ".x",
+            "-x",
+            "a\rb",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -310,7 +310,12 @@ impl Api {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+    /// A request to `path` with nothing added: for tests that set every header themselves.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status();
@@ -548,6 +553,30 @@ impl Api {
 }
 
 impl TestApp {
+    /// Runs an operator command (`shopflow user add …`) against this app's data dir,
+    /// feeding `stdin`; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let mut cmd = self.config.command();
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run shopflow");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// One number from the app's SQLite file (a real file, read as another client would).
     pub async fn sqlite_count(&self, query: &str, bind: &str) -> i64 {
         let url = format!(

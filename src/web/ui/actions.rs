@@ -1,7 +1,9 @@
 //! The page's actions. Each calls the same function as the JSON API, then answers
 //! with datastar events: a status line saying what happened (or why not) and every
-//! pane re-rendered for the page's new selection. A refusal is shown on the page, so
-//! these answer 200 unless the request itself is malformed or unauthenticated.
+//! pane re-rendered for the page's new selection. A refusal the page can run into
+//! (out of stock, a settled payment) is shown on the page with 200; a request the page
+//! never makes (malformed, not signed in, not allowed, naming what the user may not
+//! see) gets its 4xx error JSON and changes nothing.
 
 use std::time::Duration;
 
@@ -37,6 +39,10 @@ async fn answer(
     outcome: ApiResult<String>,
     signals: Option<Value>,
 ) -> ApiResult<Response> {
+    let outcome = match outcome {
+        Err(e) if matches!(e.status().as_u16(), 401 | 403 | 404) => return Err(e),
+        other => other,
+    };
     state.pages.select(page, user.username(), selection.clone());
     let panes = views::render(state, Some(user), &selection).await?;
     let flash = match &outcome {

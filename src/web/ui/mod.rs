@@ -26,6 +26,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{CurrentUser, RawBody, parse_json};
 use super::{session, sign_in};
 use crate::domain::Username;
+use crate::domain::text::is_forbidden;
 pub use pages::{PageId, Pages, Selection, View};
 
 pub fn router() -> Router<AppState> {
@@ -117,13 +118,31 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
             let RawBody(body) = RawBody::from_request(req, state).await?;
             Some(String::from_utf8_lossy(&body).into_owned()).filter(|b| !b.trim().is_empty())
         };
-        match json {
-            Some(json) => parse_json(json.as_bytes()).map(UiSignals),
-            None => Err(ApiError::bad_request(
-                "missing_signals",
-                "this route is called by the page's datastar actions",
-            )),
+        let signals: Signals = match json {
+            Some(json) => parse_json(json.as_bytes())?,
+            None => {
+                return Err(ApiError::bad_request(
+                    "missing_signals",
+                    "this route is called by the page's datastar actions",
+                ));
+            }
+        };
+        // The page's fields cannot produce control characters (a text area's line
+        // breaks arrive as plain `\n`): text that holds them is no request of the page.
+        let fields = [
+            (&signals.address, true),
+            (&signals.decline_reason, false),
+            (&signals.reject_reason, false),
+        ];
+        for (text, multi_line) in fields {
+            if text.chars().any(|c| is_forbidden(c, multi_line)) {
+                return Err(ApiError::bad_request(
+                    "invalid_text",
+                    "text fields must not contain control characters",
+                ));
+            }
         }
+        Ok(UiSignals(signals))
     }
 }
 

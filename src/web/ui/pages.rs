@@ -105,27 +105,29 @@ pub struct Selection {
 
 #[derive(Debug)]
 struct Page {
-    user: String,
     selection: watch::Sender<Selection>,
     streams: usize,
     idle_since: Instant,
 }
 
-/// Every open page's selection. Cheap to clone.
+/// Every open page's selection, by user and page id: a page id someone else learns
+/// names nothing of theirs. Cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct Pages(Arc<Mutex<HashMap<PageId, Page>>>);
+pub struct Pages(Arc<Mutex<HashMap<PageKey, Page>>>);
+
+type PageKey = (String, PageId);
 
 /// A stream's hold on its page: the selection to follow; released on drop.
 pub struct Attached {
     pub selection: watch::Receiver<Selection>,
     pages: Pages,
-    page: PageId,
+    key: PageKey,
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
         let mut pages = self.pages.0.lock().expect("pages lock");
-        if let Some(page) = pages.get_mut(&self.page) {
+        if let Some(page) = pages.get_mut(&self.key) {
             page.streams = page.streams.saturating_sub(1);
             page.idle_since = Instant::now();
         }
@@ -136,17 +138,18 @@ impl Pages {
     /// Records what `page` shows now; its stream follows.
     pub fn select(&self, page: &PageId, user: &str, selection: Selection) {
         let mut pages = self.0.lock().expect("pages lock");
-        match pages.get_mut(page) {
-            Some(entry) if entry.user == user => {
+        let key = (user.to_owned(), page.clone());
+        match pages.get_mut(&key) {
+            Some(entry) => {
                 entry.selection.send_if_modified(|current| {
                     let changed = *current != selection;
                     *current = selection;
                     changed
                 });
             }
-            _ => {
+            None => {
                 sweep(&mut pages);
-                pages.insert(page.clone(), Page::new(user, selection));
+                pages.insert(key, Page::new(selection));
             }
         }
     }
@@ -155,8 +158,7 @@ impl Pages {
     pub fn selection(&self, page: &PageId, user: &str) -> Option<Selection> {
         let pages = self.0.lock().expect("pages lock");
         pages
-            .get(page)
-            .filter(|p| p.user == user)
+            .get(&(user.to_owned(), page.clone()))
             .map(|p| p.selection.borrow().clone())
     }
 
@@ -164,16 +166,17 @@ impl Pages {
     /// the page says it shows, for a page this server has not seen, e.g. after a restart).
     pub fn attach(&self, page: &PageId, user: &str, reported: Selection) -> Attached {
         let mut pages = self.0.lock().expect("pages lock");
-        if pages.get(page).is_none_or(|p| p.user != user) {
+        let key = (user.to_owned(), page.clone());
+        if !pages.contains_key(&key) {
             sweep(&mut pages);
-            pages.insert(page.clone(), Page::new(user, reported));
+            pages.insert(key.clone(), Page::new(reported));
         }
-        let entry = pages.get_mut(page).expect("just inserted");
+        let entry = pages.get_mut(&key).expect("just inserted");
         entry.streams += 1;
         Attached {
             selection: entry.selection.subscribe(),
             pages: self.clone(),
-            page: page.clone(),
+            key,
         }
     }
 
@@ -184,9 +187,8 @@ impl Pages {
 }
 
 impl Page {
-    fn new(user: &str, selection: Selection) -> Page {
+    fn new(selection: Selection) -> Page {
         Page {
-            user: user.to_owned(),
             selection: watch::channel(selection).0,
             streams: 0,
             idle_since: Instant::now(),
@@ -195,7 +197,7 @@ impl Page {
 }
 
 /// Forgets pages idle for too long, and the longest idle when there are too many.
-fn sweep(pages: &mut HashMap<PageId, Page>) {
+fn sweep(pages: &mut HashMap<PageKey, Page>) {
     pages.retain(|_, p| p.streams > 0 || p.idle_since.elapsed() < IDLE_LIMIT);
     while pages.len() >= MAX_PAGES {
         let oldest = pages
@@ -230,7 +232,7 @@ mod tests {
     fn a_stream_follows_its_pages_selection() {
         let pages = Pages::default();
         let page = PageId::random();
-        let attached = pages.attach(&page, "alice", Selection::default());
+        let mut attached = pages.attach(&page, "alice", Selection::default());
         assert_eq!(*attached.selection.borrow(), Selection::default());
         let orders = Selection {
             view: View::Orders,
@@ -238,11 +240,17 @@ mod tests {
         };
         pages.select(&page, "alice", orders.clone());
         assert!(attached.selection.has_changed().unwrap());
-        assert_eq!(*attached.selection.borrow(), orders);
-        // Another user cannot read or steer alice's page.
+        assert_eq!(*attached.selection.borrow_and_update(), orders);
+        // Another user cannot read or steer alice's page, even knowing its id.
         assert_eq!(pages.selection(&page, "bob"), None);
+        pages.select(&page, "bob", Selection::default());
+        let _bobs = pages.attach(&page, "bob", Selection::default());
+        assert!(
+            !attached.selection.has_changed().unwrap(),
+            "alice's stream is untouched"
+        );
         assert_eq!(pages.selection(&page, "alice"), Some(orders));
         drop(attached);
-        assert_eq!(pages.len(), 1);
+        assert_eq!(pages.len(), 2);
     }
 }

@@ -1,0 +1,862 @@
+//! Nobody acts as somebody else, against one shared ShopFlow as it runs by default
+//! (no demo mode): forged and stale credentials, header identity, other users' things,
+//! admin routes, unsigned callbacks, control characters in every free-text field,
+//! foreign hosts, and Restate's private handlers. Every refusal is a 4xx error JSON
+//! and changes nothing (the state is compared before and after).
+
+mod common;
+
+use common::{Api, AppConfig, Reply, TestApp, assert_error, eventually};
+use reqwest::Method;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shopflow::auth::{Purpose, Signer, unix_now};
+use shopflow::domain::Username;
+use tokio::sync::OnceCell;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// One app per test binary, in the default (non-demo) mode, with two users that have
+/// passwords: `sam` (customer) and `root` (admin).
+async fn app() -> &'static TestApp {
+    static APP: OnceCell<TestApp> = OnceCell::const_new();
+    APP.get_or_init(|| async {
+        let _ = std::fs::remove_dir_all(data_dir());
+        let app = TestApp::start(AppConfig::new(&data_dir())).await;
+        for (user, extra) in [("sam", None), ("root", Some("--admin")), ("pat", None)] {
+            let mut args = vec!["user", "add", user];
+            args.extend(extra);
+            let (ok, out, err) = app.cli(&args, &format!("{PASSWORD}\n"));
+            assert!(ok, "user add {user}: {out} {err}");
+        }
+        app
+    })
+    .await
+}
+
+async fn api() -> Api {
+    Api::new(&app().await.config)
+}
+
+/// GET or POST `path` with exactly `headers` (and a JSON body for POST).
+async fn call(method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    let api = api().await;
+    let mut req = api.request(method, path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    api.send(req).await
+}
+
+/// A token from `POST /api/session`.
+async fn sign_in(user: &str, password: &str) -> Reply {
+    let body = json!({"username": user, "password": password}).to_string();
+    call(Method::POST, "/api/session", &[], Some(&body)).await
+}
+
+async fn token_of(user: &str) -> String {
+    let (status, body) = sign_in(user, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The app's signing key, as `shopflow token` uses it.
+fn signer() -> Signer {
+    Signer::load_or_create(&data_dir()).unwrap()
+}
+
+fn data_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("security-app")
+}
+
+fn name(user: &str) -> Username {
+    Username::parse(user).unwrap()
+}
+
+/// The user's cart as JSON, read with a valid token.
+async fn cart_of(user: &str) -> Value {
+    let (status, cart) = api().await.cart(user).await;
+    assert_eq!(status, 200, "{cart}");
+    cart
+}
+
+#[tokio::test]
+async fn forged_expired_and_tampered_credentials_are_refused() {
+    let token = token_of("sam").await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (status, cart) = call(
+        Method::GET,
+        "/api/cart",
+        &[("authorization", &bearer(&token))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cart}");
+    assert_eq!(cart["user_id"], "sam");
+
+    let now = unix_now();
+    let key = signer();
+    let stranger = Signer::new(b"a key this server has never seen!".to_vec());
+    let last = token.len() - 1;
+    let flipped = format!(
+        "{}{}",
+        &token[..last],
+        if token.ends_with('0') { "1" } else { "0" }
+    );
+    let forged: Vec<(&str, String)> = vec![
+        ("not a bearer token", "Basic c2FtOnB3".into()),
+        ("empty bearer", "Bearer ".into()),
+        ("garbage", bearer("garbage")),
+        (
+            "another user's name",
+            bearer(&token.replacen("sam.", "root.", 1)),
+        ),
+        ("a longer life", bearer(&token.replacen(".1", ".9", 1))),
+        ("a changed signature", bearer(&flipped)),
+        ("no signature", bearer(token.rsplit_once('.').unwrap().0)),
+        (
+            "signed by another key",
+            bearer(&stranger.issue(Purpose::ApiToken, &name("sam"), "", now + 60)),
+        ),
+        (
+            "expired",
+            bearer(&key.issue(Purpose::ApiToken, &name("alice"), "", now - 1)),
+        ),
+        (
+            "a session cookie as a token",
+            bearer(&key.issue(Purpose::SessionCookie, &name("alice"), "", now + 60)),
+        ),
+        // Sam has a password: a token without its stamp is not his.
+        (
+            "without the password's stamp",
+            bearer(&key.issue(Purpose::ApiToken, &name("sam"), "", now + 60)),
+        ),
+        (
+            "an unknown user",
+            bearer(&key.issue(Purpose::ApiToken, &name("ghost"), "", now + 60)),
+        ),
+    ];
+    let sams_cart = || async {
+        call(
+            Method::GET,
+            "/api/cart",
+            &[("authorization", &bearer(&token))],
+            None,
+        )
+        .await
+    };
+    let before = sams_cart().await;
+    for (what, header) in &forged {
+        for (method, path, body) in [
+            (Method::GET, "/api/cart", None),
+            (
+                Method::POST,
+                "/api/cart/add",
+                Some(r#"{"product_id":"P008","quantity":1}"#),
+            ),
+            (Method::GET, "/api/admin/orders", None),
+        ] {
+            let reply = call(method, path, &[("authorization", header)], body).await;
+            assert_error(&reply, 401, "unauthorized");
+            assert!(!reply.1.to_string().contains("sam"), "{what}: {}", reply.1);
+        }
+    }
+    assert_eq!(sams_cart().await, before, "nothing changed");
+
+    // The same forgeries as the page's session cookie.
+    let cookies = [
+        format!("shopflow_session={}", token),
+        format!(
+            "shopflow_session={}",
+            key.issue(Purpose::SessionCookie, &name("alice"), "", now - 1)
+        ),
+        format!(
+            "shopflow_session={}",
+            stranger.issue(Purpose::SessionCookie, &name("alice"), "", now + 60)
+        ),
+        "shopflow_session=admin".to_owned(),
+        "shopflow_session=".to_owned(),
+    ];
+    for cookie in &cookies {
+        let reply = call(Method::GET, "/api/cart", &[("cookie", cookie)], None).await;
+        assert_error(&reply, 401, "unauthorized");
+    }
+    // A valid cookie for alice (no password) works: it is the real thing.
+    let alice = key.issue(Purpose::SessionCookie, &name("alice"), "", now + 60);
+    let (status, _) = call(
+        Method::GET,
+        "/api/cart",
+        &[("cookie", &format!("shopflow_session={alice}"))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A new password ends every token issued before it.
+    let pat = token_of("pat").await;
+    let (status, _) = call(
+        Method::GET,
+        "/api/cart",
+        &[("authorization", &bearer(&pat))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (ok, out, err) = app()
+        .await
+        .cli(&["user", "set-password", "pat"], "a new good password\n");
+    assert!(ok, "{out} {err}");
+    assert_error(
+        &call(
+            Method::GET,
+            "/api/cart",
+            &[("authorization", &bearer(&pat))],
+            None,
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_error(&sign_in("pat", PASSWORD).await, 401, "unauthorized");
+    assert_eq!(sign_in("pat", "a new good password").await.0, 200);
+}
+
+#[tokio::test]
+async fn header_identity_is_refused_unless_in_demo_mode() {
+    let before = cart_of("alice").await;
+    for (method, path, body) in [
+        (Method::GET, "/api/cart", None),
+        (
+            Method::POST,
+            "/api/cart/add",
+            Some(r#"{"product_id":"P008","quantity":1}"#),
+        ),
+        (Method::GET, "/api/admin/orders?status=delivered", None),
+        (Method::POST, "/api/workflow/any/approve", None),
+        (
+            Method::POST,
+            "/api/checkout",
+            Some(r#"{"shipping_address":"x"}"#),
+        ),
+        (Method::GET, "/api/orders", None),
+        (Method::GET, "/stream/notifications", None),
+    ] {
+        for user in ["admin", "alice"] {
+            let reply = call(method.clone(), path, &[("x-user-id", user)], body).await;
+            assert_error(&reply, 401, "unauthorized");
+        }
+    }
+    assert_eq!(cart_of("alice").await, before);
+    // The page offers a password form, not the picker, and says nothing of demo mode.
+    let (status, page) = call(Method::GET, "/", &[], None).await;
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap().to_owned();
+    assert!(page.contains("id=\"sign-in-password\"") && !page.contains("user-select"));
+    assert!(!page.contains("demo mode"));
+}
+
+#[tokio::test]
+async fn signing_in_needs_the_right_password_and_says_nothing_more() {
+    assert_eq!(sign_in("sam", PASSWORD).await.0, 200);
+    let expires = sign_in("sam", PASSWORD).await.1["expires_at"].clone();
+    assert!(
+        expires.as_str().is_some_and(|e| e.ends_with('Z')),
+        "{expires}"
+    );
+    let wrong = sign_in("sam", "wrong password").await;
+    assert_error(&wrong, 401, "unauthorized");
+    // An unknown user and a user without a password get the very same answer.
+    for (user, password) in [
+        ("nobody", PASSWORD),
+        ("alice", ""),
+        ("alice", PASSWORD),
+        ("../admin", PASSWORD),
+    ] {
+        let reply = sign_in(user, password).await;
+        assert_eq!(reply, wrong, "{user}");
+    }
+    for body in [
+        r#"["sam", "x"]"#,
+        r#"{"username":"sam"}"#,
+        "sam",
+        r#"{"username":"sam","password":"x","admin":true}"#,
+    ] {
+        assert_error(
+            &call(Method::POST, "/api/session", &[], Some(body)).await,
+            400,
+            "invalid_json",
+        );
+    }
+    // A user name that keeps failing is refused for a while, even with the password.
+    for _ in 0..10 {
+        assert_error(&sign_in("root", "guess").await, 401, "unauthorized");
+    }
+    assert_error(&sign_in("root", PASSWORD).await, 429, "too_many_attempts");
+    assert_eq!(
+        sign_in("sam", PASSWORD).await.0,
+        200,
+        "other users are unaffected"
+    );
+}
+
+/// The page's sign-in form: the password decides, the cookie is strict and expires.
+#[tokio::test]
+async fn the_page_signs_in_with_a_password_only() {
+    let api = api().await;
+    let form = |body: &str, https: bool| {
+        let mut req = api
+            .request(Method::POST, "/ui/session")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if https {
+            req = req.header("x-forwarded-proto", "https");
+        }
+        req
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for body in [
+        "user=sam&password=nope",
+        "user=alice",
+        "user=alice&password=",
+        "user=ghost&password=x",
+    ] {
+        let resp = client
+            .execute(form(body, false).build().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{body}");
+        assert_eq!(resp.headers()["location"], "/?signin=failed", "{body}");
+        assert!(resp.headers().get("set-cookie").is_none(), "{body}");
+    }
+    let resp = client
+        .execute(
+            form(
+                &format!("user=sam&password={}", PASSWORD.replace(' ', "+")),
+                true,
+            )
+            .build()
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        "Max-Age=604800",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(part), "{part} missing: {cookie}");
+    }
+    let value = cookie.split(';').next().unwrap().to_owned();
+    let (status, cart) = call(Method::GET, "/api/cart", &[("cookie", &value)], None).await;
+    assert_eq!(
+        (status.as_u16(), cart["user_id"].as_str()),
+        (200, Some("sam"))
+    );
+    // The cookie carries its expiry inside the signature.
+    let expires: i64 = value.rsplit('.').nth(1).unwrap().parse().unwrap();
+    assert!((expires - unix_now() - 604_800).abs() < 60, "{expires}");
+
+    let out = client
+        .execute(api.request(Method::POST, "/ui/sign-out").build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, page) = call(Method::GET, "/?signin=failed", &[], None).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains("Wrong user name or password.")
+    );
+}
+
+/// An order of `user` that waits for approval, paid through the signed callback.
+async fn order_awaiting_approval(user: &str, id: &str) -> (String, i64) {
+    let api = api().await;
+    let (awakeable, total) = api.place_order(user, id, &[("P008", 1)]).await;
+    let (status, body) = api.pay(&awakeable, total).await;
+    assert_eq!(status, 200, "{body}");
+    api.wait_status(user, id, "awaiting_approval").await;
+    (awakeable, total)
+}
+
+/// The page's signals for a datastar action.
+fn signals() -> Value {
+    json!({"page": "p-security", "qty": {}, "address": "", "declineReason": "", "rejectReason": ""})
+}
+
+/// A datastar action as `cookie`'s user, from the page's own origin.
+async fn action(method: Method, path: &str, cookie: &str, signals: &Value) -> Reply {
+    let api = api().await;
+    let addr = app().await.config.http;
+    let mut req = api
+        .request(method.clone(), path)
+        .header("cookie", cookie)
+        .header("datastar-request", "true")
+        .header("origin", format!("http://{addr}"))
+        .header("sec-fetch-site", "same-origin");
+    req = if method == Method::GET {
+        req.query(&[("datastar", signals.to_string())])
+    } else {
+        req.header("content-type", "application/json")
+            .body(signals.to_string())
+    };
+    api.send(req).await
+}
+
+fn session_cookie(user: &str) -> String {
+    let value = signer().issue(Purpose::SessionCookie, &name(user), "", unix_now() + 600);
+    format!("shopflow_session={value}")
+}
+
+#[tokio::test]
+async fn customers_are_refused_on_every_admin_route() {
+    let id = "sec-admin-only";
+    order_awaiting_approval("bob", id).await;
+    let api = api().await;
+    let customer = session_cookie("bob");
+    let token = format!("Bearer {}", api.token("bob"));
+    for (method, path, body) in [
+        (Method::GET, "/api/admin/orders".to_owned(), None),
+        (
+            Method::GET,
+            "/api/admin/orders?status=delivered".to_owned(),
+            None,
+        ),
+        (Method::POST, format!("/api/workflow/{id}/approve"), None),
+        (
+            Method::POST,
+            format!("/api/workflow/{id}/reject"),
+            Some(r#"{"reason":"x"}"#),
+        ),
+    ] {
+        let reply = call(method, &path, &[("authorization", &token)], body).await;
+        assert_error(&reply, 403, "forbidden");
+    }
+    for (method, path) in [
+        (Method::GET, "/ui/view/admin".to_owned()),
+        (Method::POST, format!("/ui/approve/{id}")),
+        (Method::POST, format!("/ui/reject/{id}")),
+        (Method::POST, "/ui/admin/crash".to_owned()),
+    ] {
+        let reply = action(method, &path, &customer, &signals()).await;
+        assert_error(&reply, 403, "forbidden");
+    }
+    let (_, order) = api.order("bob", id).await;
+    assert_eq!(order["status"], "awaiting_approval", "nothing was decided");
+    assert_eq!(app().await.workflow_runs(id).await, 1);
+    // The admin still can.
+    assert_eq!(api.approve("admin", id).await.0, 200);
+}
+
+#[tokio::test]
+async fn another_users_order_cart_stream_and_gateway_are_out_of_reach() {
+    let api = api().await;
+    let id = "sec-carols";
+    let (awakeable, _) = api.place_order("carol", id, &[("P008", 2)]).await;
+    let dave = session_cookie("dave");
+    let dave_token = format!("Bearer {}", api.token("dave"));
+    for path in [
+        format!("/api/orders/{id}"),
+        format!("/stream/workflow/{id}"),
+    ] {
+        let reply = call(Method::GET, &path, &[("authorization", &dave_token)], None).await;
+        assert_error(&reply, 404, "unknown_order");
+    }
+    for (method, path) in [
+        (Method::GET, format!("/ui/order/{id}")),
+        (Method::POST, format!("/ui/pay/{id}")),
+        (Method::POST, format!("/ui/decline/{id}")),
+    ] {
+        let reply = action(method, &path, &dave, &signals()).await;
+        assert_error(&reply, 404, "unknown_order");
+    }
+    // The admin may read it, but pays for nobody.
+    let admin = session_cookie("admin");
+    let reply = action(Method::POST, &format!("/ui/pay/{id}"), &admin, &signals()).await;
+    assert_error(&reply, 403, "not_your_order");
+    // Carts are keyed by the signed-in user; there is no way to name another.
+    let (status, cart) = call(
+        Method::GET,
+        "/api/cart?user=carol",
+        &[("authorization", &dave_token)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), cart["user_id"].as_str()),
+        (200, Some("dave"))
+    );
+    // Dave's notification stream carries nothing of carol's.
+    let mut stream = api.stream("/stream/notifications", "dave", None).await;
+    let chunk =
+        tokio::time::timeout(std::time::Duration::from_millis(500), stream.next_chunk()).await;
+    if let Ok(Some(text)) = chunk {
+        assert!(!text.contains(id), "{text}");
+    }
+    let (_, order) = api.order("carol", id).await;
+    assert_eq!(order["status"], "awaiting_payment");
+    assert_eq!(order["payment"]["awakeable_id"], awakeable.as_str());
+}
+
+#[tokio::test]
+async fn callbacks_must_be_signed_fresh_and_untampered() {
+    let api = api().await;
+    let id = "sec-callback";
+    let (awakeable, total) = api.place_order("erin", id, &[("P008", 1)]).await;
+    let body = json!({"awakeable_id": awakeable, "transaction_id": "txn-sec", "amount": total, "status": "success"});
+    let text = body.to_string();
+    let secret = app()
+        .await
+        .config
+        .shopflow_config()
+        .webhook_secret()
+        .unwrap();
+    let sign = |t: i64, body: &str| shopflow::web::payment::sign(&secret, t, body.as_bytes());
+    let now = unix_now();
+    let other_body = text.replace("txn-sec", "txn-other");
+    let bad: Vec<(&str, Option<String>)> = vec![
+        ("unsigned", None),
+        (
+            "another secret",
+            Some(shopflow::web::payment::sign(
+                "whsec_guess",
+                now,
+                text.as_bytes(),
+            )),
+        ),
+        ("stale", Some(sign(now - 301, &text))),
+        ("future-dated", Some(sign(now + 301, &text))),
+        ("for another body", Some(sign(now, &other_body))),
+        ("the oldest time there is", Some(sign(i64::MIN, &text))),
+        ("the latest time there is", Some(sign(i64::MAX, &text))),
+        (
+            "no timestamp",
+            Some(sign(now, &text).split_once(',').unwrap().1.to_owned()),
+        ),
+        ("no signature", Some(format!("t={now}"))),
+        ("malformed", Some("t=now,v1=zz".to_owned())),
+    ];
+    for (what, signature) in &bad {
+        let reply = api.callback_signed(&body, signature.as_deref()).await;
+        assert_error(&reply, 401, "invalid_signature");
+        let (_, order) = api.order("erin", id).await;
+        assert_eq!(
+            order["status"], "awaiting_payment",
+            "{what} changed the order"
+        );
+    }
+    assert_eq!(api.callback(&body).await.0, 200);
+    api.wait_status("erin", id, "awaiting_approval").await;
+    // The same signed callback again changes nothing.
+    assert_error(&api.callback(&body).await, 409, "payment_settled");
+}
+
+/// Every character that a line-based format or a reader trips over.
+const HOSTILE: [char; 9] = [
+    '\r', '\n', '\0', '\u{1b}', '\u{7f}', '\u{85}', '\u{2028}', '\u{202e}', '\u{b}',
+];
+
+#[tokio::test]
+async fn control_characters_are_refused_in_every_free_text_field() {
+    let api = api().await;
+    let app = app().await;
+    // An order waiting for payment, one waiting for approval, a cart with a line.
+    let (awakeable, _) = api
+        .place_order("frank", "sec-text-pay", &[("P008", 1)])
+        .await;
+    order_awaiting_approval("grace", "sec-text-approve").await;
+    let (status, _) = api.add_to_cart("heidi", json!("P008"), 1).await;
+    assert_eq!(status, 200);
+    let count_orders = "SELECT COUNT(*) FROM orders WHERE order_id LIKE ?";
+    let orders_before = app.sqlite_count(count_orders, "%").await;
+    let frank = session_cookie("frank");
+    let admin = session_cookie("admin");
+    for c in HOSTILE {
+        let text = format!("1 Main{c}Street");
+        if c != '\n' {
+            let body = json!({"shipping_address": text});
+            assert_error(
+                &api.checkout("heidi", &body, None).await,
+                400,
+                "invalid_shipping_address",
+            );
+            let mut s = signals();
+            s["address"] = json!(text);
+            assert_error(
+                &action(Method::POST, "/ui/checkout", &frank, &s).await,
+                400,
+                "invalid_text",
+            );
+        }
+        let reason = format!("card{c}expired");
+        assert_error(
+            &api.reject("admin", "sec-text-approve", Some(&reason)).await,
+            400,
+            "invalid_reason",
+        );
+        assert_error(
+            &api.decline(&awakeable, &reason).await,
+            400,
+            "invalid_reason",
+        );
+        let txn = json!({"awakeable_id": awakeable, "transaction_id": format!("t{c}1"), "amount": 0, "status": "failed"});
+        assert_error(&api.callback(&txn).await, 400, "invalid_transaction_id");
+        for (field, path, cookie) in [
+            ("declineReason", "/ui/decline/sec-text-pay", &frank),
+            ("rejectReason", "/ui/reject/sec-text-approve", &admin),
+        ] {
+            let mut s = signals();
+            s[field] = json!(reason);
+            assert_error(
+                &action(Method::POST, path, cookie, &s).await,
+                400,
+                "invalid_text",
+            );
+        }
+    }
+    assert_eq!(
+        api.order("frank", "sec-text-pay").await.1["status"],
+        "awaiting_payment"
+    );
+    assert_eq!(
+        api.order("grace", "sec-text-approve").await.1["status"],
+        "awaiting_approval"
+    );
+    assert_eq!(api.cart_lines("heidi").await, [("P008".to_owned(), 1)]);
+    let orders_after = app.sqlite_count(count_orders, "%").await;
+    assert_eq!(orders_before, orders_after, "no order was created");
+}
+
+/// The attack that once ran script in a customer's page: a decline reason that, with
+/// bare carriage returns, would end an SSE event early and start a signals event.
+#[tokio::test]
+async fn a_carriage_return_cannot_break_the_live_streams() {
+    let api = api().await;
+    let app = app().await;
+    let attack =
+        "x\r\revent: datastar-merge-signals\rdata: signals {pwned: (window.__pwned = 7, 1)}\r\r.";
+    let (awakeable, _) = api.place_order("ivan", "sec-sse", &[("P008", 1)]).await;
+    let mut stream = api.stream("/stream/notifications", "ivan", None).await;
+    assert_error(
+        &api.decline(&awakeable, attack).await,
+        400,
+        "invalid_reason",
+    );
+    assert_eq!(
+        api.order("ivan", "sec-sse").await.1["status"],
+        "awaiting_payment"
+    );
+
+    // Text that got into the log some other way (an older version stored it) still
+    // cannot break the stream: write it straight into the notification log.
+    let url = format!(
+        "sqlite://{}",
+        app.config.data_dir.join("shopflow.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO notifications (event_id, user_id, order_id, kind, message, created_at)
+         VALUES ('sec-sse-injected', 'ivan', 'sec-sse', 'payment_failed', ?, '2026-01-01T00:00:00.000Z')",
+    )
+    .bind(attack)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    stream
+        .read_until("the injected notification", |t| t.contains("pwned"))
+        .await;
+    let text = &stream.text;
+    assert!(!text.contains('\r'), "a carriage return reached the wire");
+    // Every line is a field of a fragments event: the attack's text stays data.
+    for line in text.split('\n') {
+        let known = [
+            "event: datastar-merge-fragments",
+            "id: ",
+            "data: ",
+            ": keep-alive",
+        ];
+        assert!(
+            line.is_empty() || known.iter().any(|k| line.starts_with(k)),
+            "{line:?}"
+        );
+        if line.contains("pwned") || line.contains("datastar-merge-signals") {
+            assert!(line.starts_with("data: fragments "), "{line:?}");
+        }
+    }
+    let events = stream.events();
+    assert!(
+        events.iter().all(|e| e.event == "datastar-merge-fragments"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn foreign_hosts_are_refused_before_anything_else() {
+    let port = app().await.config.http.port();
+    let body = r#"{"username":"sam","password":"x"}"#;
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "127.0.0.1",
+        &format!("127.0.0.2:{port}"),
+        &format!("localhost:{port}.evil.example"),
+    ] {
+        for (method, path, body) in [
+            (Method::GET, "/api/products", None),
+            (Method::GET, "/healthz", None),
+            (Method::GET, "/", None),
+            (Method::POST, "/api/session", Some(body)),
+            (Method::POST, "/api/payment/callback", Some("{}")),
+        ] {
+            let reply = call(method, path, &[("host", host)], body).await;
+            assert_error(&reply, 400, "host_not_allowed");
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("LOCALHOST:{port}"),
+    ] {
+        let (status, _) = call(Method::GET, "/api/products", &[("host", &host)], None).await;
+        assert_eq!(status, 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let api = api().await;
+    for path in ["/", "/api/products", "/api/nope", "/healthz"] {
+        let resp = api.request(Method::GET, path).send().await.unwrap();
+        let h = resp.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        if path == "/" {
+            assert!(
+                // Our own script and datastar's expressions, nothing inline.
+                csp.contains("script-src 'self' 'unsafe-eval';"),
+                "{csp}"
+            );
+        } else {
+            assert!(!csp.contains("script-src"), "{path}: {csp}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_bodies_must_be_objects() {
+    let api = api().await;
+    let before = cart_of("judy").await;
+    let token = format!("Bearer {}", api.token("judy"));
+    for (path, body) in [
+        ("/api/cart/add", "[1, 2]"),
+        ("/api/cart/add", "[\"P001\", 2]"),
+        ("/api/cart/remove", "[1]"),
+        ("/api/checkout", "[\"o-1\", \"1 Main St\"]"),
+        ("/api/session", "[\"judy\", \"pw\"]"),
+    ] {
+        let reply = call(Method::POST, path, &[("authorization", &token)], Some(body)).await;
+        assert_error(&reply, 400, "invalid_json");
+    }
+    let array = json!(["sign_x", "t", 1, "success"]);
+    assert_error(&api.callback(&array).await, 400, "invalid_json");
+    assert_eq!(cart_of("judy").await, before);
+}
+
+/// Restate's ingress and the service endpoint are closed to everything but the web
+/// role and Restate itself.
+#[tokio::test]
+async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
+    let app = app().await;
+    let ingress = format!("http://{}", app.config.ingress);
+    let http = reqwest::Client::new();
+    let order = json!({"order_id": "forged-1", "user_id": "kim", "items": [], "total_cents": 0,
+        "shipping_address": "x", "created_at": "2026-01-01T00:00:00.000Z", "status": "awaiting_approval",
+        "awakeable_id": null, "transaction_id": null, "failure_reason": null});
+    for path in [
+        "/OrderFulfillmentWorkflow/forged-1/Run/send",
+        "/OrderFulfillmentWorkflow/forged-1/Run",
+        "/ShippingService/InitiateShipment",
+        "/ShippingService/CancelShipment",
+    ] {
+        let resp = http
+            .post(format!("{ingress}{path}"))
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+    }
+    // Public handlers trust nothing: a decision on an order that is not in the index.
+    let resp = http
+        .post(format!(
+            "{ingress}/OrderFulfillmentWorkflow/forged-2/Approve"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(app.workflow_runs("forged-1").await, 0);
+    assert_eq!(app.workflow_runs("forged-2").await, 0);
+    assert_eq!(
+        app.sqlite_count(
+            "SELECT COUNT(*) FROM shipments WHERE order_id = ?",
+            "forged-1"
+        )
+        .await,
+        0
+    );
+
+    // The endpoint serves only requests Restate signed.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let endpoint = format!("http://{}", app.config.services);
+    for path in ["/discover", "/invoke/ShippingService/InitiateShipment"] {
+        let resp = h2
+            .request(
+                if path == "/discover" {
+                    Method::GET
+                } else {
+                    Method::POST
+                },
+                format!("{endpoint}{path}"),
+            )
+            .header("accept", "application/vnd.restate.endpointmanifest.v3+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+    }
+    eventually("the app to still be healthy", || async {
+        (api().await.healthz().await.0 == 200).then_some(())
+    })
+    .await;
+}
