@@ -12,9 +12,10 @@ BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
 .PHONY: run test e2e browser bench build deps fmt fmt-check lint clean
 
-## run: install what is missing, build, start restate-server + ShopFlow with seed data
+## run: install what is missing, build, start restate-server + ShopFlow with seed data,
+## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
 run: build
-	./target/release/shopflow
+	SHOPFLOW_TRUST_USER_HEADER=$${SHOPFLOW_TRUST_USER_HEADER:-true} ./target/release/shopflow
 
 ## build: release binary
 build: deps
