@@ -1,6 +1,6 @@
 // Starts a real ShopFlow (restate-server, service endpoint, web) on free ports with a
 // fresh data directory, and a headless Debian Chromium that may only talk to it.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -52,6 +52,16 @@ export async function startApp({ deliveryDelay = '1s', demo = true, env = {} } =
   return {
     url: app.url,
     log: () => app.log(),
+    /** Runs an operator command (`shopflow user add …`) on this app's data, feeding `input`. */
+    cli(args, input = '') {
+      const result = spawnSync(binary(), args, {
+        input,
+        env: { ...process.env, SHOPFLOW_DATA_DIR: dataDir },
+        encoding: 'utf8',
+      });
+      if (result.status !== 0) throw new Error(`shopflow ${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    },
     async restart() {
       await app.stop();
       app = await launch(dataDir, ports, deliveryDelay, env);
@@ -63,9 +73,12 @@ export async function startApp({ deliveryDelay = '1s', demo = true, env = {} } =
   };
 }
 
+function binary() {
+  return process.env.SHOPFLOW_BIN ?? path.join(root, 'target', 'debug', 'shopflow');
+}
+
 async function launch(dataDir, [http, services, ingress, admin, node], deliveryDelay, env) {
-  const bin = process.env.SHOPFLOW_BIN ?? path.join(root, 'target', 'debug', 'shopflow');
-  const child = spawn(bin, [], {
+  const child = spawn(binary(), [], {
     cwd: root,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 
-/// The page's policy: only our own script, styles and connections. Datastar compiles
-/// its attribute expressions with `new Function` (hence `unsafe-eval`) and shows and
-/// hides panes through inline `style` attributes; no inline script runs, nothing loads
-/// from elsewhere, no other site may frame the page.
+/// The page's policy: only our own script, stylesheet and connections. Datastar
+/// compiles its attribute expressions with `new Function` (hence `unsafe-eval`, the one
+/// allowance); no inline script or style runs, nothing loads from elsewhere, no other
+/// site may frame the page, forms post only to us.
 pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-eval'; \
-     style-src 'self'; style-src-attr 'unsafe-inline'; connect-src 'self'; img-src 'self'; \
-     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+     style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'none'";
 
 /// Everything that is not the page (JSON, SSE, scripts): nothing may run or frame it.
 const OTHER_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";

@@ -134,6 +134,16 @@ pub fn to_html(md: &str) -> String {
     });
     let mut html = String::with_capacity(md.len() * 2);
     pulldown_cmark::html::push_html(&mut html, parser);
+    // Column alignment comes out as inline styles, which the page's CSP forbids: say it
+    // with classes instead. Text has its `<` escaped, so only the renderer writes a tag.
+    for cell in ["td", "th"] {
+        for align in ["left", "center", "right"] {
+            html = html.replace(
+                &format!("<{cell} style=\"text-align: {align}\">"),
+                &format!("<{cell} class=\"align-{align}\">"),
+            );
+        }
+    }
     html
 }
 
@@ -276,6 +286,18 @@ mod tests {
         assert_eq!(escape("**bold** [x](y)"), "\\*\\*bold\\*\\* \\[x\\](y)");
         assert_eq!(escape("order-1.5 & co"), "order-1.5 &amp; co");
         assert_eq!(escape("line\nbreak"), "line break");
+    }
+
+    #[test]
+    fn aligned_columns_use_classes_not_inline_styles() {
+        let html = to_html("| a | n |\n|---|--:|\n| x | 1 |\n");
+        assert!(html.contains(r#"<td class="align-right">1</td>"#), "{html}");
+        assert!(!html.contains("style="), "{html}");
+        let text = to_html(&escape(r#"<td style="text-align: right">"#));
+        assert!(
+            text.contains(r#"&lt;td style="text-align: right"&gt;"#),
+            "{text}"
+        );
     }
 
     #[test]
