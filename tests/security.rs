@@ -833,6 +833,37 @@ async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
         0
     );
 
+    // An awakeable resolved behind the gateway's back for another amount pays nothing:
+    // checkout believes the gateway's record and the order total, not the receipt.
+    let api = api().await;
+    let id = "sec-forged-receipt";
+    let (awakeable, total) = api.place_order("kim", id, &[("P008", 1)]).await;
+    let resp = http
+        .post(format!("{ingress}/restate/awakeables/{awakeable}/resolve"))
+        .json(&json!({"transaction_id": "txn-forged", "amount_cents": total - 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let order = api.wait_status("kim", id, "payment_failed").await;
+    assert!(
+        order["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{order}"
+    );
+    let reserved =
+        "SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = 'reserved'";
+    assert_eq!(
+        app.sqlite_count(reserved, id).await,
+        0,
+        "the stock went back"
+    );
+    let paid = "SELECT COUNT(*) FROM payment_requests WHERE order_id = ? AND state = 'succeeded'";
+    assert_eq!(app.sqlite_count(paid, id).await, 0);
+    assert_eq!(app.workflow_runs(id).await, 0, "nothing to fulfil");
+
     // The endpoint serves only requests Restate signed.
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -856,7 +887,7 @@ async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
         assert_eq!(resp.status(), 401, "{path}");
     }
     eventually("the app to still be healthy", || async {
-        (api().await.healthz().await.0 == 200).then_some(())
+        (api.healthz().await.0 == 200).then_some(())
     })
     .await;
 }
