@@ -4,15 +4,58 @@
 //! - cart: sequential `POST /api/cart/add` + `/api/cart/remove` on one user, so each call
 //!   waits for the previous one on the same virtual-object key;
 //! - order: the wall time of a whole happy-path order (add, checkout, pay, approve,
-//!   delivered) with a 1 s delivery delay, observed through the API.
+//!   delivered) with a 1 s delivery delay, observed through the API;
+//! - throughput: 10 concurrent clients for 5 s each on cart reads (10 users) and cart
+//!   writes (add/remove alternating, one user per client), then cart reads again with
+//!   100 `/stream/workflow/{id}` streams open on one order under way.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AppConfig, TestApp};
+use common::{Api, AppConfig, TestApp};
 use serde_json::json;
+
+const CLIENTS: usize = 10;
+const RUN: Duration = Duration::from_secs(5);
+const USERS: [&str; CLIENTS] = [
+    "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim", "leo",
+];
+
+/// `CLIENTS` tasks calling `op(api, user, i)` as fast as they can for `RUN`; prints the
+/// rate and the latency percentiles.
+async fn throughput<F, Fut>(name: &str, api: &Api, op: F)
+where
+    F: Fn(Api, &'static str, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = USERS
+        .iter()
+        .map(|&user| {
+            let (api, op) = (api.clone(), op.clone());
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut i = 0;
+                while started.elapsed() < RUN {
+                    let t = Instant::now();
+                    assert!(op(api.clone(), user, i).await, "{user}: a call failed");
+                    samples.push(t.elapsed());
+                    i += 1;
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    println!("{name:<48} {rate:>8.0} req/s");
+    report(&format!("  {name}"), all);
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -77,4 +120,37 @@ async fn main() {
     }
     report("order: add..approve", to_approval);
     report("order: add..delivered (1s timer)", orders);
+
+    let read = |api: Api, user: &'static str, _| async move { api.cart(user).await.0 == 200 };
+    throughput("cart reads, 10 clients", &api, read).await;
+    throughput(
+        "cart writes (add/remove), 10 clients",
+        &api,
+        |api: Api, user, i| async move {
+            let status = if i % 2 == 0 {
+                api.add_to_cart(user, json!("P008"), 1).await.0
+            } else {
+                api.remove_from_cart(user, json!("P008")).await.0
+            };
+            status == 200
+        },
+    )
+    .await;
+
+    // 100 live workflow streams on one order that waits for approval.
+    let (awakeable, total) = api
+        .place_order("mia", "order-bench-streams", &[("P004", 1)])
+        .await;
+    assert_eq!(api.pay(&awakeable, total).await.0, 200);
+    api.wait_status("mia", "order-bench-streams", "awaiting_approval")
+        .await;
+    let mut streams = Vec::new();
+    for _ in 0..100 {
+        streams.push(
+            api.stream("/stream/workflow/order-bench-streams", "mia", None)
+                .await,
+        );
+    }
+    throughput("cart reads, 10 clients, 100 workflow streams", &api, read).await;
+    drop(streams);
 }
