@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::clock::{format_duration, parse_duration};
+
 /// ShopFlow: durable e-commerce order fulfillment on Restate.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "shopflow", version, about)]
@@ -330,28 +332,6 @@ impl Config {
     }
 }
 
-/// Parses `250ms`, `5s`, `15m`, `2h` (a bare number means seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 5s, 15m or 1h"))?;
-    let millis = match unit {
-        "ms" => Some(value),
-        "" | "s" => value.checked_mul(1_000),
-        "m" => value.checked_mul(60_000),
-        "h" => value.checked_mul(3_600_000),
-        _ => return Err(format!("`{text}` has an unknown unit; use ms, s, m or h")),
-    };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is too long"))
-}
-
 /// Parses the usual spellings of a boolean switch.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -361,37 +341,12 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Renders a duration in the form `parse_duration` reads back.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1_000) {
-        format!("{ms}ms")
-    } else {
-        format!("{}s", ms / 1_000)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("shopflow").chain(args.iter().copied())).unwrap()
-    }
-
-    #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("-5s").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(format_duration(Duration::from_secs(3)), "3s");
     }
 
     #[test]

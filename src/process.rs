@@ -1,4 +1,5 @@
-//! Child processes that never outlive their parent.
+//! Child processes that never outlive their parent, and the handle the crash drill
+//! uses on the supervised service endpoint.
 //!
 //! Linux's parent-death signal (`PR_SET_PDEATHSIG`) fires when the *thread* that forked
 //! the child exits, not the process. So children are forked from one dedicated thread
@@ -6,11 +7,14 @@
 //! blocking) thread would be killed as soon as that thread retires.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -95,5 +99,63 @@ pub async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
     }
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         let _ = child.kill().await;
+    }
+}
+
+/// What the web role may do to the supervised endpoint: the admin console's "Crash
+/// the services" button kills it, then watches the supervisor start the next one.
+#[derive(Clone, Debug)]
+pub struct ServicesControl {
+    addr: SocketAddr,
+    /// The running endpoint's pid (0 while none runs) and how many have been started.
+    current: watch::Sender<(u32, u64)>,
+}
+
+impl ServicesControl {
+    pub fn new(addr: SocketAddr) -> Self {
+        ServicesControl {
+            addr,
+            current: watch::channel((0, 0)).0,
+        }
+    }
+
+    /// The supervisor started the endpoint with this pid.
+    pub fn started(&self, pid: Option<u32>) {
+        self.current
+            .send_modify(|(p, generation)| (*p, *generation) = (pid.unwrap_or(0), *generation + 1));
+    }
+
+    /// Kills the endpoint with SIGKILL, as a crash would. Returns its pid.
+    pub fn crash(&self) -> std::io::Result<u32> {
+        let (pid, _) = *self.current.borrow();
+        if pid == 0 {
+            return Err(std::io::Error::other("no service endpoint is running"));
+        }
+        // SAFETY: kill(2) with a pid we started and still supervise.
+        if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(pid)
+    }
+
+    /// Waits until an endpoint newer than `after_pid` runs and accepts connections;
+    /// returns its pid.
+    pub async fn wait_restarted(&self, after_pid: u32, deadline: Duration) -> Option<u32> {
+        let mut rx = self.current.subscribe();
+        let started = Instant::now();
+        let pid = tokio::time::timeout(deadline, async {
+            let next = rx.wait_for(|(pid, _)| *pid != 0 && *pid != after_pid).await;
+            next.ok().map(|v| v.0)
+        })
+        .await
+        .ok()
+        .flatten()?;
+        while started.elapsed() < deadline {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Some(pid);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 }

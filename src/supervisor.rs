@@ -3,7 +3,6 @@
 //! and stops everything on SIGINT/SIGTERM.
 
 use std::fs::OpenOptions;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, RestateMode};
 use crate::durable::RestateClient;
-use crate::process::{Spawner, terminate};
+use crate::process::{ServicesControl, Spawner, terminate};
 use crate::{Shutdown, net, web};
 
 /// How long restate-server and the endpoint get to become ready.
@@ -259,63 +258,6 @@ async fn wait_for_restate(
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What the web role may do to the supervised endpoint: the admin console's "Crash
-/// the services" button kills it, then watches the supervisor start the next one.
-#[derive(Clone, Debug)]
-pub struct ServicesControl {
-    addr: SocketAddr,
-    /// The running endpoint's pid (0 while none runs) and how many have been started.
-    current: watch::Sender<(u32, u64)>,
-}
-
-impl ServicesControl {
-    fn new(addr: SocketAddr) -> Self {
-        ServicesControl {
-            addr,
-            current: watch::channel((0, 0)).0,
-        }
-    }
-
-    fn started(&self, pid: Option<u32>) {
-        self.current
-            .send_modify(|(p, generation)| (*p, *generation) = (pid.unwrap_or(0), *generation + 1));
-    }
-
-    /// Kills the endpoint with SIGKILL, as a crash would. Returns its pid.
-    pub fn crash(&self) -> std::io::Result<u32> {
-        let (pid, _) = *self.current.borrow();
-        if pid == 0 {
-            return Err(std::io::Error::other("no service endpoint is running"));
-        }
-        // SAFETY: kill(2) with a pid we started and still supervise.
-        if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(pid)
-    }
-
-    /// Waits until an endpoint newer than `after_pid` runs and accepts connections;
-    /// returns its pid.
-    pub async fn wait_restarted(&self, after_pid: u32, deadline: Duration) -> Option<u32> {
-        let mut rx = self.current.subscribe();
-        let started = Instant::now();
-        let pid = tokio::time::timeout(deadline, async {
-            let next = rx.wait_for(|(pid, _)| *pid != 0 && *pid != after_pid).await;
-            next.ok().map(|v| v.0)
-        })
-        .await
-        .ok()
-        .flatten()?;
-        while started.elapsed() < deadline {
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return Some(pid);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
     }
 }
 

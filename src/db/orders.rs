@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use super::Db;
+use crate::clock::now_rfc3339;
 use crate::domain::{OrderRecord, OrderStatus};
 
 /// Why stock could not be reserved for an order.
@@ -59,54 +60,6 @@ pub struct Notification {
     pub kind: String,
     pub message: String,
     pub created_at: String,
-}
-
-/// The current time as RFC 3339 UTC with milliseconds, as SQLite's strftime writes it.
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(now.as_millis() as i64)
-}
-
-/// Formats milliseconds since the Unix epoch (civil-from-days, proleptic Gregorian).
-pub fn rfc3339(unix_ms: i64) -> String {
-    let (secs, ms) = (unix_ms.div_euclid(1000), unix_ms.rem_euclid(1000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-/// Reads back what `rfc3339` writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`) as Unix milliseconds.
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    if text.len() != 24 || !text.ends_with('Z') {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
-    // days-from-civil, the inverse of the formatter's civil-from-days.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms)
 }
 
 impl Db {
@@ -502,22 +455,6 @@ impl Db {
 mod tests {
     use super::*;
     use crate::domain::{BasketLine, Cents, OrderId, ProductId, Quantity, ShippingAddress};
-
-    #[test]
-    fn timestamps_round_trip() {
-        for ms in [0, 951_782_400_123, 1_798_675_200_000, 1_780_000_000_999] {
-            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
-        }
-        assert_eq!(parse_rfc3339("2026-11-26T05:51:21Z"), None);
-        assert_eq!(parse_rfc3339("garbage"), None);
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_798_675_200_000), "2026-12-31T00:00:00.000Z");
-    }
 
     async fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! `ShippingService`: books shipments with the (simulated) carrier, retrying transient
 //! failures with the proposal's policy, and cancels them as a saga compensation.
 
+use restate_sdk::context::RunRetryPolicy;
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,14 @@ pub fn carrier_api(order_id: &str, attempt: i64) -> Result<(String, String), Str
         carrier.to_owned(),
         format!("{prefix}{:012}", hash % 1_000_000_000_000),
     ))
+}
+
+/// A retry policy in the proposal's terms as the SDK runs it for `ctx.run`.
+pub fn run_policy(c: RetryConfig) -> RunRetryPolicy {
+    RunRetryPolicy::new()
+        .initial_delay(c.initial_delay)
+        .exponentiation_factor(c.backoff_factor)
+        .max_attempts(c.max_attempts)
 }
 
 pub struct ShippingService {
@@ -93,7 +102,7 @@ impl ShippingService {
                 }
             })
             .name("book_with_carrier")
-            .retry_policy(RetryConfig::SHIPPING.into())
+            .retry_policy(run_policy(RetryConfig::SHIPPING))
             .await;
         match booked {
             Ok(info) => Ok(info),
@@ -122,6 +131,15 @@ impl ShippingService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The carrier policy, as the SDK will run it: 3 attempts, 100 ms, doubling.
+    #[test]
+    fn the_carrier_policy_maps_onto_the_sdk_policy() {
+        let debug = format!("{:?}", run_policy(RetryConfig::SHIPPING));
+        assert!(debug.contains("max_attempts: Some(3)"), "{debug}");
+        assert!(debug.contains("factor: 2.0"), "{debug}");
+        assert!(debug.contains("initial_delay: 100ms"), "{debug}");
+    }
 
     #[test]
     fn simulation_hooks() {

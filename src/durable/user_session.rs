@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::errors::refusal;
 use super::notify::Event;
 use super::workflow::OrderFulfillmentWorkflowClient;
+use crate::clock::now_rfc3339;
 use crate::db::Db;
-use crate::db::orders::{ReserveOutcome, now_rfc3339};
+use crate::db::orders::ReserveOutcome;
 use crate::domain::{
     Basket, BasketLine, Cents, OrderId, OrderRecord, OrderStatus, ProductId, ProductRef, Quantity,
     ShippingAddress,

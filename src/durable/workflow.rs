@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::errors::refusal;
 use super::notify::{ADMIN, Event};
 use super::shipping::{ShipmentInfo, ShipmentRequest, ShippingServiceClient};
-use crate::config::format_duration;
+use crate::clock::format_duration;
+use crate::clock::now_rfc3339;
 use crate::db::Db;
-use crate::db::orders::now_rfc3339;
 use crate::domain::order::steps_for;
 use crate::domain::{Compensation, OrderRecord, OrderStatus, Reason, Saga, Step, StepState};
 

@@ -57,7 +57,7 @@ pub struct AppState {
     /// The simulated payment gateway's HTTP client.
     pub http: reqwest::Client,
     /// The supervised service endpoint, when this process supervises one.
-    pub services: Option<crate::supervisor::ServicesControl>,
+    pub services: Option<crate::process::ServicesControl>,
     /// What each open page shows, so its stream can keep it current.
     pub pages: ui::Pages,
 }
@@ -68,7 +68,7 @@ impl AppState {
         config: &crate::config::Config,
         db: Db,
         restate: RestateClient,
-        services: Option<crate::supervisor::ServicesControl>,
+        services: Option<crate::process::ServicesControl>,
         shutdown: crate::Shutdown,
     ) -> anyhow::Result<AppState> {
         use anyhow::Context;

@@ -18,8 +18,8 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiJson;
 use crate::auth::{Purpose, password, unix_now};
+use crate::clock::rfc3339;
 use crate::db::User;
-use crate::db::orders::rfc3339;
 use crate::domain::Username;
 
 pub fn router() -> Router<AppState> {

@@ -17,7 +17,7 @@ use super::extract::CurrentUser;
 use super::markdown::step_label;
 use super::notifications::KEEP_ALIVE_INTERVAL;
 use super::orders::{OrderView, load_order};
-use crate::db::orders::{now_rfc3339, parse_rfc3339};
+use crate::clock::{now_rfc3339, parse_rfc3339};
 use crate::domain::{OrderStatus, StepState};
 
 pub fn router() -> Router<AppState> {
