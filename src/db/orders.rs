@@ -8,7 +8,8 @@ use sqlx::FromRow;
 
 use super::Db;
 use crate::clock::now_rfc3339;
-use crate::domain::{OrderRecord, OrderStatus};
+use crate::domain::order::steps_for;
+use crate::domain::{BasketLine, Cents, CompensationRun, OrderRecord, OrderStatus, Step};
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +31,74 @@ pub struct OrderSummary {
     pub status: String,
     pub total_cents: i64,
     pub created_at: String,
+}
+
+/// One order as the read model holds it: the checkout's snapshot, the payment, the
+/// shipment, the workflow's checklist and the compensations that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderDetail {
+    pub order_id: String,
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub total_cents: Cents,
+    pub created_at: String,
+    pub shipping_address: String,
+    pub items: Vec<BasketLine>,
+    pub awakeable_id: Option<String>,
+    pub transaction_id: Option<String>,
+    /// Carrier and tracking number, once a shipment was booked.
+    pub shipment: Option<(String, String)>,
+    pub steps: Vec<Step>,
+    pub failure_reason: Option<String>,
+    pub compensations: Vec<CompensationRun>,
+}
+
+#[derive(FromRow)]
+struct OrderDetailRow {
+    order_id: String,
+    user_id: String,
+    status: String,
+    total_cents: i64,
+    created_at: String,
+    shipping_address: String,
+    items: String,
+    awakeable_id: Option<String>,
+    transaction_id: Option<String>,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+    steps: Option<String>,
+    failure_reason: Option<String>,
+    compensations: String,
+}
+
+impl TryFrom<OrderDetailRow> for OrderDetail {
+    type Error = sqlx::Error;
+
+    fn try_from(r: OrderDetailRow) -> sqlx::Result<OrderDetail> {
+        let decode = |e: String| sqlx::Error::Decode(e.into());
+        let json = |e: serde_json::Error| decode(e.to_string());
+        let status = OrderStatus::parse(&r.status).map_err(decode)?;
+        let steps = match r.steps {
+            Some(steps) => serde_json::from_str(&steps).map_err(json)?,
+            None => steps_for(status),
+        };
+        Ok(OrderDetail {
+            order_id: r.order_id,
+            user_id: r.user_id,
+            status,
+            total_cents: Cents::new(r.total_cents)
+                .ok_or_else(|| decode(format!("negative total {}", r.total_cents)))?,
+            created_at: r.created_at,
+            shipping_address: r.shipping_address,
+            items: serde_json::from_str(&r.items).map_err(json)?,
+            awakeable_id: r.awakeable_id,
+            transaction_id: r.transaction_id,
+            shipment: r.carrier.zip(r.tracking_number),
+            steps,
+            failure_reason: r.failure_reason,
+            compensations: serde_json::from_str(&r.compensations).map_err(json)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
@@ -111,8 +180,12 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        let items = serde_json::to_string(&order.items)
+            .map_err(|e| sqlx::Error::Encode(e.to_string().into()))?;
         sqlx::query(
-            "INSERT INTO orders (order_id, user_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO orders (order_id, user_id, status, total_cents, created_at, updated_at,
+                                 shipping_address, items)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(order.order_id.as_str())
         .bind(&order.user_id)
@@ -120,6 +193,8 @@ impl Db {
         .bind(order.total_cents.get())
         .bind(&order.created_at)
         .bind(&order.created_at)
+        .bind(order.shipping_address.as_str())
+        .bind(items)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -160,14 +235,91 @@ impl Db {
         .rows_affected())
     }
 
-    pub async fn set_order_status(&self, order_id: &str, status: OrderStatus) -> sqlx::Result<()> {
-        sqlx::query("UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?")
-            .bind(status.as_str())
-            .bind(now_rfc3339())
-            .bind(order_id)
-            .execute(self.pool())
-            .await?;
+    /// Checkout's outcome in the read model: the status, and the payment's transaction
+    /// id or the failure's reason.
+    pub async fn record_checkout(
+        &self,
+        order_id: &str,
+        status: OrderStatus,
+        transaction_id: Option<&str>,
+        failure_reason: Option<&str>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE orders SET status = ?, transaction_id = COALESCE(?, transaction_id),
+                               failure_reason = ?, updated_at = ?
+             WHERE order_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(transaction_id)
+        .bind(failure_reason)
+        .bind(now_rfc3339())
+        .bind(order_id)
+        .execute(self.pool())
+        .await?;
         Ok(())
+    }
+
+    /// The workflow's progress in the read model: status, checklist, failure reason.
+    pub async fn record_progress(
+        &self,
+        order_id: &str,
+        status: OrderStatus,
+        steps: &[Step],
+        failure_reason: Option<&str>,
+    ) -> sqlx::Result<()> {
+        let steps =
+            serde_json::to_string(steps).map_err(|e| sqlx::Error::Encode(e.to_string().into()))?;
+        sqlx::query(
+            "UPDATE orders SET status = ?, steps = ?, failure_reason = ?, updated_at = ?
+             WHERE order_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(steps)
+        .bind(failure_reason)
+        .bind(now_rfc3339())
+        .bind(order_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A compensation that ran; recorded once, however often a retry runs it.
+    pub async fn record_compensation(
+        &self,
+        order_id: &str,
+        name: &str,
+        ran_at: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO order_compensations (order_id, name, ran_at) VALUES (?, ?, ?)
+             ON CONFLICT (order_id, name) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(name)
+        .bind(ran_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// One order from the read model, in one query.
+    pub async fn order_detail(&self, order_id: &str) -> sqlx::Result<Option<OrderDetail>> {
+        let row: Option<OrderDetailRow> = sqlx::query_as(
+            "SELECT o.order_id, o.user_id, o.status, o.total_cents, o.created_at,
+                    o.shipping_address, o.items, p.awakeable_id, o.transaction_id,
+                    s.carrier, s.tracking_number, o.steps, o.failure_reason,
+                    (SELECT json_group_array(json_object('name', c.name, 'ran_at', c.ran_at))
+                     FROM (SELECT name, ran_at FROM order_compensations
+                           WHERE order_id = o.order_id ORDER BY seq) AS c) AS compensations
+             FROM orders o
+             LEFT JOIN payment_requests p ON p.order_id = o.order_id
+             LEFT JOIN shipments s ON s.order_id = o.order_id
+             WHERE o.order_id = ?",
+        )
+        .bind(order_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(OrderDetail::try_from).transpose()
     }
 
     pub async fn order_summary(&self, order_id: &str) -> sqlx::Result<Option<OrderSummary>> {
@@ -494,6 +646,58 @@ mod tests {
             .fetch_one(db.pool())
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_read_model_holds_the_whole_order_in_one_row() {
+        let (_d, db) = db().await;
+        let o = order("o-read", "alice", &[(1, 2)]);
+        db.reserve_order(&o).await.unwrap();
+        db.register_payment(&o, "sign_1").await.unwrap();
+        let d = db.order_detail("o-read").await.unwrap().unwrap();
+        assert_eq!(
+            (d.status, d.user_id.as_str()),
+            (OrderStatus::AwaitingPayment, "alice")
+        );
+        assert_eq!(
+            (d.items, d.shipping_address.as_str()),
+            (o.items.clone(), "x")
+        );
+        assert_eq!(d.awakeable_id.as_deref(), Some("sign_1"));
+        assert_eq!(
+            d.steps,
+            steps_for(OrderStatus::AwaitingPayment),
+            "derived until the workflow runs"
+        );
+        assert!(d.compensations.is_empty() && d.shipment.is_none());
+
+        db.record_checkout("o-read", OrderStatus::AwaitingApproval, Some("txn-1"), None)
+            .await
+            .unwrap();
+        let mut steps = steps_for(OrderStatus::ShippingFailed);
+        steps[0].at = Some("2026-01-01T00:00:00.000Z".into());
+        db.book_shipment("o-read", "UPS", "1Z1").await.unwrap();
+        db.record_progress("o-read", OrderStatus::ShippingFailed, &steps, Some("lost"))
+            .await
+            .unwrap();
+        for name in ["cancel_shipment", "release_inventory", "cancel_shipment"] {
+            db.record_compensation("o-read", name, "2026-01-01T00:00:01.000Z")
+                .await
+                .unwrap();
+        }
+        let d = db.order_detail("o-read").await.unwrap().unwrap();
+        assert_eq!(d.status, OrderStatus::ShippingFailed);
+        assert_eq!(d.transaction_id.as_deref(), Some("txn-1"));
+        assert_eq!(d.failure_reason.as_deref(), Some("lost"));
+        assert_eq!(d.steps, steps);
+        assert_eq!(d.shipment, Some(("UPS".into(), "1Z1".into())));
+        let names: Vec<_> = d.compensations.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cancel_shipment", "release_inventory"],
+            "in order, once each"
+        );
+        assert!(db.order_detail("o-none").await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ pub mod text;
 pub use cart::{Basket, BasketLine, CartError};
 pub use ids::{ProductId, ProductRef, Username};
 pub use money::Cents;
-pub use order::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Step, StepState};
+pub use order::{
+    CompensationRun, OrderId, OrderRecord, OrderStatus, ShippingAddress, Step, StepState,
+};
 pub use quantity::Quantity;
 pub use retry::RetryConfig;
 pub use saga::{Compensation, Saga};

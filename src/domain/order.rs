@@ -192,6 +192,13 @@ pub struct Step {
     pub at: Option<String>,
 }
 
+/// A compensation that ran, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompensationRun {
+    pub name: String,
+    pub ran_at: String,
+}
+
 /// The checklist every order goes through, in order.
 pub const STEPS: [&str; 5] = ["payment", "approval", "shipping", "delivery", "delivered"];
 

@@ -205,7 +205,7 @@ impl UserSession {
         })
     }
 
-    /// Records the order's new status in the order index and the notification log.
+    /// Records the order's new status in the read model and the notification log.
     async fn record(
         &self,
         ctx: &ObjectContext<'_>,
@@ -214,11 +214,14 @@ impl UserSession {
         release_stock: bool,
     ) -> Result<(), HandlerError> {
         let (id, status) = (order.order_id.to_string(), order.status);
+        let (txn, reason) = (order.transaction_id.clone(), order.failure_reason.clone());
         ctx.run(|| async move {
             if release_stock {
                 self.db.release_reservation(&id).await?;
             }
-            self.db.set_order_status(&id, status).await?;
+            self.db
+                .record_checkout(&id, status, txn.as_deref(), reason.as_deref())
+                .await?;
             for e in &events {
                 e.write(&self.db).await?;
             }

@@ -15,20 +15,15 @@ use crate::clock::format_duration;
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::domain::order::steps_for;
-use crate::domain::{Compensation, OrderRecord, OrderStatus, Reason, Saga, Step, StepState};
+use crate::domain::{
+    Compensation, CompensationRun, OrderRecord, OrderStatus, Reason, Saga, Step, StepState,
+};
 
 /// State keys.
 pub const STATUS: &str = "status";
 pub const SAGA: &str = "saga";
 /// The durable promise an admin resolves.
 pub const ADMIN_APPROVAL: &str = "admin_approval";
-
-/// A compensation that ran, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompensationRun {
-    pub name: String,
-    pub ran_at: String,
-}
 
 /// Everything the workflow knows about its order, as `GetStatus` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +61,7 @@ impl OrderFulfillmentWorkflow {
         Self { db, delivery_delay }
     }
 
-    /// Moves the order to `status`: journals the time, updates the order index and
+    /// Moves the order to `status`: journals the time, updates the read model and
     /// writes the notifications, then stores the new state.
     async fn advance(
         &self,
@@ -75,14 +70,24 @@ impl OrderFulfillmentWorkflow {
         status: OrderStatus,
         events: Vec<Event>,
     ) -> Result<(), HandlerError> {
-        let order_id = st.order_id.clone();
+        let before = st.clone();
         let at = ctx
             .run(|| async move {
-                self.db.set_order_status(&order_id, status).await?;
+                let at = now_rfc3339();
+                let mut next = before;
+                set_status(&mut next, status, &at);
+                self.db
+                    .record_progress(
+                        &next.order_id,
+                        status,
+                        &next.steps,
+                        next.failure_reason.as_deref(),
+                    )
+                    .await?;
                 for e in &events {
                     e.write(&self.db).await?;
                 }
-                Ok(now_rfc3339())
+                Ok(at)
             })
             .name(format!("enter_{status}"))
             .await?;
@@ -130,7 +135,11 @@ impl OrderFulfillmentWorkflow {
                     Event::new(&user_id, &order_id, name, message)
                         .write(&self.db)
                         .await?;
-                    Ok(now_rfc3339())
+                    let ran_at = now_rfc3339();
+                    self.db
+                        .record_compensation(&order_id, name, &ran_at)
+                        .await?;
+                    Ok(ran_at)
                 })
                 .name(format!("compensate_{name}"))
                 .await?;

@@ -16,13 +16,13 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, CurrentUser, RawBody, parse_json};
 use super::markdown;
-use crate::db::orders::OrderSummary;
+use crate::db::orders::{OrderDetail, OrderSummary};
+use crate::domain::CompensationRun;
 use crate::domain::ids::stable_hash;
-use crate::domain::order::steps_for;
-use crate::domain::{OrderId, OrderRecord, OrderStatus, Reason, ShippingAddress, Step};
+use crate::domain::{OrderId, OrderStatus, Reason, ShippingAddress, Step};
 use crate::durable::ingress::CallError;
 use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
-use crate::durable::workflow::{CompensationRun, FulfillmentStatus, RejectRequest};
+use crate::durable::workflow::RejectRequest;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -272,7 +272,7 @@ pub struct ShipmentView {
 }
 
 impl OrderView {
-    pub fn new(order: OrderRecord, fulfillment: Option<FulfillmentStatus>) -> Self {
+    pub fn new(order: OrderDetail) -> Self {
         let items = order
             .items
             .iter()
@@ -285,42 +285,29 @@ impl OrderView {
                 line_total_cents: l.line_total().map_or(0, |c| c.get()),
             })
             .collect();
-        let (status, steps, shipment, compensations, failure_reason) = match fulfillment {
-            Some(f) => (
-                f.status,
-                f.steps,
-                f.shipment
-                    .map_or_else(ShipmentView::default, |s| ShipmentView {
-                        carrier: Some(s.carrier),
-                        tracking_number: Some(s.tracking_number),
-                    }),
-                f.compensations,
-                f.failure_reason,
-            ),
-            None => (
-                order.status,
-                steps_for(order.status),
-                ShipmentView::default(),
-                Vec::new(),
-                order.failure_reason,
-            ),
+        let shipment = match order.shipment {
+            Some((carrier, tracking_number)) => ShipmentView {
+                carrier: Some(carrier),
+                tracking_number: Some(tracking_number),
+            },
+            None => ShipmentView::default(),
         };
         Self {
-            order_id: order.order_id.to_string(),
+            order_id: order.order_id,
             user_id: order.user_id,
-            status,
+            status: order.status,
             items,
             total_cents: order.total_cents.get(),
-            shipping_address: order.shipping_address.as_str().to_owned(),
+            shipping_address: order.shipping_address,
             created_at: order.created_at,
             payment: PaymentView {
                 awakeable_id: order.awakeable_id,
                 transaction_id: order.transaction_id,
             },
             shipment,
-            steps,
-            failure_reason,
-            compensations,
+            steps: order.steps,
+            failure_reason: order.failure_reason,
+            compensations: order.compensations,
         }
     }
 }
@@ -346,28 +333,19 @@ pub async fn visible_order(
 }
 
 /// Loads an order the caller may see: their own, or any for an admin. Others → 404.
+/// One query of the read model.
 pub async fn load_order(state: &AppState, user: &CurrentUser, id: &str) -> ApiResult<OrderView> {
-    let (order_id, summary) = visible_order(state, user, id).await?;
+    let order_id = OrderId::parse(id).map_err(|e| ApiError::bad_request("invalid_order_id", e))?;
     let not_found = || ApiError::not_found("unknown_order", format!("no order {order_id}"));
-    let order: Option<OrderRecord> = state
-        .restate
-        .call(
-            SESSION,
-            &summary.user_id,
-            "GetOrder",
-            Some(order_id.as_str()),
-        )
-        .await?;
-    let order = order.ok_or_else(not_found)?;
-    let fulfillment = if order.status == OrderStatus::AwaitingApproval {
-        state
-            .restate
-            .call::<(), Option<FulfillmentStatus>>(WORKFLOW, order_id.as_str(), "GetStatus", None)
-            .await?
-    } else {
-        None
-    };
-    Ok(OrderView::new(order, fulfillment))
+    let order = state
+        .db
+        .order_detail(order_id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
+    if order.user_id != user.username() && !user.0.is_admin() {
+        return Err(not_found());
+    }
+    Ok(OrderView::new(order))
 }
 
 async fn detail(
