@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow, bail};
 use crate::auth::{PasswordHash, Purpose, Signer, unix_now};
 use crate::config::{Config, Role, UserCommand};
 use crate::db::{Db, Role as UserRole};
-use crate::domain::{DisplayName, OrderId, Reason, Username};
+use crate::domain::{DisplayName, OrderId, PaymentState, Reason, Username};
 
 /// Runs one operator command to its end.
 pub async fn run(command: Role, config: &Config) -> anyhow::Result<()> {
@@ -149,7 +149,7 @@ async fn pay(
         .payment_by_order(order_id.as_str())
         .await?
         .ok_or_else(|| anyhow!("order {order_id} has no payment request"))?;
-    if payment.state != "pending" {
+    if payment.state != PaymentState::Pending {
         bail!(
             "the payment of order {order_id} is already {}",
             payment.state
@@ -169,7 +169,7 @@ async fn pay(
     }
     let body = body.to_string();
     let secret = config.webhook_secret()?;
-    let signature = crate::web::payment::sign(&secret, unix_now(), body.as_bytes());
+    let signature = crate::app::payments::sign(&secret, unix_now(), body.as_bytes());
     let mut addr = config.http_addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -5,6 +5,7 @@
 //! the UI and JSON API. `run` picks the role; everything is in this library so the
 //! tests drive the same code.
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod clock;

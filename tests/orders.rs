@@ -665,13 +665,13 @@ async fn signed_callbacks() {
         401,
         "invalid_signature",
     );
-    let forged = shopflow::web::payment::sign("not-the-secret", now, body.to_string().as_bytes());
+    let forged = shopflow::app::payments::sign("not-the-secret", now, body.to_string().as_bytes());
     assert_error(
         &api.callback_signed(&body, Some(&forged)).await,
         401,
         "invalid_signature",
     );
-    let stale = shopflow::web::payment::sign(SECRET, now - 3600, body.to_string().as_bytes());
+    let stale = shopflow::app::payments::sign(SECRET, now - 3600, body.to_string().as_bytes());
     assert_error(
         &api.callback_signed(&body, Some(&stale)).await,
         401,
@@ -680,7 +680,7 @@ async fn signed_callbacks() {
     let (_, order) = api.order(user, id).await;
     assert_eq!(order["status"], "awaiting_payment");
 
-    let good = shopflow::web::payment::sign(SECRET, now, body.to_string().as_bytes());
+    let good = shopflow::app::payments::sign(SECRET, now, body.to_string().as_bytes());
     let (status, reply) = api.callback_signed(&body, Some(&good)).await;
     assert_eq!(status, 200, "{reply}");
     api.wait_status(user, id, "awaiting_approval").await;

@@ -531,14 +531,14 @@ async fn callbacks_must_be_signed_fresh_and_untampered() {
         .shopflow_config()
         .webhook_secret()
         .unwrap();
-    let sign = |t: i64, body: &str| shopflow::web::payment::sign(&secret, t, body.as_bytes());
+    let sign = |t: i64, body: &str| shopflow::app::payments::sign(&secret, t, body.as_bytes());
     let now = unix_now();
     let other_body = text.replace("txn-sec", "txn-other");
     let bad: Vec<(&str, Option<String>)> = vec![
         ("unsigned", None),
         (
             "another secret",
-            Some(shopflow::web::payment::sign(
+            Some(shopflow::app::payments::sign(
                 "whsec_guess",
                 now,
                 text.as_bytes(),

@@ -9,7 +9,9 @@ use sqlx::FromRow;
 use super::Db;
 use crate::clock::now_rfc3339;
 use crate::domain::order::steps_for;
-use crate::domain::{BasketLine, Cents, CompensationRun, OrderRecord, OrderStatus, Step};
+use crate::domain::{
+    BasketLine, Cents, CompensationRun, OrderRecord, OrderStatus, PaymentState, Step,
+};
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,11 +26,13 @@ pub enum ReserveOutcome {
     OrderIdTaken,
 }
 
+/// An order as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct OrderSummary {
     pub order_id: String,
     pub user_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub total_cents: i64,
     pub created_at: String,
 }
@@ -107,7 +111,8 @@ pub struct PaymentRequest {
     pub user_id: String,
     pub amount_cents: i64,
     pub awakeable_id: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: PaymentState,
     pub transaction_id: Option<String>,
     pub reason: Option<String>,
 }
@@ -352,28 +357,35 @@ impl Db {
     }
 
     /// How many orders are in each status: one user's, or everyone's.
-    pub async fn status_counts(&self, user_id: Option<&str>) -> sqlx::Result<Vec<(String, i64)>> {
-        sqlx::query_as(
+    pub async fn status_counts(
+        &self,
+        user_id: Option<&str>,
+    ) -> sqlx::Result<Vec<(OrderStatus, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT status, COUNT(*) FROM orders WHERE ?1 IS NULL OR user_id = ?1
              GROUP BY status",
         )
         .bind(user_id)
         .fetch_all(self.pool())
-        .await
+        .await?;
+        rows.into_iter()
+            .map(|(status, n)| {
+                let status =
+                    OrderStatus::parse(&status).map_err(|e| sqlx::Error::Decode(e.into()))?;
+                Ok((status, n))
+            })
+            .collect()
     }
 
-    /// Users with an order that is still under way (not in `final_statuses`).
-    pub async fn users_with_open_orders(
-        &self,
-        final_statuses: &[&str],
-    ) -> sqlx::Result<Vec<String>> {
+    /// Users with an order that is still under way.
+    pub async fn users_with_open_orders(&self) -> sqlx::Result<Vec<String>> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT DISTINCT user_id, status FROM orders")
                 .fetch_all(self.pool())
                 .await?;
         let mut users: Vec<String> = rows
             .into_iter()
-            .filter(|(_, status)| !final_statuses.contains(&status.as_str()))
+            .filter(|(_, status)| OrderStatus::parse(status).is_ok_and(|s| !s.is_final()))
             .map(|(user, _)| user)
             .collect();
         users.sort();
@@ -436,7 +448,7 @@ impl Db {
     pub async fn settle_payment(
         &self,
         awakeable_id: &str,
-        state: &str,
+        state: PaymentState,
         transaction_id: Option<&str>,
         reason: Option<&str>,
     ) -> sqlx::Result<bool> {
@@ -444,7 +456,7 @@ impl Db {
             "UPDATE payment_requests SET state = ?, transaction_id = ?, reason = ?, settled_at = ?
              WHERE awakeable_id = ? AND state = 'pending'",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(transaction_id)
         .bind(reason)
         .bind(now_rfc3339())
@@ -763,12 +775,12 @@ mod tests {
             ("sign_1", "pending")
         );
         assert!(
-            db.settle_payment("sign_1", "succeeded", Some("t1"), None)
+            db.settle_payment("sign_1", PaymentState::Succeeded, Some("t1"), None)
                 .await
                 .unwrap()
         );
         assert!(
-            !db.settle_payment("sign_1", "failed", None, Some("late"))
+            !db.settle_payment("sign_1", PaymentState::Failed, None, Some("late"))
                 .await
                 .unwrap()
         );

@@ -4,6 +4,7 @@ pub mod cart;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod quantity;
 pub mod retry;
 pub mod saga;
@@ -15,6 +16,7 @@ pub use money::Cents;
 pub use order::{
     CompensationRun, OrderId, OrderRecord, OrderStatus, ShippingAddress, Step, StepState,
 };
+pub use payment::PaymentState;
 pub use quantity::Quantity;
 pub use retry::RetryConfig;
 pub use saga::{Compensation, Saga};

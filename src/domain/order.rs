@@ -166,6 +166,13 @@ impl OrderStatus {
     }
 }
 
+impl TryFrom<String> for OrderStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        OrderStatus::parse(&s)
+    }
+}
+
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -119,6 +119,16 @@ impl RestateClient {
         }
     }
 
+    /// Waits for an invocation started with an idempotency key to finish; its result.
+    pub async fn attach<O: DeserializeOwned>(&self, invocation_id: &str) -> Result<O, CallError> {
+        let url = format!(
+            "{}/restate/invocation/{invocation_id}/attach",
+            self.ingress_url
+        );
+        let req = self.http.get(&url).timeout(Self::CALL_TIMEOUT);
+        self.exchange(req, "invocation", "attach").await
+    }
+
     /// Completes an awakeable with a value.
     pub async fn resolve_awakeable<T: Serialize + ?Sized>(
         &self,

@@ -14,8 +14,8 @@ use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::orders::ReserveOutcome;
 use crate::domain::{
-    Basket, BasketLine, Cents, OrderId, OrderRecord, OrderStatus, ProductId, ProductRef, Quantity,
-    ShippingAddress,
+    Basket, BasketLine, Cents, OrderId, OrderRecord, OrderStatus, PaymentState, ProductId,
+    ProductRef, Quantity, ShippingAddress,
 };
 
 /// State key of the basket.
@@ -170,13 +170,20 @@ impl UserSession {
             Payment::Failed(_) => return Ok(outcome),
             Payment::TimedOut => (
                 "expire_payment",
-                ("timed_out", None, Some("payment timed out")),
+                (PaymentState::TimedOut, None, Some("payment timed out")),
             ),
             Payment::Paid(r) if r.amount_cents == total.get() => (
                 "confirm_payment",
-                ("succeeded", Some(r.transaction_id.clone()), None),
+                (
+                    PaymentState::Succeeded,
+                    Some(r.transaction_id.clone()),
+                    None,
+                ),
             ),
-            Payment::Paid(_) => ("confirm_payment", ("failed", None, Some(MISMATCH))),
+            Payment::Paid(_) => (
+                "confirm_payment",
+                (PaymentState::Failed, None, Some(MISMATCH)),
+            ),
         };
         let id = awakeable_id.to_owned();
         let recorded = ctx
@@ -191,11 +198,11 @@ impl UserSession {
             .await?
             .into_inner();
         Ok(match recorded {
-            Some(p) if p.state == "succeeded" => Payment::Paid(PaymentReceipt {
+            Some(p) if p.state == PaymentState::Succeeded => Payment::Paid(PaymentReceipt {
                 transaction_id: p.transaction_id.unwrap_or_default(),
                 amount_cents: p.amount_cents,
             }),
-            Some(p) if p.state == "failed" => {
+            Some(p) if p.state == PaymentState::Failed => {
                 Payment::Failed(p.reason.unwrap_or_else(|| "payment declined".into()))
             }
             _ if matches!(outcome, Payment::Paid(_)) => {

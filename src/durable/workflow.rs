@@ -358,37 +358,38 @@ impl OrderFulfillmentWorkflow {
 
 impl OrderFulfillmentWorkflow {
     /// Resolves the approval promise once. Reachable through the ingress (the web role
-    /// calls it there), so it trusts nothing: the order must be in the order index,
-    /// under this workflow's key and waiting for approval, and undecided.
+    /// calls it there), so it trusts nothing: the order must be in the read model under
+    /// this key and waiting for approval, and undecided. The workflow may not have
+    /// started yet (checkout records the payment, then starts it): the promise then
+    /// waits for it.
     async fn decide(
         &self,
         ctx: &SharedWorkflowContext<'_>,
         decision: Decision,
     ) -> Result<(), HandlerError> {
-        let unknown = || {
-            refusal(
-                404,
-                "unknown_order",
-                "no order is being fulfilled under this id",
-            )
-        };
-        let Some(Json(st)) = ctx.get::<Json<FulfillmentStatus>>(STATUS).await? else {
-            return Err(unknown().into());
-        };
         let order_id = ctx.key().to_owned();
         let indexed = ctx
             .run(|| async move { Ok(Json(self.db.order_summary(&order_id).await?)) })
             .name("check_order_index")
             .await?
             .into_inner();
-        if indexed.is_none_or(|o| o.user_id != st.user_id || o.order_id != st.order_id) {
-            return Err(unknown().into());
-        }
-        if st.status != OrderStatus::AwaitingApproval {
+        let Some(indexed) = indexed else {
+            return Err(refusal(404, "unknown_order", "no order is known under this id").into());
+        };
+        let status = match ctx.get::<Json<FulfillmentStatus>>(STATUS).await? {
+            Some(Json(st)) if st.user_id != indexed.user_id => {
+                return Err(
+                    refusal(404, "unknown_order", "no order is known under this id").into(),
+                );
+            }
+            Some(Json(st)) => st.status,
+            None => indexed.status,
+        };
+        if status != OrderStatus::AwaitingApproval {
             return Err(refusal(
                 409,
                 "not_awaiting_approval",
-                format!("the order is {}", st.status),
+                format!("the order is {status}"),
             )
             .into());
         }

@@ -1,24 +1,15 @@
 //! Everything about the datastar wire protocol (client 1.0.0-beta.11) in one place:
-//! event names, data-line keys, keep-alives and the SSE response headers. A move to
+//! event names, data-line keys and the signals a request carries. Events are axum's
+//! SSE events, so the transport (framing, keep-alives, headers) is axum's; a move to
 //! datastar 1.0 changes this module only.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes};
 use axum::extract::Query;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use futures_core::Stream;
-use tokio::sync::mpsc;
+use axum::response::sse::Event;
 
 pub const MERGE_FRAGMENTS: &str = "datastar-merge-fragments";
 pub const MERGE_SIGNALS: &str = "datastar-merge-signals";
-
-/// A comment line: keeps proxies and the browser from timing the stream out.
-pub const KEEP_ALIVE: &str = ": keep-alive\n\n";
 
 /// How a fragment is merged into the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,30 +27,35 @@ pub fn merge_fragments(
     selector: Option<&str>,
     mode: MergeMode,
     id: Option<i64>,
-) -> String {
-    let mut event = format!("event: {MERGE_FRAGMENTS}\n");
-    if let Some(id) = id {
-        event.push_str(&format!("id: {id}\n"));
-    }
+) -> Event {
+    let mut data = String::with_capacity(html.len() + 64);
     if let Some(selector) = selector {
-        event.push_str(&format!("data: selector {selector}\n"));
+        data.push_str("selector ");
+        data.push_str(selector);
+        data.push('\n');
     }
     if mode == MergeMode::Prepend {
-        event.push_str("data: mergeMode prepend\n");
+        data.push_str("mergeMode prepend\n");
     }
-    for line in sse_lines(html) {
-        event.push_str("data: fragments ");
-        event.push_str(line);
-        event.push('\n');
+    for (i, line) in sse_lines(html).enumerate() {
+        if i > 0 {
+            data.push('\n');
+        }
+        data.push_str("fragments ");
+        data.push_str(line);
     }
-    event.push('\n');
-    event
+    let event = Event::default().event(MERGE_FRAGMENTS);
+    let event = match id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    };
+    event.data(data)
 }
 
 /// Splits text at every line end an SSE parser knows: `\r\n`, `\r` and `\n`. Each
-/// part can then go on one `data:` line without ending the event early, whatever the
-/// text holds (`str::lines` leaves a lone `\r` inside a line, and a browser reads it
-/// as a line end).
+/// part then goes on its own `data:` line with its key, whatever the text holds
+/// (`str::lines` leaves a lone `\r` inside a line, and a browser reads it as a line
+/// end: the rest of the line would lose its key).
 pub fn sse_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text).filter(|t| !t.is_empty());
     std::iter::from_fn(move || {
@@ -80,21 +76,12 @@ pub fn sse_lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// One `datastar-merge-signals` event. The client evaluates signals as JavaScript and
-/// reads only one line, so they are always compact JSON from serde.
-pub fn merge_signals(signals: &serde_json::Value) -> String {
-    format!("event: {MERGE_SIGNALS}\ndata: signals {signals}\n\n")
-}
-
-/// A short SSE response carrying `events` (an action's answer: the panes it changed).
-pub fn sse_response(events: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        events,
-    )
-        .into_response()
+/// reads only one line, so they are always compact JSON from serde (which escapes
+/// every line end).
+pub fn merge_signals(signals: &serde_json::Value) -> Event {
+    Event::default()
+        .event(MERGE_SIGNALS)
+        .data(format!("signals {signals}"))
 }
 
 /// The signals a datastar GET action sends, in the `datastar` query parameter (other
@@ -104,73 +91,53 @@ pub fn signals_in_query(uri: &axum::http::Uri) -> Option<String> {
     params.remove("datastar")
 }
 
-/// An SSE response fed by the returned sender. The stream ends when the sender is
-/// dropped; when the client goes away the next `send` fails, so the producing task
-/// notices and stops.
-pub fn sse_channel() -> (mpsc::Sender<String>, Response) {
-    let (tx, rx) = mpsc::channel(64);
-    let response = (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(Events(rx)),
-    )
-        .into_response();
-    (tx, response)
-}
-
-struct Events(mpsc::Receiver<String>);
-
-impl Stream for Events {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0
-            .poll_recv(cx)
-            .map(|event| event.map(|e| Ok(Bytes::from(e))))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::live::wire;
 
-    #[test]
-    fn fragments_follow_the_beta_wire_format() {
+    #[tokio::test]
+    async fn fragments_follow_the_beta_wire_format() {
         let event = merge_fragments(
             "<li id=\"n-1\">\n  hi\n</li>",
             Some("#list"),
             MergeMode::Prepend,
             Some(7),
         );
-        assert_eq!(
-            event,
-            "event: datastar-merge-fragments\nid: 7\ndata: selector #list\ndata: mergeMode prepend\n\
-             data: fragments <li id=\"n-1\">\ndata: fragments   hi\ndata: fragments </li>\n\n"
-        );
         let plain = merge_fragments("<div id=\"a\"></div>", None, MergeMode::Morph, None);
         assert_eq!(
-            plain,
-            "event: datastar-merge-fragments\ndata: fragments <div id=\"a\"></div>\n\n"
+            wire(vec![event, plain]).await,
+            "event: datastar-merge-fragments\nid: 7\ndata: selector #list\ndata: mergeMode prepend\n\
+             data: fragments <li id=\"n-1\">\ndata: fragments   hi\ndata: fragments </li>\n\n\
+             event: datastar-merge-fragments\ndata: fragments <div id=\"a\"></div>\n\n"
         );
     }
 
-    #[test]
-    fn no_text_can_end_an_event_early() {
+    #[tokio::test]
+    async fn no_text_can_end_an_event_early() {
         // Each line end an SSE parser knows, alone and in the attack that once ran
         // script in a page: whatever the text, the event keeps its one `event:` line,
         // every other line is a `data: fragments` line, and only the end is blank.
         let attack = "x\r\revent: datastar-merge-signals\rdata: signals {a: 1}\r\r.";
-        for text in [
+        let mut texts: Vec<String> = [
             "a\rb", "a\nb", "a\r\nb", "a\n\rb", "\r\r", "\n\n", "\r\n\r\n", attack,
-        ] {
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        texts.extend(
+            crate::domain::text::HOSTILE
+                .iter()
+                .map(|c| format!("1{c}2")),
+        );
+        for text in texts {
             let html = format!("<p id=\"x\">{text}</p>");
-            let event = merge_fragments(&html, None, MergeMode::Morph, None);
-            let body = event
+            let wire = wire(vec![merge_fragments(&html, None, MergeMode::Morph, None)]).await;
+            let body = wire
                 .strip_suffix("\n\n")
                 .expect("one blank line at the end");
-            let mut lines = body.split(['\r', '\n']);
+            assert!(!body.contains('\r'), "{text:?}");
+            let mut lines = body.split('\n');
             assert_eq!(lines.next(), Some("event: datastar-merge-fragments"));
             for line in lines {
                 assert!(
@@ -178,18 +145,20 @@ mod tests {
                     "{text:?} gave {line:?}"
                 );
             }
-            assert!(!body.contains('\r'), "{text:?}");
         }
         assert_eq!(
             sse_lines("a\r\nb\rc\n\nd\n").collect::<Vec<_>>(),
             ["a", "b", "c", "", "d"]
         );
-        for c in crate::domain::text::HOSTILE {
-            let text = format!("<p id=\"x\">1{c}2</p>");
-            let event = merge_fragments(&text, None, MergeMode::Morph, None);
-            assert_eq!(event.matches("\n\n").count(), 1, "{c:?}");
-            assert!(!event.contains('\r'), "{c:?}");
-        }
+    }
+
+    #[tokio::test]
+    async fn signals_are_one_line_of_json() {
+        let event = merge_signals(&serde_json::json!({"a": "x\ny\r", "b": [1, 2]}));
+        assert_eq!(
+            wire(vec![event]).await,
+            "event: datastar-merge-signals\ndata: signals {\"a\":\"x\\ny\\r\",\"b\":[1,2]}\n\n"
+        );
     }
 
     #[test]
@@ -204,15 +173,5 @@ mod tests {
         );
         assert_eq!(signals_in_query(&"/ui/stream?x=1".parse().unwrap()), None);
         assert_eq!(signals_in_query(&"/ui/stream".parse().unwrap()), None);
-    }
-
-    #[test]
-    fn signals_are_one_line_of_json() {
-        let event = merge_signals(&serde_json::json!({"a": "x\ny", "b": [1, 2]}));
-        assert_eq!(
-            event,
-            "event: datastar-merge-signals\ndata: signals {\"a\":\"x\\ny\",\"b\":[1,2]}\n\n"
-        );
-        assert_eq!(event.matches('\n').count(), 3);
     }
 }

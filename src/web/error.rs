@@ -1,12 +1,14 @@
-//! The one error type of the web layer: every failure becomes
-//! `{"error": {"code", "message"}}` with a fitting status; internal details stay in the log.
+//! The web layer's error: every failure becomes `{"error": {"code", "message"}}` with a
+//! fitting status. The use cases' `AppError` maps onto it; the web adds what only HTTP
+//! knows (a body too large, a foreign host, a method not allowed). Internal details
+//! stay in the log.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::durable::ingress::CallError;
+use crate::app::AppError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -34,18 +36,9 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-
     /// A failure of ours: logged in full, reported to the client without details.
     pub fn internal(err: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "something went wrong on our side; it has been logged",
-        )
+        AppError::internal(err).into()
     }
 
     pub fn status(&self) -> StatusCode {
@@ -58,41 +51,27 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        let status =
+            StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError {
+            status,
+            code: err.code().to_owned(),
+            message: err.to_string(),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        ApiError::internal(err)
+        AppError::from(err).into()
     }
 }
 
-impl From<CallError> for ApiError {
-    fn from(err: CallError) -> Self {
-        match err {
-            CallError::Refused {
-                status,
-                code,
-                message,
-            } => {
-                match (StatusCode::from_u16(status), code) {
-                    // A refusal the handler meant for the client.
-                    (Ok(s), Some(code)) if s.is_client_error() => ApiError::new(s, &code, message),
-                    _ => ApiError::internal(format!("durable call failed ({status}): {message}")),
-                }
-            }
-            CallError::Unavailable(reason) => {
-                tracing::warn!(%reason, "Restate unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "restate_unavailable",
-                    "the order engine is not reachable right now; try again shortly",
-                )
-            }
-        }
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
     }
 }

@@ -8,11 +8,11 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiError;
 use super::session;
-use crate::auth::{Claim, Purpose, TokenError, unix_now};
+use crate::app::{AppError, identity};
+use crate::auth::Purpose;
 use crate::db::User;
-use crate::domain::Username;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -86,6 +86,13 @@ impl CurrentUser {
     }
 }
 
+impl std::ops::Deref for CurrentUser {
+    type Target = User;
+    fn deref(&self) -> &User {
+        &self.0
+    }
+}
+
 pub const USER_HEADER: &str = "x-user-id";
 
 impl<S> FromRequestParts<S> for CurrentUser
@@ -98,59 +105,25 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let headers = &parts.headers;
-        if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let user = if let Some(value) = headers.get(header::AUTHORIZATION) {
             let token = value
                 .to_str()
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
-            return authenticate(&state, Purpose::ApiToken, token.trim()).await;
-        }
-        if let Some(value) = headers.get(USER_HEADER) {
-            if !state.trust_user_header {
-                return Err(ApiError::unauthorized(
-                    "X-User-ID is accepted only in demo mode; send `Authorization: Bearer <token>` (POST /api/session)",
-                ));
-            }
-            let name = value
-                .to_str()
-                .ok()
-                .and_then(|s| Username::parse(s.trim()).ok())
-                .ok_or_else(|| ApiError::unauthorized("X-User-ID does not name a known user"))?;
-            return match state.db.user(&name).await? {
-                Some(user) => Ok(CurrentUser(user)),
-                None => Err(ApiError::unauthorized(
-                    "X-User-ID does not name a known user",
-                )),
-            };
-        }
-        match session::cookie_value(headers) {
-            Some(value) => authenticate(&state, Purpose::SessionCookie, value).await,
-            None => Err(ApiError::unauthorized(
+                .ok_or_else(|| AppError::unauthorized("Authorization must be `Bearer <token>`"))?;
+            identity::authenticate(&state, Purpose::ApiToken, token.trim()).await?
+        } else if let Some(value) = headers.get(USER_HEADER) {
+            identity::by_name(&state, value.to_str().unwrap_or_default()).await?
+        } else if let Some(value) = session::cookie_value(headers) {
+            identity::authenticate(&state, Purpose::SessionCookie, value).await?
+        } else {
+            return Err(AppError::unauthorized(
                 "sign in: send `Authorization: Bearer <token>` (POST /api/session) or use the page",
-            )),
-        }
+            )
+            .into());
+        };
+        Ok(CurrentUser(user))
     }
-}
-
-/// The user a signed credential names, if its signature, expiry and stamp hold.
-async fn authenticate(state: &AppState, purpose: Purpose, value: &str) -> ApiResult<CurrentUser> {
-    let what = match purpose {
-        Purpose::ApiToken => "token",
-        Purpose::SessionCookie => "session",
-    };
-    let refused = |e: TokenError| ApiError::unauthorized(format!("the {what} is refused: {e}"));
-    let claim = Claim::parse(value).map_err(refused)?;
-    let user = state
-        .db
-        .user(&claim.username)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized(format!("the {what} names no known user")))?;
-    state
-        .signer
-        .verify(purpose, &claim, &user.credential_stamp(), unix_now())
-        .map_err(refused)?;
-    Ok(CurrentUser(user))
 }
 
 #[cfg(test)]

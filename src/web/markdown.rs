@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use pulldown_cmark::{Event, Options, Parser};
 
-use super::cart::CartView;
-use super::orders::OrderView;
+use crate::app::cart::CartView;
+use crate::app::orders::OrderView;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
 use crate::domain::{Cents, OrderStatus, Step, StepState};
@@ -200,10 +200,6 @@ pub fn cart(cart: &CartView, pending: Option<&str>) -> String {
     md
 }
 
-fn status_label(status: &str) -> &'static str {
-    OrderStatus::parse(status).map_or("Unknown", OrderStatus::label)
-}
-
 fn order_table(md: &mut String, orders: &[OrderSummary], with_user: bool) {
     md.push_str(if with_user {
         "| Order | User | Status | Total | Placed |\n|-------|------|--------|------:|--------|\n"
@@ -220,7 +216,7 @@ fn order_table(md: &mut String, orders: &[OrderSummary], with_user: bool) {
             md,
             "| {} |{user} {} | {} | {} |",
             escape(&o.order_id),
-            status_label(&o.status),
+            o.status.label(),
             money(o.total_cents),
             escape(o.created_at.get(..19).unwrap_or(&o.created_at)).replace('T', " ")
         );
@@ -250,7 +246,7 @@ pub fn approvals(pending: &[OrderSummary]) -> String {
 }
 
 /// Counts per status (every status listed, zeros included) and the cart's size.
-pub fn dashboard(title: &str, counts: &[(String, i64)], cart: Option<&CartView>) -> String {
+pub fn dashboard(title: &str, counts: &[(OrderStatus, i64)], cart: Option<&CartView>) -> String {
     let mut md = format!(
         "# {}\n\n| Status | Orders |\n|--------|-------:|\n",
         escape(title)
@@ -259,7 +255,7 @@ pub fn dashboard(title: &str, counts: &[(String, i64)], cart: Option<&CartView>)
     for status in OrderStatus::ALL {
         let n = counts
             .iter()
-            .find(|(s, _)| s == status.as_str())
+            .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n);
         total += n;
         let _ = writeln!(md, "| {} | {n} |", status.label());

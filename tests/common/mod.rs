@@ -283,7 +283,7 @@ impl Api {
 
     /// `X-Payment-Signature` for `body`, signed now with the app's webhook secret.
     pub fn signature(&self, body: &str) -> String {
-        shopflow::web::payment::sign(
+        shopflow::app::payments::sign(
             &self.webhook_secret,
             shopflow::auth::unix_now(),
             body.as_bytes(),

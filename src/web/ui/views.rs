@@ -3,21 +3,26 @@
 //! Every piece is a template with escaping on.
 
 use askama::Template;
+use axum::response::sse::Event;
 
 use super::pages::{Selection, View};
+use crate::app::cart::{self, CartView};
+use crate::app::catalog;
+use crate::app::feed::HISTORY;
+use crate::app::orders::{self, OrderView};
+use crate::clock::now_rfc3339;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
-use crate::domain::{Cents, OrderStatus};
+use crate::domain::{Cents, OrderStatus, PaymentState};
 use crate::web::AppState;
-use crate::web::cart::{self, CartView};
+use crate::web::datastar::{MergeMode, merge_fragments};
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::CurrentUser;
+use crate::web::live::{WorkflowMeta, notification_html};
 use crate::web::markdown;
-use crate::web::notifications::{HISTORY, notification_html};
-use crate::web::orders::{OrderView, load_order};
-use crate::web::workflow_stream::meta_html;
 
 /// The panes that depend on the selection, each an element with a stable id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Panes {
     pub nav: String,
     pub input: String,
@@ -27,8 +32,7 @@ pub struct Panes {
 
 impl Panes {
     /// The datastar events that morph every pane into place.
-    pub fn events(&self) -> String {
-        use crate::web::datastar::{MergeMode, merge_fragments};
+    pub fn events(&self) -> Vec<Event> {
         [&self.nav, &self.input, &self.output, &self.meta]
             .into_iter()
             .map(|html| merge_fragments(html, None, MergeMode::Morph, None))
@@ -184,41 +188,55 @@ pub async fn render(
     user: Option<&CurrentUser>,
     selection: &Selection,
 ) -> ApiResult<Panes> {
-    // The picker lists users only in demo mode; otherwise nobody browses the names.
-    let users = if state.trust_user_header {
-        state.db.users().await?
-    } else {
-        Vec::new()
-    };
     let Some(user) = user else {
-        return Ok(Panes {
-            nav: Nav {
-                demo: state.trust_user_header,
-                users,
-                current: None,
-                items: Vec::new(),
-            }
-            .render()
-            .map_err(render_err)?,
-            input: pane_input(
-                View::Dashboard,
-                Input::SignIn {
-                    demo: state.trust_user_header,
-                },
-            )?,
-            output: pane_output(
-                View::Dashboard,
-                "# Welcome to ShopFlow\n\nSign in in the navigation to start shopping.",
-            )?,
-            meta: NoWorkflow.render().map_err(render_err)?,
-        });
+        return signed_out(state).await;
     };
-    let is_admin = user.0.is_admin();
-    let view = if selection.view == View::Admin && !is_admin {
+    let view = if selection.view == View::Admin && !user.is_admin() {
         View::Dashboard
     } else {
         selection.view
     };
+    // The selected order, if it is one the user may see.
+    let order = match &selection.order {
+        Some(id) => orders::order(state, user, id).await.ok(),
+        None => None,
+    };
+    let (input, output) = match view {
+        View::Dashboard => dashboard(state, user).await?,
+        View::Products => products(state).await?,
+        View::Cart => cart_view(state, user).await?,
+        View::Orders => orders_view(state, user, selection, order.as_ref()).await?,
+        View::Admin => admin(state, user, selection, order.as_ref()).await?,
+    };
+    Ok(Panes {
+        nav: nav(state, Some(user), view).await?,
+        input: pane_input(view, input)?,
+        output: pane_output(view, &output)?,
+        meta: meta(state, order.as_ref()).await?,
+    })
+}
+
+/// The page before anyone signs in.
+async fn signed_out(state: &AppState) -> ApiResult<Panes> {
+    Ok(Panes {
+        nav: nav(state, None, View::Dashboard).await?,
+        input: pane_input(View::Dashboard, Input::SignIn { demo: state.demo })?,
+        output: pane_output(
+            View::Dashboard,
+            "# Welcome to ShopFlow\n\nSign in in the navigation to start shopping.",
+        )?,
+        meta: NoWorkflow.render().map_err(render_err)?,
+    })
+}
+
+/// The navigation: sign-in (the picker only in demo mode) and the views the user has.
+async fn nav(state: &AppState, user: Option<&CurrentUser>, view: View) -> ApiResult<String> {
+    let users = if state.demo {
+        catalog::users(state).await?
+    } else {
+        Vec::new()
+    };
+    let is_admin = user.is_some_and(|u| u.is_admin());
     let items = View::ALL
         .into_iter()
         .filter(|v| *v != View::Admin || is_admin)
@@ -228,102 +246,97 @@ pub async fn render(
             active: v == view,
         })
         .collect();
-    let nav = Nav {
-        demo: state.trust_user_header,
+    Nav {
+        demo: state.demo,
         users,
-        current: Some(user.username().to_owned()),
-        items,
+        current: user.map(|u| u.username().to_owned()),
+        items: if user.is_some() { items } else { Vec::new() },
     }
     .render()
-    .map_err(render_err)?;
+    .map_err(render_err)
+}
 
-    // The selected order, if it is one the user may see.
-    let order = match &selection.order {
-        Some(id) => load_order(state, user, id).await.ok(),
-        None => None,
+type ViewPanes = (Input, String);
+
+async fn dashboard(state: &AppState, user: &CurrentUser) -> ApiResult<ViewPanes> {
+    let counts = orders::counts(state, user).await?;
+    // The counts still show while Restate is unreachable; the cart line waits.
+    let cart = cart::cart(state, user).await.ok();
+    let title = if user.is_admin() {
+        "Dashboard: all orders"
+    } else {
+        "Dashboard"
     };
-    let (input, output) = match view {
-        View::Dashboard => {
-            let counts = state
-                .db
-                .status_counts((!is_admin).then(|| user.username()))
-                .await?;
-            // The counts still show while Restate is unreachable; the cart line waits.
-            let cart = cart::cart(state, user).await.ok();
-            let title = if is_admin {
-                "Dashboard: all orders"
-            } else {
-                "Dashboard"
-            };
-            (
-                Input::Dashboard { is_admin },
-                markdown::dashboard(title, &counts, cart.as_ref()),
-            )
-        }
-        View::Products => {
-            let products = state.db.products().await?;
-            let md = markdown::products(&products);
-            let rows = products.into_iter().map(product_row).collect();
-            (Input::Products { products: rows }, md)
-        }
-        View::Cart => {
-            let cart = cart::cart(state, user).await?;
-            let pending = payable(state, user).await?;
-            let md = markdown::cart(&cart, pending.as_ref().map(|p| p.order_id.as_str()));
-            (cart_input(cart, pending), md)
-        }
-        View::Orders => {
-            let orders = state.db.orders_of_user(user.username()).await?;
-            let mut md = markdown::orders(&orders);
-            if let Some(order) = &order {
-                md.push_str("\n---\n\n");
-                md.push_str(&markdown::order(order));
-            }
-            let rows = orders
-                .iter()
-                .map(|o| order_row(o, selection.order.as_deref()))
-                .collect();
-            let pending = payable(state, user).await?;
-            (
-                Input::Orders {
-                    orders: rows,
-                    pending,
-                },
-                md,
-            )
-        }
-        View::Admin => {
-            let waiting = state
-                .db
-                .orders_with_status(OrderStatus::AwaitingApproval)
-                .await?;
-            let counts = state.db.status_counts(None).await?;
-            let mut md = markdown::approvals(&waiting);
-            md.push('\n');
-            md.push_str(&markdown::dashboard("All orders", &counts, None));
-            if let Some(order) = &order {
-                md.push_str("\n---\n\n");
-                md.push_str(&markdown::order(order));
-            }
-            let pending = waiting
-                .iter()
-                .map(|o| order_row(o, selection.order.as_deref()))
-                .collect();
-            (
-                Input::Admin {
-                    pending,
-                    can_crash: state.services.is_some(),
-                },
-                md,
-            )
-        }
-    };
-    Ok(Panes {
-        nav,
-        input: pane_input(view, input)?,
-        output: pane_output(view, &output)?,
-        meta: meta(state, order.as_ref()).await?,
-    })
+    let is_admin = user.is_admin();
+    Ok((
+        Input::Dashboard { is_admin },
+        markdown::dashboard(title, &counts, cart.as_ref()),
+    ))
+}
+
+async fn products(state: &AppState) -> ApiResult<ViewPanes> {
+    let products = catalog::products(state).await?;
+    let md = markdown::products(&products);
+    let rows = products.into_iter().map(product_row).collect();
+    Ok((Input::Products { products: rows }, md))
+}
+
+async fn cart_view(state: &AppState, user: &CurrentUser) -> ApiResult<ViewPanes> {
+    let cart = cart::cart(state, user).await?;
+    let pending = payable(state, user).await?;
+    let md = markdown::cart(&cart, pending.as_ref().map(|p| p.order_id.as_str()));
+    Ok((cart_input(cart, pending), md))
+}
+
+/// Markdown of the selected order, below a list.
+fn with_order(mut md: String, order: Option<&OrderView>) -> String {
+    if let Some(order) = order {
+        md.push_str("\n---\n\n");
+        md.push_str(&markdown::order(order));
+    }
+    md
+}
+
+async fn orders_view(
+    state: &AppState,
+    user: &CurrentUser,
+    selection: &Selection,
+    order: Option<&OrderView>,
+) -> ApiResult<ViewPanes> {
+    let list = orders::of_user(state, user).await?;
+    let md = with_order(markdown::orders(&list), order);
+    let rows = list
+        .iter()
+        .map(|o| order_row(o, selection.order.as_deref()))
+        .collect();
+    let pending = payable(state, user).await?;
+    Ok((
+        Input::Orders {
+            orders: rows,
+            pending,
+        },
+        md,
+    ))
+}
+
+async fn admin(
+    state: &AppState,
+    user: &CurrentUser,
+    selection: &Selection,
+    order: Option<&OrderView>,
+) -> ApiResult<ViewPanes> {
+    let waiting = orders::in_status(state, user, OrderStatus::AwaitingApproval.as_str()).await?;
+    let counts = orders::counts(state, user).await?;
+    let mut md = markdown::approvals(&waiting);
+    md.push('\n');
+    md.push_str(&markdown::dashboard("All orders", &counts, None));
+    let md = with_order(md, order);
+    let pending = waiting
+        .iter()
+        .map(|o| order_row(o, selection.order.as_deref()))
+        .collect();
+    let can_crash = state.services.is_some();
+    Ok((Input::Admin { pending, can_crash }, md))
 }
 
 fn pane_input(view: View, input: Input) -> ApiResult<String> {
@@ -346,10 +359,19 @@ fn pane_output(view: View, md: &str) -> ApiResult<String> {
 
 /// The `#workflow-meta` pane: the order's live numbers, or a hint to select one.
 pub async fn meta(state: &AppState, order: Option<&OrderView>) -> ApiResult<String> {
-    match order {
-        Some(order) => meta_html(state, order).await,
-        None => NoWorkflow.render().map_err(render_err),
-    }
+    let Some(order) = order else {
+        return NoWorkflow.render().map_err(render_err);
+    };
+    let order_id = orders::parse_order_id(&order.order_id)?;
+    let retries = orders::retries(state, &order_id).await;
+    WorkflowMeta::new(order, retries, &now_rfc3339())
+        .render()
+        .map_err(render_err)
+}
+
+/// The `#workflow-meta` pane for no order selected.
+pub fn no_meta() -> ApiResult<String> {
+    NoWorkflow.render().map_err(render_err)
 }
 
 fn product_row(p: Product) -> ProductRow {
@@ -388,7 +410,7 @@ fn order_row(o: &OrderSummary, selected: Option<&str>) -> OrderRow {
         select_url: format!("/ui/order/{}", o.order_id),
         approve_url: format!("/ui/approve/{}", o.order_id),
         reject_url: format!("/ui/reject/{}", o.order_id),
-        status: OrderStatus::parse(&o.status).map_or("Unknown", OrderStatus::label),
+        status: o.status.label(),
         total: cents(o.total_cents),
         user: o.user_id.clone(),
         order_id: o.order_id.clone(),
@@ -401,12 +423,14 @@ async fn payable(state: &AppState, user: &CurrentUser) -> ApiResult<Option<Payab
         return Ok(None);
     };
     let payment = state.db.payment_by_order(&order_id).await?;
-    Ok(payment.filter(|p| p.state == "pending").map(|p| Payable {
-        pay_url: format!("/ui/pay/{order_id}"),
-        decline_url: format!("/ui/decline/{order_id}"),
-        amount: cents(p.amount_cents),
-        order_id,
-    }))
+    Ok(payment
+        .filter(|p| p.state == PaymentState::Pending)
+        .map(|p| Payable {
+            pay_url: format!("/ui/pay/{order_id}"),
+            decline_url: format!("/ui/decline/{order_id}"),
+            amount: cents(p.amount_cents),
+            order_id,
+        }))
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
-//! Catalog routes: users for the picker, products from SQLite.
+//! `/api/users` (the demo picker's list) and `/api/products`: no identity needed.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::AppState;
-use super::error::{ApiError, ApiResult};
+use crate::app::catalog;
 use crate::db::{Product, User};
 use crate::domain::ProductRef;
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiResult};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,27 +18,18 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn users(State(state): State<AppState>) -> ApiResult<Json<Vec<User>>> {
-    Ok(Json(state.db.users().await?))
+    Ok(Json(catalog::users(&state).await?))
 }
 
 async fn products(State(state): State<AppState>) -> ApiResult<Json<Vec<Product>>> {
-    Ok(Json(state.db.products().await?))
+    Ok(Json(catalog::products(&state).await?))
 }
 
 async fn product(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Product>> {
-    let product_ref =
+    let product =
         ProductRef::parse(&id).map_err(|e| ApiError::bad_request("invalid_product_id", e))?;
-    find_product(&state, &product_ref).await.map(Json)
-}
-
-/// Looks a product up, answering 404 with the API's error when there is none.
-pub async fn find_product(state: &AppState, product: &ProductRef) -> ApiResult<Product> {
-    state
-        .db
-        .product(product)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_product", format!("no product {product}")))
+    Ok(Json(catalog::product(&state, &product).await?))
 }

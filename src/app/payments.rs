@@ -1,31 +1,26 @@
-//! The payment gateway's callback: settles a pending payment once and completes the
-//! checkout's awakeable. Signed like Stripe's webhooks when a secret is configured.
+//! The payment gateway, simulated: its callbacks are signed like Stripe's webhooks
+//! (`X-Payment-Signature`), settle a pending payment exactly once and complete the
+//! checkout's awakeable; and its Pay and Decline buttons, which post such callbacks to
+//! our own route over HTTP exactly as a real gateway would.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::Sha256;
 
-use super::AppState;
-use super::error::{ApiError, ApiResult};
-use super::extract::{RawBody, parse_json};
+use super::{App, AppError, AppResult};
 use crate::auth::unix_now;
-use crate::domain::{Reason, TransactionId};
+use crate::db::User;
+use crate::domain::{Cents, PaymentState, Reason, TransactionId};
 use crate::durable::user_session::PaymentReceipt;
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/payment/callback", post(callback))
-}
 
 /// How far a signature's timestamp may be from now.
 pub const SIGNATURE_TOLERANCE_SECS: u64 = 300;
 
+/// A gateway's callback, as it arrives.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Callback {
+pub struct Callback {
     awakeable_id: String,
     #[serde(default)]
     transaction_id: String,
@@ -48,8 +43,8 @@ enum Outcome {
 }
 
 impl Callback {
-    fn parse(self) -> ApiResult<Settlement> {
-        let bad = |code: &str, msg: String| ApiError::bad_request(code, msg);
+    fn parse(self) -> AppResult<Settlement> {
+        let bad = |code: &'static str, msg: String| AppError::invalid(code, msg);
         let id_ok = (1..=256).contains(&self.awakeable_id.len())
             && self
                 .awakeable_id
@@ -91,17 +86,18 @@ impl Callback {
     }
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-enum CallbackStatus {
+pub enum CallbackStatus {
     Success,
     Failed,
 }
 
+/// What the callback answers: the order and the payment's new state.
 #[derive(Serialize)]
-struct CallbackReply {
-    order_id: String,
-    status: &'static str,
+pub struct CallbackReply {
+    pub order_id: String,
+    pub status: PaymentState,
 }
 
 /// `X-Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
@@ -149,61 +145,56 @@ pub fn verify(
     Err("signature does not match")
 }
 
-async fn callback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<CallbackReply>> {
-    let header = headers
-        .get("x-payment-signature")
-        .and_then(|v| v.to_str().ok());
-    verify(&state.webhook_secret, header, &body, unix_now())
-        .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", why))?;
-    let cb = parse_json::<Callback>(&body)?.parse()?;
+/// Checks a callback's signature header against the raw body: 401 when it fails.
+pub fn authenticate(app: &App, header: Option<&str>, body: &[u8]) -> AppResult<()> {
+    verify(&app.gateway.secret, header, body, unix_now())
+        .map_err(|why| AppError::Unauthorized("invalid_signature".into(), why.to_owned()))
+}
 
-    let payment = state
+/// Settles a pending payment from a (signed) callback and completes the awakeable.
+/// Of two racing callbacks, or a callback and the timeout, exactly one wins the
+/// conditional update in the gateway's record; the other gets 409.
+pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
+    let cb = callback.parse()?;
+    let payment = app
         .db
         .payment_by_awakeable(&cb.awakeable_id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
+            AppError::not_found(
                 "unknown_payment",
                 "no payment is waiting under this awakeable_id",
             )
         })?;
     let settled = || {
-        ApiError::new(
-            StatusCode::CONFLICT,
+        AppError::conflict(
             "payment_settled",
             "this payment is already settled; a second callback changes nothing",
         )
     };
-    if payment.state != "pending" {
+    if payment.state != PaymentState::Pending {
         return Err(settled());
     }
-    if matches!(cb.outcome, Outcome::Paid(_)) && cb.amount != payment.amount_cents {
-        return Err(ApiError::bad_request(
-            "amount_mismatch",
-            format!(
-                "amount {} does not match the order total {}",
-                cb.amount, payment.amount_cents
-            ),
-        ));
-    }
-
-    // Claim the settlement first: of two racing callbacks (or a callback and the
-    // timeout) exactly one wins this conditional update.
-    let (new_state, txn, reason) = match &cb.outcome {
-        Outcome::Paid(txn) => ("succeeded", Some(txn.as_str()), None),
+    let (state, txn, reason) = match &cb.outcome {
+        Outcome::Paid(_) if cb.amount != payment.amount_cents => {
+            return Err(AppError::invalid(
+                "amount_mismatch",
+                format!(
+                    "amount {} does not match the order total {}",
+                    cb.amount, payment.amount_cents
+                ),
+            ));
+        }
+        Outcome::Paid(txn) => (PaymentState::Succeeded, Some(txn.as_str()), None),
         Outcome::Declined(reason, txn) => (
-            "failed",
+            PaymentState::Failed,
             txn.as_ref().map(TransactionId::as_str),
             Some(reason.as_str()),
         ),
     };
-    if !state
+    if !app
         .db
-        .settle_payment(&cb.awakeable_id, new_state, txn, reason)
+        .settle_payment(&cb.awakeable_id, state, txn, reason)
         .await?
     {
         return Err(settled());
@@ -214,27 +205,131 @@ async fn callback(
                 transaction_id: txn.to_string(),
                 amount_cents: cb.amount,
             };
-            state
-                .restate
+            app.restate
                 .resolve_awakeable(&cb.awakeable_id, &receipt)
                 .await
         }
         Outcome::Declined(reason, _) => {
-            state
-                .restate
+            app.restate
                 .reject_awakeable(&cb.awakeable_id, reason.as_str())
                 .await
         }
     };
     if let Err(e) = delivered {
         // Put it back so the gateway's retry can deliver it.
-        state.db.unsettle_payment(&cb.awakeable_id).await?;
+        app.db.unsettle_payment(&cb.awakeable_id).await?;
         return Err(e.into());
     }
-    Ok(Json(CallbackReply {
+    Ok(CallbackReply {
         order_id: payment.order_id,
-        status: new_state,
-    }))
+        status: state,
+    })
+}
+
+/// The simulated gateway: where it posts, and what it signs with.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    pub(crate) secret: String,
+    callback_url: String,
+    callback_host: String,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(
+        secret: String,
+        callback_url: String,
+        callback_host: String,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Gateway {
+            secret,
+            callback_url,
+            callback_host,
+            http,
+        })
+    }
+}
+
+/// The customer pays (or, with a reason, declines) at the simulated gateway, which
+/// posts its signed callback to our own route over HTTP. Only the order's owner pays.
+/// Returns what happened, in words.
+pub async fn pay_at_gateway(
+    app: &App,
+    user: &User,
+    id: &str,
+    decline: Option<Reason>,
+) -> AppResult<String> {
+    let summary = super::orders::visible(app, user, id).await?;
+    let order_id = summary.order_id;
+    if summary.user_id != user.username {
+        return Err(AppError::forbidden(
+            "not_your_order",
+            format!("only the customer who placed order {order_id} pays for it"),
+        ));
+    }
+    let payment = app
+        .db
+        .payment_by_order(&order_id)
+        .await?
+        .filter(|p| p.state == PaymentState::Pending)
+        .ok_or_else(|| {
+            AppError::conflict(
+                "payment_settled",
+                format!("no payment of order {order_id} is waiting"),
+            )
+        })?;
+    let transaction_id = format!("txn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut body = json!({
+        "awakeable_id": payment.awakeable_id,
+        "transaction_id": transaction_id,
+        "amount": payment.amount_cents,
+        "status": "success",
+    });
+    if let Some(reason) = &decline {
+        body["status"] = "failed".into();
+        body["reason"] = reason.as_str().into();
+    }
+    let body = body.to_string();
+    let gateway = &app.gateway;
+    let response = gateway
+        .http
+        .post(&gateway.callback_url)
+        .header(reqwest::header::HOST, &gateway.callback_host)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            "x-payment-signature",
+            sign(&gateway.secret, unix_now(), body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "the payment gateway cannot reach the callback");
+            AppError::unavailable(
+                "gateway_unreachable",
+                "the payment gateway could not deliver its callback; try again",
+            )
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        let amount = Cents::new(payment.amount_cents).unwrap_or_default();
+        return Ok(match decline {
+            None => format!("Paid {amount} for order {order_id} (transaction {transaction_id})."),
+            Some(reason) => format!("Declined the payment of order {order_id}: {reason}"),
+        });
+    }
+    // The callback's own error, passed on as the gateway saw it.
+    let error: serde_json::Value = response.json().await.unwrap_or_default();
+    let text = |key: &str| error["error"][key].as_str().map(str::to_owned);
+    Err(AppError::from_status(
+        status.as_u16(),
+        text("code").unwrap_or_else(|| "payment_callback_failed".to_owned()),
+        text("message").unwrap_or_else(|| format!("the payment callback answered {status}")),
+    ))
 }
 
 #[cfg(test)]

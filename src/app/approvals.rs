@@ -1,0 +1,83 @@
+//! The admin's decision on a paid order: approve (it ships) or reject with a reason
+//! (the saga gives back what was taken). The workflow's `Approve`/`Reject` resolve its
+//! durable promise once; this checks the caller and the order first.
+
+use std::time::Duration;
+
+use super::orders::parse_order_id;
+use super::{App, AppError, AppResult, require_admin};
+use crate::db::User;
+use crate::domain::{OrderId, OrderStatus, PaymentState, Reason};
+use crate::durable::workflow::RejectRequest;
+
+/// How long a decision on a just-paid order waits for checkout to record the payment.
+const PAYMENT_RECORD_DEADLINE: Duration = Duration::from_secs(10);
+
+const WORKFLOW: &str = "OrderFulfillmentWorkflow";
+
+/// The admin approves an order that waits for approval.
+pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<OrderId> {
+    require_admin(user)?;
+    let order_id = decidable(app, id).await?;
+    app.restate
+        .call::<(), ()>(WORKFLOW, order_id.as_str(), "Approve", None)
+        .await?;
+    Ok(order_id)
+}
+
+/// The admin rejects an order that waits for approval, optionally saying why.
+pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
+    require_admin(user)?;
+    let reason = match reason.map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            Some(Reason::parse(text).map_err(|e| AppError::invalid("invalid_reason", e))?)
+        }
+    };
+    let order_id = decidable(app, id).await?;
+    let request = RejectRequest { reason };
+    app.restate
+        .call::<_, ()>(WORKFLOW, order_id.as_str(), "Reject", Some(&request))
+        .await?;
+    Ok(order_id)
+}
+
+/// The order, if it waits for a decision. One paid a moment ago may not have been
+/// recorded as waiting yet: that is waited out on the live feed.
+async fn decidable(app: &App, id: &str) -> AppResult<OrderId> {
+    let order_id = parse_order_id(id)?;
+    let mut watch = app.feed.watch_order(order_id.as_str());
+    let deadline = tokio::time::sleep(PAYMENT_RECORD_DEADLINE);
+    tokio::pin!(deadline);
+    loop {
+        let summary = app
+            .db
+            .order_summary(order_id.as_str())
+            .await?
+            .ok_or_else(|| AppError::not_found("unknown_order", format!("no order {order_id}")))?;
+        let just_paid = summary.status == OrderStatus::AwaitingPayment
+            && app
+                .db
+                .payment_by_order(order_id.as_str())
+                .await?
+                .is_some_and(|p| p.state == PaymentState::Succeeded);
+        if summary.status == OrderStatus::AwaitingApproval {
+            return Ok(order_id);
+        }
+        if !just_paid {
+            return Err(AppError::conflict(
+                "not_awaiting_approval",
+                format!("order {order_id} is {}", summary.status),
+            ));
+        }
+        tokio::select! {
+            _ = watch.changed() => {}
+            () = &mut deadline => {
+                return Err(AppError::unavailable(
+                    "payment_not_recorded",
+                    format!("the payment of order {order_id} is not recorded yet; try again shortly"),
+                ));
+            }
+        }
+    }
+}

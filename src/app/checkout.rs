@@ -1,0 +1,131 @@
+//! Checkout: the user's cart becomes an order that waits at the payment gateway. The
+//! `UserSession/Checkout` handler does the work; this starts it (once per order id)
+//! and waits, on the live feed and on Restate's own attach, until the order reaches
+//! the gateway or is refused.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{App, AppError, AppResult};
+use crate::db::User;
+use crate::db::orders::OrderSummary;
+use crate::domain::ids::stable_hash;
+use crate::domain::{OrderId, OrderStatus, ShippingAddress};
+use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
+
+/// How long checkout waits for the order to reach the payment gateway.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a checkout answers, also for an order id it knows already.
+#[derive(Debug, Serialize)]
+pub struct CheckoutReply {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub awakeable_id: Option<String>,
+}
+
+/// A client's `Idempotency-Key` (the header's bytes): 1-128 printable ASCII characters.
+pub fn idempotency_key(bytes: Option<&[u8]>) -> AppResult<Option<String>> {
+    let Some(key) = bytes else { return Ok(None) };
+    if key.is_empty() || key.len() > 128 || !key.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(AppError::invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-128 printable ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
+}
+
+/// The order id a checkout without one gets: stable for a retried request with the
+/// same Idempotency-Key, random otherwise.
+pub fn new_order_id(user: &str, key: Option<&str>) -> OrderId {
+    let suffix = match key {
+        Some(key) => format!("{:016x}", stable_hash(format!("{user}\0{key}").as_bytes())),
+        None => uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
+    };
+    OrderId::parse(&format!("order-{suffix}")).expect("a valid order id")
+}
+
+/// Starts the checkout of the user's cart as `order_id` and waits until the order
+/// reaches the payment gateway (or is refused). A known order id answers with that
+/// order and starts nothing.
+pub async fn place_order(
+    app: &App,
+    user: &User,
+    order_id: OrderId,
+    key: Option<String>,
+    shipping_address: ShippingAddress,
+) -> AppResult<CheckoutReply> {
+    if let Some(known) = app.db.order_summary(order_id.as_str()).await? {
+        if known.user_id != user.username {
+            return Err(AppError::conflict(
+                "order_id_taken",
+                format!("order id {order_id} is already in use"),
+            ));
+        }
+        return reply(app, &known).await;
+    }
+    if let Some(pending) = app.db.pending_checkout(&user.username).await? {
+        return Err(super::cart::checkout_in_progress(&pending));
+    }
+    // Watch the order before starting it, so no news falls in between.
+    let mut watch = app.feed.watch_order(order_id.as_str());
+    let request = CheckoutRequest {
+        order_id: order_id.clone(),
+        shipping_address,
+    };
+    let restate_key = match &key {
+        Some(key) => format!("{order_id}:{key}"),
+        None => format!("checkout:{order_id}"),
+    };
+    let invocation = app
+        .restate
+        .send(
+            "UserSession",
+            &user.username,
+            "Checkout",
+            &request,
+            &restate_key,
+        )
+        .await?;
+    // Checkout suspends once the payment request is registered (the feed says so);
+    // a refusal (empty cart, missing stock) ends the invocation instead.
+    let finished = app.restate.attach::<CheckoutOutcome>(&invocation);
+    tokio::pin!(finished);
+    let deadline = tokio::time::sleep(START_DEADLINE);
+    tokio::pin!(deadline);
+    loop {
+        if let Some(summary) = app.db.order_summary(order_id.as_str()).await?
+            && app.db.payment_by_order(order_id.as_str()).await?.is_some()
+        {
+            return reply(app, &summary).await;
+        }
+        tokio::select! {
+            _ = watch.changed() => {}
+            outcome = &mut finished => {
+                let outcome = outcome?;
+                return Ok(CheckoutReply {
+                    order_id: outcome.order_id.to_string(),
+                    status: outcome.status,
+                    awakeable_id: outcome.awakeable_id,
+                });
+            }
+            () = &mut deadline => {
+                return Err(AppError::unavailable(
+                    "checkout_pending",
+                    format!("checkout of {order_id} has not started yet; ask again with the same order_id"),
+                ));
+            }
+        }
+    }
+}
+
+async fn reply(app: &App, summary: &OrderSummary) -> AppResult<CheckoutReply> {
+    let payment = app.db.payment_by_order(&summary.order_id).await?;
+    Ok(CheckoutReply {
+        order_id: summary.order_id.clone(),
+        status: summary.status,
+        awakeable_id: payment.map(|p| p.awakeable_id),
+    })
+}

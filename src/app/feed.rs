@@ -1,0 +1,218 @@
+//! The live feed: the notification log (written by the `shopflow services` process,
+//! so read from SQLite, not memory) tailed by one task and fanned out to every reader,
+//! per user or per order, with the catch-up and the dedupe in one place.
+//!
+//! The tail looks every `TAIL_INTERVAL`, and every `FAST_TAIL` while a use case waits
+//! on an order (checkout waiting for the payment request, a decision waiting for the
+//! payment to be recorded), so those waits cost a few milliseconds, not a tenth of a
+//! second.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{Notify, broadcast};
+
+use crate::db::Db;
+use crate::db::orders::Notification;
+use crate::durable::RestateClient;
+
+/// How often the tail looks for new log entries when nobody waits on an order.
+const TAIL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often it looks while a use case waits on an order.
+const FAST_TAIL: Duration = Duration::from_millis(5);
+/// How much history a new reader starts with.
+pub const HISTORY: i64 = 50;
+
+/// The shared tail of the notification log. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Feed {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    tx: broadcast::Sender<Arc<Notification>>,
+    /// Use cases waiting on an order right now: the tail looks faster meanwhile.
+    waiting: AtomicUsize,
+    /// Wakes the tail early.
+    wake: Notify,
+    meta: Arc<super::orders::MetaBoard>,
+}
+
+impl Feed {
+    /// Starts tailing from the current end of the log; stops on shutdown.
+    pub async fn start(
+        db: Db,
+        restate: RestateClient,
+        shutdown: crate::Shutdown,
+    ) -> sqlx::Result<Feed> {
+        let last = db.last_notification_id().await?;
+        let (tx, _) = broadcast::channel(1024);
+        let feed = Feed {
+            inner: Arc::new(Inner {
+                meta: Arc::new(super::orders::MetaBoard::new(
+                    db.clone(),
+                    restate,
+                    tx.clone(),
+                )),
+                db,
+                tx,
+                waiting: AtomicUsize::new(0),
+                wake: Notify::new(),
+            }),
+        };
+        tokio::spawn(tail(feed.inner.clone(), last, shutdown));
+        Ok(feed)
+    }
+
+    /// A reader of `user`'s notifications: the newest `HISTORY` (or, resuming, all after
+    /// `after`), then every new one, each once.
+    pub async fn for_user(
+        &self,
+        user: &str,
+        after: Option<i64>,
+    ) -> sqlx::Result<(Vec<Notification>, UserFeed)> {
+        // Subscribe before reading the history, so nothing falls between the two.
+        let rx = self.inner.tx.subscribe();
+        let history = match after {
+            Some(id) => self.inner.db.notifications(user, id).await?,
+            None => self.inner.db.recent_notifications(user, HISTORY).await?,
+        };
+        let last = history.last().map_or(after.unwrap_or(0), |n| n.id);
+        let feed = UserFeed {
+            rx,
+            db: self.inner.db.clone(),
+            user: user.to_owned(),
+            last,
+        };
+        Ok((history, feed))
+    }
+
+    /// Notifications about one order, for a use case waiting on it; the tail looks
+    /// faster while any such watch is alive.
+    pub fn watch_order(&self, order_id: &str) -> OrderWatch {
+        let rx = self.inner.tx.subscribe();
+        self.inner.waiting.fetch_add(1, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        OrderWatch {
+            rx,
+            order_id: order_id.to_owned(),
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// The per-order board of workflow metadata (see `orders::MetaBoard`).
+    pub fn meta(&self) -> &Arc<super::orders::MetaBoard> {
+        &self.inner.meta
+    }
+}
+
+async fn tail(inner: Arc<Inner>, mut last: i64, shutdown: crate::Shutdown) {
+    loop {
+        let pause = if inner.waiting.load(Ordering::SeqCst) > 0 {
+            FAST_TAIL
+        } else {
+            TAIL_INTERVAL
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = inner.wake.notified() => {}
+            () = shutdown.wait() => return,
+        }
+        match inner.db.notifications_after(last, 500).await {
+            Ok(batch) => {
+                for n in batch {
+                    last = n.id;
+                    // No subscriber is fine: nobody is watching right now.
+                    let _ = inner.tx.send(Arc::new(n));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the notification log"),
+        }
+    }
+}
+
+/// One user's live notifications, in log order, each once.
+pub struct UserFeed {
+    rx: broadcast::Receiver<Arc<Notification>>,
+    db: Db,
+    user: String,
+    last: i64,
+}
+
+impl UserFeed {
+    /// The next batch of the user's new notifications (everything that has arrived,
+    /// at least one); `None` when the feed has stopped.
+    pub async fn next(&mut self) -> Option<Vec<Notification>> {
+        loop {
+            let mut batch = Vec::new();
+            let mut next = self.rx.recv().await;
+            loop {
+                match next {
+                    Ok(n) => {
+                        if n.user_id == self.user && n.id > self.last {
+                            self.last = n.id;
+                            batch.push((*n).clone());
+                        }
+                    }
+                    // Fell behind the shared tail: the log has it all.
+                    Err(RecvError::Lagged(_)) => {
+                        let missed = self.db.notifications(&self.user, self.last).await.ok()?;
+                        if let Some(n) = missed.last() {
+                            self.last = n.id;
+                        }
+                        batch.extend(missed);
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+                next = match self.rx.try_recv() {
+                    Ok(n) => Ok(n),
+                    Err(TryRecvError::Lagged(k)) => Err(RecvError::Lagged(k)),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                };
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// The id of the newest notification handed out (or of the history).
+    pub fn last_id(&self) -> i64 {
+        self.last
+    }
+}
+
+/// Notifications about one order, while a use case waits on it.
+pub struct OrderWatch {
+    rx: broadcast::Receiver<Arc<Notification>>,
+    order_id: String,
+    inner: Arc<Inner>,
+}
+
+impl OrderWatch {
+    /// Waits for the next notification about the order. A reader that fell behind gets
+    /// `Some(None)`: something may have happened, look again.
+    pub async fn changed(&mut self) -> Option<Option<Arc<Notification>>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(n) if n.order_id.as_deref() == Some(self.order_id.as_str()) => {
+                    return Some(Some(n));
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => return Some(None),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for OrderWatch {
+    fn drop(&mut self) {
+        self.inner.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}

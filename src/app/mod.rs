@@ -1,0 +1,101 @@
+//! The use cases, over the database and Restate: carts, checkout, payments, approvals,
+//! orders, identity, the live feed and the crash drill. The web role's routes and the
+//! page's actions are thin adapters over these; nothing here knows HTTP requests or
+//! HTML. Every failure is an `AppError`.
+
+pub mod approvals;
+pub mod cart;
+pub mod catalog;
+pub mod checkout;
+pub mod drills;
+pub mod error;
+pub mod feed;
+pub mod identity;
+pub mod orders;
+pub mod payments;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+pub use error::{AppError, AppResult};
+
+use crate::auth::Signer;
+use crate::db::{Db, User};
+use crate::durable::RestateClient;
+use crate::process::ServicesControl;
+
+/// Everything the use cases need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub db: Db,
+    pub restate: RestateClient,
+    /// Signs API tokens and the page's session cookies.
+    pub signer: Signer,
+    /// Password checks under way and recent failures.
+    pub sign_ins: identity::SignIns,
+    /// Demo mode: a bare user name identifies the caller, no password needed.
+    pub demo: bool,
+    /// The payment gateway (simulated) and the secret its callbacks are signed with.
+    pub gateway: payments::Gateway,
+    /// The notification log, tailed once, fanned out per user and per order.
+    pub feed: feed::Feed,
+    /// The supervised service endpoint, when this process supervises one.
+    pub services: Option<ServicesControl>,
+}
+
+/// What the web role is told about where it runs.
+#[derive(Debug, Clone)]
+pub struct Settings<'a> {
+    pub data_dir: &'a Path,
+    pub demo: bool,
+    pub webhook_secret: String,
+    /// Where the simulated gateway posts callbacks, and the `Host` it names.
+    pub callback_url: String,
+    pub callback_host: String,
+}
+
+impl App {
+    /// The use cases over `db` and `restate`; starts the live feed.
+    pub async fn new(
+        settings: Settings<'_>,
+        db: Db,
+        restate: RestateClient,
+        services: Option<ServicesControl>,
+        shutdown: crate::Shutdown,
+    ) -> anyhow::Result<App> {
+        let signer = Signer::load_or_create(settings.data_dir).with_context(|| {
+            format!(
+                "cannot read or create the signing key in {}",
+                settings.data_dir.display()
+            )
+        })?;
+        let feed = feed::Feed::start(db.clone(), restate.clone(), shutdown).await?;
+        Ok(App {
+            gateway: payments::Gateway::new(
+                settings.webhook_secret,
+                settings.callback_url,
+                settings.callback_host,
+            )?,
+            db,
+            restate,
+            signer,
+            sign_ins: identity::SignIns::default(),
+            demo: settings.demo,
+            feed,
+            services,
+        })
+    }
+}
+
+/// Admins only.
+pub fn require_admin(user: &User) -> AppResult<()> {
+    if user.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "forbidden",
+            "this needs the admin role",
+        ))
+    }
+}

@@ -1,0 +1,138 @@
+//! Orders: checkout, the caller's orders, one order (JSON or the markdown view), and
+//! the admin's queue and decisions.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::checkout::{self, CheckoutReply};
+use crate::app::{approvals, orders};
+use crate::db::orders::OrderSummary;
+use crate::domain::{OrderId, ShippingAddress};
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::extract::{ApiJson, CurrentUser, RawBody, parse_json};
+use crate::web::markdown;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/checkout", post(place))
+        .route("/api/orders", get(list))
+        .route("/api/orders/{id}", get(detail))
+        .route("/api/admin/orders", get(admin_list))
+        .route("/api/workflow/{id}/approve", post(approve))
+        .route("/api/workflow/{id}/reject", post(reject))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutBody {
+    order_id: Option<String>,
+    shipping_address: String,
+}
+
+async fn place(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CheckoutBody>,
+) -> ApiResult<(StatusCode, Json<CheckoutReply>)> {
+    let key = checkout::idempotency_key(headers.get("idempotency-key").map(|v| v.as_bytes()))?;
+    let order_id = match body.order_id {
+        Some(id) => orders::parse_order_id(&id)?,
+        None => checkout::new_order_id(user.username(), key.as_deref()),
+    };
+    let address = ShippingAddress::parse(&body.shipping_address)
+        .map_err(|e| ApiError::bad_request("invalid_shipping_address", e))?;
+    let reply = checkout::place_order(&state, &user, order_id, key, address).await?;
+    Ok((StatusCode::ACCEPTED, Json(reply)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<OrderSummary>>> {
+    Ok(Json(orders::of_user(&state, &user).await?))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let view = orders::order(&state, &user, &id).await?;
+    let wants_markdown = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/markdown"));
+    if wants_markdown {
+        let body = markdown::order(&view);
+        let content_type = [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")];
+        return Ok((content_type, body).into_response());
+    }
+    Ok(Json(view).into_response())
+}
+
+async fn admin_list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<Vec<OrderSummary>>> {
+    crate::app::require_admin(&user)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let status = query
+        .get("status")
+        .map_or("awaiting_approval", String::as_str);
+    Ok(Json(orders::in_status(&state, &user, status).await?))
+}
+
+#[derive(Serialize)]
+struct DecisionReply {
+    order_id: OrderId,
+    decision: &'static str,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DecisionReply>> {
+    let order_id = approvals::approve(&state, &user, &id).await?;
+    Ok(Json(DecisionReply {
+        order_id,
+        decision: "approved",
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<DecisionReply>> {
+    crate::app::require_admin(&user)?;
+    // The body is optional: no body means no reason.
+    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let order_id = approvals::reject(&state, &user, &id, body.reason.as_deref()).await?;
+    Ok(Json(DecisionReply {
+        order_id,
+        decision: "rejected",
+    }))
+}

@@ -1,0 +1,79 @@
+//! The API's live streams (datastar events over SSE): `/stream/notifications`, the
+//! caller's notifications (history, then live; `Last-Event-ID` resumes exactly), and
+//! `/stream/workflow/{id}`, one order's `#workflow-meta` pane as it changes.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::app::orders;
+use crate::web::AppState;
+use crate::web::datastar::{self, MergeMode};
+use crate::web::error::ApiResult;
+use crate::web::extract::CurrentUser;
+use crate::web::live::{self, meta_html, notification_event};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/stream/notifications", get(notifications))
+        .route("/stream/workflow/{id}", get(workflow))
+}
+
+async fn notifications(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let (history, mut feed) = state.feed.for_user(user.username(), after).await?;
+    Ok(live::stream(state.shutdown.clone(), |tx| async move {
+        for n in &history {
+            tx.send(notification_event(n)?).await?;
+        }
+        while let Some(batch) = feed.next().await {
+            for n in &batch {
+                tx.send(notification_event(n)?).await?;
+            }
+        }
+        Ok(())
+    }))
+}
+
+async fn workflow(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    // Unknown, malformed or someone else's order: an error, before any stream opens.
+    let order = orders::visible(&state, &user, &id).await?;
+    let order_id = orders::parse_order_id(&order.order_id)?;
+    let mut meta = state.feed.meta().watch(&order_id);
+    Ok(live::stream(state.shutdown.clone(), |tx| async move {
+        let mut last = String::new();
+        loop {
+            let snapshot = meta.borrow_and_update().clone();
+            if let Some(snapshot) = snapshot {
+                let html = meta_html(&snapshot)?;
+                if html != last {
+                    tx.send(datastar::merge_fragments(
+                        &html,
+                        None,
+                        MergeMode::Morph,
+                        None,
+                    ))
+                    .await?;
+                    last = html;
+                }
+            }
+            // A finished order's pane no longer changes: keep the stream, send nothing.
+            if meta.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }))
+}

@@ -1,0 +1,285 @@
+//! What the live streams send, rendered: notifications as list items and the selected
+//! order's `#workflow-meta` pane (current step, elapsed time, retries and the last
+//! failure as Restate reports them, the next action, a progress bar).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use askama::Template;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_core::Stream;
+use tokio::sync::mpsc;
+
+use super::datastar::{self, MergeMode};
+use super::error::ApiError;
+use super::markdown::step_label;
+use crate::app::orders::{MetaSnapshot, OrderView, Retries};
+use crate::clock::parse_rfc3339;
+use crate::db::orders::Notification;
+use crate::domain::{OrderStatus, StepState};
+
+/// How often an idle stream sends a keep-alive comment.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// A short answer of datastar events (an action's: the panes it changed).
+pub fn respond(events: Vec<Event>) -> Response {
+    let (tx, rx) = mpsc::channel(events.len().max(1));
+    for event in events {
+        let _ = tx.try_send(event);
+    }
+    Sse::new(EventStream::new(rx)).into_response()
+}
+
+/// Sends a live stream's events; fails once the client has gone away.
+pub struct Events(mpsc::Sender<Event>);
+
+/// Why a live stream's producer stopped: the client left, or something failed (logged).
+#[derive(Debug)]
+pub struct Stop;
+
+impl Events {
+    pub async fn send(&self, event: Event) -> Result<(), Stop> {
+        self.0.send(event).await.map_err(|_| Stop)
+    }
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Stop {
+        tracing::warn!(status = %e.status(), message = e.message(), "a live stream stopped");
+        Stop
+    }
+}
+
+impl From<askama::Error> for Stop {
+    fn from(e: askama::Error) -> Stop {
+        tracing::error!(error = %e, "a live stream cannot render");
+        Stop
+    }
+}
+
+/// A long-lived SSE response fed by `produce`, with keep-alive comments. The producer
+/// runs until it returns, the client goes away or the server shuts down.
+pub fn stream<F, Fut>(shutdown: crate::Shutdown, produce: F) -> Response
+where
+    F: FnOnce(Events) -> Fut,
+    Fut: Future<Output = Result<(), Stop>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    let closed = tx.clone();
+    let producer = produce(Events(tx));
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = producer => {}
+            () = shutdown.wait() => {}
+            () = closed.closed() => {}
+        }
+    });
+    Sse::new(EventStream::new(rx))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(KEEP_ALIVE_INTERVAL)
+                .text("keep-alive"),
+        )
+        .into_response()
+}
+
+/// The events as the wire carries them (for tests).
+#[cfg(test)]
+pub(crate) async fn wire(events: Vec<Event>) -> String {
+    let body = respond(events).into_body();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The events a channel receives, as the stream axum's `Sse` sends.
+pub struct EventStream(mpsc::Receiver<Event>);
+
+impl EventStream {
+    pub fn new(rx: mpsc::Receiver<Event>) -> Self {
+        EventStream(rx)
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|event| event.map(Ok))
+    }
+}
+/// Where the page shows notifications; new ones go first.
+pub const LIST_SELECTOR: &str = "#notification-list";
+
+#[derive(Template)]
+#[template(path = "notification.html")]
+struct NotificationItem<'a> {
+    id: i64,
+    kind: &'a str,
+    created_at: &'a str,
+    clock: &'a str,
+    message: &'a str,
+}
+
+/// A notification as a list item (`#notification-{id}`), text escaped.
+pub fn notification_html(n: &Notification) -> Result<String, askama::Error> {
+    NotificationItem {
+        id: n.id,
+        kind: &n.kind,
+        created_at: &n.created_at,
+        clock: n.created_at.get(11..19).unwrap_or(&n.created_at),
+        message: &n.message,
+    }
+    .render()
+}
+
+/// A notification as a datastar event that puts it at the top of the list.
+pub fn notification_event(n: &Notification) -> Result<Event, askama::Error> {
+    let html = notification_html(n)?;
+    Ok(datastar::merge_fragments(
+        &html,
+        Some(LIST_SELECTOR),
+        MergeMode::Prepend,
+        Some(n.id),
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "workflow_meta.html")]
+pub struct WorkflowMeta {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub status_label: &'static str,
+    pub current_step: String,
+    pub elapsed: String,
+    pub retry_count: i64,
+    pub last_failure: Option<String>,
+    pub next_action: &'static str,
+    pub progress: usize,
+}
+
+impl WorkflowMeta {
+    pub fn new(order: &OrderView, retries: Retries, now: &str) -> Self {
+        let current = order
+            .steps
+            .iter()
+            .find(|s| matches!(s.state, StepState::Active | StepState::Failed))
+            .or_else(|| order.steps.last());
+        let done = order
+            .steps
+            .iter()
+            .filter(|s| s.state == StepState::Done)
+            .count();
+        // A finished order's clock stops at its last change.
+        let end = if order.status.is_final() {
+            order
+                .steps
+                .iter()
+                .filter_map(|s| s.at.as_deref())
+                .max()
+                .unwrap_or(now)
+        } else {
+            now
+        };
+        let elapsed_ms = parse_rfc3339(end)
+            .zip(parse_rfc3339(&order.created_at))
+            .map_or(0, |(end, start)| (end - start).max(0));
+        WorkflowMeta {
+            order_id: order.order_id.clone(),
+            status: order.status,
+            status_label: order.status.label(),
+            current_step: current.map(|s| step_label(s, order)).unwrap_or_default(),
+            elapsed: format_elapsed(elapsed_ms),
+            retry_count: retries.count,
+            last_failure: retries
+                .last_failure
+                .or_else(|| order.failure_reason.clone()),
+            next_action: next_action(order.status),
+            progress: done * 100 / order.steps.len().max(1),
+        }
+    }
+}
+
+/// `2m 34s`, as the proposal's metadata pane shows it.
+pub fn format_elapsed(ms: i64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+pub fn next_action(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::AwaitingPayment => "Pay or decline at the payment gateway",
+        OrderStatus::AwaitingApproval => "Admin: approve or reject",
+        OrderStatus::Shipping => "None: the carrier is being booked",
+        OrderStatus::InTransit => "None: waiting for delivery",
+        OrderStatus::Delivered => "None: the order is complete",
+        OrderStatus::PaymentFailed | OrderStatus::PaymentTimedOut => {
+            "Check out again with a new order"
+        }
+        OrderStatus::Rejected | OrderStatus::ShippingFailed => "None: the order was cancelled",
+    }
+}
+
+/// The `#workflow-meta` pane of an order as a snapshot shows it.
+pub fn meta_html(snapshot: &MetaSnapshot) -> Result<String, askama::Error> {
+    WorkflowMeta::new(&snapshot.order, snapshot.retries.clone(), &snapshot.at).render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn notifications_render_escaped_into_a_datastar_event() {
+        let n = Notification {
+            id: 42,
+            user_id: "alice".into(),
+            order_id: Some("o1".into()),
+            kind: "payment_failed".into(),
+            message: "Order o1: payment failed: <img src=x onerror=alert(1)> & \"more\"".into(),
+            created_at: "2026-11-26T05:51:21.788Z".into(),
+        };
+        let event = wire(vec![notification_event(&n).unwrap()]).await;
+        assert!(event.starts_with("event: datastar-merge-fragments\nid: 42\ndata: selector #notification-list\ndata: mergeMode prepend\n"), "{event}");
+        assert!(
+            event.contains(
+                r#"<li id="notification-42" class="notification notification-payment_failed">"#
+            ),
+            "{event}"
+        );
+        assert!(
+            event.contains(r#"<time datetime="2026-11-26T05:51:21.788Z">05:51:21</time>"#),
+            "{event}"
+        );
+        assert!(
+            event.contains("&#60;img src=x onerror=alert(1)&#62; &#38; &#34;more&#34;")
+                || event.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;more&quot;"),
+            "{event}"
+        );
+        assert!(!event.contains("<img"), "{event}");
+        assert!(event.ends_with("</li>\n\n"));
+    }
+
+    #[test]
+    fn elapsed_reads_like_the_proposal() {
+        assert_eq!(format_elapsed(999), "0s");
+        assert_eq!(format_elapsed(59_000), "59s");
+        assert_eq!(format_elapsed(154_000), "2m 34s");
+        assert_eq!(format_elapsed(3_720_000), "1h 2m");
+    }
+
+    #[test]
+    fn every_status_has_a_next_action() {
+        for s in OrderStatus::ALL {
+            assert!(!next_action(s).is_empty());
+        }
+        assert!(next_action(OrderStatus::AwaitingApproval).contains("approve"));
+    }
+}

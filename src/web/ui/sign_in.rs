@@ -1,0 +1,60 @@
+//! Signing in on the page: a form posting a user name and a password (in demo mode, the
+//! user picker without one), answered with the session cookie; and signing out.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::app::AppError;
+use crate::app::identity::{self, SESSION_LIFETIME_SECS};
+use crate::auth::Purpose;
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::session;
+
+/// The sign-in form: a user name and a password; in demo mode the user picker, which
+/// needs no password. Success sets the session cookie and reloads the page as that
+/// user; a refusal reloads it with the reason.
+#[derive(Deserialize)]
+pub struct SignIn {
+    user: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<SignIn>, FormRejection>,
+) -> ApiResult<Response> {
+    let Form(form) = form.map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+    let user = if state.demo && form.password.is_empty() {
+        identity::by_name(&state, &form.user)
+            .await
+            .map_err(|_| ApiError::bad_request("unknown_user", "pick one of the listed users"))?
+    } else {
+        match identity::check_password(&state, &form.user, &form.password).await {
+            Ok(user) => user,
+            Err(AppError::TooManyRequests(..)) => {
+                return Ok(Redirect::to("/?signin=throttled").into_response());
+            }
+            Err(AppError::Unauthorized(..)) => {
+                return Ok(Redirect::to("/?signin=failed").into_response());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (value, _) = identity::issue(&state, Purpose::SessionCookie, &user, SESSION_LIFETIME_SECS)?;
+    let cookie = session::set_cookie(&value, &headers);
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}
+
+pub async fn sign_out(headers: HeaderMap) -> Response {
+    (
+        [(header::SET_COOKIE, session::clear_cookie(&headers))],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
