@@ -8,20 +8,19 @@ use super::orders::parse_order_id;
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
 use crate::domain::{OrderId, OrderStatus, PaymentState, Reason};
+use crate::durable::ingress;
 use crate::durable::workflow::RejectRequest;
+use restate_sdk::serde::Json;
 
 /// How long a decision on a just-paid order waits for checkout to record the payment.
 const PAYMENT_RECORD_DEADLINE: Duration = Duration::from_secs(10);
-
-const WORKFLOW: &str = "OrderFulfillmentWorkflow";
 
 /// The admin approves an order that waits for approval.
 pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<OrderId> {
     require_admin(user)?;
     let order_id = decidable(app, id).await?;
-    app.restate
-        .call::<(), ()>(WORKFLOW, order_id.as_str(), "Approve", None)
-        .await?;
+    let workflow = app.restate.workflow(order_id.as_str());
+    ingress::body(workflow.approve().call().await)?;
     Ok(order_id)
 }
 
@@ -36,9 +35,8 @@ pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
     };
     let order_id = decidable(app, id).await?;
     let request = RejectRequest { reason };
-    app.restate
-        .call::<_, ()>(WORKFLOW, order_id.as_str(), "Reject", Some(&request))
-        .await?;
+    let workflow = app.restate.workflow(order_id.as_str());
+    ingress::body(workflow.reject(Json(request)).call().await)?;
     Ok(order_id)
 }
 

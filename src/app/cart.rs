@@ -5,7 +5,9 @@ use serde::Serialize;
 use super::{App, AppError, AppResult, catalog};
 use crate::db::User;
 use crate::domain::{Basket, Cents, ProductId, ProductRef, Quantity};
+use crate::durable::ingress;
 use crate::durable::user_session::{AddItem, RemoveItem};
+use restate_sdk::serde::Json;
 
 /// The cart as clients see it.
 #[derive(Debug, Serialize)]
@@ -48,8 +50,6 @@ impl CartView {
     }
 }
 
-const SERVICE: &str = "UserSession";
-
 /// The refusal while a checkout waits for payment: its handler holds the cart.
 pub fn checkout_in_progress(order_id: &str) -> AppError {
     AppError::conflict(
@@ -68,11 +68,9 @@ async fn ensure_unlocked(app: &App, user: &User) -> AppResult<()> {
 
 /// The user's cart.
 pub async fn cart(app: &App, user: &User) -> AppResult<CartView> {
-    let basket: Basket = app
-        .restate
-        .call::<(), _>(SERVICE, &user.username, "GetBasket", None)
-        .await?;
-    Ok(CartView::new(&user.username, basket))
+    let session = app.restate.user_session(&user.username);
+    let basket = ingress::body(session.get_basket().call().await)?;
+    Ok(CartView::new(&user.username, basket.into_inner()))
 }
 
 /// Adds `quantity` of a product to the user's cart.
@@ -88,11 +86,9 @@ pub async fn add_item(
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
         quantity,
     };
-    let basket: Basket = app
-        .restate
-        .call(SERVICE, &user.username, "AddItem", Some(&input))
-        .await?;
-    Ok(CartView::new(&user.username, basket))
+    let session = app.restate.user_session(&user.username);
+    let basket = ingress::body(session.add_item(Json(input)).call().await)?;
+    Ok(CartView::new(&user.username, basket.into_inner()))
 }
 
 /// Removes a product from the user's cart.
@@ -102,9 +98,7 @@ pub async fn remove_item(app: &App, user: &User, product: &ProductRef) -> AppRes
     let input = RemoveItem {
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
     };
-    let basket: Basket = app
-        .restate
-        .call(SERVICE, &user.username, "RemoveItem", Some(&input))
-        .await?;
-    Ok(CartView::new(&user.username, basket))
+    let session = app.restate.user_session(&user.username);
+    let basket = ingress::body(session.remove_item(Json(input)).call().await)?;
+    Ok(CartView::new(&user.username, basket.into_inner()))
 }

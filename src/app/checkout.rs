@@ -12,7 +12,9 @@ use crate::db::User;
 use crate::db::orders::OrderSummary;
 use crate::domain::ids::stable_hash;
 use crate::domain::{OrderId, OrderStatus, ShippingAddress};
-use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
+use crate::durable::ingress::CallError;
+use crate::durable::user_session::CheckoutRequest;
+use restate_sdk::serde::Json;
 
 /// How long checkout waits for the order to reach the payment gateway.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -79,19 +81,18 @@ pub async fn place_order(
         Some(key) => format!("{order_id}:{key}"),
         None => format!("checkout:{order_id}"),
     };
-    let invocation = app
+    let sent = app
         .restate
-        .send(
-            "UserSession",
-            &user.username,
-            "Checkout",
-            &request,
-            &restate_key,
-        )
-        .await?;
+        .user_session(&user.username)
+        .checkout(Json(request))
+        .idempotency_key(restate_key)
+        .send()
+        .await
+        .map_err(CallError::from)?;
     // Checkout suspends once the payment request is registered (the feed says so);
     // a refusal (empty cart, missing stock) ends the invocation instead.
-    let finished = app.restate.attach::<CheckoutOutcome>(&invocation);
+    let invocation = sent.invocation_handle();
+    let finished = invocation.attach();
     tokio::pin!(finished);
     let deadline = tokio::time::sleep(START_DEADLINE);
     tokio::pin!(deadline);
@@ -104,7 +105,7 @@ pub async fn place_order(
         tokio::select! {
             _ = watch.changed() => {}
             outcome = &mut finished => {
-                let outcome = outcome?;
+                let outcome = outcome.map_err(CallError::from)?.into_body().into_inner();
                 return Ok(CheckoutReply {
                     order_id: outcome.order_id.to_string(),
                     status: outcome.status,

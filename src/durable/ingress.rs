@@ -1,21 +1,65 @@
-//! The HTTP client for Restate's ingress (calling durable handlers) and admin API
-//! (health, registering the service endpoint). Plain reqwest over loopback.
+//! How the web role reaches Restate: the SDK's generated, typed ingress clients for
+//! the durable handlers (`UserSessionIngressClient`, `OrderFulfillmentWorkflowIngressClient`)
+//! over the reqwest client already in use, and plain HTTP only where the SDK has no
+//! client: resolving awakeables, and the admin API (health, registration, queries).
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::body::Bytes;
+use axum::http::{Request as HttpRequest, Response as HttpResponse};
 use reqwest::StatusCode;
+use restate_sdk::ingress::{CallResponse, ClientError, RequestExecutor};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::errors::split_code;
+use super::user_session::UserSessionIngressClient;
+use super::workflow::OrderFulfillmentWorkflowIngressClient;
+
+/// Carries the typed clients' requests: reqwest over loopback, with the call timeout.
+#[derive(Clone)]
+pub struct Executor(reqwest::Client);
+
+impl RequestExecutor for Executor {
+    type Error = reqwest::Error;
+
+    async fn execute(
+        &self,
+        request: HttpRequest<Bytes>,
+    ) -> Result<HttpResponse<Bytes>, Self::Error> {
+        let request: reqwest::Request = request.try_into()?;
+        let response = self.0.execute(request).await?;
+        let (status, headers) = (response.status(), response.headers().clone());
+        let mut reply = HttpResponse::new(response.bytes().await?);
+        *reply.status_mut() = status;
+        *reply.headers_mut() = headers;
+        Ok(reply)
+    }
+}
+
+/// The typed ingress client's transport.
+pub type Ingress = restate_sdk::ingress::Client<Executor>;
 
 /// Calls Restate on behalf of the web role. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RestateClient {
     http: reqwest::Client,
+    ingress: Ingress,
     ingress_url: String,
     admin_url: String,
+}
+
+impl std::fmt::Debug for RestateClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RestateClient({}, {})", self.ingress_url, self.admin_url)
+    }
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Executor")
+    }
 }
 
 /// Why a durable call did not return a value.
@@ -39,6 +83,36 @@ struct IngressError {
     message: String,
 }
 
+/// A refusal from its answer: the status, and the handler's code split off the message.
+fn refused(status: StatusCode, body: &[u8]) -> CallError {
+    let message = serde_json::from_slice::<IngressError>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    let (code, message) = split_code(&message);
+    CallError::Refused {
+        status: status.as_u16(),
+        code: code.map(str::to_owned),
+        message: message.to_owned(),
+    }
+}
+
+impl From<ClientError> for CallError {
+    fn from(err: ClientError) -> CallError {
+        match err {
+            ClientError::Status { status, response } => refused(status, response.body()),
+            ClientError::Transport { source } => CallError::Unavailable(source.to_string()),
+            other => CallError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The body of a typed call's answer, or why there is none.
+pub fn body<Res: restate_sdk::serde::Deserialize>(
+    answer: Result<CallResponse<Executor, Res>, ClientError>,
+) -> Result<Res, CallError> {
+    Ok(answer?.into_body()?)
+}
+
 impl RestateClient {
     /// How long a web request waits for a durable handler before giving up on it.
     pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,83 +124,35 @@ impl RestateClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .context("cannot build the HTTP client")?;
+        let calls = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Self::CALL_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let ingress_url = ingress_url.trim_end_matches('/').to_owned();
+        let ingress = Ingress::new(
+            ingress_url.parse().context("bad Restate ingress URL")?,
+            Executor(calls),
+        )
+        .context("bad Restate ingress URL")?;
         Ok(Self {
             http,
-            ingress_url: ingress_url.trim_end_matches('/').to_owned(),
+            ingress,
+            ingress_url,
             admin_url: admin_url.trim_end_matches('/').to_owned(),
         })
     }
 
-    /// Calls `{service}/{key}/{handler}` and waits for its JSON answer.
-    pub async fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
-        &self,
-        service: &str,
-        key: &str,
-        handler: &str,
-        input: Option<&I>,
-    ) -> Result<O, CallError> {
-        let url = format!("{}/{service}/{key}/{handler}", self.ingress_url);
-        let mut req = self.http.post(&url).timeout(Self::CALL_TIMEOUT);
-        // A handler without input wants no body and no content type at all.
-        if let Some(body) = input {
-            req = req.json(body);
-        }
-        self.exchange(req, service, handler).await
+    /// The `UserSession` of `user`: their cart and checkout.
+    pub fn user_session(&self, user: &str) -> UserSessionIngressClient<Executor> {
+        UserSessionIngressClient::from_client(self.ingress.clone(), user)
     }
 
-    /// Starts `{service}/{key}/{handler}` without waiting for it to finish. The
-    /// idempotency key makes a repeated send return the same invocation. Returns the
-    /// invocation id.
-    pub async fn send<I: Serialize + ?Sized>(
-        &self,
-        service: &str,
-        key: &str,
-        handler: &str,
-        input: &I,
-        idempotency_key: &str,
-    ) -> Result<String, CallError> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Sent {
-            invocation_id: String,
-        }
-        let url = format!("{}/{service}/{key}/{handler}/send", self.ingress_url);
-        let req = self
-            .http
-            .post(&url)
-            .timeout(Self::CALL_TIMEOUT)
-            .header("idempotency-key", idempotency_key)
-            .json(input);
-        let sent: Sent = self.exchange(req, service, handler).await?;
-        Ok(sent.invocation_id)
-    }
-
-    /// The result of an invocation started with an idempotency key: `None` while it runs.
-    pub async fn output<O: DeserializeOwned>(
-        &self,
-        invocation_id: &str,
-    ) -> Result<Option<O>, CallError> {
-        let url = format!(
-            "{}/restate/invocation/{invocation_id}/output",
-            self.ingress_url
-        );
-        let req = self.http.get(&url).timeout(Self::CALL_TIMEOUT);
-        match self.exchange(req, "invocation", "output").await {
-            Ok(o) => Ok(Some(o)),
-            // Restate's "exists but has not completed yet".
-            Err(CallError::Refused { status: 470, .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Waits for an invocation started with an idempotency key to finish; its result.
-    pub async fn attach<O: DeserializeOwned>(&self, invocation_id: &str) -> Result<O, CallError> {
-        let url = format!(
-            "{}/restate/invocation/{invocation_id}/attach",
-            self.ingress_url
-        );
-        let req = self.http.get(&url).timeout(Self::CALL_TIMEOUT);
-        self.exchange(req, "invocation", "attach").await
+    /// The fulfillment workflow of `order_id`.
+    pub fn workflow(&self, order_id: &str) -> OrderFulfillmentWorkflowIngressClient<Executor> {
+        OrderFulfillmentWorkflowIngressClient::from_client(self.ingress.clone(), order_id)
     }
 
     /// Completes an awakeable with a value.
@@ -188,15 +214,7 @@ impl RestateClient {
         if status.is_success() {
             return Ok(body);
         }
-        let message = serde_json::from_slice::<IngressError>(&body)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-        let (code, message) = split_code(&message);
-        Err(CallError::Refused {
-            status: status.as_u16(),
-            code: code.map(str::to_owned),
-            message: message.to_owned(),
-        })
+        Err(refused(status, &body))
     }
 
     /// Rows from Restate's introspection tables (`sys_invocation`, `state`, ...).
