@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::feed::OrderWatch;
 use super::{App, AppError, AppResult};
 use crate::db::User;
 use crate::db::orders::OrderSummary;
 use crate::domain::ids::stable_hash;
 use crate::domain::{OrderId, OrderStatus, ShippingAddress};
-use crate::durable::ingress::CallError;
-use crate::durable::user_session::CheckoutRequest;
+use crate::durable::ingress::{CallError, Executor};
+use crate::durable::user_session::{CheckoutOutcome, CheckoutRequest};
+use restate_sdk::ingress::InvocationHandle;
 use restate_sdk::serde::Json;
 
 /// How long checkout waits for the order to reach the payment gateway.
@@ -72,7 +74,7 @@ pub async fn place_order(
         return Err(super::cart::checkout_in_progress(&pending));
     }
     // Watch the order before starting it, so no news falls in between.
-    let mut watch = app.feed.watch_order(order_id.as_str());
+    let watch = app.feed.watch_order(order_id.as_str());
     let request = CheckoutRequest {
         order_id: order_id.clone(),
         shipping_address,
@@ -89,9 +91,17 @@ pub async fn place_order(
         .send()
         .await
         .map_err(CallError::from)?;
-    // Checkout suspends once the payment request is registered (the feed says so);
-    // a refusal (empty cart, missing stock) ends the invocation instead.
-    let invocation = sent.invocation_handle();
+    wait_placed(app, &order_id, watch, sent.invocation_handle()).await
+}
+
+/// Checkout suspends once the payment request is registered (the feed says so); a
+/// refusal (empty cart, missing stock) ends the invocation instead (its attach says so).
+async fn wait_placed(
+    app: &App,
+    order_id: &OrderId,
+    mut watch: OrderWatch,
+    invocation: InvocationHandle<Executor, Json<CheckoutOutcome>>,
+) -> AppResult<CheckoutReply> {
     let finished = invocation.attach();
     tokio::pin!(finished);
     let deadline = tokio::time::sleep(START_DEADLINE);
@@ -113,10 +123,10 @@ pub async fn place_order(
                 });
             }
             () = &mut deadline => {
-                return Err(AppError::unavailable(
-                    "checkout_pending",
-                    format!("checkout of {order_id} has not started yet; ask again with the same order_id"),
-                ));
+                let message = format!(
+                    "checkout of {order_id} has not started yet; ask again with the same order_id"
+                );
+                return Err(AppError::unavailable("checkout_pending", message));
             }
         }
     }

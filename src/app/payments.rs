@@ -12,6 +12,7 @@ use super::{App, AppError, AppResult};
 use crate::auth::unix_now;
 use crate::db::User;
 use crate::domain::{Cents, PaymentState, Reason, TransactionId};
+use crate::durable::ingress::CallError;
 use crate::durable::user_session::PaymentReceipt;
 
 /// How far a signature's timestamp may be from now.
@@ -166,25 +167,39 @@ pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
                 "no payment is waiting under this awakeable_id",
             )
         })?;
-    let settled = || {
-        AppError::conflict(
-            "payment_settled",
-            "this payment is already settled; a second callback changes nothing",
-        )
-    };
     if payment.state != PaymentState::Pending {
-        return Err(settled());
+        return Err(already_settled());
     }
+    if matches!(cb.outcome, Outcome::Paid(_)) && cb.amount != payment.amount_cents {
+        let message = format!(
+            "amount {} does not match the order total {}",
+            cb.amount, payment.amount_cents
+        );
+        return Err(AppError::invalid("amount_mismatch", message));
+    }
+    let state = claim(app, &cb).await?;
+    if let Err(e) = deliver(app, &cb).await {
+        // Put it back so the gateway's retry can deliver it.
+        app.db.unsettle_payment(&cb.awakeable_id).await?;
+        return Err(e.into());
+    }
+    Ok(CallbackReply {
+        order_id: payment.order_id,
+        status: state,
+    })
+}
+
+fn already_settled() -> AppError {
+    AppError::conflict(
+        "payment_settled",
+        "this payment is already settled; a second callback changes nothing",
+    )
+}
+
+/// Settles the payment in the gateway's record: the one conditional update that
+/// decides between racing callbacks (and the checkout's timeout).
+async fn claim(app: &App, cb: &Settlement) -> AppResult<PaymentState> {
     let (state, txn, reason) = match &cb.outcome {
-        Outcome::Paid(_) if cb.amount != payment.amount_cents => {
-            return Err(AppError::invalid(
-                "amount_mismatch",
-                format!(
-                    "amount {} does not match the order total {}",
-                    cb.amount, payment.amount_cents
-                ),
-            ));
-        }
         Outcome::Paid(txn) => (PaymentState::Succeeded, Some(txn.as_str()), None),
         Outcome::Declined(reason, txn) => (
             PaymentState::Failed,
@@ -192,14 +207,20 @@ pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
             Some(reason.as_str()),
         ),
     };
-    if !app
+    let won = app
         .db
         .settle_payment(&cb.awakeable_id, state, txn, reason)
-        .await?
-    {
-        return Err(settled());
+        .await?;
+    if won {
+        Ok(state)
+    } else {
+        Err(already_settled())
     }
-    let delivered = match &cb.outcome {
+}
+
+/// Completes the checkout's awakeable with the receipt, or fails it with the reason.
+async fn deliver(app: &App, cb: &Settlement) -> Result<(), CallError> {
+    match &cb.outcome {
         Outcome::Paid(txn) => {
             let receipt = PaymentReceipt {
                 transaction_id: txn.to_string(),
@@ -214,16 +235,7 @@ pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
                 .reject_awakeable(&cb.awakeable_id, reason.as_str())
                 .await
         }
-    };
-    if let Err(e) = delivered {
-        // Put it back so the gateway's retry can deliver it.
-        app.db.unsettle_payment(&cb.awakeable_id).await?;
-        return Err(e.into());
     }
-    Ok(CallbackReply {
-        order_id: payment.order_id,
-        status: state,
-    })
 }
 
 /// The simulated gateway: where it posts, and what it signs with.
@@ -293,43 +305,49 @@ pub async fn pay_at_gateway(
         body["status"] = "failed".into();
         body["reason"] = reason.as_str().into();
     }
-    let body = body.to_string();
-    let gateway = &app.gateway;
-    let response = gateway
-        .http
-        .post(&gateway.callback_url)
-        .header(reqwest::header::HOST, &gateway.callback_host)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            "x-payment-signature",
-            sign(&gateway.secret, unix_now(), body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "the payment gateway cannot reach the callback");
-            AppError::unavailable(
-                "gateway_unreachable",
-                "the payment gateway could not deliver its callback; try again",
+    app.gateway.post(body.to_string()).await?;
+    let amount = Cents::new(payment.amount_cents).unwrap_or_default();
+    Ok(match decline {
+        None => format!("Paid {amount} for order {order_id} (transaction {transaction_id})."),
+        Some(reason) => format!("Declined the payment of order {order_id}: {reason}"),
+    })
+}
+
+impl Gateway {
+    /// Posts a signed callback to our own route, as a real gateway would; its error
+    /// answer is passed on as the gateway saw it.
+    async fn post(&self, body: String) -> AppResult<()> {
+        let response = self
+            .http
+            .post(&self.callback_url)
+            .header(reqwest::header::HOST, &self.callback_host)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                "x-payment-signature",
+                sign(&self.secret, unix_now(), body.as_bytes()),
             )
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        let amount = Cents::new(payment.amount_cents).unwrap_or_default();
-        return Ok(match decline {
-            None => format!("Paid {amount} for order {order_id} (transaction {transaction_id})."),
-            Some(reason) => format!("Declined the payment of order {order_id}: {reason}"),
-        });
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the payment gateway cannot reach the callback");
+                AppError::unavailable(
+                    "gateway_unreachable",
+                    "the payment gateway could not deliver its callback; try again",
+                )
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let error: serde_json::Value = response.json().await.unwrap_or_default();
+        let text = |key: &str| error["error"][key].as_str().map(str::to_owned);
+        Err(AppError::from_status(
+            status.as_u16(),
+            text("code").unwrap_or_else(|| "payment_callback_failed".to_owned()),
+            text("message").unwrap_or_else(|| format!("the payment callback answered {status}")),
+        ))
     }
-    // The callback's own error, passed on as the gateway saw it.
-    let error: serde_json::Value = response.json().await.unwrap_or_default();
-    let text = |key: &str| error["error"][key].as_str().map(str::to_owned);
-    Err(AppError::from_status(
-        status.as_u16(),
-        text("code").unwrap_or_else(|| "payment_callback_failed".to_owned()),
-        text("message").unwrap_or_else(|| format!("the payment callback answered {status}")),
-    ))
 }
 
 #[cfg(test)]

@@ -212,6 +212,137 @@ impl UserSession {
         })
     }
 
+    /// The basket as an order, priced and timestamped; an empty cart is refused.
+    async fn new_order(
+        ctx: &ObjectContext<'_>,
+        order_id: OrderId,
+        shipping_address: ShippingAddress,
+    ) -> Result<OrderRecord, HandlerError> {
+        let basket = Self::basket(ctx).await?;
+        if basket.is_empty() {
+            let empty = refusal(409, "empty_cart", "the cart is empty; add something first");
+            return Err(empty.into());
+        }
+        let total_cents = basket
+            .total()
+            .ok_or_else(|| refusal(409, "cart_total_limit", "the cart total is too large"))?;
+        let created_at = ctx
+            .run(|| async { Ok(now_rfc3339()) })
+            .name("order_timestamp")
+            .await?;
+        Ok(OrderRecord {
+            order_id,
+            user_id: ctx.key().to_owned(),
+            items: basket.lines,
+            total_cents,
+            shipping_address,
+            created_at,
+            status: OrderStatus::AwaitingPayment,
+            awakeable_id: None,
+            transaction_id: None,
+            failure_reason: None,
+        })
+    }
+
+    /// Reserves stock for every line at once (and claims the order id), or refuses.
+    async fn reserve(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order: &OrderRecord,
+    ) -> Result<(), HandlerError> {
+        let snapshot = order.clone();
+        let reserved = ctx
+            .run(|| async move { Ok(Json(self.db.reserve_order(&snapshot).await?)) })
+            .name("reserve_stock")
+            .await?
+            .into_inner();
+        let refused = match reserved {
+            ReserveOutcome::Reserved => return Ok(()),
+            ReserveOutcome::OutOfStock {
+                sku,
+                available,
+                wanted,
+            } => refusal(
+                409,
+                "out_of_stock",
+                format!("only {available} of {sku} in stock; the order needs {wanted}"),
+            ),
+            ReserveOutcome::OrderIdTaken => refusal(
+                409,
+                "order_id_taken",
+                format!("order id {} is already in use", order.order_id),
+            ),
+        };
+        Err(refused.into())
+    }
+
+    /// Records the order (its state doubles as checkout's dedup marker) and registers
+    /// the payment request, under the awakeable the gateway completes.
+    async fn open_payment(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order: &mut OrderRecord,
+        awakeable_id: &str,
+    ) -> Result<(), HandlerError> {
+        order.awakeable_id = Some(awakeable_id.to_owned());
+        ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
+        let mut ids = ctx
+            .get::<Json<Vec<OrderId>>>(ORDERS)
+            .await?
+            .unwrap_or_default()
+            .into_inner();
+        ids.push(order.order_id.clone());
+        ctx.set(ORDERS, Json(ids));
+        let (snapshot, awk) = (order.clone(), awakeable_id.to_owned());
+        ctx.run(|| async move {
+            self.db.register_payment(&snapshot, &awk).await?;
+            for event in Event::checkout_started(&snapshot) {
+                event.write(&self.db).await?;
+            }
+            Ok(())
+        })
+        .name("register_payment")
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the checkout as the payment ended: paid (the basket goes, the workflow
+    /// starts), or failed or timed out (the stock goes back, the basket stays).
+    async fn settle(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order: &mut OrderRecord,
+        payment: Payment,
+    ) -> Result<(), HandlerError> {
+        match payment {
+            Payment::Paid(receipt) => {
+                order.status = OrderStatus::AwaitingApproval;
+                order.transaction_id = Some(receipt.transaction_id);
+                self.record(ctx, order, vec![Event::payment_confirmed(order)], false)
+                    .await?;
+                // Only the basket goes: the order records (dedup markers) stay.
+                ctx.clear(BASKET);
+                ctx.workflow_client::<OrderFulfillmentWorkflowClient>(order.order_id.to_string())
+                    .run(Json(order.clone()))
+                    .send();
+            }
+            Payment::Failed(reason) => {
+                order.status = OrderStatus::PaymentFailed;
+                order.failure_reason = Some(reason);
+                self.record(ctx, order, vec![Event::payment_failed(order)], true)
+                    .await?;
+            }
+            Payment::TimedOut => {
+                order.status = OrderStatus::PaymentTimedOut;
+                order.failure_reason = Some("no payment arrived in time".into());
+                self.record(ctx, order, vec![Event::payment_timed_out(order)], true)
+                    .await?;
+            }
+        }
+        ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
+        Ok(())
+    }
+
     /// Records the order's new status in the read model and the notification log.
     async fn record(
         &self,
@@ -293,119 +424,21 @@ impl UserSession {
             order_id,
             shipping_address,
         } = req.into_inner();
-        let key = checkout_key(&order_id);
         // A repeated checkout of a known order answers what happened and creates nothing.
-        if let Some(Json(known)) = ctx.get::<Json<OrderRecord>>(&key).await? {
-            return Ok(Json(CheckoutOutcome::from(&known)));
-        }
-        let basket = Self::basket(&ctx).await?;
-        if basket.is_empty() {
-            return Err(
-                refusal(409, "empty_cart", "the cart is empty; add something first").into(),
-            );
-        }
-        let total_cents = basket
-            .total()
-            .ok_or_else(|| refusal(409, "cart_total_limit", "the cart total is too large"))?;
-        let created_at = ctx
-            .run(|| async { Ok(now_rfc3339()) })
-            .name("order_timestamp")
-            .await?;
-        let user_id = ctx.key().to_owned();
-        let mut order = OrderRecord {
-            order_id: order_id.clone(),
-            user_id: user_id.clone(),
-            items: basket.lines,
-            total_cents,
-            shipping_address,
-            created_at,
-            status: OrderStatus::AwaitingPayment,
-            awakeable_id: None,
-            transaction_id: None,
-            failure_reason: None,
-        };
-
-        let snapshot = order.clone();
-        let reserved = ctx
-            .run(|| async move { Ok(Json(self.db.reserve_order(&snapshot).await?)) })
-            .name("reserve_stock")
-            .await?
-            .into_inner();
-        match reserved {
-            ReserveOutcome::Reserved => {}
-            ReserveOutcome::OutOfStock {
-                sku,
-                available,
-                wanted,
-            } => {
-                return Err(refusal(
-                    409,
-                    "out_of_stock",
-                    format!("only {available} of {sku} in stock; the order needs {wanted}"),
-                )
-                .into());
-            }
-            ReserveOutcome::OrderIdTaken => {
-                return Err(refusal(
-                    409,
-                    "order_id_taken",
-                    format!("order id {order_id} is already in use"),
-                )
-                .into());
-            }
-        }
-
-        let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
-        order.awakeable_id = Some(awakeable_id.clone());
-        ctx.set(&key, Json(order.clone()));
-        let mut ids = ctx
-            .get::<Json<Vec<OrderId>>>(ORDERS)
-            .await?
-            .unwrap_or_default()
-            .into_inner();
-        ids.push(order_id.clone());
-        ctx.set(ORDERS, Json(ids));
-
-        let (snapshot, awk) = (order.clone(), awakeable_id.clone());
-        ctx.run(|| async move {
-            self.db.register_payment(&snapshot, &awk).await?;
-            for event in Event::checkout_started(&snapshot) {
-                event.write(&self.db).await?;
-            }
-            Ok(())
-        })
-        .name("register_payment")
-        .await?;
-
-        match self
-            .await_payment(&ctx, awakeable, &awakeable_id, order.total_cents)
+        if let Some(Json(known)) = ctx
+            .get::<Json<OrderRecord>>(&checkout_key(&order_id))
             .await?
         {
-            Payment::Paid(receipt) => {
-                order.status = OrderStatus::AwaitingApproval;
-                order.transaction_id = Some(receipt.transaction_id);
-                self.record(&ctx, &order, vec![Event::payment_confirmed(&order)], false)
-                    .await?;
-                // Only the basket goes: the order records (dedup markers) stay.
-                ctx.clear(BASKET);
-                ctx.workflow_client::<OrderFulfillmentWorkflowClient>(order_id.to_string())
-                    .run(Json(order.clone()))
-                    .send();
-            }
-            Payment::Failed(reason) => {
-                order.status = OrderStatus::PaymentFailed;
-                order.failure_reason = Some(reason);
-                self.record(&ctx, &order, vec![Event::payment_failed(&order)], true)
-                    .await?;
-            }
-            Payment::TimedOut => {
-                order.status = OrderStatus::PaymentTimedOut;
-                order.failure_reason = Some("no payment arrived in time".into());
-                self.record(&ctx, &order, vec![Event::payment_timed_out(&order)], true)
-                    .await?;
-            }
+            return Ok(Json(CheckoutOutcome::from(&known)));
         }
-        ctx.set(&key, Json(order.clone()));
+        let mut order = Self::new_order(&ctx, order_id, shipping_address).await?;
+        self.reserve(&ctx, &order).await?;
+        let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
+        self.open_payment(&ctx, &mut order, &awakeable_id).await?;
+        let payment = self
+            .await_payment(&ctx, awakeable, &awakeable_id, order.total_cents)
+            .await?;
+        self.settle(&ctx, &mut order, payment).await?;
         Ok(Json(CheckoutOutcome::from(&order)))
     }
 

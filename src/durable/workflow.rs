@@ -96,6 +96,107 @@ impl OrderFulfillmentWorkflow {
         Ok(())
     }
 
+    /// The workflow's first steps: its state, the saga (releasing the stock reserved at
+    /// checkout is owed from the start), and the order waiting for approval.
+    async fn begin(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        order: &OrderRecord,
+    ) -> Result<(FulfillmentStatus, Saga), HandlerError> {
+        let (order_id, user_id) = (order.order_id.to_string(), order.user_id.clone());
+        let started_at = ctx
+            .run(|| async { Ok(now_rfc3339()) })
+            .name("started_at")
+            .await?;
+        let mut st = FulfillmentStatus {
+            order_id: order_id.clone(),
+            user_id: user_id.clone(),
+            status: OrderStatus::AwaitingPayment,
+            steps: steps_for(OrderStatus::AwaitingPayment),
+            shipment: None,
+            compensations: Vec::new(),
+            failure_reason: None,
+            started_at: started_at.clone(),
+            updated_at: started_at,
+        };
+        let mut saga = Saga::default();
+        saga.push(Compensation::ReleaseInventory);
+        ctx.set(SAGA, Json(saga.clone()));
+        let waiting = format!("Order {order_id}: waiting for the store's approval");
+        let for_admin = format!(
+            "Order {order_id} from {user_id} ({}) needs approval",
+            order.total_cents
+        );
+        let events = vec![
+            Event::new(&user_id, &order_id, "approval_needed", waiting),
+            Event::new(ADMIN, &order_id, "approval_needed", for_admin),
+        ];
+        self.advance(ctx, &mut st, OrderStatus::AwaitingApproval, events)
+            .await?;
+        Ok((st, saga))
+    }
+
+    /// Books the shipment through `ShippingService` (which retries the carrier);
+    /// `Err(reason)` inside when the booking failed for good.
+    async fn ship(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        saga: &mut Saga,
+    ) -> Result<Result<(), String>, HandlerError> {
+        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+        let approved = format!("Order {order_id}: approved, booking the shipment");
+        let event = Event::new(&user_id, &order_id, "approved", approved);
+        self.advance(ctx, st, OrderStatus::Shipping, vec![event])
+            .await?;
+        let request = ShipmentRequest {
+            order_id: order_id.clone(),
+            user_id: user_id.clone(),
+        };
+        let booked = ctx
+            .service_client::<ShippingServiceClient>()
+            .initiate_shipment(Json(request))
+            .call()
+            .await;
+        let shipment = match booked {
+            Ok(Json(shipment)) => shipment,
+            Err(e) => return Ok(Err(e.message().to_owned())),
+        };
+        // Only a shipment that exists is cancelled on a later failure.
+        saga.push(Compensation::CancelShipment);
+        ctx.set(SAGA, Json(saga.clone()));
+        let message = format!(
+            "Order {order_id}: shipment initiated with {}, tracking {}; delivery expected in {}",
+            shipment.carrier,
+            shipment.tracking_number,
+            format_duration(self.delivery_delay)
+        );
+        st.shipment = Some(shipment);
+        let event = Event::new(&user_id, &order_id, "shipment_initiated", message);
+        self.advance(ctx, st, OrderStatus::InTransit, vec![event])
+            .await?;
+        Ok(Ok(()))
+    }
+
+    /// The parcel arrived: the stock reservation becomes a sale, nothing is owed back.
+    async fn deliver(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        mut saga: Saga,
+    ) -> Result<(), HandlerError> {
+        let id = st.order_id.clone();
+        ctx.run(|| async move { Ok(self.db.sell_reservation(&id).await.map(|_| ())?) })
+            .name("complete_sale")
+            .await?;
+        saga.clear();
+        ctx.set(SAGA, Json(saga));
+        let delivered = format!("Order {}: delivered", st.order_id);
+        let event = Event::new(&st.user_id, &st.order_id, "delivered", delivered);
+        self.advance(ctx, st, OrderStatus::Delivered, vec![event])
+            .await
+    }
+
     /// Unwinds the saga (last in, first out), records each compensation as it runs,
     /// then ends the order in `status` and the workflow with a terminal error.
     async fn fail(
@@ -191,48 +292,7 @@ impl OrderFulfillmentWorkflow {
         ctx: WorkflowContext<'_>,
         order: Json<OrderRecord>,
     ) -> Result<Json<FulfillmentStatus>, HandlerError> {
-        let order = order.into_inner();
-        let (order_id, user_id) = (order.order_id.to_string(), order.user_id.clone());
-        let started_at = ctx
-            .run(|| async { Ok(now_rfc3339()) })
-            .name("started_at")
-            .await?;
-        let mut st = FulfillmentStatus {
-            order_id: order_id.clone(),
-            user_id: user_id.clone(),
-            status: OrderStatus::AwaitingPayment,
-            steps: steps_for(OrderStatus::AwaitingPayment),
-            shipment: None,
-            compensations: Vec::new(),
-            failure_reason: None,
-            started_at: started_at.clone(),
-            updated_at: started_at,
-        };
-        // The stock was reserved at checkout: releasing it is owed from the start.
-        let mut saga = Saga::default();
-        saga.push(Compensation::ReleaseInventory);
-        ctx.set(SAGA, Json(saga.clone()));
-
-        let events = vec![
-            Event::new(
-                &user_id,
-                &order_id,
-                "approval_needed",
-                format!("Order {order_id}: waiting for the store's approval"),
-            ),
-            Event::new(
-                ADMIN,
-                &order_id,
-                "approval_needed",
-                format!(
-                    "Order {order_id} from {user_id} ({}) needs approval",
-                    order.total_cents
-                ),
-            ),
-        ];
-        self.advance(&ctx, &mut st, OrderStatus::AwaitingApproval, events)
-            .await?;
-
+        let (mut st, mut saga) = self.begin(&ctx, &order.into_inner()).await?;
         let decision = ctx
             .promise::<Json<Decision>>(ADMIN_APPROVAL)
             .await?
@@ -243,71 +303,21 @@ impl OrderFulfillmentWorkflow {
                 .fail(&ctx, &mut st, saga, OrderStatus::Rejected, reason)
                 .await;
         }
-
-        let event = Event::new(
-            &user_id,
-            &order_id,
-            "approved",
-            format!("Order {order_id}: approved, booking the shipment"),
-        );
-        self.advance(&ctx, &mut st, OrderStatus::Shipping, vec![event])
-            .await?;
-        let request = ShipmentRequest {
-            order_id: order_id.clone(),
-            user_id: user_id.clone(),
-        };
-        let shipment = match ctx
-            .service_client::<ShippingServiceClient>()
-            .initiate_shipment(Json(request))
-            .call()
-            .await
-        {
-            Ok(Json(shipment)) => shipment,
-            Err(e) => {
-                let reason = e.message().to_owned();
-                return self
-                    .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
-                    .await;
-            }
-        };
-        // Only a shipment that exists is cancelled on a later failure.
-        saga.push(Compensation::CancelShipment);
-        ctx.set(SAGA, Json(saga.clone()));
-        let message = format!(
-            "Order {order_id}: shipment initiated with {}, tracking {}; delivery expected in {}",
-            shipment.carrier,
-            shipment.tracking_number,
-            format_duration(self.delivery_delay)
-        );
-        st.shipment = Some(shipment);
-        let event = Event::new(&user_id, &order_id, "shipment_initiated", message);
-        self.advance(&ctx, &mut st, OrderStatus::InTransit, vec![event])
-            .await?;
-
+        if let Err(reason) = self.ship(&ctx, &mut st, &mut saga).await? {
+            return self
+                .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
+                .await;
+        }
         ctx.sleep(self.delivery_delay).await?;
         // Simulation hook: the parcel is lost after it shipped, so the saga has to
         // cancel the shipment before it releases the stock.
-        if order_id.contains("FAIL_DELIVERY") {
+        if st.order_id.contains("FAIL_DELIVERY") {
             let reason = "the carrier lost the parcel in transit".to_owned();
             return self
                 .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
                 .await;
         }
-
-        let id = order_id.clone();
-        ctx.run(|| async move { Ok(self.db.sell_reservation(&id).await.map(|_| ())?) })
-            .name("complete_sale")
-            .await?;
-        saga.clear();
-        ctx.set(SAGA, Json(saga));
-        let event = Event::new(
-            &user_id,
-            &order_id,
-            "delivered",
-            format!("Order {order_id}: delivered"),
-        );
-        self.advance(&ctx, &mut st, OrderStatus::Delivered, vec![event])
-            .await?;
+        self.deliver(&ctx, &mut st, saga).await?;
         Ok(Json(st))
     }
 
