@@ -2,8 +2,29 @@
 //!
 //! One binary, three roles: `shopflow` supervises everything on one machine,
 //! `shopflow services` serves the durable handlers to Restate, `shopflow web` serves
-//! the UI and JSON API. `run` picks the role; everything is in this library so the
-//! tests drive the same code.
+//! the UI and JSON API; `shopflow user|token|pay` are the operator's commands. `run`
+//! picks the role; everything is in this library so the tests drive the same code.
+//!
+//! # Where things live
+//!
+//! Layers, lowest first; each uses only those above it in this list
+//! (`tests/layers.rs` checks it):
+//!
+//! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
+//!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
+//! - [`clock`], [`secrets`], [`net`], [`process`]: the time, secrets in the data dir,
+//!   listeners, child processes.
+//! - [`auth`]: signed tokens and cookies, password hashes.
+//! - [`db`]: SQLite: the catalog, users, and the order read model the durable handlers
+//!   keep current; the payment gateway's and the carrier's records; the notification log.
+//! - [`durable`]: the Restate services (`UserSession`, `OrderFulfillmentWorkflow`,
+//!   `ShippingService`) and the typed client that reaches them through Restate.
+//! - [`app`]: the use cases over the two (cart, checkout, payments, approvals, orders,
+//!   identity, the live feed, the crash drill), with one error, `AppError`.
+//! - [`web`]: axum adapters over `app`: the JSON API (`web::api`), the page
+//!   (`web::ui`), their streams, and the guards every request passes.
+//! - [`config`], [`cli`], [`supervisor`]: the command line, the operator's commands,
+//!   and the roles that wire it all together.
 
 pub mod app;
 pub mod auth;

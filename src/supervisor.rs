@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::config::{Config, RestateMode};
 use crate::durable::RestateClient;
 use crate::process::{ServicesControl, Spawner, terminate};
+use crate::app::App;
 use crate::{Shutdown, net, web};
 
 /// How long restate-server and the endpoint get to become ready.
@@ -53,14 +54,9 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     control.started(services.child.id());
 
     let (stop_web, web_stopped) = watch::channel(false);
-    let state = web::AppState::new(
-        &config,
-        db,
-        restate,
-        Some(control.clone()),
-        shutdown.clone(),
-    )
-    .await?;
+    let settings = web::settings(&config)?;
+    let app = App::new(settings, db, restate, Some(control.clone()), shutdown.clone()).await?;
+    let state = web::AppState::new(&config, app, shutdown.clone());
     let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
 
     tracing::info!(
@@ -331,7 +327,8 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
-    let state = web::AppState::new(&config, db, restate, None, shutdown.clone()).await?;
+    let app = App::new(web::settings(&config)?, db, restate, None, shutdown.clone()).await?;
+    let state = web::AppState::new(&config, app, shutdown.clone());
     println!("ShopFlow web is running: http://{}", config.http_addr);
     web::serve(http, state, async move { shutdown.wait().await }).await?;
     Ok(())

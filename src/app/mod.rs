@@ -88,6 +88,11 @@ impl App {
     }
 }
 
+/// Whether SQLite and Restate's ingress answer now.
+pub async fn health(app: &App) -> (bool, bool) {
+    tokio::join!(app.db.ping(), app.restate.ingress_healthy())
+}
+
 /// Admins only.
 pub fn require_admin(user: &User) -> AppResult<()> {
     if user.is_admin() {

@@ -11,6 +11,7 @@ use sha2::Sha256;
 use super::{App, AppError, AppResult};
 use crate::auth::unix_now;
 use crate::db::User;
+use crate::db::orders::PaymentRequest;
 use crate::domain::{Cents, PaymentState, Reason, TransactionId};
 use crate::durable::ingress::CallError;
 use crate::durable::user_session::PaymentReceipt;
@@ -264,6 +265,15 @@ impl Gateway {
             http,
         })
     }
+}
+
+/// The user's payment that waits at the gateway, if any (their cart is locked).
+pub async fn waiting(app: &App, user: &User) -> AppResult<Option<PaymentRequest>> {
+    let Some(order_id) = app.db.pending_checkout(&user.username).await? else {
+        return Ok(None);
+    };
+    let payment = app.db.payment_by_order(&order_id).await?;
+    Ok(payment.filter(|p| p.state == PaymentState::Pending))
 }
 
 /// The customer pays (or, with a reason, declines) at the simulated gateway, which

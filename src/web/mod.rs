@@ -24,9 +24,6 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, Settings};
 use crate::config::Config;
-use crate::db::Db;
-use crate::durable::RestateClient;
-use crate::process::ServicesControl;
 use error::ApiError;
 
 /// What every request handler can reach: the use cases and what only the web knows.
@@ -48,49 +45,44 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What the use cases need to know of the web role: where it runs (the simulated
+/// gateway posts to our own route, naming a host we answer), demo mode, secrets.
+pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
+    use anyhow::Context;
+    let mut own = config.http_addr;
+    if own.ip().is_unspecified() {
+        own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let allowed = config.allowed_hosts();
+    let callback_host = if allowed.contains(&own.to_string()) {
+        own.to_string()
+    } else {
+        allowed.first().cloned().unwrap_or_else(|| own.to_string())
+    };
+    let webhook_secret = config.webhook_secret().with_context(|| {
+        format!(
+            "cannot read or create the webhook secret in {}",
+            config.data_dir.display()
+        )
+    })?;
+    Ok(Settings {
+        data_dir: &config.data_dir,
+        demo: config.trust_user_header,
+        webhook_secret,
+        callback_url: format!("http://{own}/api/payment/callback"),
+        callback_host,
+    })
+}
+
 impl AppState {
-    /// The web role's state over `db` and `restate`; starts the live feed.
-    pub async fn new(
-        config: &Config,
-        db: Db,
-        restate: RestateClient,
-        services: Option<ServicesControl>,
-        shutdown: crate::Shutdown,
-    ) -> anyhow::Result<AppState> {
-        use anyhow::Context;
-        let mut own = config.http_addr;
-        if own.ip().is_unspecified() {
-            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        let allowed_hosts: Arc<[String]> = config.allowed_hosts().into();
-        // The simulated gateway posts to our own route, naming a host we answer.
-        let callback_host = if allowed_hosts.contains(&own.to_string()) {
-            own.to_string()
-        } else {
-            allowed_hosts
-                .first()
-                .cloned()
-                .unwrap_or_else(|| own.to_string())
-        };
-        let settings = Settings {
-            data_dir: &config.data_dir,
-            demo: config.trust_user_header,
-            webhook_secret: config.webhook_secret().with_context(|| {
-                format!(
-                    "cannot read or create the webhook secret in {}",
-                    config.data_dir.display()
-                )
-            })?,
-            callback_url: format!("http://{own}/api/payment/callback"),
-            callback_host,
-        };
-        let app = App::new(settings, db, restate, services, shutdown.clone()).await?;
-        Ok(AppState {
+    /// The web role's state over the use cases.
+    pub fn new(config: &Config, app: App, shutdown: crate::Shutdown) -> AppState {
+        AppState {
             app,
             shutdown,
-            allowed_hosts,
+            allowed_hosts: config.allowed_hosts().into(),
             pages: ui::Pages::default(),
-        })
+        }
     }
 }
 

@@ -13,7 +13,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (sqlite, restate) = tokio::join!(state.db.ping(), state.restate.ingress_healthy());
+    let (sqlite, restate) = crate::app::health(&state).await;
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let status = if sqlite && restate {
         StatusCode::OK

@@ -7,13 +7,13 @@ use axum::response::sse::Event;
 
 use super::pages::{Selection, View};
 use crate::app::cart::{self, CartView};
-use crate::app::catalog;
+use crate::app::{catalog, payments};
 use crate::app::feed::HISTORY;
 use crate::app::orders::{self, OrderView};
 use crate::clock::now_rfc3339;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
-use crate::domain::{Cents, OrderStatus, PaymentState};
+use crate::domain::{Cents, OrderStatus};
 use crate::web::AppState;
 use crate::web::datastar::{MergeMode, merge_fragments};
 use crate::web::error::{ApiError, ApiResult};
@@ -419,18 +419,13 @@ fn order_row(o: &OrderSummary, selected: Option<&str>) -> OrderRow {
 
 /// The user's order that waits at the payment gateway, if any.
 async fn payable(state: &AppState, user: &CurrentUser) -> ApiResult<Option<Payable>> {
-    let Some(order_id) = state.db.pending_checkout(user.username()).await? else {
-        return Ok(None);
-    };
-    let payment = state.db.payment_by_order(&order_id).await?;
-    Ok(payment
-        .filter(|p| p.state == PaymentState::Pending)
-        .map(|p| Payable {
-            pay_url: format!("/ui/pay/{order_id}"),
-            decline_url: format!("/ui/decline/{order_id}"),
-            amount: cents(p.amount_cents),
-            order_id,
-        }))
+    let payment = payments::waiting(state, user).await?;
+    Ok(payment.map(|p| Payable {
+        pay_url: format!("/ui/pay/{}", p.order_id),
+        decline_url: format!("/ui/decline/{}", p.order_id),
+        amount: cents(p.amount_cents),
+        order_id: p.order_id,
+    }))
 }
 
 #[cfg(test)]
