@@ -11,10 +11,10 @@ use anyhow::{Context, anyhow, bail};
 use tokio::process::Child;
 use tokio::sync::watch;
 
+use crate::app::App;
 use crate::config::{Config, RestateMode};
 use crate::durable::RestateClient;
 use crate::process::{ServicesControl, Spawner, terminate};
-use crate::app::App;
 use crate::{Shutdown, net, web};
 
 /// How long restate-server and the endpoint get to become ready.
@@ -55,7 +55,14 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let (stop_web, web_stopped) = watch::channel(false);
     let settings = web::settings(&config)?;
-    let app = App::new(settings, db, restate, Some(control.clone()), shutdown.clone()).await?;
+    let app = App::new(
+        settings,
+        db,
+        restate,
+        Some(control.clone()),
+        shutdown.clone(),
+    )
+    .await?;
     let state = web::AppState::new(&config, app, shutdown.clone());
     let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
 

@@ -19,7 +19,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("durable", &["domain", "db", "clock", "net"]),
     (
         "app",
-        &["domain", "auth", "db", "durable", "clock", "process", "secrets"],
+        &[
+            "domain", "auth", "db", "durable", "clock", "process", "secrets",
+        ],
     ),
     ("config", &["clock", "secrets"]),
     ("web", &["app", "domain", "auth", "db", "clock", "config"]),
@@ -83,7 +85,10 @@ fn layers_point_one_way() {
     let mut uses: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for (module, allowed) in LAYERS {
         for dep in *allowed {
-            assert!(seen.contains(dep), "{module} uses {dep}, which is not below it");
+            assert!(
+                seen.contains(dep),
+                "{module} uses {dep}, which is not below it"
+            );
         }
         seen.insert(*module);
         let mut texts = Vec::new();
@@ -101,11 +106,17 @@ fn layers_point_one_way() {
             }
         }
     }
-    assert!(wrong.is_empty(), "arrows the layers do not allow: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "arrows the layers do not allow: {wrong:?}"
+    );
     // Every module of the crate is in the table.
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
     for line in lib.lines() {
-        if let Some(name) = line.strip_prefix("pub mod ").and_then(|l| l.strip_suffix(';')) {
+        if let Some(name) = line
+            .strip_prefix("pub mod ")
+            .and_then(|l| l.strip_suffix(';'))
+        {
             assert!(seen.contains(name), "module {name} is missing from LAYERS");
         }
     }

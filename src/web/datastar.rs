@@ -52,6 +52,11 @@ pub fn merge_fragments(
     event.data(data)
 }
 
+/// A fragment that replaces the element with its id (the common case).
+pub fn morph(html: &str) -> Event {
+    merge_fragments(html, None, MergeMode::Morph, None)
+}
+
 /// Splits text at every line end an SSE parser knows: `\r\n`, `\r` and `\n`. Each
 /// part then goes on its own `data:` line with its key, whatever the text holds
 /// (`str::lines` leaves a lone `\r` inside a line, and a browser reads it as a line

@@ -10,7 +10,7 @@ use axum::routing::get;
 
 use crate::app::orders;
 use crate::web::AppState;
-use crate::web::datastar::{self, MergeMode};
+use crate::web::datastar;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
 use crate::web::live::{self, meta_html, notification_event};
@@ -60,13 +60,7 @@ async fn workflow(
             if let Some(snapshot) = snapshot {
                 let html = meta_html(&snapshot)?;
                 if html != last {
-                    tx.send(datastar::merge_fragments(
-                        &html,
-                        None,
-                        MergeMode::Morph,
-                        None,
-                    ))
-                    .await?;
+                    tx.send(datastar::morph(&html)).await?;
                     last = html;
                 }
             }

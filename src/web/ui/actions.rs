@@ -14,7 +14,7 @@ use super::{Signals, UiSignals, views};
 use crate::app::{AppError, AppResult, approvals, cart, checkout, drills, orders, payments};
 use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, Reason, ShippingAddress};
 use crate::web::AppState;
-use crate::web::datastar::{self, MergeMode};
+use crate::web::datastar;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
 use crate::web::live;
@@ -40,12 +40,7 @@ async fn answer(
         Ok(message) => views::flash(message, false)?,
         Err(e) => views::flash(&e.to_string(), true)?,
     };
-    let mut events = vec![datastar::merge_fragments(
-        &flash,
-        None,
-        MergeMode::Morph,
-        None,
-    )];
+    let mut events = vec![datastar::morph(&flash)];
     events.extend(panes.events());
     // The page remembers what it shows, for a server that restarts meanwhile.
     let mut signals = signals.unwrap_or_else(|| json!({}));

@@ -20,7 +20,7 @@ use super::{UiSignals, views};
 use crate::app::feed::UserFeed;
 use crate::app::orders::{self, MetaSnapshot};
 use crate::web::AppState;
-use crate::web::datastar::{self, MergeMode};
+use crate::web::datastar;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
 use crate::web::live::{self, Events, Stop, meta_html, notification_event};
@@ -70,13 +70,7 @@ impl PageStream {
         mut feed: UserFeed,
         mut attached: Attached,
     ) -> Result<(), Stop> {
-        tx.send(datastar::merge_fragments(
-            &list,
-            None,
-            MergeMode::Morph,
-            None,
-        ))
-        .await?;
+        tx.send(datastar::morph(&list)).await?;
         tx.send(datastar::merge_signals(&json!({"live": true})))
             .await?;
         // The page may have missed changes while it was disconnected.
@@ -170,13 +164,7 @@ impl PageStream {
             None => return Ok(()),
         };
         if html != self.last_meta {
-            tx.send(datastar::merge_fragments(
-                &html,
-                None,
-                MergeMode::Morph,
-                None,
-            ))
-            .await?;
+            tx.send(datastar::morph(&html)).await?;
             self.last_meta = html;
         }
         Ok(())

@@ -7,15 +7,15 @@ use axum::response::sse::Event;
 
 use super::pages::{Selection, View};
 use crate::app::cart::{self, CartView};
-use crate::app::{catalog, payments};
 use crate::app::feed::HISTORY;
 use crate::app::orders::{self, OrderView};
+use crate::app::{catalog, payments};
 use crate::clock::now_rfc3339;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
 use crate::domain::{Cents, OrderStatus};
 use crate::web::AppState;
-use crate::web::datastar::{MergeMode, merge_fragments};
+use crate::web::datastar;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::CurrentUser;
 use crate::web::live::{WorkflowMeta, notification_html};
@@ -35,7 +35,7 @@ impl Panes {
     pub fn events(&self) -> Vec<Event> {
         [&self.nav, &self.input, &self.output, &self.meta]
             .into_iter()
-            .map(|html| merge_fragments(html, None, MergeMode::Morph, None))
+            .map(|html| datastar::morph(html))
             .collect()
     }
 }
