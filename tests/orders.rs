@@ -274,7 +274,10 @@ async fn admin_rejection_releases_stock_and_cancels_no_shipment() {
     );
     let order = api.wait_status(user, id, "rejected").await;
     assert_eq!(order["failure_reason"], "address cannot be served");
-    assert_eq!(compensation_names(&order), ["release_inventory"]);
+    assert_eq!(
+        compensation_names(&order),
+        ["refund_payment", "release_inventory"]
+    );
     assert_eq!(
         step_states(&order)[1],
         ("approval".to_owned(), "failed".to_owned())
@@ -312,7 +315,7 @@ async fn shipping_that_keeps_failing_ends_in_compensation() {
     );
     assert_eq!(
         compensation_names(&order),
-        ["release_inventory"],
+        ["refund_payment", "release_inventory"],
         "nothing shipped, nothing to cancel"
     );
     assert_eq!(
@@ -374,7 +377,7 @@ async fn a_failure_after_shipping_cancels_the_shipment_then_releases_stock() {
     let order = api.wait_status(user, id, "shipping_failed").await;
     assert_eq!(
         compensation_names(&order),
-        ["cancel_shipment", "release_inventory"],
+        ["cancel_shipment", "refund_payment", "release_inventory"],
         "LIFO"
     );
     let ran: Vec<&str> = order["compensations"]

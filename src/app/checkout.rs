@@ -20,6 +20,9 @@ use restate_sdk::serde::Json;
 
 /// How long checkout waits for the order to reach the payment gateway.
 const START_DEADLINE: Duration = Duration::from_secs(30);
+/// A checkout claim this old whose order never reached the gateway is given up (its
+/// checkout was lost before it started, or refused while the web role was away).
+const CLAIM_STALE_SECS: i64 = 60;
 
 /// What a checkout answers, also for an order id it knows already.
 #[derive(Debug, Serialize)]
@@ -58,7 +61,6 @@ pub async fn place_order(
     app: &App,
     user: &User,
     order_id: OrderId,
-    key: Option<String>,
     shipping_address: ShippingAddress,
 ) -> AppResult<CheckoutReply> {
     if let Some(known) = app.db.order_summary(order_id.as_str()).await? {
@@ -70,8 +72,16 @@ pub async fn place_order(
         }
         return reply(app, &known).await;
     }
-    if let Some(pending) = app.db.pending_checkout(&user.username).await? {
-        return Err(super::cart::checkout_in_progress(&pending));
+    // One checkout per user at a time: a second one is refused now, and never runs
+    // later (the handler checks it holds the claim).
+    let stale =
+        crate::clock::rfc3339(crate::auth::unix_now().saturating_sub(CLAIM_STALE_SECS) * 1000);
+    let holder = app
+        .db
+        .claim_checkout(&user.username, order_id.as_str(), &stale)
+        .await?;
+    if holder != order_id.as_str() {
+        return Err(super::cart::checkout_in_progress(&holder));
     }
     // Watch the order before starting it, so no news falls in between.
     let watch = app.feed.watch_order(order_id.as_str());
@@ -79,18 +89,24 @@ pub async fn place_order(
         order_id: order_id.clone(),
         shipping_address,
     };
-    let restate_key = match &key {
-        Some(key) => format!("{order_id}:{key}"),
-        None => format!("checkout:{order_id}"),
-    };
+    // No idempotency key for Restate: it would replay a refusal (an empty cart) for
+    // the same order id. Checkout itself answers a known order id with its outcome,
+    // and a client's Idempotency-Key has already chosen the order id.
     let sent = app
         .restate
         .user_session(&user.username)
         .checkout(Json(request))
-        .idempotency_key(restate_key)
         .send()
-        .await
-        .map_err(CallError::from)?;
+        .await;
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            app.db
+                .release_checkout(&user.username, order_id.as_str())
+                .await?;
+            return Err(CallError::from(e).into());
+        }
+    };
     wait_placed(app, &order_id, watch, sent.invocation_handle()).await
 }
 

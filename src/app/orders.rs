@@ -42,6 +42,11 @@ pub struct PaymentView {
     pub awakeable_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
+    /// What was given back when the order did not ship, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_cents: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -78,6 +83,8 @@ impl From<OrderDetail> for OrderView {
             payment: PaymentView {
                 awakeable_id: order.awakeable_id,
                 transaction_id: order.transaction_id,
+                refunded_cents: order.refunded_cents,
+                refunded_at: order.refunded_at,
             },
             shipment: ShipmentView {
                 carrier,

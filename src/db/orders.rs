@@ -26,6 +26,21 @@ pub enum ReserveOutcome {
     OrderIdTaken,
 }
 
+/// How a decision on an order fared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecisionClaim {
+    /// This decision is the order's one decision.
+    Won,
+    /// There is no such order.
+    Unknown,
+    /// The order is not waiting for one (any more): its status, and the decision that
+    /// came first, if one did.
+    Taken {
+        status: OrderStatus,
+        decision: Option<String>,
+    },
+}
+
 /// An order as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct OrderSummary {
@@ -50,6 +65,9 @@ pub struct OrderDetail {
     pub items: Vec<BasketLine>,
     pub awakeable_id: Option<String>,
     pub transaction_id: Option<String>,
+    /// What the gateway gave back, and when, for an order that did not ship.
+    pub refunded_cents: Option<i64>,
+    pub refunded_at: Option<String>,
     /// Carrier and tracking number, once a shipment was booked.
     pub shipment: Option<(String, String)>,
     pub steps: Vec<Step>,
@@ -68,6 +86,8 @@ struct OrderDetailRow {
     items: String,
     awakeable_id: Option<String>,
     transaction_id: Option<String>,
+    refunded_cents: Option<i64>,
+    refunded_at: Option<String>,
     carrier: Option<String>,
     tracking_number: Option<String>,
     steps: Option<String>,
@@ -97,6 +117,8 @@ impl TryFrom<OrderDetailRow> for OrderDetail {
             items: serde_json::from_str(&r.items).map_err(json)?,
             awakeable_id: r.awakeable_id,
             transaction_id: r.transaction_id,
+            refunded_cents: r.refunded_cents,
+            refunded_at: r.refunded_at,
             shipment: r.carrier.zip(r.tracking_number),
             steps,
             failure_reason: r.failure_reason,
@@ -288,6 +310,109 @@ impl Db {
         Ok(())
     }
 
+    /// Claims the order's one decision (`approved`, `rejected`, `cancelled`): only an
+    /// order waiting for approval and not decided yet takes it. Of racing decisions
+    /// exactly one wins this conditional update.
+    pub async fn claim_decision(
+        &self,
+        order_id: &str,
+        decision: &str,
+    ) -> sqlx::Result<DecisionClaim> {
+        let won = sqlx::query(
+            "UPDATE orders SET decision = ?, decided_at = ?
+             WHERE order_id = ? AND decision IS NULL AND status = 'awaiting_approval'",
+        )
+        .bind(decision)
+        .bind(now_rfc3339())
+        .bind(order_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if won {
+            return Ok(DecisionClaim::Won);
+        }
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, decision FROM orders WHERE order_id = ?")
+                .bind(order_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match row {
+            None => DecisionClaim::Unknown,
+            Some((status, decision)) => DecisionClaim::Taken {
+                status: OrderStatus::parse(&status).map_err(|e| sqlx::Error::Decode(e.into()))?,
+                decision,
+            },
+        })
+    }
+
+    /// Refunds the order's captured payment at the gateway, once; returns the amount
+    /// refunded (0 when nothing was captured).
+    pub async fn refund_payment(&self, order_id: &str) -> sqlx::Result<i64> {
+        sqlx::query(
+            "UPDATE payment_requests SET refunded_cents = amount_cents, refunded_at = ?
+             WHERE order_id = ? AND state = 'succeeded' AND refunded_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(order_id)
+        .execute(self.pool())
+        .await?;
+        let refunded: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT refunded_cents FROM payment_requests WHERE order_id = ?")
+                .bind(order_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(refunded.flatten().unwrap_or(0))
+    }
+
+    /// Claims the user's one checkout under way for `order_id`: taken when the user has
+    /// none, when theirs is this order already, or when theirs is older than `stale_before`
+    /// and never reached the payment gateway. Returns the order that holds the claim.
+    pub async fn claim_checkout(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        stale_before: &str,
+    ) -> sqlx::Result<String> {
+        sqlx::query(
+            "INSERT INTO checkout_claims (user_id, order_id, claimed_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET order_id = excluded.order_id,
+                                                 claimed_at = excluded.claimed_at
+             WHERE checkout_claims.order_id = excluded.order_id
+                OR (checkout_claims.claimed_at < ?4 AND NOT EXISTS (
+                        SELECT 1 FROM orders o WHERE o.order_id = checkout_claims.order_id
+                        AND o.status = 'awaiting_payment'))",
+        )
+        .bind(user_id)
+        .bind(order_id)
+        .bind(now_rfc3339())
+        .bind(stale_before)
+        .execute(self.pool())
+        .await?;
+        sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// The order the user's checkout claim names, if any.
+    pub async fn checkout_claim(&self, user_id: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Ends the user's checkout claim for `order_id` (a claim of another order stays).
+    pub async fn release_checkout(&self, user_id: &str, order_id: &str) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM checkout_claims WHERE user_id = ? AND order_id = ?")
+            .bind(user_id)
+            .bind(order_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// A compensation that ran; recorded once, however often a retry runs it.
     pub async fn record_compensation(
         &self,
@@ -312,6 +437,7 @@ impl Db {
         let row: Option<OrderDetailRow> = sqlx::query_as(
             "SELECT o.order_id, o.user_id, o.status, o.total_cents, o.created_at,
                     o.shipping_address, o.items, p.awakeable_id, o.transaction_id,
+                    p.refunded_cents, p.refunded_at,
                     s.carrier, s.tracking_number, o.steps, o.failure_reason,
                     (SELECT json_group_array(json_object('name', c.name, 'ran_at', c.ran_at))
                      FROM (SELECT name, ran_at FROM order_compensations

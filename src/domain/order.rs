@@ -96,6 +96,7 @@ pub enum OrderStatus {
     PaymentTimedOut,
     AwaitingApproval,
     Rejected,
+    Cancelled,
     Shipping,
     ShippingFailed,
     InTransit,
@@ -103,12 +104,13 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 9] = [
+    pub const ALL: [OrderStatus; 10] = [
         OrderStatus::AwaitingPayment,
         OrderStatus::PaymentFailed,
         OrderStatus::PaymentTimedOut,
         OrderStatus::AwaitingApproval,
         OrderStatus::Rejected,
+        OrderStatus::Cancelled,
         OrderStatus::Shipping,
         OrderStatus::ShippingFailed,
         OrderStatus::InTransit,
@@ -122,6 +124,7 @@ impl OrderStatus {
             OrderStatus::PaymentTimedOut => "payment_timed_out",
             OrderStatus::AwaitingApproval => "awaiting_approval",
             OrderStatus::Rejected => "rejected",
+            OrderStatus::Cancelled => "cancelled",
             OrderStatus::Shipping => "shipping",
             OrderStatus::ShippingFailed => "shipping_failed",
             OrderStatus::InTransit => "in_transit",
@@ -147,6 +150,7 @@ impl OrderStatus {
             OrderStatus::PaymentTimedOut => "Payment Timed Out",
             OrderStatus::AwaitingApproval => "Awaiting Approval",
             OrderStatus::Rejected => "Rejected",
+            OrderStatus::Cancelled => "Cancelled",
             OrderStatus::Shipping => "Shipping",
             OrderStatus::ShippingFailed => "Shipping Failed",
             OrderStatus::InTransit => "In Transit",
@@ -160,6 +164,7 @@ impl OrderStatus {
             OrderStatus::PaymentFailed
                 | OrderStatus::PaymentTimedOut
                 | OrderStatus::Rejected
+                | OrderStatus::Cancelled
                 | OrderStatus::ShippingFailed
                 | OrderStatus::Delivered
         )
@@ -216,7 +221,9 @@ pub fn steps_for(status: OrderStatus) -> Vec<Step> {
     // (index of the active-or-failed step, its state); earlier steps are done.
     let (at, state) = match status {
         AwaitingPayment => (0, Active),
-        PaymentFailed | PaymentTimedOut => (0, Failed),
+        // A cancelled order's own checklist (the workflow's) says where it stopped;
+        // one cancelled before it was paid stopped at the payment.
+        PaymentFailed | PaymentTimedOut | Cancelled => (0, Failed),
         AwaitingApproval => (1, Active),
         Rejected => (1, Failed),
         Shipping => (2, Active),

@@ -12,14 +12,17 @@ pub enum PaymentState {
     Succeeded,
     Failed,
     TimedOut,
+    /// Withdrawn before it was settled: the order was cancelled.
+    Cancelled,
 }
 
 impl PaymentState {
-    pub const ALL: [PaymentState; 4] = [
+    pub const ALL: [PaymentState; 5] = [
         PaymentState::Pending,
         PaymentState::Succeeded,
         PaymentState::Failed,
         PaymentState::TimedOut,
+        PaymentState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +31,7 @@ impl PaymentState {
             PaymentState::Succeeded => "succeeded",
             PaymentState::Failed => "failed",
             PaymentState::TimedOut => "timed_out",
+            PaymentState::Cancelled => "cancelled",
         }
     }
 }

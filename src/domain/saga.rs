@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Compensation {
     ReleaseInventory,
+    RefundPayment,
     CancelShipment,
 }
 
@@ -15,6 +16,7 @@ impl Compensation {
     pub fn name(self) -> &'static str {
         match self {
             Compensation::ReleaseInventory => "release_inventory",
+            Compensation::RefundPayment => "refund_payment",
             Compensation::CancelShipment => "cancel_shipment",
         }
     }

@@ -90,6 +90,18 @@ impl Event {
         )
     }
 
+    pub fn cancelled(order: &OrderRecord) -> Event {
+        Event::for_user(
+            order,
+            "cancelled",
+            format!(
+                "Order {}: cancelled: {}",
+                order.order_id,
+                order.failure_reason.as_deref().unwrap_or("cancelled")
+            ),
+        )
+    }
+
     pub fn payment_timed_out(order: &OrderRecord) -> Event {
         Event::for_user(
             order,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::refusal;
 use super::notify::Event;
-use super::workflow::OrderFulfillmentWorkflowClient;
+use super::workflow::{OrderFulfillmentWorkflowClient, is_cancellation};
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::orders::ReserveOutcome;
@@ -85,7 +85,16 @@ enum Payment {
     Paid(PaymentReceipt),
     Failed(String),
     TimedOut,
+    /// The customer withdrew the order, or an operator cancelled the checkout in
+    /// Restate; `refund` when the payment had been captured all the same.
+    Cancelled {
+        reason: String,
+        refund: bool,
+    },
 }
+
+/// The reason an operator's cancellation of a checkout in Restate gives.
+const OPERATOR_CANCEL: &str = "cancelled by an operator in Restate";
 
 pub struct UserSession {
     db: Db,
@@ -98,6 +107,20 @@ impl UserSession {
             db,
             payment_timeout,
         }
+    }
+
+    /// Tells the user their cart changed (once per invocation, however often it runs).
+    async fn cart_changed(
+        &self,
+        ctx: &ObjectContext<'_>,
+        kind: &'static str,
+        message: String,
+    ) -> Result<(), TerminalError> {
+        let user = ctx.key().to_owned();
+        let event = format!("cart:{}", ctx.invocation_id());
+        ctx.run(|| async move { Ok(self.db.notify(&event, &user, None, kind, &message).await?) })
+            .name("notify_cart")
+            .await
     }
 
     /// Reads a product from the catalog. A read is not deterministic (stock moves), so
@@ -143,10 +166,8 @@ impl UserSession {
             .into_inner())
     }
 
-    /// Waits for the payment gateway or the timeout, whichever comes first. The
-    /// gateway's record in the database decides: a late callback that settled first
-    /// wins over the timer, and a receipt the gateway did not record (an awakeable
-    /// resolved by someone else) or for another amount pays for nothing.
+    /// Waits for the payment gateway, the timeout or a cancellation, whichever comes
+    /// first; the gateway's record then decides (see `confirm`).
     async fn await_payment(
         &self,
         ctx: &ObjectContext<'_>,
@@ -155,61 +176,128 @@ impl UserSession {
         >,
         awakeable_id: &str,
         total: Cents,
-    ) -> Result<Payment, HandlerError> {
+    ) -> Result<Payment, TerminalError> {
         let outcome = restate_sdk::select! {
             receipt = awakeable => match receipt {
                 Ok(Json(receipt)) => Payment::Paid(receipt),
                 Err(declined) => Payment::Failed(declined.message().to_owned()),
             },
             _ = ctx.sleep(self.payment_timeout) => Payment::TimedOut,
+            on_cancel => Payment::Cancelled { reason: OPERATOR_CANCEL.into(), refund: false },
         };
-        // What this handler claims in the gateway's record (only if it is still
-        // pending): the timer's expiry, or the receipt it was handed.
+        self.confirm(ctx, awakeable_id, total, outcome).await
+    }
+
+    /// The gateway's record decides how the payment ended: this handler claims it for
+    /// what it saw (only if it is still pending: the timer's expiry, the receipt, the
+    /// decline, the cancellation), then reads what won. A late callback that settled
+    /// first beats the timer; a receipt the gateway did not record, or for another
+    /// amount, pays for nothing; a payment captured before a cancellation is refunded.
+    async fn confirm(
+        &self,
+        ctx: &ObjectContext<'_>,
+        awakeable_id: &str,
+        total: Cents,
+        outcome: Payment,
+    ) -> Result<Payment, TerminalError> {
         const MISMATCH: &str = "the payment does not match the order total";
-        let (step, claim) = match &outcome {
-            Payment::Failed(_) => return Ok(outcome),
-            Payment::TimedOut => (
-                "expire_payment",
-                (PaymentState::TimedOut, None, Some("payment timed out")),
-            ),
+        let claim = match &outcome {
             Payment::Paid(r) if r.amount_cents == total.get() => (
-                "confirm_payment",
-                (
-                    PaymentState::Succeeded,
-                    Some(r.transaction_id.clone()),
-                    None,
-                ),
+                PaymentState::Succeeded,
+                Some(r.transaction_id.clone()),
+                None,
             ),
-            Payment::Paid(_) => (
-                "confirm_payment",
-                (PaymentState::Failed, None, Some(MISMATCH)),
+            Payment::Paid(_) => (PaymentState::Failed, None, Some(MISMATCH.to_owned())),
+            Payment::Failed(reason) => (PaymentState::Failed, None, Some(reason.clone())),
+            Payment::TimedOut => (
+                PaymentState::TimedOut,
+                None,
+                Some("payment timed out".into()),
             ),
+            Payment::Cancelled { reason, .. } => {
+                (PaymentState::Cancelled, None, Some(reason.clone()))
+            }
         };
         let id = awakeable_id.to_owned();
         let recorded = ctx
             .run(|| async move {
                 let (state, txn, reason) = claim;
                 self.db
-                    .settle_payment(&id, state, txn.as_deref(), reason)
+                    .settle_payment(&id, state, txn.as_deref(), reason.as_deref())
                     .await?;
                 Ok(Json(self.db.payment_by_awakeable(&id).await?))
             })
-            .name(step)
+            .name("confirm_payment")
             .await?
             .into_inner();
-        Ok(match recorded {
-            Some(p) if p.state == PaymentState::Succeeded => Payment::Paid(PaymentReceipt {
+        let Some(p) = recorded else {
+            return Ok(outcome);
+        };
+        let reason = p
+            .reason
+            .clone()
+            .unwrap_or_else(|| "payment declined".into());
+        Ok(match (p.state, outcome) {
+            (PaymentState::Succeeded, Payment::Cancelled { reason, .. }) => Payment::Cancelled {
+                reason,
+                refund: true,
+            },
+            (PaymentState::Succeeded, _) => Payment::Paid(PaymentReceipt {
                 transaction_id: p.transaction_id.unwrap_or_default(),
                 amount_cents: p.amount_cents,
             }),
-            Some(p) if p.state == PaymentState::Failed => {
-                Payment::Failed(p.reason.unwrap_or_else(|| "payment declined".into()))
-            }
-            _ if matches!(outcome, Payment::Paid(_)) => {
+            (PaymentState::Failed, _) => Payment::Failed(reason),
+            (PaymentState::Cancelled, _) => Payment::Cancelled {
+                reason,
+                refund: false,
+            },
+            (PaymentState::TimedOut | PaymentState::Pending, Payment::Paid(_)) => {
                 Payment::Failed("the payment gateway did not confirm the payment".into())
             }
-            _ => Payment::TimedOut,
+            (PaymentState::TimedOut | PaymentState::Pending, _) => Payment::TimedOut,
         })
+    }
+
+    /// The checkout must hold the user's checkout claim (the web role takes it before it
+    /// starts one), so a second checkout sent while one is under way never runs later.
+    async fn check_claim(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order_id: &OrderId,
+    ) -> Result<(), HandlerError> {
+        let user = ctx.key().to_owned();
+        let claim = ctx
+            .run(|| async move { Ok(Json(self.db.checkout_claim(&user).await?)) })
+            .name("check_claim")
+            .await?
+            .into_inner();
+        match claim {
+            Some(claimed) if claimed == order_id.as_str() => Ok(()),
+            Some(other) => Err(refusal(
+                409,
+                "checkout_in_progress",
+                format!("order {other} is being checked out; the cart is locked until it settles"),
+            )
+            .into()),
+            None => Err(refusal(
+                409,
+                "checkout_not_started",
+                "this checkout was not started by the shop",
+            )
+            .into()),
+        }
+    }
+
+    /// Gives up the user's checkout claim for a checkout that ends here.
+    async fn release_claim(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order_id: &OrderId,
+    ) -> Result<(), TerminalError> {
+        let (user, id) = (ctx.key().to_owned(), order_id.to_string());
+        ctx.run(|| async move { Ok(self.db.release_checkout(&user, &id).await?) })
+            .name("release_claim")
+            .await
     }
 
     /// The basket as an order, priced and timestamped; an empty cart is refused.
@@ -283,7 +371,7 @@ impl UserSession {
         ctx: &ObjectContext<'_>,
         order: &mut OrderRecord,
         awakeable_id: &str,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<(), TerminalError> {
         order.awakeable_id = Some(awakeable_id.to_owned());
         ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
         let mut ids = ctx
@@ -338,12 +426,53 @@ impl UserSession {
                 self.record(ctx, order, vec![Event::payment_timed_out(order)], true)
                     .await?;
             }
+            Payment::Cancelled { reason, refund } => {
+                order.status = OrderStatus::Cancelled;
+                order.failure_reason = Some(reason);
+                self.cancelled(ctx, order, refund).await?;
+            }
         }
         ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
         Ok(())
     }
 
-    /// Records the order's new status in the read model and the notification log.
+    /// A cancelled checkout gives back what it took: the stock, and the payment when
+    /// it had been captured; both are recorded as the order's compensations.
+    async fn cancelled(
+        &self,
+        ctx: &ObjectContext<'_>,
+        order: &OrderRecord,
+        refund: bool,
+    ) -> Result<(), HandlerError> {
+        let (id, user) = (order.order_id.to_string(), order.user_id.clone());
+        ctx.run(|| async move {
+            let mut undone = Vec::new();
+            if refund {
+                let amount = self.db.refund_payment(&id).await?;
+                let amount = Cents::new(amount).unwrap_or_default();
+                let message = format!("Order {id}: payment of {amount} refunded");
+                Event::new(&user, &id, "refund_payment", message)
+                    .write(&self.db)
+                    .await?;
+                undone.push("refund_payment");
+            }
+            self.db.release_reservation(&id).await?;
+            undone.push("release_inventory");
+            for name in undone {
+                self.db
+                    .record_compensation(&id, name, &now_rfc3339())
+                    .await?;
+            }
+            Ok(())
+        })
+        .name("give_back")
+        .await?;
+        self.record(ctx, order, vec![Event::cancelled(order)], false)
+            .await
+    }
+
+    /// Records the order's new status in the read model and the notification log, and
+    /// ends the user's checkout claim: their cart is theirs again.
     async fn record(
         &self,
         ctx: &ObjectContext<'_>,
@@ -353,10 +482,12 @@ impl UserSession {
     ) -> Result<(), HandlerError> {
         let (id, status) = (order.order_id.to_string(), order.status);
         let (txn, reason) = (order.transaction_id.clone(), order.failure_reason.clone());
+        let user = order.user_id.clone();
         ctx.run(|| async move {
             if release_stock {
                 self.db.release_reservation(&id).await?;
             }
+            self.db.release_checkout(&user, &id).await?;
             self.db
                 .record_checkout(&id, status, txn.as_deref(), reason.as_deref())
                 .await?;
@@ -385,10 +516,14 @@ impl UserSession {
             .catalog_entry(&ctx, req.product_id, req.quantity)
             .await?;
         let mut basket = Self::basket(&ctx).await?;
+        let (name, quantity) = (entry.line.name.clone(), entry.line.quantity);
         basket
             .add(entry.line, entry.available)
             .map_err(|e| refusal(409, e.code(), &e))?;
         ctx.set(BASKET, Json(basket.clone()));
+        let total = basket.total().unwrap_or_default();
+        let message = format!("Item added: {quantity} × {name}; the cart holds {total}");
+        self.cart_changed(&ctx, "item_added", message).await?;
         Ok(Json(basket))
     }
 
@@ -400,8 +535,17 @@ impl UserSession {
         req: Json<RemoveItem>,
     ) -> Result<Json<Basket>, HandlerError> {
         let mut basket = Self::basket(&ctx).await?;
-        if basket.remove(req.into_inner().product_id) {
+        let product_id = req.into_inner().product_id;
+        let name = basket
+            .lines
+            .iter()
+            .find(|l| l.product_id == product_id)
+            .map(|l| l.name.clone());
+        if let Some(name) = name.filter(|_| basket.remove(product_id)) {
             ctx.set(BASKET, Json(basket.clone()));
+            let total = basket.total().unwrap_or_default();
+            let message = format!("Item removed: {name}; the cart holds {total}");
+            self.cart_changed(&ctx, "item_removed", message).await?;
         }
         Ok(Json(basket))
     }
@@ -431,13 +575,36 @@ impl UserSession {
         {
             return Ok(Json(CheckoutOutcome::from(&known)));
         }
-        let mut order = Self::new_order(&ctx, order_id, shipping_address).await?;
-        self.reserve(&ctx, &order).await?;
+        self.check_claim(&ctx, &order_id).await?;
+        let placed = async {
+            let order = Self::new_order(&ctx, order_id.clone(), shipping_address).await?;
+            self.reserve(&ctx, &order).await?;
+            Ok::<_, HandlerError>(order)
+        }
+        .await;
+        // A refusal leaves the order id unused and the cart the user's.
+        let mut order = match placed {
+            Ok(order) => order,
+            Err(refused) => {
+                self.release_claim(&ctx, &order_id).await?;
+                return Err(refused);
+            }
+        };
         let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
-        self.open_payment(&ctx, &mut order, &awakeable_id).await?;
-        let payment = self
-            .await_payment(&ctx, awakeable, &awakeable_id, order.total_cents)
-            .await?;
+        let waited = async {
+            self.open_payment(&ctx, &mut order, &awakeable_id).await?;
+            self.await_payment(&ctx, awakeable, &awakeable_id, order.total_cents)
+                .await
+        }
+        .await;
+        let payment = match waited {
+            Ok(payment) => payment,
+            Err(e) if is_cancellation(&e) => Payment::Cancelled {
+                reason: OPERATOR_CANCEL.into(),
+                refund: false,
+            },
+            Err(e) => return Err(e.into()),
+        };
         self.settle(&ctx, &mut order, payment).await?;
         Ok(Json(CheckoutOutcome::from(&order)))
     }

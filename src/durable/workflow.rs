@@ -1,7 +1,9 @@
-//! `OrderFulfillmentWorkflow`: one run per paid order. Waits for an admin's decision
-//! (a durable promise), books the shipment (a durable call with retries), waits out the
-//! delivery (a durable timer) and, when a step fails for good, undoes what was done
-//! (a saga kept in workflow state, unwound last-in first-out).
+//! `OrderFulfillmentWorkflow`: one run per paid order. Waits for a decision (a durable
+//! promise: the admin approves or rejects, or the customer cancels), books the shipment
+//! (a durable call with retries), waits out the delivery (a durable timer) and, when the
+//! order ends without delivery, undoes what was done (a saga kept in workflow state,
+//! unwound last-in first-out: cancel the shipment, refund the payment, release the
+//! stock). An operator's cancellation in Restate ends it the same way.
 
 use std::time::Duration;
 
@@ -11,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::errors::refusal;
 use super::notify::{ADMIN, Event};
 use super::shipping::{ShipmentInfo, ShipmentRequest, ShippingServiceClient};
-use crate::clock::format_duration;
-use crate::clock::now_rfc3339;
+use crate::clock::{format_duration, now_rfc3339};
 use crate::db::Db;
+use crate::db::orders::DecisionClaim;
 use crate::domain::order::steps_for;
 use crate::domain::{
     Compensation, CompensationRun, OrderRecord, OrderStatus, Reason, Saga, Step, StepState,
@@ -22,7 +24,7 @@ use crate::domain::{
 /// State keys.
 pub const STATUS: &str = "status";
 pub const SAGA: &str = "saga";
-/// The durable promise an admin resolves.
+/// The durable promise a decision resolves.
 pub const ADMIN_APPROVAL: &str = "admin_approval";
 
 /// Everything the workflow knows about its order, as `GetStatus` returns it.
@@ -39,16 +41,70 @@ pub struct FulfillmentStatus {
     pub updated_at: String,
 }
 
-/// An admin's decision on the order.
+impl FulfillmentStatus {
+    /// The state of an order that was just paid for.
+    fn new(order: &OrderRecord) -> Self {
+        FulfillmentStatus {
+            order_id: order.order_id.to_string(),
+            user_id: order.user_id.clone(),
+            status: OrderStatus::AwaitingPayment,
+            steps: steps_for(OrderStatus::AwaitingPayment),
+            shipment: None,
+            compensations: Vec::new(),
+            failure_reason: None,
+            started_at: order.created_at.clone(),
+            updated_at: order.created_at.clone(),
+        }
+    }
+}
+
+/// The one decision an order waiting for approval gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    pub approved: bool,
-    pub reason: Option<String>,
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject { reason: Option<String> },
+    Cancel { reason: String },
+}
+
+impl Decision {
+    /// How the read model records it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Reject { .. } => "rejected",
+            Decision::Cancel { .. } => "cancelled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RejectRequest {
     pub reason: Option<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub reason: Reason,
+}
+
+/// Why the way to delivery stopped.
+enum Stop {
+    /// The order ends in this status, for this reason: the saga unwinds.
+    Ends(OrderStatus, String),
+    /// A durable operation failed; an operator's cancellation also arrives this way.
+    Interrupted(TerminalError),
+}
+
+impl From<TerminalError> for Stop {
+    fn from(e: TerminalError) -> Stop {
+        Stop::Interrupted(e)
+    }
+}
+
+/// How the SDK reports an operator's cancellation of the invocation.
+pub fn is_cancellation(e: &TerminalError) -> bool {
+    e.code() == 409 && e.message() == "cancelled"
 }
 
 pub struct OrderFulfillmentWorkflow {
@@ -69,20 +125,16 @@ impl OrderFulfillmentWorkflow {
         st: &mut FulfillmentStatus,
         status: OrderStatus,
         events: Vec<Event>,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<(), TerminalError> {
         let before = st.clone();
         let at = ctx
             .run(|| async move {
                 let at = now_rfc3339();
                 let mut next = before;
                 set_status(&mut next, status, &at);
+                let reason = next.failure_reason.as_deref();
                 self.db
-                    .record_progress(
-                        &next.order_id,
-                        status,
-                        &next.steps,
-                        next.failure_reason.as_deref(),
-                    )
+                    .record_progress(&next.order_id, status, &next.steps, reason)
                     .await?;
                 for e in &events {
                     e.write(&self.db).await?;
@@ -96,54 +148,72 @@ impl OrderFulfillmentWorkflow {
         Ok(())
     }
 
-    /// The workflow's first steps: its state, the saga (releasing the stock reserved at
-    /// checkout is owed from the start), and the order waiting for approval.
+    /// The workflow's first steps: its start time, the saga (the stock reserved and
+    /// the payment captured at checkout are owed back from the start), and the order
+    /// waiting for a decision.
     async fn begin(
         &self,
         ctx: &WorkflowContext<'_>,
-        order: &OrderRecord,
-    ) -> Result<(FulfillmentStatus, Saga), HandlerError> {
-        let (order_id, user_id) = (order.order_id.to_string(), order.user_id.clone());
+        st: &mut FulfillmentStatus,
+        saga: &Saga,
+        total: crate::domain::Cents,
+    ) -> Result<(), TerminalError> {
+        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
         let started_at = ctx
             .run(|| async { Ok(now_rfc3339()) })
             .name("started_at")
             .await?;
-        let mut st = FulfillmentStatus {
-            order_id: order_id.clone(),
-            user_id: user_id.clone(),
-            status: OrderStatus::AwaitingPayment,
-            steps: steps_for(OrderStatus::AwaitingPayment),
-            shipment: None,
-            compensations: Vec::new(),
-            failure_reason: None,
-            started_at: started_at.clone(),
-            updated_at: started_at,
-        };
-        let mut saga = Saga::default();
-        saga.push(Compensation::ReleaseInventory);
+        st.started_at = started_at.clone();
+        st.updated_at = started_at;
         ctx.set(SAGA, Json(saga.clone()));
         let waiting = format!("Order {order_id}: waiting for the store's approval");
-        let for_admin = format!(
-            "Order {order_id} from {user_id} ({}) needs approval",
-            order.total_cents
-        );
+        let for_admin = format!("Order {order_id} from {user_id} ({total}) needs approval");
         let events = vec![
             Event::new(&user_id, &order_id, "approval_needed", waiting),
             Event::new(ADMIN, &order_id, "approval_needed", for_admin),
         ];
-        self.advance(ctx, &mut st, OrderStatus::AwaitingApproval, events)
-            .await?;
-        Ok((st, saga))
+        self.advance(ctx, st, OrderStatus::AwaitingApproval, events)
+            .await
     }
 
-    /// Books the shipment through `ShippingService` (which retries the carrier);
-    /// `Err(reason)` inside when the booking failed for good.
+    /// From the decision to the delivery; `Err` when the order ends otherwise.
+    async fn fulfil(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        saga: &mut Saga,
+    ) -> Result<(), Stop> {
+        let decision = ctx
+            .promise::<Json<Decision>>(ADMIN_APPROVAL)
+            .await?
+            .into_inner();
+        match decision {
+            Decision::Approve => {}
+            Decision::Reject { reason } => {
+                let reason = reason.unwrap_or_else(|| "no reason given".into());
+                return Err(Stop::Ends(OrderStatus::Rejected, reason));
+            }
+            Decision::Cancel { reason } => return Err(Stop::Ends(OrderStatus::Cancelled, reason)),
+        }
+        self.ship(ctx, st, saga).await?;
+        ctx.sleep(self.delivery_delay).await?;
+        // Simulation hook: the parcel is lost after it shipped, so the saga has to
+        // cancel the shipment before it refunds and releases the stock.
+        if st.order_id.contains("FAIL_DELIVERY") {
+            let reason = "the carrier lost the parcel in transit".to_owned();
+            return Err(Stop::Ends(OrderStatus::ShippingFailed, reason));
+        }
+        self.deliver(ctx, st, saga).await?;
+        Ok(())
+    }
+
+    /// Books the shipment through `ShippingService` (which retries the carrier).
     async fn ship(
         &self,
         ctx: &WorkflowContext<'_>,
         st: &mut FulfillmentStatus,
         saga: &mut Saga,
-    ) -> Result<Result<(), String>, HandlerError> {
+    ) -> Result<(), Stop> {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
         let approved = format!("Order {order_id}: approved, booking the shipment");
         let event = Event::new(&user_id, &order_id, "approved", approved);
@@ -160,7 +230,13 @@ impl OrderFulfillmentWorkflow {
             .await;
         let shipment = match booked {
             Ok(Json(shipment)) => shipment,
-            Err(e) => return Ok(Err(e.message().to_owned())),
+            Err(e) if is_cancellation(&e) => return Err(Stop::Interrupted(e)),
+            Err(e) => {
+                return Err(Stop::Ends(
+                    OrderStatus::ShippingFailed,
+                    e.message().to_owned(),
+                ));
+            }
         };
         // Only a shipment that exists is cancelled on a later failure.
         saga.push(Compensation::CancelShipment);
@@ -175,7 +251,7 @@ impl OrderFulfillmentWorkflow {
         let event = Event::new(&user_id, &order_id, "shipment_initiated", message);
         self.advance(ctx, st, OrderStatus::InTransit, vec![event])
             .await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The parcel arrived: the stock reservation becomes a sale, nothing is owed back.
@@ -183,21 +259,66 @@ impl OrderFulfillmentWorkflow {
         &self,
         ctx: &WorkflowContext<'_>,
         st: &mut FulfillmentStatus,
-        mut saga: Saga,
-    ) -> Result<(), HandlerError> {
+        saga: &mut Saga,
+    ) -> Result<(), TerminalError> {
         let id = st.order_id.clone();
         ctx.run(|| async move { Ok(self.db.sell_reservation(&id).await.map(|_| ())?) })
             .name("complete_sale")
             .await?;
         saga.clear();
-        ctx.set(SAGA, Json(saga));
+        ctx.set(SAGA, Json(saga.clone()));
         let delivered = format!("Order {}: delivered", st.order_id);
         let event = Event::new(&st.user_id, &st.order_id, "delivered", delivered);
         self.advance(ctx, st, OrderStatus::Delivered, vec![event])
             .await
     }
 
-    /// Unwinds the saga (last in, first out), records each compensation as it runs,
+    /// Runs one compensation in its own named `ctx.run` (the shipment's cancellation
+    /// through a durable call first) and records it; returns when it ran.
+    async fn compensate(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        compensation: Compensation,
+    ) -> Result<String, TerminalError> {
+        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+        if compensation == Compensation::CancelShipment {
+            ctx.service_client::<ShippingServiceClient>()
+                .cancel_shipment(order_id.clone())
+                .call()
+                .await?;
+            if let Some(shipping) = st.steps.iter_mut().find(|s| s.name == "shipping") {
+                shipping.state = StepState::Compensated;
+            }
+        }
+        let name = compensation.name();
+        ctx.run(|| async move {
+            let message = match compensation {
+                Compensation::ReleaseInventory => {
+                    self.db.release_reservation(&order_id).await?;
+                    format!("Order {order_id}: reserved stock released")
+                }
+                Compensation::RefundPayment => {
+                    let refunded = self.db.refund_payment(&order_id).await?;
+                    let amount = crate::domain::Cents::new(refunded).unwrap_or_default();
+                    format!("Order {order_id}: payment of {amount} refunded")
+                }
+                Compensation::CancelShipment => format!("Order {order_id}: shipment cancelled"),
+            };
+            Event::new(&user_id, &order_id, name, message)
+                .write(&self.db)
+                .await?;
+            let ran_at = now_rfc3339();
+            self.db
+                .record_compensation(&order_id, name, &ran_at)
+                .await?;
+            Ok(ran_at)
+        })
+        .name(format!("compensate_{name}"))
+        .await
+    }
+
+    /// Unwinds the saga (last in, first out), recording each compensation as it runs,
     /// then ends the order in `status` and the workflow with a terminal error.
     async fn fail(
         &self,
@@ -209,68 +330,93 @@ impl OrderFulfillmentWorkflow {
     ) -> Result<Json<FulfillmentStatus>, HandlerError> {
         st.failure_reason = Some(reason.clone());
         while let Some(compensation) = saga.pop() {
-            let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
-            if compensation == Compensation::CancelShipment {
-                ctx.service_client::<ShippingServiceClient>()
-                    .cancel_shipment(order_id.clone())
-                    .call()
-                    .await?;
-                if let Some(shipping) = st.steps.iter_mut().find(|s| s.name == "shipping") {
-                    shipping.state = StepState::Compensated;
-                }
-            }
-            let name = compensation.name();
-            let ran_at = ctx
-                .run(|| async move {
-                    if compensation == Compensation::ReleaseInventory {
-                        self.db.release_reservation(&order_id).await?;
-                    }
-                    let message = match compensation {
-                        Compensation::ReleaseInventory => {
-                            format!("Order {order_id}: reserved stock released")
-                        }
-                        Compensation::CancelShipment => {
-                            format!("Order {order_id}: shipment cancelled")
-                        }
-                    };
-                    Event::new(&user_id, &order_id, name, message)
-                        .write(&self.db)
-                        .await?;
-                    let ran_at = now_rfc3339();
-                    self.db
-                        .record_compensation(&order_id, name, &ran_at)
-                        .await?;
-                    Ok(ran_at)
-                })
-                .name(format!("compensate_{name}"))
-                .await?;
+            let ran_at = self.compensate(ctx, st, compensation).await?;
             st.compensations.push(CompensationRun {
-                name: name.to_owned(),
+                name: compensation.name().to_owned(),
                 ran_at,
             });
             ctx.set(SAGA, Json(saga.clone()));
             ctx.set(STATUS, Json(st.clone()));
         }
+        let id = &st.order_id;
         let (kind, message) = match status {
             OrderStatus::Rejected => (
                 "rejected",
-                format!("Order {}: rejected by the store: {reason}", st.order_id),
+                format!("Order {id}: rejected by the store: {reason}"),
             ),
-            _ => (
-                "order_failed",
-                format!("Order {}: failed: {reason}", st.order_id),
-            ),
+            OrderStatus::Cancelled => ("cancelled", format!("Order {id}: cancelled: {reason}")),
+            _ => ("order_failed", format!("Order {id}: failed: {reason}")),
         };
         let event = Event::new(&st.user_id, &st.order_id, kind, message);
         self.advance(ctx, st, status, vec![event]).await?;
         Err(TerminalError::new_with_code(409, reason).into())
     }
+
+    /// Resolves the decision promise once. Reachable through the ingress (the web role
+    /// calls it there), so it trusts nothing: the read model must know the order, and
+    /// of racing decisions exactly one wins the read model's conditional update; the
+    /// others are refused. The workflow may not have started yet (checkout records the
+    /// payment, then starts it): the promise then waits for it.
+    async fn decide(
+        &self,
+        ctx: &SharedWorkflowContext<'_>,
+        decision: Decision,
+    ) -> Result<(), HandlerError> {
+        let (order_id, what) = (ctx.key().to_owned(), decision.as_str());
+        let claim = ctx
+            .run(|| async move { Ok(Json(self.db.claim_decision(&order_id, what).await?)) })
+            .name(format!("claim_{what}"))
+            .await?
+            .into_inner();
+        let refused = match claim {
+            DecisionClaim::Won => {
+                ctx.resolve_promise(ADMIN_APPROVAL, Json(decision));
+                return Ok(());
+            }
+            DecisionClaim::Unknown => {
+                refusal(404, "unknown_order", "no order is known under this id")
+            }
+            DecisionClaim::Taken {
+                status,
+                decision: Some(taken),
+            } => refusal(
+                409,
+                if what == "cancelled" {
+                    "too_late"
+                } else {
+                    "not_awaiting_approval"
+                },
+                format!("the order is {status}: already {taken}"),
+            ),
+            DecisionClaim::Taken {
+                status,
+                decision: None,
+            } => refusal(
+                409,
+                if what == "cancelled" {
+                    "too_late"
+                } else {
+                    "not_awaiting_approval"
+                },
+                format!("the order is {status}"),
+            ),
+        };
+        Err(refused.into())
+    }
 }
 
-/// Sets the status and updates the checklist, stamping the steps that changed.
+/// Sets the status and updates the checklist, stamping the steps that changed. A
+/// cancellation marks the step the order stood at as failed and leaves the rest.
 fn set_status(st: &mut FulfillmentStatus, status: OrderStatus, at: &str) {
     st.status = status;
     st.updated_at = at.to_owned();
+    if status == OrderStatus::Cancelled {
+        for step in st.steps.iter_mut().filter(|s| s.state == StepState::Active) {
+            step.state = StepState::Failed;
+            step.at = Some(at.to_owned());
+        }
+        return;
+    }
     for (step, next) in st.steps.iter_mut().zip(steps_for(status)) {
         if step.state == StepState::Compensated {
             continue;
@@ -284,7 +430,7 @@ fn set_status(st: &mut FulfillmentStatus, status: OrderStatus, at: &str) {
 
 #[restate_sdk::workflow]
 impl OrderFulfillmentWorkflow {
-    /// Runs the order from approval to delivery. Only checkout starts it (after the
+    /// Runs the order from its decision to delivery. Only checkout starts it (after the
     /// payment), never a call through Restate's ingress.
     #[handler(name = "Run", ingress_private)]
     async fn run(
@@ -292,46 +438,33 @@ impl OrderFulfillmentWorkflow {
         ctx: WorkflowContext<'_>,
         order: Json<OrderRecord>,
     ) -> Result<Json<FulfillmentStatus>, HandlerError> {
-        let (mut st, mut saga) = self.begin(&ctx, &order.into_inner()).await?;
-        let decision = ctx
-            .promise::<Json<Decision>>(ADMIN_APPROVAL)
-            .await?
-            .into_inner();
-        if !decision.approved {
-            let reason = decision.reason.unwrap_or_else(|| "no reason given".into());
-            return self
-                .fail(&ctx, &mut st, saga, OrderStatus::Rejected, reason)
-                .await;
+        let order = order.into_inner();
+        let mut st = FulfillmentStatus::new(&order);
+        // The stock was reserved and the payment captured at checkout: both are owed
+        // back from the start (refunded first, then released).
+        let mut saga = Saga::default();
+        saga.push(Compensation::ReleaseInventory);
+        saga.push(Compensation::RefundPayment);
+        let outcome = match self.begin(&ctx, &mut st, &saga, order.total_cents).await {
+            Ok(()) => self.fulfil(&ctx, &mut st, &mut saga).await,
+            Err(e) => Err(Stop::Interrupted(e)),
+        };
+        match outcome {
+            Ok(()) => Ok(Json(st)),
+            Err(Stop::Ends(status, reason)) => self.fail(&ctx, &mut st, saga, status, reason).await,
+            Err(Stop::Interrupted(e)) if is_cancellation(&e) => {
+                let reason = "cancelled by an operator in Restate".to_owned();
+                self.fail(&ctx, &mut st, saga, OrderStatus::Cancelled, reason)
+                    .await
+            }
+            Err(Stop::Interrupted(e)) => Err(e.into()),
         }
-        if let Err(reason) = self.ship(&ctx, &mut st, &mut saga).await? {
-            return self
-                .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
-                .await;
-        }
-        ctx.sleep(self.delivery_delay).await?;
-        // Simulation hook: the parcel is lost after it shipped, so the saga has to
-        // cancel the shipment before it releases the stock.
-        if st.order_id.contains("FAIL_DELIVERY") {
-            let reason = "the carrier lost the parcel in transit".to_owned();
-            return self
-                .fail(&ctx, &mut st, saga, OrderStatus::ShippingFailed, reason)
-                .await;
-        }
-        self.deliver(&ctx, &mut st, saga).await?;
-        Ok(Json(st))
     }
 
     /// An admin approves the order.
     #[handler(name = "Approve")]
     async fn approve(&self, ctx: SharedWorkflowContext<'_>) -> Result<(), HandlerError> {
-        self.decide(
-            &ctx,
-            Decision {
-                approved: true,
-                reason: None,
-            },
-        )
-        .await
+        self.decide(&ctx, Decision::Approve).await
     }
 
     /// An admin rejects the order, optionally saying why.
@@ -342,14 +475,18 @@ impl OrderFulfillmentWorkflow {
         req: Json<RejectRequest>,
     ) -> Result<(), HandlerError> {
         let reason = req.into_inner().reason.map(String::from);
-        self.decide(
-            &ctx,
-            Decision {
-                approved: false,
-                reason,
-            },
-        )
-        .await
+        self.decide(&ctx, Decision::Reject { reason }).await
+    }
+
+    /// The customer (or an admin) cancels the order before it ships.
+    #[handler(name = "Cancel")]
+    async fn cancel(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+        req: Json<CancelRequest>,
+    ) -> Result<(), HandlerError> {
+        let reason = req.into_inner().reason.into();
+        self.decide(&ctx, Decision::Cancel { reason }).await
     }
 
     /// Where the order is; `null` when no workflow ran for this id.
@@ -363,59 +500,5 @@ impl OrderFulfillmentWorkflow {
                 .await?
                 .map(Json::into_inner),
         ))
-    }
-}
-
-impl OrderFulfillmentWorkflow {
-    /// Resolves the approval promise once. Reachable through the ingress (the web role
-    /// calls it there), so it trusts nothing: the order must be in the read model under
-    /// this key and waiting for approval, and undecided. The workflow may not have
-    /// started yet (checkout records the payment, then starts it): the promise then
-    /// waits for it.
-    async fn decide(
-        &self,
-        ctx: &SharedWorkflowContext<'_>,
-        decision: Decision,
-    ) -> Result<(), HandlerError> {
-        let order_id = ctx.key().to_owned();
-        let indexed = ctx
-            .run(|| async move { Ok(Json(self.db.order_summary(&order_id).await?)) })
-            .name("check_order_index")
-            .await?
-            .into_inner();
-        let Some(indexed) = indexed else {
-            return Err(refusal(404, "unknown_order", "no order is known under this id").into());
-        };
-        let status = match ctx.get::<Json<FulfillmentStatus>>(STATUS).await? {
-            Some(Json(st)) if st.user_id != indexed.user_id => {
-                return Err(
-                    refusal(404, "unknown_order", "no order is known under this id").into(),
-                );
-            }
-            Some(Json(st)) => st.status,
-            None => indexed.status,
-        };
-        if status != OrderStatus::AwaitingApproval {
-            return Err(refusal(
-                409,
-                "not_awaiting_approval",
-                format!("the order is {status}"),
-            )
-            .into());
-        }
-        if ctx
-            .peek_promise::<Json<Decision>>(ADMIN_APPROVAL)
-            .await?
-            .is_some()
-        {
-            return Err(refusal(
-                409,
-                "not_awaiting_approval",
-                "the order has already been decided",
-            )
-            .into());
-        }
-        ctx.resolve_promise(ADMIN_APPROVAL, Json(decision));
-        Ok(())
     }
 }

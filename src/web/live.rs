@@ -215,15 +215,17 @@ pub fn format_elapsed(ms: i64) -> String {
 
 pub fn next_action(status: OrderStatus) -> &'static str {
     match status {
-        OrderStatus::AwaitingPayment => "Pay or decline at the payment gateway",
-        OrderStatus::AwaitingApproval => "Admin: approve or reject",
+        OrderStatus::AwaitingPayment => "Pay or decline at the payment gateway (or cancel)",
+        OrderStatus::AwaitingApproval => "Admin: approve or reject (the customer may cancel)",
         OrderStatus::Shipping => "None: the carrier is being booked",
         OrderStatus::InTransit => "None: waiting for delivery",
         OrderStatus::Delivered => "None: the order is complete",
         OrderStatus::PaymentFailed | OrderStatus::PaymentTimedOut => {
             "Check out again with a new order"
         }
-        OrderStatus::Rejected | OrderStatus::ShippingFailed => "None: the order was cancelled",
+        OrderStatus::Rejected | OrderStatus::ShippingFailed | OrderStatus::Cancelled => {
+            "None: the order ended; what was taken was given back"
+        }
     }
 }
 

@@ -91,6 +91,9 @@ pub fn order(o: &OrderView) -> String {
     if let Some(reason) = &o.failure_reason {
         let _ = writeln!(md, "\n**Reason**: {}", escape(reason));
     }
+    if let Some(refunded) = o.payment.refunded_cents {
+        let _ = writeln!(md, "\n**Refunded**: {} to the customer", money(refunded));
+    }
     let _ = writeln!(
         md,
         "\n## Items\n\n| SKU | Product | Qty | Price |\n|-----|---------|-----|-------|"

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/orders", get(admin_list))
         .route("/api/workflow/{id}/approve", post(approve))
         .route("/api/workflow/{id}/reject", post(reject))
+        .route("/api/orders/{id}/cancel", post(cancel))
 }
 
 #[derive(Deserialize)]
@@ -50,7 +51,7 @@ async fn place(
     };
     let address = ShippingAddress::parse(&body.shipping_address)
         .map_err(|e| ApiError::bad_request("invalid_shipping_address", e))?;
-    let reply = checkout::place_order(&state, &user, order_id, key, address).await?;
+    let reply = checkout::place_order(&state, &user, order_id, address).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)))
 }
 
@@ -111,10 +112,20 @@ async fn approve(
     }))
 }
 
+/// The body of a reject or cancel: optional, and then optionally a reason.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+struct ReasonBody {
     reason: Option<String>,
+}
+
+impl ReasonBody {
+    fn parse(body: &[u8]) -> ApiResult<ReasonBody> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ReasonBody::default());
+        }
+        parse_json(body)
+    }
 }
 
 async fn reject(
@@ -124,15 +135,30 @@ async fn reject(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<DecisionReply>> {
     crate::app::require_admin(&user)?;
-    // The body is optional: no body means no reason.
-    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RejectBody::default()
-    } else {
-        parse_json(&body)?
-    };
+    let body = ReasonBody::parse(&body)?;
     let order_id = approvals::reject(&state, &user, &id, body.reason.as_deref()).await?;
     Ok(Json(DecisionReply {
         order_id,
         decision: "rejected",
+    }))
+}
+
+#[derive(Serialize)]
+struct CancelReply {
+    order_id: OrderId,
+    status: &'static str,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<CancelReply>> {
+    let body = ReasonBody::parse(&body)?;
+    let order_id = approvals::cancel(&state, &user, &id, body.reason.as_deref()).await?;
+    Ok(Json(CancelReply {
+        order_id,
+        status: "cancelled",
     }))
 }

@@ -179,7 +179,7 @@ pub async fn place_order(
         let address = ShippingAddress::parse(&signals.address)
             .map_err(|e| AppError::invalid("invalid_shipping_address", e))?;
         let order_id = checkout::new_order_id(user.username(), None);
-        checkout::place_order(&state, &user, order_id, None, address).await
+        checkout::place_order(&state, &user, order_id, address).await
     }
     .await;
     let (selection, outcome, signals) = match placed {
@@ -303,6 +303,28 @@ pub async fn reject(
     let selection = decided(&state, &user, &page, &id);
     let reset = Some(json!({"rejectReason": ""}));
     answer(&state, &user, &page, selection, outcome, reset).await
+}
+
+/// The customer cancels an order that has not shipped.
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    let outcome = approvals::cancel(&state, &user, &id, None)
+        .await
+        .map(|order_id| format!("Cancelled order {order_id}; what was taken is given back."));
+    let mut selection = current(&state, &user, &page);
+    if OrderId::parse(&id).is_ok() {
+        selection = Selection {
+            view: View::Orders,
+            order: Some(id),
+        };
+    }
+    let tab = Some(json!({"tab": "output"}));
+    answer(&state, &user, &page, selection, outcome, tab).await
 }
 
 /// The crash drill: SIGKILL to the process serving the Restate endpoint.

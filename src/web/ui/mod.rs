@@ -34,5 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/decline/{id}", post(actions::decline))
         .route("/ui/approve/{id}", post(actions::approve))
         .route("/ui/reject/{id}", post(actions::reject))
+        .route("/ui/cancel/{id}", post(actions::cancel))
         .route("/ui/admin/crash", post(actions::crash))
 }

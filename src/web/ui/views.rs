@@ -89,6 +89,8 @@ pub struct OrderRow {
     select_url: String,
     approve_url: String,
     reject_url: String,
+    /// Where the customer cancels it, while it still can be.
+    cancel_url: Option<String>,
 }
 
 /// What the Input pane offers in each view.
@@ -405,7 +407,12 @@ fn cart_input(cart: CartView, pending: Option<Payable>) -> Input {
 }
 
 fn order_row(o: &OrderSummary, selected: Option<&str>) -> OrderRow {
+    let cancellable = matches!(
+        o.status,
+        OrderStatus::AwaitingPayment | OrderStatus::AwaitingApproval
+    );
     OrderRow {
+        cancel_url: cancellable.then(|| format!("/ui/cancel/{}", o.order_id)),
         selected: selected == Some(o.order_id.as_str()),
         select_url: format!("/ui/order/{}", o.order_id),
         approve_url: format!("/ui/approve/{}", o.order_id),
@@ -460,6 +467,7 @@ mod tests {
             select_url: "/ui/order/o-1".into(),
             approve_url: "/ui/approve/o-1".into(),
             reject_url: "/ui/reject/o-1".into(),
+            cancel_url: None,
         };
         let admin = pane_input(
             View::Admin,
