@@ -500,6 +500,12 @@ impl Api {
             .await
     }
 
+    pub async fn cancel(&self, user: &str, id: &str, reason: Option<&str>) -> Reply {
+        let body = serde_json::json!({ "reason": reason });
+        self.post(&format!("/api/orders/{id}/cancel"), Some(user), &body)
+            .await
+    }
+
     pub async fn reject(&self, user: &str, id: &str, reason: Option<&str>) -> Reply {
         let body = serde_json::json!({ "reason": reason });
         self.post(&format!("/api/workflow/{id}/reject"), Some(user), &body)

@@ -1,0 +1,360 @@
+//! The order lifecycle around the happy path, against one shared ShopFlow: refunds,
+//! cancellation by the customer and by an operator in Restate, exactly one winner of
+//! racing decisions and checkouts, an order id a refused checkout leaves free, the
+//! read model outliving Restate's retention, and cart notifications.
+
+mod common;
+
+use common::{Api, AppConfig, TestApp, assert_error, eventually};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+const ADMIN: &str = "admin";
+
+async fn app() -> (&'static TestApp, Api) {
+    static APP: OnceCell<TestApp> = OnceCell::const_new();
+    let app = APP
+        .get_or_init(|| async {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lifecycle-app");
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut config = AppConfig::new(&dir);
+            config
+                .extra_env
+                .push(("SHOPFLOW_DELIVERY_DELAY".into(), "300ms".into()));
+            TestApp::start(config).await
+        })
+        .await;
+    (app, Api::new(&app.config))
+}
+
+fn compensations(order: &Value) -> Vec<String> {
+    order["compensations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn count(app: &TestApp, sql: &str, key: &str) -> i64 {
+    app.sqlite_count(sql, key).await
+}
+
+async fn reserved(app: &TestApp, order_id: &str) -> i64 {
+    let sql = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = 'reserved'";
+    count(app, sql, order_id).await
+}
+
+async fn notifications(app: &TestApp, order_id: &str, kind: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM notifications WHERE order_id = ? AND kind = '{kind}'");
+    count(app, &sql, order_id).await
+}
+
+/// An order paid and waiting for approval.
+async fn paid(api: &Api, user: &str, id: &str, sku: &str) -> i64 {
+    let (awakeable, total) = api.place_order(user, id, &[(sku, 1)]).await;
+    assert_eq!(api.pay(&awakeable, total).await.0, 200);
+    api.wait_status(user, id, "awaiting_approval").await;
+    total
+}
+
+/// An operator's `PATCH /invocations/{id}/{action}` on Restate's admin API.
+async fn operator(app: &TestApp, invocation: &str, action: &str) {
+    let resp = reqwest::Client::new()
+        .patch(format!(
+            "http://{}/invocations/{invocation}/{action}",
+            app.config.admin
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{action}: {}", resp.status());
+}
+
+/// The id of an invocation Restate knows, by target and a status filter.
+async fn invocation(
+    app: &TestApp,
+    service: &str,
+    key: &str,
+    handler: &str,
+    status: &str,
+) -> String {
+    let sql = format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = '{service}' \
+         AND target_service_key = '{key}' AND target_handler_name = '{handler}' AND {status}"
+    );
+    eventually(&format!("the {service}/{handler} invocation"), || async {
+        app.restate_sql(&sql)
+            .await
+            .first()
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+    })
+    .await
+}
+
+/// Defect 1: a rejected order gives the money back, and says how much.
+#[tokio::test]
+async fn a_rejected_order_is_refunded() {
+    let (app, api) = app().await;
+    let id = "lc-refund";
+    let total = paid(&api, "alice", id, "P008").await;
+    assert_eq!(
+        api.reject(ADMIN, id, Some("out of stock at the warehouse"))
+            .await
+            .0,
+        200
+    );
+    let order = api.wait_status("alice", id, "rejected").await;
+    assert_eq!(
+        compensations(&order),
+        ["refund_payment", "release_inventory"]
+    );
+    assert_eq!(order["payment"]["refunded_cents"], total);
+    assert!(order["payment"]["refunded_at"].is_string());
+    let refunded = "SELECT refunded_cents FROM payment_requests WHERE order_id = ?";
+    assert_eq!(count(app, refunded, id).await, total);
+    assert_eq!(notifications(app, id, "refund_payment").await, 1);
+    let (_, _, md) = api.order_markdown("alice", id).await;
+    assert!(md.contains("**Refunded**: $8.99"), "{md}");
+}
+
+/// Defect 2: an operator's cancel in Restate unwinds the saga: of the workflow
+/// waiting for approval, and of a checkout waiting for payment.
+#[tokio::test]
+async fn an_operators_cancel_in_restate_unwinds() {
+    let (app, api) = app().await;
+    let id = "lc-op-cancel-wf";
+    let before = api.stock("P002").await;
+    let total = paid(&api, "bob", id, "P002").await;
+    assert_eq!(api.stock("P002").await, before - 1);
+    let run = invocation(
+        app,
+        "OrderFulfillmentWorkflow",
+        id,
+        "Run",
+        "status <> 'completed'",
+    )
+    .await;
+    operator(app, &run, "cancel").await;
+    let order = api.wait_status("bob", id, "cancelled").await;
+    assert_eq!(
+        compensations(&order),
+        ["refund_payment", "release_inventory"]
+    );
+    assert_eq!(order["payment"]["refunded_cents"], total);
+    assert_eq!(api.stock("P002").await, before, "the stock came back");
+    assert_eq!(reserved(app, id).await, 0);
+    // Every later decision is refused.
+    assert_error(&api.approve(ADMIN, id).await, 409, "not_awaiting_approval");
+    assert_error(&api.cancel("bob", id, None).await, 409, "too_late");
+
+    let id = "lc-op-cancel-co";
+    api.place_order("carol", id, &[("P002", 1)]).await;
+    let checkout = invocation(
+        app,
+        "UserSession",
+        "carol",
+        "Checkout",
+        "status <> 'completed'",
+    )
+    .await;
+    operator(app, &checkout, "cancel").await;
+    let order = api.wait_status("carol", id, "cancelled").await;
+    assert_eq!(compensations(&order), ["release_inventory"]);
+    assert_eq!(api.stock("P002").await, before);
+    // The cart is the user's again, and the payment can no longer be made.
+    assert_eq!(api.add_to_cart("carol", json!("P008"), 1).await.0, 200);
+    let awakeable = order["payment"]["awakeable_id"].as_str().unwrap();
+    assert_error(&api.pay(awakeable, 2500).await, 409, "payment_settled");
+}
+
+/// The customer cancels: before paying, and while the order waits for approval.
+#[tokio::test]
+async fn the_customer_cancels_before_it_ships() {
+    let (app, api) = app().await;
+    let before = api.stock("P004").await;
+    let id = "lc-cancel-unpaid";
+    let (awakeable, total) = api.place_order("dave", id, &[("P004", 1)]).await;
+    let (status, reply) = api.cancel("dave", id, Some("changed my mind")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["status"], "cancelled");
+    let order = api.wait_status("dave", id, "cancelled").await;
+    assert_eq!(order["failure_reason"], "changed my mind");
+    assert!(
+        order["payment"]["refunded_cents"].is_null(),
+        "nothing was paid"
+    );
+    assert_error(&api.pay(&awakeable, total).await, 409, "payment_settled");
+    assert_eq!(api.stock("P004").await, before);
+
+    let id = "lc-cancel-paid";
+    let total = paid(&api, "dave", id, "P004").await;
+    assert_eq!(api.cancel("dave", id, None).await.0, 200);
+    let order = api.wait_status("dave", id, "cancelled").await;
+    assert_eq!(
+        compensations(&order),
+        ["refund_payment", "release_inventory"]
+    );
+    assert_eq!(order["payment"]["refunded_cents"], total);
+    assert_eq!(order["failure_reason"], "cancelled by the customer");
+    assert_eq!(api.stock("P004").await, before);
+    assert_error(&api.approve(ADMIN, id).await, 409, "not_awaiting_approval");
+    assert_error(
+        &api.reject(ADMIN, id, None).await,
+        409,
+        "not_awaiting_approval",
+    );
+    assert_eq!(notifications(app, id, "cancelled").await, 1);
+
+    // Others may not; nor may anyone once it has shipped.
+    let id = "lc-cancel-late";
+    paid(&api, "dave", id, "P004").await;
+    assert_error(&api.cancel("erin", id, None).await, 404, "unknown_order");
+    assert_eq!(api.approve(ADMIN, id).await.0, 200);
+    api.wait_status("dave", id, "delivered").await;
+    assert_error(&api.cancel("dave", id, None).await, 409, "too_late");
+    assert_error(
+        &api.cancel("dave", id, Some("x\r\ny")).await,
+        400,
+        "invalid_reason",
+    );
+}
+
+/// Defect 4 (and cancel): of decisions sent at the same moment exactly one wins, and
+/// the order ends as the winner said.
+#[tokio::test]
+async fn racing_decisions_have_exactly_one_winner() {
+    let (_, api) = app().await;
+    for round in 0..6 {
+        let id = format!("lc-race-{round}");
+        paid(&api, "frank", &id, "P008").await;
+        let (a, b, c) = tokio::join!(
+            api.approve(ADMIN, &id),
+            api.reject(ADMIN, &id, Some("racing")),
+            api.cancel("frank", &id, None),
+        );
+        let winners: Vec<&str> = [(&a, "delivered"), (&b, "rejected"), (&c, "cancelled")]
+            .iter()
+            .filter(|(reply, _)| reply.0 == 200)
+            .map(|(_, end)| *end)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {a:?} {b:?} {c:?}");
+        for reply in [&a, &b, &c].into_iter().filter(|r| r.0 != 200) {
+            assert_eq!(reply.0, 409, "{reply:?}");
+        }
+        api.wait_status("frank", &id, winners[0]).await;
+    }
+}
+
+/// Defect 3: a refused checkout leaves its order id free.
+#[tokio::test]
+async fn a_refused_checkout_leaves_the_order_id_free() {
+    let (_, api) = app().await;
+    let body = json!({"order_id": "lc-poison-1", "shipping_address": "1 Main St"});
+    assert_error(&api.checkout("grace", &body, None).await, 409, "empty_cart");
+    assert_eq!(api.add_to_cart("grace", json!("P008"), 1).await.0, 200);
+    let (status, reply) = api.checkout("grace", &body, None).await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["status"], "awaiting_payment");
+    let (status, again) = api.checkout("grace", &body, None).await;
+    assert_eq!(
+        (status.as_u16(), &again["awakeable_id"]),
+        (202, &reply["awakeable_id"])
+    );
+}
+
+/// Defect 5: a second checkout while one is pending is refused, and never runs later.
+#[tokio::test]
+async fn a_second_checkout_at_the_same_time_is_refused_and_never_runs() {
+    let (app, api) = app().await;
+    assert_eq!(api.add_to_cart("heidi", json!("P008"), 1).await.0, 200);
+    let one = json!({"order_id": "lc-twice-1", "shipping_address": "1 Main St"});
+    let two = json!({"order_id": "lc-twice-2", "shipping_address": "1 Main St"});
+    let (a, b) = tokio::join!(
+        api.checkout("heidi", &one, None),
+        api.checkout("heidi", &two, None)
+    );
+    let (won, lost, lost_id) = if a.0 == 202 {
+        (a, b, "lc-twice-2")
+    } else {
+        (b, a, "lc-twice-1")
+    };
+    assert_eq!(won.0, 202, "{won:?}");
+    assert_error(&lost, 409, "checkout_in_progress");
+    let awakeable = won.1["awakeable_id"].as_str().unwrap();
+    assert_eq!(api.decline(awakeable, "card expired").await.0, 200);
+    let won_id = won.1["order_id"].as_str().unwrap();
+    api.wait_status("heidi", won_id, "payment_failed").await;
+    // The cart is free again, and the refused order does not exist.
+    assert_eq!(api.add_to_cart("heidi", json!("P008"), 1).await.0, 200);
+    let orders = "SELECT COUNT(*) FROM orders WHERE order_id = ?";
+    assert_eq!(count(app, orders, lost_id).await, 0);
+    let checkouts = format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'UserSession' \
+         AND target_service_key = 'heidi' AND target_handler_name = 'Checkout'"
+    );
+    assert_eq!(
+        app.restate_sql(&checkouts).await.len(),
+        1,
+        "only one checkout ran"
+    );
+}
+
+/// Defect 6: an order reads the same after Restate has dropped its workflow.
+#[tokio::test]
+async fn a_purged_workflow_leaves_the_order_as_it_ended() {
+    let (app, api) = app().await;
+    let id = "lc-purge";
+    paid(&api, "ivan", id, "P008").await;
+    assert_eq!(api.approve(ADMIN, id).await.0, 200);
+    let delivered = api.wait_status("ivan", id, "delivered").await;
+    let run = invocation(
+        app,
+        "OrderFulfillmentWorkflow",
+        id,
+        "Run",
+        "status = 'completed'",
+    )
+    .await;
+    operator(app, &run, "purge").await;
+    eventually("the workflow to be purged", || async {
+        let sql = format!(
+            "SELECT id FROM sys_invocation WHERE target_service_key = '{id}' \
+             AND target_handler_name = 'Run'"
+        );
+        app.restate_sql(&sql).await.is_empty().then_some(())
+    })
+    .await;
+    let (status, after) = api.order("ivan", id).await;
+    assert_eq!(status, 200);
+    for key in [
+        "status",
+        "shipment",
+        "steps",
+        "compensations",
+        "payment",
+        "items",
+    ] {
+        assert_eq!(after[key], delivered[key], "{key}");
+    }
+    assert!(after["shipment"]["tracking_number"].is_string());
+}
+
+/// Defect 7: cart changes are notified.
+#[tokio::test]
+async fn cart_changes_are_notified() {
+    let (app, api) = app().await;
+    let mut stream = api.stream("/stream/notifications", "judy", None).await;
+    assert_eq!(api.add_to_cart("judy", json!("P001"), 2).await.0, 200);
+    assert_eq!(api.remove_from_cart("judy", json!("P001")).await.0, 200);
+    stream
+        .read_until("both notifications", |t| t.contains("Item removed"))
+        .await;
+    assert!(
+        stream.text.contains("Item added: 2 × Widget A"),
+        "{}",
+        stream.text
+    );
+    let sql = "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND kind LIKE 'item_%'";
+    assert_eq!(count(app, sql, "judy").await, 2);
+}
