@@ -289,12 +289,10 @@ async fn a_second_checkout_at_the_same_time_is_refused_and_never_runs() {
     assert_eq!(api.add_to_cart("heidi", json!("P008"), 1).await.0, 200);
     let orders = "SELECT COUNT(*) FROM orders WHERE order_id = ?";
     assert_eq!(count(app, orders, lost_id).await, 0);
-    let checkouts = format!(
-        "SELECT id FROM sys_invocation WHERE target_service_name = 'UserSession' \
-         AND target_service_key = 'heidi' AND target_handler_name = 'Checkout'"
-    );
+    let checkouts = "SELECT id FROM sys_invocation WHERE target_service_name = 'UserSession' \
+         AND target_service_key = 'heidi' AND target_handler_name = 'Checkout'";
     assert_eq!(
-        app.restate_sql(&checkouts).await.len(),
+        app.restate_sql(checkouts).await.len(),
         1,
         "only one checkout ran"
     );
