@@ -31,6 +31,9 @@ ALTER TABLE payment_requests_next RENAME TO payment_requests;
 ALTER TABLE orders ADD COLUMN decision TEXT;
 ALTER TABLE orders ADD COLUMN decided_at TEXT;
 
+-- Which invocation checked the order out (to read its journal in Restate).
+ALTER TABLE orders ADD COLUMN checkout_invocation TEXT;
+
 -- A user's checkout under way: claimed before checkout starts, so a second checkout
 -- of the same user is refused at once instead of running once the first one is over.
 CREATE TABLE checkout_claims (

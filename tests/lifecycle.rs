@@ -356,3 +356,72 @@ async fn cart_changes_are_notified() {
     let sql = "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND kind LIKE 'item_%'";
     assert_eq!(count(app, sql, "judy").await, 2);
 }
+
+/// The durable steps of an order, as Restate journaled them: waiting on the promise
+/// while it waits for approval, every step done once delivered.
+#[tokio::test]
+async fn the_journal_shows_the_durable_steps() {
+    let (_, api) = app().await;
+    let id = "lc-journal";
+    paid(&api, "kim", id, "P008").await;
+    let path = format!("/api/orders/{id}/journal");
+    let steps = |journal: &Value, target: &str| -> Vec<(String, String, String)> {
+        journal["invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["target"].as_str().unwrap().ends_with(target))
+            .flat_map(|i| i["steps"].as_array().unwrap().clone())
+            .map(|s| {
+                let text = |k: &str| s[k].as_str().unwrap().to_owned();
+                (text("kind"), text("name"), text("state"))
+            })
+            .collect()
+    };
+    let waiting = eventually("the workflow to wait on its promise", || async {
+        let (status, journal) = api.get(&path, Some("kim")).await;
+        assert_eq!(status, 200, "{journal}");
+        let run = steps(&journal, &format!("{id}/Run"));
+        run.contains(&("promise".into(), "admin_approval".into(), "waiting".into()))
+            .then_some(journal)
+    })
+    .await;
+    let checkout = steps(&waiting, "kim/Checkout");
+    for name in [
+        "check_claim",
+        "reserve_stock",
+        "register_payment",
+        "confirm_payment",
+    ] {
+        assert!(
+            checkout.contains(&("run".into(), name.into(), "done".into())),
+            "{name} in {checkout:?}"
+        );
+    }
+    assert!(
+        checkout.iter().any(|(kind, _, _)| kind == "awakeable"),
+        "{checkout:?}"
+    );
+    assert_error(&api.get(&path, Some("leo")).await, 404, "unknown_order");
+
+    assert_eq!(api.approve(ADMIN, id).await.0, 200);
+    api.wait_status("kim", id, "delivered").await;
+    let (_, done) = api.get(&path, Some("kim")).await;
+    let run = steps(&done, &format!("{id}/Run"));
+    for (kind, name) in [
+        ("promise", "admin_approval"),
+        ("call", "ShippingService/InitiateShipment"),
+        ("run", "complete_sale"),
+        ("run", "enter_delivered"),
+    ] {
+        assert!(
+            run.contains(&(kind.into(), name.into(), "done".into())),
+            "{kind} {name} in {run:?}"
+        );
+    }
+    assert!(
+        run.iter()
+            .any(|(kind, _, state)| kind == "sleep" && state == "done")
+    );
+    assert!(run.iter().all(|(_, _, state)| state == "done"), "{run:?}");
+}

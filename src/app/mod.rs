@@ -11,6 +11,7 @@ pub mod drills;
 pub mod error;
 pub mod feed;
 pub mod identity;
+pub mod journal;
 pub mod orders;
 pub mod payments;
 

@@ -154,6 +154,17 @@ pub struct Retries {
     pub last_failure: Option<String>,
 }
 
+/// An order the caller may see, with its durable steps as Restate journaled them.
+pub async fn journal(
+    app: &App,
+    user: &User,
+    id: &str,
+) -> AppResult<Vec<super::journal::JournalInvocation>> {
+    let order = visible(app, user, id).await?;
+    let order_id = parse_order_id(&order.order_id)?;
+    super::journal::read(&app.db, &app.restate, &order_id).await
+}
+
 /// Reads `Retries` from Restate's introspection tables.
 pub async fn retries(app: &App, order_id: &OrderId) -> Retries {
     retries_of(&app.restate, order_id).await
@@ -189,6 +200,7 @@ async fn retries_of(restate: &crate::durable::RestateClient, order_id: &OrderId)
 pub struct MetaSnapshot {
     pub order: OrderView,
     pub retries: Retries,
+    pub journal: Vec<super::journal::JournalInvocation>,
     pub at: String,
 }
 
@@ -227,6 +239,13 @@ impl MetaBoard {
 
     /// The metadata of `order_id` as it changes (`None` until the first look). The
     /// caller has checked that the user may see the order.
+    /// The latest snapshot of an order someone watches, if there is one yet.
+    pub fn latest(&self, order_id: &OrderId) -> Option<Arc<MetaSnapshot>> {
+        let orders = self.orders.lock().expect("meta board lock");
+        let tx = orders.get(order_id.as_str())?.upgrade()?;
+        tx.borrow().clone()
+    }
+
     pub fn watch(
         self: &Arc<Self>,
         order_id: &OrderId,
@@ -262,10 +281,17 @@ impl MetaBoard {
             let finished = match self.db.order_detail(order_id.as_str()).await {
                 Ok(Some(order)) => {
                     let finished = order.status.is_final();
-                    let retries = retries_of(&self.restate, &order_id).await;
+                    let (retries, journal) = tokio::join!(
+                        retries_of(&self.restate, &order_id),
+                        super::journal::read(&self.db, &self.restate, &order_id)
+                    );
                     let snapshot = MetaSnapshot {
                         order: order.into(),
                         retries,
+                        journal: journal.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "cannot read the journal");
+                            Vec::new()
+                        }),
                         at: crate::clock::now_rfc3339(),
                     };
                     tx.send_replace(Some(Arc::new(snapshot)));

@@ -162,7 +162,11 @@ impl Db {
     /// Claims the order id for its user and reserves stock for every line, all in one
     /// transaction: either everything is reserved or nothing is. Run again for the same
     /// order it changes nothing and answers `Reserved`.
-    pub async fn reserve_order(&self, order: &OrderRecord) -> sqlx::Result<ReserveOutcome> {
+    pub async fn reserve_order(
+        &self,
+        order: &OrderRecord,
+        invocation_id: &str,
+    ) -> sqlx::Result<ReserveOutcome> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let owner: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = ?")
@@ -211,8 +215,8 @@ impl Db {
             .map_err(|e| sqlx::Error::Encode(e.to_string().into()))?;
         sqlx::query(
             "INSERT INTO orders (order_id, user_id, status, total_cents, created_at, updated_at,
-                                 shipping_address, items)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 shipping_address, items, checkout_invocation)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(order.order_id.as_str())
         .bind(&order.user_id)
@@ -222,6 +226,7 @@ impl Db {
         .bind(&order.created_at)
         .bind(order.shipping_address.as_str())
         .bind(items)
+        .bind(invocation_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -393,6 +398,16 @@ impl Db {
             .bind(user_id)
             .fetch_one(self.pool())
             .await
+    }
+
+    /// The invocation that checked the order out, if any.
+    pub async fn checkout_invocation(&self, order_id: &str) -> sqlx::Result<Option<String>> {
+        let id: Option<Option<String>> =
+            sqlx::query_scalar("SELECT checkout_invocation FROM orders WHERE order_id = ?")
+                .bind(order_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(id.flatten())
     }
 
     /// The order the user's checkout claim names, if any.
@@ -790,7 +805,7 @@ mod tests {
     async fn the_read_model_holds_the_whole_order_in_one_row() {
         let (_d, db) = db().await;
         let o = order("o-read", "alice", &[(1, 2)]);
-        db.reserve_order(&o).await.unwrap();
+        db.reserve_order(&o, "inv_1").await.unwrap();
         db.register_payment(&o, "sign_1").await.unwrap();
         let d = db.order_detail("o-read").await.unwrap().unwrap();
         assert_eq!(
@@ -845,7 +860,7 @@ mod tests {
         // Line 2 cannot be covered: nothing is taken, not even line 1.
         let greedy = order("o1", "alice", &[(1, 2), (7, s7 + 1)]);
         assert!(matches!(
-            db.reserve_order(&greedy).await.unwrap(),
+            db.reserve_order(&greedy, "inv_1").await.unwrap(),
             ReserveOutcome::OutOfStock { .. }
         ));
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
@@ -853,16 +868,16 @@ mod tests {
 
         let ok = order("o2", "alice", &[(1, 2), (7, 1)]);
         assert_eq!(
-            db.reserve_order(&ok).await.unwrap(),
+            db.reserve_order(&ok, "inv_1").await.unwrap(),
             ReserveOutcome::Reserved
         );
         assert_eq!(
-            db.reserve_order(&ok).await.unwrap(),
+            db.reserve_order(&ok, "inv_1").await.unwrap(),
             ReserveOutcome::Reserved
         );
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1 - 2, s7 - 1));
         assert_eq!(
-            db.reserve_order(&order("o2", "bob", &[(1, 1)]))
+            db.reserve_order(&order("o2", "bob", &[(1, 1)]), "inv_1")
                 .await
                 .unwrap(),
             ReserveOutcome::OrderIdTaken
@@ -877,7 +892,7 @@ mod tests {
     async fn a_sale_keeps_the_stock_taken() {
         let (_d, db) = db().await;
         let s1 = stock(&db, 1).await;
-        db.reserve_order(&order("o3", "alice", &[(1, 3)]))
+        db.reserve_order(&order("o3", "alice", &[(1, 3)]), "inv_1")
             .await
             .unwrap();
         assert_eq!(db.sell_reservation("o3").await.unwrap(), 1);

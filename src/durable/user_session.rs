@@ -338,9 +338,9 @@ impl UserSession {
         ctx: &ObjectContext<'_>,
         order: &OrderRecord,
     ) -> Result<(), HandlerError> {
-        let snapshot = order.clone();
+        let (snapshot, invocation) = (order.clone(), ctx.invocation_id().to_owned());
         let reserved = ctx
-            .run(|| async move { Ok(Json(self.db.reserve_order(&snapshot).await?)) })
+            .run(|| async move { Ok(Json(self.db.reserve_order(&snapshot, &invocation).await?)) })
             .name("reserve_stock")
             .await?
             .into_inner();

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::datastar::{self, MergeMode};
 use super::error::ApiError;
 use super::markdown::step_label;
+use crate::app::journal::JournalInvocation;
 use crate::app::orders::{MetaSnapshot, OrderView, Retries};
 use crate::clock::parse_rfc3339;
 use crate::db::orders::Notification;
@@ -159,10 +160,17 @@ pub struct WorkflowMeta {
     pub last_failure: Option<String>,
     pub next_action: &'static str,
     pub progress: usize,
+    /// The order's durable steps as Restate journaled them.
+    pub journal: Vec<JournalInvocation>,
 }
 
 impl WorkflowMeta {
-    pub fn new(order: &OrderView, retries: Retries, now: &str) -> Self {
+    pub fn new(
+        order: &OrderView,
+        retries: Retries,
+        journal: Vec<JournalInvocation>,
+        now: &str,
+    ) -> Self {
         let current = order
             .steps
             .iter()
@@ -199,6 +207,7 @@ impl WorkflowMeta {
                 .or_else(|| order.failure_reason.clone()),
             next_action: next_action(order.status),
             progress: done * 100 / order.steps.len().max(1),
+            journal,
         }
     }
 }
@@ -231,7 +240,14 @@ pub fn next_action(status: OrderStatus) -> &'static str {
 
 /// The `#workflow-meta` pane of an order as a snapshot shows it.
 pub fn meta_html(snapshot: &MetaSnapshot) -> Result<String, askama::Error> {
-    WorkflowMeta::new(&snapshot.order, snapshot.retries.clone(), &snapshot.at).render()
+    let journal = snapshot.journal.clone();
+    WorkflowMeta::new(
+        &snapshot.order,
+        snapshot.retries.clone(),
+        journal,
+        &snapshot.at,
+    )
+    .render()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::checkout::{self, CheckoutReply};
+use crate::app::journal::JournalInvocation;
 use crate::app::{approvals, orders};
 use crate::db::orders::OrderSummary;
 use crate::domain::{OrderId, ShippingAddress};
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/checkout", post(place))
         .route("/api/orders", get(list))
         .route("/api/orders/{id}", get(detail))
+        .route("/api/orders/{id}/journal", get(journal))
         .route("/api/admin/orders", get(admin_list))
         .route("/api/workflow/{id}/approve", post(approve))
         .route("/api/workflow/{id}/reject", post(reject))
@@ -79,6 +81,25 @@ async fn detail(
         return Ok((content_type, body).into_response());
     }
     Ok(Json(view).into_response())
+}
+
+#[derive(Serialize)]
+struct JournalReply {
+    order_id: String,
+    invocations: Vec<JournalInvocation>,
+}
+
+/// The order's durable steps as Restate journaled them.
+async fn journal(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JournalReply>> {
+    let invocations = orders::journal(&state, &user, &id).await?;
+    Ok(Json(JournalReply {
+        order_id: id,
+        invocations,
+    }))
 }
 
 async fn admin_list(

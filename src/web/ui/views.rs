@@ -9,7 +9,7 @@ use super::pages::{Selection, View};
 use crate::app::cart::{self, CartView};
 use crate::app::feed::HISTORY;
 use crate::app::orders::{self, OrderView};
-use crate::app::{catalog, payments};
+use crate::app::{catalog, journal, payments};
 use crate::clock::now_rfc3339;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
@@ -365,8 +365,17 @@ pub async fn meta(state: &AppState, order: Option<&OrderView>) -> ApiResult<Stri
         return NoWorkflow.render().map_err(render_err);
     };
     let order_id = orders::parse_order_id(&order.order_id)?;
+    // The per-order board has the order's numbers when someone watches it already.
+    if let Some(snapshot) = state.feed.meta().latest(&order_id) {
+        let journal = snapshot.journal.clone();
+        let meta = WorkflowMeta::new(order, snapshot.retries.clone(), journal, &now_rfc3339());
+        return meta.render().map_err(render_err);
+    }
     let retries = orders::retries(state, &order_id).await;
-    WorkflowMeta::new(order, retries, &now_rfc3339())
+    let journal = journal::read(&state.db, &state.restate, &order_id)
+        .await
+        .unwrap_or_default();
+    WorkflowMeta::new(order, retries, journal, &now_rfc3339())
         .render()
         .map_err(render_err)
 }

@@ -1,0 +1,251 @@
+//! An order's durable steps, as Restate journaled them: every named `ctx.run`, call,
+//! sleep, promise and awakeable of its checkout, its workflow and the calls those made,
+//! in order, with their state and time, read from Restate's introspection tables
+//! (`sys_journal`, `sys_invocation`).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{AppError, AppResult};
+use crate::db::Db;
+use crate::domain::OrderId;
+use crate::durable::RestateClient;
+
+/// One invocation of the order and its steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalInvocation {
+    pub id: String,
+    /// `Service/key/Handler`.
+    pub target: String,
+    /// Restate's status: `running`, `suspended`, `backing-off`, `completed`, …
+    pub status: String,
+    pub steps: Vec<JournalStep>,
+}
+
+/// One durable step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalStep {
+    pub index: i64,
+    /// `run`, `call`, `send`, `sleep`, `promise`, `awakeable`, `start`, `end`.
+    pub kind: &'static str,
+    /// The `ctx.run`'s name, the callee, the promise, the wake-up time.
+    pub name: String,
+    /// `done`, or `waiting` while Restate waits for its result.
+    pub state: &'static str,
+    /// When it was journaled, and when its result came (for those that wait).
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+}
+
+/// The journal of an order's invocations, oldest first (empty when Restate no longer
+/// keeps them).
+pub async fn read(
+    db: &Db,
+    restate: &RestateClient,
+    order_id: &OrderId,
+) -> AppResult<Vec<JournalInvocation>> {
+    let checkout = db.checkout_invocation(order_id.as_str()).await?;
+    // Both ids are checked ([A-Za-z0-9_-]), so they are safe inside the SQL.
+    let checkout = checkout
+        .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT j.id, i.target, i.status, i.created_at, j.index, j.entry_type, j.name, \
+         j.appended_at, j.entry_lite_json FROM sys_journal j JOIN sys_invocation i ON i.id = j.id \
+         WHERE i.id = '{checkout}' OR i.target_service_key = '{order_id}' OR i.invoked_by_id IN \
+         (SELECT id FROM sys_invocation WHERE target_service_key = '{order_id}' OR id = '{checkout}') \
+         ORDER BY i.created_at, j.id, j.index"
+    );
+    let rows = restate.query(&sql).await.map_err(AppError::from)?;
+    Ok(group(&rows))
+}
+
+/// Groups journal rows into invocations and pairs each command with its completion.
+fn group(rows: &[Value]) -> Vec<JournalInvocation> {
+    let text = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let mut invocations: Vec<JournalInvocation> = Vec::new();
+    let mut completed: HashMap<String, HashMap<i64, String>> = HashMap::new();
+    for r in rows {
+        let lite: Value =
+            serde_json::from_str(r["entry_lite_json"].as_str().unwrap_or("{}")).unwrap_or_default();
+        if let Some(id) = lite["Notification"]["id"]["CompletionId"].as_i64() {
+            completed
+                .entry(text(r, "id"))
+                .or_default()
+                .insert(id, text(r, "appended_at"));
+        }
+    }
+    let mut seen = HashSet::new();
+    for r in rows {
+        let id = text(r, "id");
+        if seen.insert(id.clone()) {
+            invocations.push(JournalInvocation {
+                id: id.clone(),
+                target: text(r, "target"),
+                status: text(r, "status"),
+                steps: Vec::new(),
+            });
+        }
+        let lite: Value =
+            serde_json::from_str(r["entry_lite_json"].as_str().unwrap_or("{}")).unwrap_or_default();
+        let done = completed.get(&id);
+        if let Some(step) = step(r, &lite, done) {
+            invocations
+                .last_mut()
+                .expect("pushed above")
+                .steps
+                .push(step);
+        }
+    }
+    invocations
+}
+
+/// A journal entry as a step; `None` for state reads and writes and for completions
+/// (they belong to their command).
+fn step(r: &Value, lite: &Value, completed: Option<&HashMap<i64, String>>) -> Option<JournalStep> {
+    let at = r["appended_at"].as_str().unwrap_or_default().to_owned();
+    let index = r["index"].as_i64().unwrap_or_default();
+    if lite["Notification"]["ty"] == "Signal" {
+        return Some(JournalStep {
+            index,
+            kind: "awakeable",
+            name: "completed from outside".into(),
+            state: "done",
+            at: at.clone(),
+            done_at: Some(at),
+        });
+    }
+    let (command, body) = lite["Command"].as_object()?.iter().next()?;
+    let kind = match command.as_str() {
+        "Input" => "start",
+        "Output" => "end",
+        "Run" => "run",
+        "Call" => "call",
+        "OneWayCall" => "send",
+        "Sleep" => "sleep",
+        "GetPromise" | "PeekPromise" | "CompletePromise" => "promise",
+        _ => return None,
+    };
+    let target = |t: &Value| {
+        let (_, t) = t.as_object()?.iter().next()?;
+        Some(format!(
+            "{}/{}",
+            t["name"].as_str()?,
+            t["handler"].as_str()?
+        ))
+    };
+    let name = match kind {
+        "run" => r["name"].as_str().unwrap_or_default().to_owned(),
+        "call" | "send" => target(&body["invocation_target"]).unwrap_or_default(),
+        "promise" => body["key"].as_str().unwrap_or_default().to_owned(),
+        "sleep" => body["wake_up_time"]
+            .as_i64()
+            .map(|ms| format!("until {}", crate::clock::rfc3339(ms)))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let waits_on = body["result_completion_id"]
+        .as_i64()
+        .or_else(|| body["completion_id"].as_i64());
+    let done_at = match waits_on {
+        Some(id) => completed.and_then(|c| c.get(&id)).cloned(),
+        None => Some(at.clone()),
+    };
+    Some(JournalStep {
+        index,
+        kind,
+        name,
+        state: if done_at.is_some() { "done" } else { "waiting" },
+        at,
+        done_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(id: &str, index: i64, name: &str, lite: Value) -> Value {
+        json!({"id": id, "target": format!("T/{id}"), "status": "suspended", "index": index,
+               "name": name, "appended_at": format!("2026-01-01T00:00:0{index}.000Z"),
+               "entry_lite_json": lite.to_string()})
+    }
+
+    #[test]
+    fn commands_pair_with_their_completions() {
+        let rows = vec![
+            row("a", 0, "", json!({"Command": {"Input": {}}})),
+            row(
+                "a",
+                1,
+                "reserve_stock",
+                json!({"Command": {"Run": {"completion_id": 2, "name": "reserve_stock"}}}),
+            ),
+            row(
+                "a",
+                2,
+                "",
+                json!({"Notification": {"ty": {"Completion": "Run"}, "id": {"CompletionId": 2}}}),
+            ),
+            row(
+                "a",
+                3,
+                "",
+                json!({"Command": {"SetState": {"key": "basket"}}}),
+            ),
+            row(
+                "a",
+                4,
+                "",
+                json!({"Command": {"Sleep": {"wake_up_time": 0, "completion_id": 3}}}),
+            ),
+            row(
+                "b",
+                0,
+                "",
+                json!({"Command": {"Call": {"invocation_target": {"Service": {"name": "S", "handler": "H"}}, "result_completion_id": 6}}}),
+            ),
+            row(
+                "b",
+                1,
+                "",
+                json!({"Notification": {"ty": "Signal", "id": {"SignalIndex": 17}}}),
+            ),
+        ];
+        let invocations = group(&rows);
+        assert_eq!(invocations.len(), 2);
+        let a: Vec<_> = invocations[0]
+            .steps
+            .iter()
+            .map(|s| (s.kind, s.name.as_str(), s.state))
+            .collect();
+        assert_eq!(
+            a,
+            [
+                ("start", "", "done"),
+                ("run", "reserve_stock", "done"),
+                ("sleep", "until 1970-01-01T00:00:00.000Z", "waiting")
+            ]
+        );
+        assert_eq!(
+            invocations[0].steps[1].done_at.as_deref(),
+            Some("2026-01-01T00:00:02.000Z")
+        );
+        let b: Vec<_> = invocations[1]
+            .steps
+            .iter()
+            .map(|s| (s.kind, s.name.as_str(), s.state))
+            .collect();
+        assert_eq!(
+            b,
+            [
+                ("call", "S/H", "waiting"),
+                ("awakeable", "completed from outside", "done")
+            ]
+        );
+    }
+}
