@@ -41,3 +41,16 @@ CREATE TABLE checkout_claims (
     order_id   TEXT NOT NULL,
     claimed_at TEXT NOT NULL
 );
+
+-- The admin's carrier drill: the next `remaining` orders to ship meet a carrier that
+-- fails every booking (`fail`) or the first two (`flaky`).
+CREATE TABLE carrier_drill (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    mode      TEXT    NOT NULL CHECK (mode IN ('fail', 'flaky')),
+    remaining INTEGER NOT NULL CHECK (remaining >= 0)
+);
+-- The carrier each order met, fixed at its first booking attempt.
+CREATE TABLE carrier_order_modes (
+    order_id TEXT PRIMARY KEY,
+    mode     TEXT NOT NULL CHECK (mode IN ('normal', 'fail', 'flaky'))
+);

@@ -29,6 +29,23 @@ pub fn ensure_free(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
         .map_err(|e| port_error(addr, what, e))
 }
 
+/// Waits (up to `deadline`) until `addr` can be bound: a child killed a moment ago
+/// may still hold its port while it dies.
+pub async fn wait_free(
+    addr: SocketAddr,
+    what: &str,
+    deadline: std::time::Duration,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match ensure_free(addr, what) {
+            Ok(()) => return Ok(()),
+            Err(e) if started.elapsed() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
 fn port_error(addr: SocketAddr, what: &str, e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::AddrInUse {
         anyhow::anyhow!(

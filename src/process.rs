@@ -102,18 +102,19 @@ pub async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
     }
 }
 
-/// What the web role may do to the supervised endpoint: the admin console's "Crash
-/// the services" button kills it, then watches the supervisor start the next one.
+/// What the web role may do to a supervised child (the service endpoint, or
+/// restate-server): the admin's crash drill kills it, then watches the supervisor start
+/// the next one and waits until it accepts connections at `addr`.
 #[derive(Clone, Debug)]
-pub struct ServicesControl {
+pub struct ChildControl {
     addr: SocketAddr,
     /// The running endpoint's pid (0 while none runs) and how many have been started.
     current: watch::Sender<(u32, u64)>,
 }
 
-impl ServicesControl {
+impl ChildControl {
     pub fn new(addr: SocketAddr) -> Self {
-        ServicesControl {
+        ChildControl {
             addr,
             current: watch::channel((0, 0)).0,
         }

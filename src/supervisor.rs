@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::config::{Config, RestateMode};
 use crate::durable::RestateClient;
-use crate::process::{ServicesControl, Spawner, terminate};
+use crate::process::{ChildControl, Spawner, terminate};
 use crate::{Shutdown, net, web};
 
 /// How long restate-server and the endpoint get to become ready.
@@ -47,22 +47,24 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         RestateMode::External => None,
     };
     wait_for_restate(&restate, restate_server.as_mut(), &config).await?;
+    let restate_control = restate_server.as_ref().map(|child| {
+        let control = ChildControl::new(config.restate_ingress_addr);
+        control.started(child.id());
+        control
+    });
 
     let mut services = Services::start(&spawner, &config)?;
     services.register(&restate, &config.services_url()).await?;
-    let control = ServicesControl::new(config.services_addr);
+    let control = ChildControl::new(config.services_addr);
     control.started(services.child.id());
+    let supervised = crate::app::Supervised {
+        endpoint: Some(control.clone()),
+        restate: restate_control.clone(),
+    };
 
     let (stop_web, web_stopped) = watch::channel(false);
     let settings = web::settings(&config)?;
-    let app = App::new(
-        settings,
-        db,
-        restate,
-        Some(control.clone()),
-        shutdown.clone(),
-    )
-    .await?;
+    let app = App::new(settings, db, restate.clone(), supervised, shutdown.clone()).await?;
     let state = web::AppState::new(&config, app, shutdown.clone());
     let mut web = tokio::spawn(web::serve(http, state, wait_for(web_stopped)));
 
@@ -88,7 +90,14 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                 if stopped_on_request(&status, &shutdown).await {
                     break Ok(());
                 }
-                break Err(anyhow!("restate-server exited unexpectedly ({}); see {}", describe(status), restate_log(&config).display()));
+                // Restate keeps its state in its data dir: a new one picks up every
+                // invocation where it stood.
+                tracing::warn!(status = %describe(status), "restate-server exited; restarting it");
+                let child = restart_restate(&spawner, &config, identity.as_ref(), &restate).await?;
+                if let Some(control) = &restate_control {
+                    control.started(child.id());
+                }
+                restate_server = Some(child);
             }
             result = &mut web => {
                 break Err(match result {
@@ -155,6 +164,27 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn restate_log(config: &Config) -> PathBuf {
     config.data_dir.join("restate-server.log")
+}
+
+/// Starts restate-server again after it died, once the dead one has let go of its
+/// ports, and waits until it is healthy.
+async fn restart_restate(
+    spawner: &Spawner,
+    config: &Config,
+    identity: Option<&crate::restate_identity::Identity>,
+    restate: &RestateClient,
+) -> anyhow::Result<Child> {
+    for (addr, what) in [
+        (config.restate_ingress_addr, "SHOPFLOW_RESTATE_INGRESS_ADDR"),
+        (config.restate_admin_addr, "SHOPFLOW_RESTATE_ADMIN_ADDR"),
+        (config.restate_node_addr, "SHOPFLOW_RESTATE_NODE_ADDR"),
+    ] {
+        net::wait_free(addr, what, READY_DEADLINE).await?;
+    }
+    let mut child = start_restate(spawner, config, identity)?;
+    wait_for_restate(restate, Some(&mut child), config).await?;
+    tracing::info!(pid = child.id(), "restate-server restarted");
+    Ok(child)
 }
 
 /// Starts restate-server with its data under the data dir and the configured ports.
@@ -334,7 +364,15 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
-    let app = App::new(web::settings(&config)?, db, restate, None, shutdown.clone()).await?;
+    let supervised = crate::app::Supervised::default();
+    let app = App::new(
+        web::settings(&config)?,
+        db,
+        restate,
+        supervised,
+        shutdown.clone(),
+    )
+    .await?;
     let state = web::AppState::new(&config, app, shutdown.clone());
     println!("ShopFlow web is running: http://{}", config.http_addr);
     web::serve(http, state, async move { shutdown.wait().await }).await?;

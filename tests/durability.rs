@@ -235,3 +235,64 @@ async fn orders_complete_exactly_once_across_kill_9() {
         "each order took its stock once"
     );
 }
+
+/// The admin's restate-server crash drill: the supervisor starts a new restate-server
+/// with its data, everyone with an order in flight hears of the outage and the
+/// recovery, and the order goes on to delivery, once.
+#[tokio::test]
+async fn the_restate_server_crash_drill_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config.extra_env = vec![("SHOPFLOW_DELIVERY_DELAY".into(), "300ms".into())];
+    let app = TestApp::start(config).await;
+    let api = app.api.clone();
+    let restate_pid = |app: &TestApp| {
+        app.children()
+            .into_iter()
+            .find(|(_, cmd)| cmd.contains("restate-server"))
+            .map(|(pid, _)| pid)
+    };
+    let old = restate_pid(&app).expect("a restate-server child");
+    let (awakeable, total) = api
+        .place_order("alice", "order-drill", &[("P008", 1)])
+        .await;
+    assert_eq!(api.pay(&awakeable, total).await.0, 200);
+    api.wait_status("alice", "order-drill", "awaiting_approval")
+        .await;
+
+    let crash = serde_json::json!({"target": "restate"});
+    common::assert_error(
+        &api.post("/api/admin/drills/crash", Some("alice"), &crash)
+            .await,
+        403,
+        "forbidden",
+    );
+    let (status, reply) = api
+        .post("/api/admin/drills/crash", Some("admin"), &crash)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let new = eventually("a new restate-server", || {
+        let pid = restate_pid(&app);
+        async move { pid.filter(|&p| p != old) }
+    })
+    .await;
+    assert_ne!(new, old);
+    let notified = |kind: &'static str| {
+        let app = &app;
+        async move {
+            let sql =
+                format!("SELECT COUNT(*) FROM notifications WHERE user_id = ? AND kind = '{kind}'");
+            (app.sqlite_count(&sql, "alice").await == 1).then_some(())
+        }
+    };
+    eventually("the outage notice", || notified("outage")).await;
+    eventually("the recovery notice", || notified("recovered")).await;
+    // Restate answers again, with its data: the order goes on.
+    eventually("the approval to go through", || async {
+        (api.approve("admin", "order-drill").await.0 == 200).then_some(())
+    })
+    .await;
+    api.wait_status("alice", "order-drill", "delivered").await;
+    assert_eq!(app.workflow_runs("order-drill").await, 1);
+    assert_eq!(api.healthz().await.0, 200);
+}

@@ -425,3 +425,61 @@ async fn the_journal_shows_the_durable_steps() {
     );
     assert!(run.iter().all(|(_, _, state)| state == "done"), "{run:?}");
 }
+
+/// The admin's carrier drill: the next order meets a carrier that rejects it (the saga
+/// refunds and releases), the one after a flaky one (Restate retries), then normal.
+#[tokio::test]
+async fn the_carrier_drill_shows_every_shipping_path() {
+    // Its own shop: the drill is global, and other tests' orders would meet it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config
+        .extra_env
+        .push(("SHOPFLOW_DELIVERY_DELAY".into(), "300ms".into()));
+    let app = &TestApp::start(config).await;
+    let api = Api::new(&app.config);
+    let drill = |mode: &str, orders: i64| json!({"mode": mode, "orders": orders});
+    let path = "/api/admin/drills/carrier";
+    assert_error(
+        &api.post(path, Some("leo"), &drill("fail", 1)).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &api.post(path, Some(ADMIN), &drill("lost", 1)).await,
+        400,
+        "invalid_mode",
+    );
+    assert_error(
+        &api.post(path, Some(ADMIN), &drill("fail", 101)).await,
+        400,
+        "invalid_orders",
+    );
+    let (status, reply) = api.post(path, Some(ADMIN), &drill("fail", 1)).await;
+    assert_eq!(status, 200, "{reply}");
+    let id = "lc-drill-fail";
+    paid(&api, "mia", id, "P008").await;
+    assert_eq!(api.approve(ADMIN, id).await.0, 200);
+    let order = api.wait_status("mia", id, "shipping_failed").await;
+    assert_eq!(
+        compensations(&order),
+        ["refund_payment", "release_inventory"]
+    );
+
+    assert_eq!(api.post(path, Some(ADMIN), &drill("flaky", 1)).await.0, 200);
+    let id = "lc-drill-flaky";
+    paid(&api, "mia", id, "P008").await;
+    assert_eq!(api.approve(ADMIN, id).await.0, 200);
+    api.wait_status("mia", id, "delivered").await;
+    assert_eq!(notifications(app, id, "shipping_retry").await, 2);
+
+    let id = "lc-drill-normal";
+    paid(&api, "mia", id, "P008").await;
+    assert_eq!(api.approve(ADMIN, id).await.0, 200);
+    api.wait_status("mia", id, "delivered").await;
+    assert_eq!(
+        notifications(app, id, "shipping_retry").await,
+        0,
+        "the drill was used up"
+    );
+}

@@ -1,24 +1,61 @@
-//! The admin's fault drill: kill the supervised service endpoint with SIGKILL, as a
-//! crash would, and tell everyone with an order in flight about the outage and the
-//! recovery.
+//! The admin's fault drills: kill a supervised child with SIGKILL, as a crash would (the
+//! service endpoint, or restate-server), and tell everyone with an order in flight about
+//! the outage and the recovery; and make the carrier fail or flake for the next orders,
+//! so every saga path can be shown from the page.
 
 use std::time::Duration;
 
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
+use crate::domain::CarrierMode;
 use crate::durable::notify::ADMIN;
+use crate::process::ChildControl;
 
-/// How long the drill waits for the supervisor's new endpoint.
-const RECOVERY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a crash drill waits for the supervisor's new child.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Kills the endpoint; the recovery is announced when the supervisor's next one
-/// accepts connections. Returns what happened, in words.
-pub async fn crash_services(app: &App, user: &User) -> AppResult<String> {
+/// What a crash drill kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `shopflow services`, the Restate service endpoint.
+    Endpoint,
+    /// restate-server itself.
+    Restate,
+}
+
+impl Target {
+    pub fn parse(text: &str) -> AppResult<Target> {
+        match text {
+            "endpoint" => Ok(Target::Endpoint),
+            "restate" => Ok(Target::Restate),
+            _ => Err(AppError::invalid(
+                "invalid_target",
+                "the crash drill's target is `endpoint` or `restate`",
+            )),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Target::Endpoint => "the service endpoint",
+            Target::Restate => "restate-server",
+        }
+    }
+}
+
+/// Kills `target`; the recovery is announced when the supervisor's next one accepts
+/// connections. Returns what happened, in words.
+pub async fn crash(app: &App, user: &User, target: Target) -> AppResult<String> {
     require_admin(user)?;
-    let control = app.services.clone().ok_or_else(|| {
+    let control = match target {
+        Target::Endpoint => app.supervised.endpoint.clone(),
+        Target::Restate => app.supervised.restate.clone(),
+    };
+    let what = target.describe();
+    let control = control.ok_or_else(|| {
         AppError::conflict(
             "not_supervised",
-            "this process does not supervise the service endpoint (it runs `shopflow web`)",
+            format!("this process does not supervise {what} (it runs `shopflow web`, or Restate is external)"),
         )
     })?;
     let mut recipients = app.db.users_with_open_orders().await?;
@@ -26,33 +63,74 @@ pub async fn crash_services(app: &App, user: &User) -> AppResult<String> {
         recipients.push(ADMIN.to_owned());
     }
     let pid = control.crash().map_err(AppError::internal)?;
-    tracing::warn!(pid, "crash drill: killed the service endpoint");
+    tracing::warn!(pid, what, "crash drill: killed");
     let outage = format!(
-        "Outage: the service endpoint (pid {pid}) was killed with SIGKILL. Orders in flight wait for it."
+        "Outage: {what} (pid {pid}) was killed with SIGKILL. Orders in flight wait for it."
     );
     for user in &recipients {
         let event = format!("outage:{pid}:{user}");
         app.db.notify(&event, user, None, "outage", &outage).await?;
     }
-    let db = app.db.clone();
-    tokio::spawn(async move {
-        let message = match control.wait_restarted(pid, RECOVERY_DEADLINE).await {
-            Some(next) => format!(
-                "Recovered: the supervisor restarted the service endpoint (pid {next}); orders in flight resume where they stopped."
-            ),
-            None => format!(
-                "The service endpoint is not back after {}s; see the server log.",
-                RECOVERY_DEADLINE.as_secs()
-            ),
-        };
-        for user in &recipients {
-            let event = format!("recovered:{pid}:{user}");
-            if let Err(e) = db.notify(&event, user, None, "recovered", &message).await {
-                tracing::warn!(error = %e, "cannot record the recovery");
-            }
-        }
-    });
+    tokio::spawn(announce_recovery(
+        app.db.clone(),
+        control,
+        pid,
+        what,
+        recipients,
+    ));
     Ok(format!(
-        "Killed the service endpoint (pid {pid}). The supervisor restarts it; watch the notifications."
+        "Killed {what} (pid {pid}). The supervisor restarts it; watch the notifications."
     ))
+}
+
+async fn announce_recovery(
+    db: crate::db::Db,
+    control: ChildControl,
+    pid: u32,
+    what: &'static str,
+    recipients: Vec<String>,
+) {
+    let message = match control.wait_restarted(pid, RECOVERY_DEADLINE).await {
+        Some(next) => format!(
+            "Recovered: the supervisor restarted {what} (pid {next}); orders in flight resume where they stopped."
+        ),
+        None => format!(
+            "{what} is not back after {}s; see the server log.",
+            RECOVERY_DEADLINE.as_secs()
+        ),
+    };
+    for user in &recipients {
+        let event = format!("recovered:{pid}:{user}");
+        if let Err(e) = db.notify(&event, user, None, "recovered", &message).await {
+            tracing::warn!(error = %e, "cannot record the recovery");
+        }
+    }
+}
+
+/// Sets the carrier for the next `orders` orders to ship (`normal` ends the drill).
+pub async fn carrier(app: &App, user: &User, mode: &str, orders: i64) -> AppResult<String> {
+    require_admin(user)?;
+    let mode = CarrierMode::parse(mode).map_err(|e| AppError::invalid("invalid_mode", e))?;
+    if !(0..=100).contains(&orders) {
+        return Err(AppError::invalid("invalid_orders", "orders must be 0-100"));
+    }
+    app.db.set_carrier_drill(mode, orders).await?;
+    Ok(match mode {
+        CarrierMode::Normal => "The carrier works normally again.".to_owned(),
+        CarrierMode::Fail => format!(
+            "The carrier rejects the next {orders} order(s): the saga gives back what they took."
+        ),
+        CarrierMode::Flaky => format!(
+            "The carrier times out twice for each of the next {orders} order(s): Restate retries."
+        ),
+    })
+}
+
+/// The carrier drill under way, in words (for the admin's page).
+pub async fn carrier_state(app: &App) -> AppResult<Option<String>> {
+    Ok(app
+        .db
+        .carrier_drill()
+        .await?
+        .map(|(mode, n)| format!("The carrier is in `{mode}` mode for the next {n} order(s).")))
 }

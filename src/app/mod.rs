@@ -24,7 +24,7 @@ pub use error::{AppError, AppResult};
 use crate::auth::Signer;
 use crate::db::{Db, User};
 use crate::durable::RestateClient;
-use crate::process::ServicesControl;
+use crate::process::ChildControl;
 
 /// Everything the use cases need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -41,8 +41,17 @@ pub struct App {
     pub gateway: payments::Gateway,
     /// The notification log, tailed once, fanned out per user and per order.
     pub feed: feed::Feed,
-    /// The supervised service endpoint, when this process supervises one.
-    pub services: Option<ServicesControl>,
+    /// The supervised children, when this process supervises them: the crash drills.
+    pub supervised: Supervised,
+}
+
+/// The children this process supervises (none for `shopflow web`).
+#[derive(Clone, Debug, Default)]
+pub struct Supervised {
+    /// The service endpoint (`shopflow services`).
+    pub endpoint: Option<ChildControl>,
+    /// restate-server, when ShopFlow started it.
+    pub restate: Option<ChildControl>,
 }
 
 /// What the web role is told about where it runs.
@@ -62,7 +71,7 @@ impl App {
         settings: Settings<'_>,
         db: Db,
         restate: RestateClient,
-        services: Option<ServicesControl>,
+        supervised: Supervised,
         shutdown: crate::Shutdown,
     ) -> anyhow::Result<App> {
         let signer = Signer::load_or_create(settings.data_dir).with_context(|| {
@@ -84,7 +93,7 @@ impl App {
             sign_ins: identity::SignIns::default(),
             demo: settings.demo,
             feed,
-            services,
+            supervised,
         })
     }
 }

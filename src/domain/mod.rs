@@ -1,5 +1,6 @@
 //! Pure business types and rules: parsed newtypes, money, the basket. No I/O here.
 
+pub mod carrier;
 pub mod cart;
 pub mod ids;
 pub mod money;
@@ -10,6 +11,7 @@ pub mod retry;
 pub mod saga;
 pub mod text;
 
+pub use carrier::CarrierMode;
 pub use cart::{Basket, BasketLine, CartError};
 pub use ids::{ProductId, ProductRef, Username};
 pub use money::Cents;

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::notify::Event;
 use crate::db::Db;
-use crate::domain::RetryConfig;
 use crate::domain::ids::stable_hash;
+use crate::domain::{CarrierMode, RetryConfig};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShipmentRequest {
@@ -24,15 +24,18 @@ pub struct ShipmentInfo {
     pub attempts: i64,
 }
 
-/// The simulated carrier API. Order ids steer it for tests and demos: `FAIL_SHIP`
-/// fails every attempt, `FLAKY_SHIP` fails the first two. Carrier and tracking number
-/// are derived from the order id, so a booking repeated after a crash is the same.
-pub fn carrier_api(order_id: &str, attempt: i64) -> Result<(String, String), String> {
-    if order_id.contains("FAIL_SHIP") {
-        return Err("the carrier rejected the shipment".into());
-    }
-    if order_id.contains("FLAKY_SHIP") && attempt <= 2 {
-        return Err("the carrier API timed out".into());
+/// The simulated carrier API, behaving as `mode` says: `Fail` rejects every attempt,
+/// `Flaky` times out the first two. Carrier and tracking number are derived from the
+/// order id, so a booking repeated after a crash is the same.
+pub fn carrier_api(
+    order_id: &str,
+    attempt: i64,
+    mode: CarrierMode,
+) -> Result<(String, String), String> {
+    match mode {
+        CarrierMode::Fail => return Err("the carrier rejected the shipment".into()),
+        CarrierMode::Flaky if attempt <= 2 => return Err("the carrier API timed out".into()),
+        CarrierMode::Flaky | CarrierMode::Normal => {}
     }
     let hash = stable_hash(order_id.as_bytes());
     let (carrier, prefix) = [("FedEx", "FX"), ("UPS", "1Z"), ("DHL", "JD")][(hash % 3) as usize];
@@ -77,7 +80,8 @@ impl ShippingService {
         let booked = ctx
             .run(|| async {
                 let attempt = self.db.carrier_attempt(&order_id).await?;
-                match carrier_api(&order_id, attempt) {
+                let mode = self.db.carrier_mode(&order_id).await?;
+                match carrier_api(&order_id, attempt, mode) {
                     Ok((carrier, tracking)) => {
                         let s = self
                             .db
@@ -142,18 +146,20 @@ mod tests {
     }
 
     #[test]
-    fn simulation_hooks() {
-        assert!(carrier_api("order-FAIL_SHIP", 1).is_err());
-        assert!(carrier_api("order-FAIL_SHIP", 9).is_err());
-        assert!(carrier_api("FLAKY_SHIP-1", 1).is_err());
-        assert!(carrier_api("FLAKY_SHIP-1", 2).is_err());
-        assert!(carrier_api("FLAKY_SHIP-1", 3).is_ok());
+    fn carrier_modes() {
+        use CarrierMode::*;
+        assert!(carrier_api("o", 1, Fail).is_err());
+        assert!(carrier_api("o", 9, Fail).is_err());
+        assert!(carrier_api("o", 1, Flaky).is_err());
+        assert!(carrier_api("o", 2, Flaky).is_err());
+        assert!(carrier_api("o", 3, Flaky).is_ok());
+        assert!(carrier_api("o", 1, Normal).is_ok());
     }
 
     #[test]
     fn bookings_are_stable_per_order() {
-        let a = carrier_api("order-1", 1).unwrap();
-        assert_eq!(a, carrier_api("order-1", 2).unwrap());
+        let a = carrier_api("order-1", 1, CarrierMode::Normal).unwrap();
+        assert_eq!(a, carrier_api("order-1", 3, CarrierMode::Flaky).unwrap());
         assert_eq!(a.1.len(), 14);
         assert!(["FedEx", "UPS", "DHL"].contains(&a.0.as_str()));
     }

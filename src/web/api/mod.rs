@@ -3,6 +3,7 @@
 
 mod cart;
 mod catalog;
+mod drills;
 mod health;
 mod orders;
 mod payment;
@@ -22,4 +23,5 @@ pub fn router() -> Router<AppState> {
         .merge(orders::router())
         .merge(payment::router())
         .merge(streams::router())
+        .merge(drills::router())
 }

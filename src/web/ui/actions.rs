@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::pages::{PageId, Selection, View};
 use super::{Signals, UiSignals, views};
+use crate::app::drills::Target;
 use crate::app::{AppError, AppResult, approvals, cart, checkout, drills, orders, payments};
 use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, Reason, ShippingAddress};
 use crate::web::AppState;
@@ -327,15 +328,56 @@ pub async fn cancel(
     answer(&state, &user, &page, selection, outcome, tab).await
 }
 
-/// The crash drill: SIGKILL to the process serving the Restate endpoint.
+/// A crash drill: SIGKILL to the service endpoint, or to restate-server.
+async fn crash_drill(
+    state: AppState,
+    user: CurrentUser,
+    signals: Signals,
+    target: Target,
+) -> ApiResult<Response> {
+    let page = signals.page()?;
+    crate::app::require_admin(&user)?;
+    let outcome = drills::crash(&state, &user, target).await;
+    let selection = Selection {
+        view: View::Admin,
+        ..current(&state, &user, &page)
+    };
+    answer(&state, &user, &page, selection, outcome, None).await
+}
+
 pub async fn crash(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    crash_drill(state, user, signals, Target::Endpoint).await
+}
+
+pub async fn crash_restate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    UiSignals(signals): UiSignals,
+) -> ApiResult<Response> {
+    crash_drill(state, user, signals, Target::Restate).await
+}
+
+/// The carrier drill: how the carrier treats the next orders.
+pub async fn carrier(
     State(state): State<AppState>,
     user: CurrentUser,
     UiSignals(signals): UiSignals,
 ) -> ApiResult<Response> {
     let page = signals.page()?;
     crate::app::require_admin(&user)?;
-    let outcome = drills::crash_services(&state, &user).await;
+    let orders = match &signals.carrier_orders {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let outcome = match orders {
+        Some(orders) => drills::carrier(&state, &user, &signals.carrier_mode, orders).await,
+        None => Err(AppError::invalid("invalid_orders", "orders must be 0-100")),
+    };
     let selection = Selection {
         view: View::Admin,
         ..current(&state, &user, &page)

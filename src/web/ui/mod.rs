@@ -36,4 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/reject/{id}", post(actions::reject))
         .route("/ui/cancel/{id}", post(actions::cancel))
         .route("/ui/admin/crash", post(actions::crash))
+        .route("/ui/admin/crash-restate", post(actions::crash_restate))
+        .route("/ui/admin/carrier", post(actions::carrier))
 }

@@ -109,6 +109,8 @@ pub async fn page(
         "address": "",
         "declineReason": "",
         "rejectReason": "",
+        "carrierMode": "fail",
+        "carrierOrders": 1,
         "view": View::default().as_str(),
         "order": "",
     });

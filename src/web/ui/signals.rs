@@ -20,6 +20,9 @@ pub struct Signals {
     pub address: String,
     pub decline_reason: String,
     pub reject_reason: String,
+    /// The carrier drill's form.
+    pub carrier_mode: String,
+    pub carrier_orders: serde_json::Value,
     /// What the page showed when it sent this: lets a server that does not know the
     /// page (it restarted) pick up where the page was.
     pub view: String,

@@ -9,7 +9,7 @@ use super::pages::{Selection, View};
 use crate::app::cart::{self, CartView};
 use crate::app::feed::HISTORY;
 use crate::app::orders::{self, OrderView};
-use crate::app::{catalog, journal, payments};
+use crate::app::{catalog, drills, journal, payments};
 use crate::clock::now_rfc3339;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
@@ -115,7 +115,11 @@ pub enum Input {
     },
     Admin {
         pending: Vec<OrderRow>,
+        /// Which children the crash drills can kill here.
         can_crash: bool,
+        can_crash_restate: bool,
+        /// The carrier drill under way, in words.
+        carrier: Option<String>,
     },
 }
 
@@ -337,8 +341,13 @@ async fn admin(
         .iter()
         .map(|o| order_row(o, selection.order.as_deref()))
         .collect();
-    let can_crash = state.services.is_some();
-    Ok((Input::Admin { pending, can_crash }, md))
+    let input = Input::Admin {
+        pending,
+        can_crash: state.supervised.endpoint.is_some(),
+        can_crash_restate: state.supervised.restate.is_some(),
+        carrier: drills::carrier_state(state).await?,
+    };
+    Ok((input, md))
 }
 
 fn pane_input(view: View, input: Input) -> ApiResult<String> {
@@ -483,6 +492,8 @@ mod tests {
             Input::Admin {
                 pending: vec![row],
                 can_crash: true,
+                can_crash_restate: true,
+                carrier: None,
             },
         )
         .unwrap();
