@@ -170,6 +170,47 @@ test('a shopper buys by clicking, an admin approves, the shopper sees it deliver
   assertNoProblems();
 });
 
+test('the durable steps show what Restate journaled, live', async () => {
+  const shopper = await signIn('kim');
+  const orderId = await checkout(shopper, 'P004', 1, '7 Journal Way', null);
+  const steps = () => shopper.textContent('#durable-steps');
+  await eventually(async () => (await steps()).includes('reserve_stock'), 'the checkout steps');
+  assert.match(await steps(), /kim\/Checkout/);
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+  await eventually(async () => {
+    const text = await steps();
+    return text.includes(`${orderId}/Run`) && /admin_approval\s+\S+\s+waiting/.test(text);
+  }, 'the workflow waiting on its promise');
+  await screenshot(shopper, '15-durable-steps');
+  assertNoProblems();
+});
+
+test('a customer cancels a paid order and gets the money back', async () => {
+  const shopper = await signIn('leo');
+  const orderId = await checkout(shopper, 'P004', 1, '8 Cancel Road', null);
+  await shopper.click('#pay-button');
+  await flash(shopper, 'Paid $14.50');
+  await workflowStatus(shopper, 'awaiting_approval');
+  // Paying leaves the page on the Orders view; its Input tab lists the orders.
+  await shopper.click('#tab-input');
+  await shopper.click(`#cancel-${orderId}`);
+  await flash(shopper, `Cancelled order ${orderId}`);
+  await workflowStatus(shopper, 'cancelled');
+  await waitForNotification(shopper, 'refunded');
+  await shopper.click('#tab-output');
+  await eventually(
+    async () => (await shopper.textContent('#output-pane')).includes('Refunded'),
+    'the refund in the order',
+  );
+  const output = await shopper.textContent('#output-pane');
+  assert.match(output, /refund_payment/);
+  assert.match(output, /release_inventory/);
+  assert.equal(await shopper.locator(`#cancel-${orderId}`).count(), 0, 'no Cancel once cancelled');
+  await screenshot(shopper, '16-cancelled-refunded');
+  assertNoProblems();
+});
+
 test('a declined payment shows its reason, escaped', async () => {
   const shopper = await signIn('bob');
   await checkout(shopper, 'P002', 1, '2 Side St', null);

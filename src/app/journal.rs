@@ -32,7 +32,8 @@ pub struct JournalStep {
     pub kind: &'static str,
     /// The `ctx.run`'s name, the callee, the promise, the wake-up time.
     pub name: String,
-    /// `done`, or `waiting` while Restate waits for its result.
+    /// `done`; `waiting` while Restate waits for its result; `skipped` when the
+    /// invocation ended without needing it (the timer that lost a race).
     pub state: &'static str,
     /// When it was journaled, and when its result came (for those that wait).
     pub at: String,
@@ -92,12 +93,12 @@ fn group(rows: &[Value]) -> Vec<JournalInvocation> {
         let lite: Value =
             serde_json::from_str(r["entry_lite_json"].as_str().unwrap_or("{}")).unwrap_or_default();
         let done = completed.get(&id);
-        if let Some(step) = step(r, &lite, done) {
-            invocations
-                .last_mut()
-                .expect("pushed above")
-                .steps
-                .push(step);
+        if let Some(mut step) = step(r, &lite, done) {
+            let invocation = invocations.last_mut().expect("pushed above");
+            if step.state == "waiting" && invocation.status == "completed" {
+                step.state = "skipped";
+            }
+            invocation.steps.push(step);
         }
     }
     invocations
@@ -218,6 +219,14 @@ mod tests {
         ];
         let invocations = group(&rows);
         assert_eq!(invocations.len(), 2);
+        let mut finished = rows.clone();
+        finished[4]["status"] = json!("completed");
+        finished[0]["status"] = json!("completed");
+        assert_eq!(
+            group(&finished)[0].steps[2].state,
+            "skipped",
+            "a timer that lost its race"
+        );
         let a: Vec<_> = invocations[0]
             .steps
             .iter()
