@@ -198,6 +198,12 @@ pub struct Config {
     #[arg(long, env = "SHOPFLOW_RESTATE_IDENTITY_KEY", global = true)]
     pub restate_identity_key: Option<String>,
 
+    /// Fault injection (comma-separated hold points, see `faults::POINTS`): the service
+    /// endpoint stops for good the first time it passes each, for a chaos run to kill
+    /// a process at that moment.
+    #[arg(long, env = "SHOPFLOW_HOLD_AT", value_delimiter = ',', global = true)]
+    pub hold_at: Vec<String>,
+
     /// Path of the restate-server binary; defaults to the npm-installed one.
     #[arg(long, env = "RESTATE_SERVER_BIN", global = true)]
     pub restate_server_bin: Option<PathBuf>,
@@ -321,6 +327,9 @@ impl Config {
         }
         if let Some(key) = &self.restate_identity_key {
             env.push(("SHOPFLOW_RESTATE_IDENTITY_KEY", key.clone()));
+        }
+        if !self.hold_at.is_empty() {
+            env.push(("SHOPFLOW_HOLD_AT", self.hold_at.join(",")));
         }
         env
     }

@@ -12,8 +12,8 @@
 //!
 //! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
 //!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
-//! - [`clock`], [`secrets`], [`net`], [`process`]: the time, secrets in the data dir,
-//!   listeners, child processes.
+//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`]: the time, secrets in the
+//!   data dir, listeners, child processes, crash points for fault-injection runs.
 //! - [`auth`]: signed tokens and cookies, password hashes.
 //! - [`db`]: SQLite: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
@@ -34,6 +34,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod durable;
+pub mod faults;
 pub mod net;
 pub mod process;
 pub mod restate_identity;

@@ -130,7 +130,10 @@ impl ChildControl {
     pub fn crash(&self) -> std::io::Result<u32> {
         let (pid, _) = *self.current.borrow();
         if pid == 0 {
-            return Err(std::io::Error::other("no service endpoint is running"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "it is not running right now (being restarted)",
+            ));
         }
         // SAFETY: kill(2) with a pid we started and still supervise.
         if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
@@ -158,5 +161,34 @@ impl ChildControl {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_that_is_not_running_is_never_killed() {
+        let control = ChildControl::new("127.0.0.1:1".parse().unwrap());
+        assert!(control.crash().is_err(), "nothing started yet");
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        control.started(Some(sleeper.id()));
+        // It exited; while the next one starts, its pid may be anyone's.
+        control.started(None);
+        assert_eq!(control.crash().unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(
+            sleeper.try_wait().unwrap().is_none(),
+            "the old pid was not killed"
+        );
+        control.started(Some(sleeper.id()));
+        assert_eq!(control.crash().unwrap(), sleeper.id());
+        assert!(
+            sleeper.wait().unwrap().code().is_none(),
+            "killed by a signal"
+        );
     }
 }

@@ -19,6 +19,10 @@ use crate::{Shutdown, net, web};
 
 /// How long restate-server and the endpoint get to become ready.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a start waits for ports a dying child still holds: after a `kill -9` of
+/// the supervisor its children die a moment later (parent-death signal), and a process
+/// manager restarting ShopFlow at once must not find their ports taken.
+const PORT_WAIT: Duration = Duration::from_secs(15);
 /// How long children get to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -37,13 +41,16 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         _ => None,
     };
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
-    net::ensure_free(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
+    net::wait_free(config.services_addr, "SHOPFLOW_SERVICES_ADDR", PORT_WAIT).await?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
     let spawner = Spawner::new().context("cannot start the child-process thread")?;
 
     let mut restate_server = match config.restate {
-        RestateMode::Spawn => Some(start_restate(&spawner, &config, identity.as_ref())?),
+        RestateMode::Spawn => {
+            wait_restate_ports(&config, PORT_WAIT).await?;
+            Some(start_restate(&spawner, &config, identity.as_ref())?)
+        }
         RestateMode::External => None,
     };
     wait_for_restate(&restate, restate_server.as_mut(), &config).await?;
@@ -83,6 +90,8 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                     break Ok(());
                 }
                 tracing::warn!(status = %describe(status), "the service endpoint exited; restarting it");
+                // No pid while none runs: a drill must not kill whatever reuses it.
+                control.started(None);
                 services = services.restart(&spawner, &config).await?;
                 control.started(services.child.id());
             }
@@ -93,6 +102,9 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                 // Restate keeps its state in its data dir: a new one picks up every
                 // invocation where it stood.
                 tracing::warn!(status = %describe(status), "restate-server exited; restarting it");
+                if let Some(control) = &restate_control {
+                    control.started(None);
+                }
                 let child = restart_restate(&spawner, &config, identity.as_ref(), &restate).await?;
                 if let Some(control) = &restate_control {
                     control.started(child.id());
@@ -174,17 +186,23 @@ async fn restart_restate(
     identity: Option<&crate::restate_identity::Identity>,
     restate: &RestateClient,
 ) -> anyhow::Result<Child> {
+    wait_restate_ports(config, READY_DEADLINE).await?;
+    let mut child = start_restate(spawner, config, identity)?;
+    wait_for_restate(restate, Some(&mut child), config).await?;
+    tracing::info!(pid = child.id(), "restate-server restarted");
+    Ok(child)
+}
+
+/// Waits until restate-server's ports are free (a dying one lets go of them as it exits).
+async fn wait_restate_ports(config: &Config, deadline: Duration) -> anyhow::Result<()> {
     for (addr, what) in [
         (config.restate_ingress_addr, "SHOPFLOW_RESTATE_INGRESS_ADDR"),
         (config.restate_admin_addr, "SHOPFLOW_RESTATE_ADMIN_ADDR"),
         (config.restate_node_addr, "SHOPFLOW_RESTATE_NODE_ADDR"),
     ] {
-        net::wait_free(addr, what, READY_DEADLINE).await?;
+        net::wait_free(addr, what, deadline).await?;
     }
-    let mut child = start_restate(spawner, config, identity)?;
-    wait_for_restate(restate, Some(&mut child), config).await?;
-    tracing::info!(pid = child.id(), "restate-server restarted");
-    Ok(child)
+    Ok(())
 }
 
 /// Starts restate-server with its data under the data dir and the configured ports.
@@ -240,12 +258,15 @@ fn start_restate(
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // Defaults for a small single-node footprint and quick recovery after an endpoint
-    // crash (retries back off to at most 2 s); an operator's own values win.
+    // Defaults for a small single-node footprint and quick recovery after an outage:
+    // retries back off to at most 2 s and never run out (Restate's default pauses an
+    // invocation after 70 attempts, and a paused order waits for a hand on the
+    // keyboard). An operator's own values win.
     for (key, value) in [
         ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "256MB"),
         ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
         ("RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL", "2s"),
+        ("RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS", "unlimited"),
     ] {
         if std::env::var_os(key).is_none() {
             cmd.env(key, value);
@@ -381,6 +402,7 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
 /// Runs only the Restate service endpoint.
 pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    crate::faults::arm(&config.data_dir, &config.hold_at)?;
     let listener = net::bind(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
     let db = crate::db::Db::open(&config.database_url()).await?;
     tracing::info!(addr = %config.services_addr, "service endpoint listening");

@@ -13,10 +13,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("secrets", &[]),
     ("net", &[]),
     ("process", &[]),
+    ("faults", &[]),
     ("auth", &["domain", "secrets"]),
     ("restate_identity", &["secrets"]),
     ("db", &["domain", "auth", "clock"]),
-    ("durable", &["domain", "db", "clock", "net"]),
+    ("durable", &["domain", "db", "clock", "net", "faults"]),
     (
         "app",
         &[
@@ -40,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "process",
             "net",
             "restate_identity",
+            "faults",
         ],
     ),
 ];

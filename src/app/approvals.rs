@@ -87,7 +87,8 @@ const CANCEL_DEADLINE: Duration = Duration::from_secs(10);
 /// the payment request is withdrawn (the gateway's record decides against a payment
 /// arriving at the same moment) and checkout gives the stock back; once paid, the
 /// workflow's decision is `Cancel` (against an approval at the same moment, one wins)
-/// and its saga refunds and releases. Later → 409 `too_late`.
+/// and its saga refunds and releases. Later → 409 `too_late`; an order already cancelled
+/// stays so (200).
 pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
     let summary = super::orders::visible(app, user, id).await?;
     let order_id = parse_order_id(&summary.order_id)?;
@@ -111,7 +112,9 @@ pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
             .await?
             .ok_or_else(|| AppError::not_found("unknown_order", format!("no order {order_id}")))?;
         match summary.status {
-            OrderStatus::Cancelled if asked => return Ok(order_id),
+            // Cancelled already (by this request, or by an earlier one whose answer
+            // was lost): cancelling again is the same outcome, and changes nothing.
+            OrderStatus::Cancelled => return Ok(order_id),
             OrderStatus::AwaitingApproval if !asked => {
                 let workflow = app.restate.workflow(order_id.as_str());
                 let request = CancelRequest {

@@ -70,7 +70,7 @@ pub async fn place_order(
                 format!("order id {order_id} is already in use"),
             ));
         }
-        return reply(app, &known).await;
+        return known_order(app, &order_id, known).await;
     }
     // One checkout per user at a time: a second one is refused now, and never runs
     // later (the handler checks it holds the claim).
@@ -141,6 +141,41 @@ async fn wait_placed(
             () = &mut deadline => {
                 let message = format!(
                     "checkout of {order_id} has not started yet; ask again with the same order_id"
+                );
+                return Err(AppError::unavailable("checkout_pending", message));
+            }
+        }
+    }
+}
+
+/// A checkout asked again for an order it knows. One between its stock reservation and
+/// its payment request (the first request's answer was lost to a crash, and Restate is
+/// finishing it) is waited for, so the answer carries the `awakeable_id` to pay with.
+async fn known_order(
+    app: &App,
+    order_id: &OrderId,
+    known: OrderSummary,
+) -> AppResult<CheckoutReply> {
+    if known.status != OrderStatus::AwaitingPayment {
+        return reply(app, &known).await;
+    }
+    let mut watch = app.feed.watch_order(order_id.as_str());
+    let deadline = tokio::time::sleep(START_DEADLINE);
+    tokio::pin!(deadline);
+    loop {
+        let summary = app.db.order_summary(order_id.as_str()).await?;
+        let payment = app.db.payment_by_order(order_id.as_str()).await?;
+        match summary {
+            Some(summary) if payment.is_some() || summary.status != known.status => {
+                return reply(app, &summary).await;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = watch.changed() => {}
+            () = &mut deadline => {
+                let message = format!(
+                    "checkout of {order_id} is still under way; ask again with the same order_id"
                 );
                 return Err(AppError::unavailable("checkout_pending", message));
             }

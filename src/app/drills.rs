@@ -62,7 +62,12 @@ pub async fn crash(app: &App, user: &User, target: Target) -> AppResult<String> 
     if !recipients.iter().any(|u| u == ADMIN) {
         recipients.push(ADMIN.to_owned());
     }
-    let pid = control.crash().map_err(AppError::internal)?;
+    let pid = control.crash().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            AppError::conflict("not_running", format!("{what}: {e}; try again in a moment"))
+        }
+        _ => AppError::internal(e),
+    })?;
     tracing::warn!(pid, what, "crash drill: killed");
     let outage = format!(
         "Outage: {what} (pid {pid}) was killed with SIGKILL. Orders in flight wait for it."

@@ -117,7 +117,25 @@ impl AppError {
 }
 
 impl From<sqlx::Error> for AppError {
+    /// A database another process holds locked, or a pool with no free connection, is
+    /// a passing state (503, try again); anything else is our own failure.
     fn from(err: sqlx::Error) -> Self {
+        let busy = match &err {
+            sqlx::Error::PoolTimedOut => true,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+            _ => false,
+        };
+        if busy {
+            tracing::warn!(error = %err, "database busy");
+            return AppError::unavailable(
+                "database_busy",
+                "the database is busy right now; try again in a moment",
+            );
+        }
         AppError::internal(err)
     }
 }

@@ -169,6 +169,13 @@ pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
             )
         })?;
     if payment.state != PaymentState::Pending {
+        // The same settlement again: the gateway retrying a callback whose answer it
+        // lost. Deliver it once more, since the first answer may have been lost because
+        // the web role died between recording and delivering it (Restate ignores a
+        // second completion); then say it is settled.
+        if cb.repeats(&payment) {
+            deliver(app, &cb).await?;
+        }
         return Err(already_settled());
     }
     if matches!(cb.outcome, Outcome::Paid(_)) && cb.amount != payment.amount_cents {
@@ -195,6 +202,23 @@ fn already_settled() -> AppError {
         "payment_settled",
         "this payment is already settled; a second callback changes nothing",
     )
+}
+
+impl Settlement {
+    /// Whether the gateway's record already holds exactly this settlement.
+    fn repeats(&self, payment: &PaymentRequest) -> bool {
+        match &self.outcome {
+            Outcome::Paid(txn) => {
+                payment.state == PaymentState::Succeeded
+                    && payment.transaction_id.as_deref() == Some(txn.as_str())
+                    && payment.amount_cents == self.amount
+            }
+            Outcome::Declined(reason, _) => {
+                payment.state == PaymentState::Failed
+                    && payment.reason.as_deref() == Some(reason.as_str())
+            }
+        }
+    }
 }
 
 /// Settles the payment in the gateway's record: the one conditional update that

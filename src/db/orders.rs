@@ -315,20 +315,24 @@ impl Db {
         Ok(())
     }
 
-    /// Claims the order's one decision (`approved`, `rejected`, `cancelled`): only an
-    /// order waiting for approval and not decided yet takes it. Of racing decisions
-    /// exactly one wins this conditional update.
+    /// Claims the order's one decision (`approved`, `rejected`, `cancelled`) for the
+    /// invocation `by`: only an order waiting for approval and not decided yet takes it.
+    /// Of racing decisions exactly one wins this conditional update; the winner asking
+    /// again (its step re-run after a crash) wins again.
     pub async fn claim_decision(
         &self,
         order_id: &str,
         decision: &str,
+        by: &str,
     ) -> sqlx::Result<DecisionClaim> {
         let won = sqlx::query(
-            "UPDATE orders SET decision = ?, decided_at = ?
-             WHERE order_id = ? AND decision IS NULL AND status = 'awaiting_approval'",
+            "UPDATE orders SET decision = ?1, decided_at = COALESCE(decided_at, ?2), decided_by = ?3
+             WHERE order_id = ?4 AND ((decision IS NULL AND status = 'awaiting_approval')
+                                      OR (decided_by = ?3 AND decision = ?1))",
         )
         .bind(decision)
         .bind(now_rfc3339())
+        .bind(by)
         .bind(order_id)
         .execute(self.pool())
         .await?
@@ -694,17 +698,6 @@ impl Db {
         .transpose()
     }
 
-    /// Counts one more attempt to book a shipment with the carrier; returns the count.
-    pub async fn carrier_attempt(&self, order_id: &str) -> sqlx::Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO carrier_attempts (order_id, attempts) VALUES (?, 1)
-             ON CONFLICT (order_id) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
-        )
-        .bind(order_id)
-        .fetch_one(self.pool())
-        .await
-    }
-
     /// Records a booked shipment; a second booking for the order returns the first.
     pub async fn book_shipment(
         &self,
@@ -963,6 +956,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_decision_is_claimed_once_and_again_by_its_claimer() {
+        let (_d, db) = db().await;
+        let o = order("o-decide", "alice", &[(1, 1)]);
+        db.reserve_order(&o, "inv_1").await.unwrap();
+        db.register_payment(&o, "sign_1").await.unwrap();
+        let early = db.claim_decision("o-decide", "approved", "inv_a").await;
+        assert!(
+            matches!(early.unwrap(), DecisionClaim::Taken { .. }),
+            "not waiting yet"
+        );
+        db.record_progress("o-decide", OrderStatus::AwaitingApproval, &[], None)
+            .await
+            .unwrap();
+        let claim = |what, by| db.claim_decision("o-decide", what, by);
+        assert_eq!(
+            claim("approved", "inv_a").await.unwrap(),
+            DecisionClaim::Won
+        );
+        // Its step run again after a crash: still the winner.
+        assert_eq!(
+            claim("approved", "inv_a").await.unwrap(),
+            DecisionClaim::Won
+        );
+        assert!(matches!(
+            claim("rejected", "inv_b").await.unwrap(),
+            DecisionClaim::Taken { .. }
+        ));
+        assert!(matches!(
+            claim("approved", "inv_b").await.unwrap(),
+            DecisionClaim::Taken { .. }
+        ));
+        db.record_progress("o-decide", OrderStatus::Shipping, &[], None)
+            .await
+            .unwrap();
+        assert_eq!(
+            claim("approved", "inv_a").await.unwrap(),
+            DecisionClaim::Won
+        );
+        assert!(matches!(
+            claim("rejected", "inv_a").await.unwrap(),
+            DecisionClaim::Taken { .. }
+        ));
+    }
+
+    #[tokio::test]
     async fn a_sale_keeps_the_stock_taken() {
         let (_d, db) = db().await;
         let s1 = stock(&db, 1).await;
@@ -1013,8 +1051,6 @@ mod tests {
     #[tokio::test]
     async fn shipments_and_notifications_are_idempotent() {
         let (_d, db) = db().await;
-        assert_eq!(db.carrier_attempt("o5").await.unwrap(), 1);
-        assert_eq!(db.carrier_attempt("o5").await.unwrap(), 2);
         let first = db.book_shipment("o5", "FedEx", "T1").await.unwrap();
         let again = db.book_shipment("o5", "UPS", "T2").await.unwrap();
         assert_eq!(first, again);

@@ -18,4 +18,25 @@ impl RetryConfig {
         initial_delay: Duration::from_millis(100),
         backoff_factor: 2.0,
     };
+
+    /// The pause after failed attempt `attempt` (1-based): the initial delay, growing by
+    /// the factor with each attempt.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(30) as i32;
+        self.initial_delay
+            .mul_f64(f64::from(self.backoff_factor).powi(exp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_by_the_factor() {
+        let c = RetryConfig::SHIPPING;
+        assert_eq!(c.delay_after(1), Duration::from_millis(100));
+        assert_eq!(c.delay_after(2), Duration::from_millis(200));
+        assert_eq!(c.delay_after(3), Duration::from_millis(400));
+    }
 }

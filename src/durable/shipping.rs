@@ -1,7 +1,6 @@
 //! `ShippingService`: books shipments with the (simulated) carrier, retrying transient
 //! failures with the proposal's policy, and cancels them as a saga compensation.
 
-use restate_sdk::context::RunRetryPolicy;
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +8,7 @@ use super::notify::Event;
 use crate::db::Db;
 use crate::domain::ids::stable_hash;
 use crate::domain::{CarrierMode, RetryConfig};
+use crate::faults;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShipmentRequest {
@@ -29,7 +29,7 @@ pub struct ShipmentInfo {
 /// order id, so a booking repeated after a crash is the same.
 pub fn carrier_api(
     order_id: &str,
-    attempt: i64,
+    attempt: u32,
     mode: CarrierMode,
 ) -> Result<(String, String), String> {
     match mode {
@@ -43,14 +43,6 @@ pub fn carrier_api(
         carrier.to_owned(),
         format!("{prefix}{:012}", hash % 1_000_000_000_000),
     ))
-}
-
-/// A retry policy in the proposal's terms as the SDK runs it for `ctx.run`.
-pub fn run_policy(c: RetryConfig) -> RunRetryPolicy {
-    RunRetryPolicy::new()
-        .initial_delay(c.initial_delay)
-        .exponentiation_factor(c.backoff_factor)
-        .max_attempts(c.max_attempts)
 }
 
 pub struct ShippingService {
@@ -67,8 +59,10 @@ impl ShippingService {
 /// may call this service through the ingress.
 #[restate_sdk::service(ingress_private)]
 impl ShippingService {
-    /// Books the shipment. Transient carrier errors are retried (3 attempts, 100 ms,
-    /// doubling); when they run out the failure is terminal for the caller.
+    /// Books the shipment. Carrier errors are retried (3 attempts, 100 ms, doubling);
+    /// when they run out the failure is terminal for the caller. Each attempt is its own
+    /// journaled step and the pause between them a durable timer, so an attempt cut off
+    /// by a crash is repeated under its own number, never counted twice.
     #[handler(name = "InitiateShipment")]
     async fn initiate_shipment(
         &self,
@@ -76,45 +70,29 @@ impl ShippingService {
         req: Json<ShipmentRequest>,
     ) -> Result<Json<ShipmentInfo>, HandlerError> {
         let ShipmentRequest { order_id, user_id } = req.into_inner();
-        let max = RetryConfig::SHIPPING.max_attempts;
-        let booked = ctx
-            .run(|| async {
-                let attempt = self.db.carrier_attempt(&order_id).await?;
-                let mode = self.db.carrier_mode(&order_id).await?;
-                match carrier_api(&order_id, attempt, mode) {
-                    Ok((carrier, tracking)) => {
-                        let s = self
-                            .db
-                            .book_shipment(&order_id, &carrier, &tracking)
-                            .await?;
-                        Ok(Json(ShipmentInfo {
-                            carrier: s.carrier,
-                            tracking_number: s.tracking_number,
-                            attempts: attempt,
-                        }))
-                    }
-                    Err(reason) => {
-                        let message = format!(
-                            "Order {order_id}: carrier attempt {attempt} of {max} failed: {reason}"
-                        );
-                        Event::new(&user_id, &order_id, "shipping_retry", message)
-                            .nth(attempt)
-                            .write(&self.db)
-                            .await?;
-                        Err(HandlerError::from(reason))
-                    }
+        let policy = RetryConfig::SHIPPING;
+        let max = policy.max_attempts;
+        let mut attempt = 1;
+        loop {
+            let outcome = ctx
+                .run(|| self.book(&order_id, &user_id, attempt))
+                .name(format!("book_with_carrier #{attempt}"))
+                .await?
+                .into_inner();
+            match outcome {
+                Ok(info) => return Ok(Json(info)),
+                Err(reason) if attempt >= max => {
+                    return Err(TerminalError::new_with_code(
+                        502,
+                        format!("shipping failed after {max} attempts: {reason}"),
+                    )
+                    .into());
                 }
-            })
-            .name("book_with_carrier")
-            .retry_policy(run_policy(RetryConfig::SHIPPING))
-            .await;
-        match booked {
-            Ok(info) => Ok(info),
-            Err(e) => Err(TerminalError::new_with_code(
-                502,
-                format!("shipping failed after {max} attempts: {}", e.message()),
-            )
-            .into()),
+                Err(_) => {
+                    ctx.sleep(policy.delay_after(attempt)).await?;
+                    attempt += 1;
+                }
+            }
         }
     }
 
@@ -126,24 +104,55 @@ impl ShippingService {
         order_id: String,
     ) -> Result<bool, HandlerError> {
         Ok(ctx
-            .run(|| async { Ok(self.db.cancel_shipment(&order_id).await?) })
+            .run(|| async {
+                let cancelled = self.db.cancel_shipment(&order_id).await?;
+                faults::point("cancel_with_carrier").await;
+                Ok(cancelled)
+            })
             .name("cancel_with_carrier")
             .await?)
+    }
+}
+
+impl ShippingService {
+    /// One carrier attempt. A rejection is an answer (`Ok(Err(reason))`, journaled and
+    /// notified); only a failure of our own (SQLite) is an error, retried by Restate.
+    async fn book(
+        &self,
+        order_id: &str,
+        user_id: &str,
+        attempt: u32,
+    ) -> Result<Json<Result<ShipmentInfo, String>>, HandlerError> {
+        let mode = self.db.carrier_mode(order_id).await?;
+        match carrier_api(order_id, attempt, mode) {
+            Ok((carrier, tracking)) => {
+                let s = self.db.book_shipment(order_id, &carrier, &tracking).await?;
+                faults::point("book_with_carrier").await;
+                Ok(Json(Ok(ShipmentInfo {
+                    carrier: s.carrier,
+                    tracking_number: s.tracking_number,
+                    attempts: attempt.into(),
+                })))
+            }
+            Err(reason) => {
+                let max = RetryConfig::SHIPPING.max_attempts;
+                let message = format!(
+                    "Order {order_id}: carrier attempt {attempt} of {max} failed: {reason}"
+                );
+                Event::new(user_id, order_id, "shipping_retry", message)
+                    .nth(attempt.into())
+                    .write(&self.db)
+                    .await?;
+                faults::point("carrier_rejected").await;
+                Ok(Json(Err(reason)))
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The carrier policy, as the SDK will run it: 3 attempts, 100 ms, doubling.
-    #[test]
-    fn the_carrier_policy_maps_onto_the_sdk_policy() {
-        let debug = format!("{:?}", run_policy(RetryConfig::SHIPPING));
-        assert!(debug.contains("max_attempts: Some(3)"), "{debug}");
-        assert!(debug.contains("factor: 2.0"), "{debug}");
-        assert!(debug.contains("initial_delay: 100ms"), "{debug}");
-    }
 
     #[test]
     fn carrier_modes() {

@@ -17,6 +17,7 @@ use crate::domain::{
     Basket, BasketLine, Cents, OrderId, OrderRecord, OrderStatus, PaymentState, ProductId,
     ProductRef, Quantity, ShippingAddress,
 };
+use crate::faults;
 
 /// State key of the basket.
 pub const BASKET: &str = "basket";
@@ -225,6 +226,7 @@ impl UserSession {
                 self.db
                     .settle_payment(&id, state, txn.as_deref(), reason.as_deref())
                     .await?;
+                faults::point("confirm_payment").await;
                 Ok(Json(self.db.payment_by_awakeable(&id).await?))
             })
             .name("confirm_payment")
@@ -340,7 +342,11 @@ impl UserSession {
     ) -> Result<(), HandlerError> {
         let (snapshot, invocation) = (order.clone(), ctx.invocation_id().to_owned());
         let reserved = ctx
-            .run(|| async move { Ok(Json(self.db.reserve_order(&snapshot, &invocation).await?)) })
+            .run(|| async move {
+                let outcome = self.db.reserve_order(&snapshot, &invocation).await?;
+                faults::point("reserve_stock").await;
+                Ok(Json(outcome))
+            })
             .name("reserve_stock")
             .await?
             .into_inner();
@@ -387,6 +393,7 @@ impl UserSession {
             for event in Event::checkout_started(&snapshot) {
                 event.write(&self.db).await?;
             }
+            faults::point("register_payment").await;
             Ok(())
         })
         .name("register_payment")
@@ -463,6 +470,7 @@ impl UserSession {
                     .record_compensation(&id, name, &now_rfc3339())
                     .await?;
             }
+            faults::point("give_back").await;
             Ok(())
         })
         .name("give_back")

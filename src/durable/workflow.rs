@@ -20,6 +20,7 @@ use crate::domain::order::steps_for;
 use crate::domain::{
     Compensation, CompensationRun, OrderRecord, OrderStatus, Reason, Saga, Step, StepState,
 };
+use crate::faults;
 
 /// State keys.
 pub const STATUS: &str = "status";
@@ -139,6 +140,7 @@ impl OrderFulfillmentWorkflow {
                 for e in &events {
                     e.write(&self.db).await?;
                 }
+                faults::point(&format!("enter_{status}")).await;
                 Ok(at)
             })
             .name(format!("enter_{status}"))
@@ -262,9 +264,13 @@ impl OrderFulfillmentWorkflow {
         saga: &mut Saga,
     ) -> Result<(), TerminalError> {
         let id = st.order_id.clone();
-        ctx.run(|| async move { Ok(self.db.sell_reservation(&id).await.map(|_| ())?) })
-            .name("complete_sale")
-            .await?;
+        ctx.run(|| async move {
+            self.db.sell_reservation(&id).await?;
+            faults::point("complete_sale").await;
+            Ok(())
+        })
+        .name("complete_sale")
+        .await?;
         saga.clear();
         ctx.set(SAGA, Json(saga.clone()));
         let delivered = format!("Order {}: delivered", st.order_id);
@@ -312,6 +318,7 @@ impl OrderFulfillmentWorkflow {
             self.db
                 .record_compensation(&order_id, name, &ran_at)
                 .await?;
+            faults::point(&format!("compensate_{name}")).await;
             Ok(ran_at)
         })
         .name(format!("compensate_{name}"))
@@ -363,8 +370,13 @@ impl OrderFulfillmentWorkflow {
         decision: Decision,
     ) -> Result<(), HandlerError> {
         let (order_id, what) = (ctx.key().to_owned(), decision.as_str());
+        let by = ctx.invocation_id().to_owned();
         let claim = ctx
-            .run(|| async move { Ok(Json(self.db.claim_decision(&order_id, what).await?)) })
+            .run(|| async move {
+                let claim = self.db.claim_decision(&order_id, what, &by).await?;
+                faults::point("claim_decision").await;
+                Ok(Json(claim))
+            })
             .name(format!("claim_{what}"))
             .await?
             .into_inner();

@@ -29,11 +29,28 @@ pub fn spawner() -> &'static Spawner {
     })
 }
 
+/// A port nobody listens on, below Linux's ephemeral range (32768 and up): a port the
+/// kernel hands out as "free" may be taken the next moment as the local end of some
+/// outgoing connection, and then the app cannot bind it. Each test binary starts at its
+/// own offset and counts up.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
