@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test e2e browser bench build deps fmt fmt-check lint clean
+.PHONY: run test e2e browser bench chaos build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -55,6 +55,12 @@ bench: deps browser
 	$(CARGO) bench --bench lifecycle
 	$(CARGO) build --release
 	SHOPFLOW_BIN=target/release/shopflow node e2e/bench.mjs
+
+## chaos: the whole fault-injection matrix (every kill at every point of an order's life,
+## a 30 s freeze, a 30 s database lock, a 10-minute outage); its table goes to
+## target/chaos-report.md. `make test` runs a subset.
+chaos: deps
+	$(CARGO) test --test chaos -- --ignored --nocapture
 
 fmt:
 	$(CARGO) fmt

@@ -198,6 +198,20 @@ pub struct Config {
     #[arg(long, env = "SHOPFLOW_RESTATE_IDENTITY_KEY", global = true)]
     pub restate_identity_key: Option<String>,
 
+    /// Requests doing work (any method but GET/HEAD) served at once; more get 503
+    /// `overloaded` with Retry-After instead of waiting in a queue.
+    #[arg(long, env = "SHOPFLOW_MAX_IN_FLIGHT", default_value = "256", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_in_flight: u32,
+
+    /// Live streams open at once, in all (more get 503).
+    #[arg(long, env = "SHOPFLOW_MAX_STREAMS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_streams: u32,
+
+    /// Live streams one user may have open at once (more get 429): a page holds one or
+    /// two, so this allows several tabs.
+    #[arg(long, env = "SHOPFLOW_MAX_STREAMS_PER_USER", default_value = "16", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_streams_per_user: u32,
+
     /// Fault injection (comma-separated hold points, see `faults::POINTS`): the service
     /// endpoint stops for good the first time it passes each, for a chaos run to kill
     /// a process at that moment.

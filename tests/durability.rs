@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{AppConfig, TestApp, eventually};
+use common::{AppConfig, TestApp, assert_error, eventually};
 use serde_json::json;
 
 /// Starts an app, fills alice's cart, and returns both.
@@ -319,4 +319,103 @@ async fn the_restate_server_crash_drill_is_survived() {
     api.wait_status("alice", "order-drill", "delivered").await;
     assert_eq!(app.workflow_runs("order-drill").await, 1);
     assert_eq!(api.healthz().await.0, 200);
+}
+
+/// Work beyond the limit is shed with 503 and Retry-After instead of queueing, and
+/// changes nothing; reads and `/healthz` still answer; live streams are capped per user
+/// (429) and in all (503), and a closed stream gives its place back.
+#[tokio::test]
+async fn overload_is_shed_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config.extra_env = [
+        ("SHOPFLOW_MAX_IN_FLIGHT", "4"),
+        ("SHOPFLOW_MAX_STREAMS", "3"),
+        ("SHOPFLOW_MAX_STREAMS_PER_USER", "2"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let app = TestApp::start(config).await;
+    let services = app.services_pid().unwrap();
+
+    // A frozen endpoint: every cart change waits in Restate and holds its slot.
+    unsafe { libc::kill(services, libc::SIGSTOP) };
+    let users = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    let adds: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let api = app.api.clone();
+            let req = api
+                .request(reqwest::Method::POST, "/api/cart/add")
+                .bearer_auth(api.token(user))
+                .json(&json!({"product_id": "P001", "quantity": 1}));
+            tokio::spawn(async move {
+                let resp = req.send().await.unwrap();
+                let retry_after = resp.headers().get("retry-after").cloned();
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                (body, retry_after)
+            })
+        })
+        .collect();
+    eventually("4 requests to be shed", || {
+        let done = adds.iter().filter(|a| a.is_finished()).count();
+        async move { (done == 4).then_some(()) }
+    })
+    .await;
+    let (status, health) = app.api.healthz().await;
+    assert_eq!(
+        status, 200,
+        "health answers while the work slots are full: {health}"
+    );
+    assert_eq!(app.api.products().await.0, 200, "reads are not held back");
+
+    unsafe { libc::kill(services, libc::SIGCONT) };
+    let mut answers = Vec::new();
+    for add in adds {
+        answers.push(add.await.unwrap());
+    }
+    let overloaded: Vec<_> = answers
+        .iter()
+        .filter(|(body, _)| body["error"]["code"] == "overloaded")
+        .collect();
+    assert_eq!(overloaded.len(), 4, "{answers:?}");
+    assert!(
+        overloaded.iter().all(|(_, retry)| retry.is_some()),
+        "Retry-After"
+    );
+    let mut filled = 0;
+    for user in users {
+        filled += app.api.cart_lines(user).await.len();
+    }
+    assert_eq!(filled, 4, "only the requests served changed a cart");
+
+    // Streams: two for alice, a third is refused; the total is three.
+    let a1 = app.api.stream("/stream/notifications", "alice", None).await;
+    let _a2 = app.api.stream("/stream/notifications", "alice", None).await;
+    assert_error(
+        &app.api.get("/stream/notifications", Some("alice")).await,
+        429,
+        "too_many_streams",
+    );
+    let _b1 = app.api.stream("/stream/notifications", "bob", None).await;
+    assert_error(
+        &app.api.get("/stream/notifications", Some("carol")).await,
+        503,
+        "too_many_streams",
+    );
+    drop(a1);
+    eventually("a closed stream to give its place back", || async {
+        let resp = app
+            .api
+            .request(reqwest::Method::GET, "/stream/notifications")
+            .bearer_auth(app.api.token("carol"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status() == 200).then_some(())
+    })
+    .await;
 }

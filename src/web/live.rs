@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::datastar::{self, MergeMode};
 use super::error::ApiError;
+use super::limits::StreamSlot;
 use super::markdown::step_label;
 use crate::app::journal::JournalInvocation;
 use crate::app::orders::{MetaSnapshot, OrderView, Retries};
@@ -63,8 +64,8 @@ impl From<askama::Error> for Stop {
 }
 
 /// A long-lived SSE response fed by `produce`, with keep-alive comments. The producer
-/// runs until it returns, the client goes away or the server shuts down.
-pub fn stream<F, Fut>(shutdown: crate::Shutdown, produce: F) -> Response
+/// runs until it returns, the client goes away or the server shuts down; the stream holds `slot` (its place under the stream limits) until it ends.
+pub fn stream<F, Fut>(shutdown: crate::Shutdown, slot: StreamSlot, produce: F) -> Response
 where
     F: FnOnce(Events) -> Fut,
     Fut: Future<Output = Result<(), Stop>> + Send + 'static,
@@ -73,6 +74,7 @@ where
     let closed = tx.clone();
     let producer = produce(Events(tx));
     tokio::spawn(async move {
+        let _slot = slot;
         tokio::select! {
             _ = producer => {}
             () = shutdown.wait() => {}

@@ -7,6 +7,7 @@ pub mod datastar;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod limits;
 pub mod live;
 pub mod markdown;
 pub mod origin;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub allowed_hosts: Arc<[String]>,
     /// What each open page shows, so its stream can keep it current.
     pub pages: ui::Pages,
+    /// How much work and how many streams are taken at once.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,6 +85,11 @@ impl AppState {
             shutdown,
             allowed_hosts: config.allowed_hosts().into(),
             pages: ui::Pages::default(),
+            limits: Arc::new(limits::Limits::new(limits::LimitConfig {
+                in_flight: config.max_in_flight as usize,
+                streams: config.max_streams as usize,
+                streams_per_user: config.max_streams_per_user as usize,
+            })),
         }
     }
 }
@@ -99,6 +107,10 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::shed_load,
+        ))
         .layer(axum::middleware::from_fn(origin::refuse_cross_origin))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(headers::security_headers))

@@ -81,6 +81,8 @@ pub struct AppConfig {
     /// `None`: ShopFlow spawns restate-server; `Some`: it uses that external one.
     pub external: bool,
     pub extra_env: Vec<(String, String)>,
+    /// Where the app's stdout and stderr go (inherited when `None`).
+    pub log_file: Option<PathBuf>,
 }
 
 impl AppConfig {
@@ -94,6 +96,7 @@ impl AppConfig {
             node: free_addr(),
             external: false,
             extra_env: Vec::new(),
+            log_file: None,
         }
     }
 
@@ -148,6 +151,14 @@ impl AppConfig {
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
+        }
+        if let Some(path) = &self.log_file {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            cmd.stdout(log.try_clone().unwrap()).stderr(log);
         }
         cmd
     }
@@ -305,6 +316,18 @@ impl Api {
             shopflow::auth::unix_now(),
             body.as_bytes(),
         )
+    }
+
+    /// A bearer token for `user` that expires at `expires` (Unix seconds).
+    pub fn token_until(&self, user: &str, expires: i64) -> String {
+        let name = shopflow::domain::Username::parse(user).unwrap();
+        self.signer
+            .issue(shopflow::auth::Purpose::ApiToken, &name, "", expires)
+    }
+
+    /// `X-Payment-Signature` for `body` as signed at `timestamp` (Unix seconds).
+    pub fn signature_at(&self, body: &str, timestamp: i64) -> String {
+        shopflow::app::payments::sign(&self.webhook_secret, timestamp, body.as_bytes())
     }
 
     /// A bearer token for `user` (a user without a password), valid for an hour.

@@ -1,8 +1,6 @@
 //! Orders: checkout, the caller's orders, one order (JSON or the markdown view), and
 //! the admin's queue and decisions.
 
-use std::collections::HashMap;
-
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -102,16 +100,21 @@ async fn journal(
     }))
 }
 
+/// `/api/admin/orders?status=…`: nothing else is understood, so nothing else is taken.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminQuery {
+    status: Option<String>,
+}
+
 async fn admin_list(
     State(state): State<AppState>,
     user: CurrentUser,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<AdminQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<OrderSummary>>> {
     crate::app::require_admin(&user)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let status = query
-        .get("status")
-        .map_or("awaiting_approval", String::as_str);
+    let status = query.status.as_deref().unwrap_or("awaiting_approval");
     Ok(Json(orders::in_status(&state, &user, status).await?))
 }
 

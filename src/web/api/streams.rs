@@ -30,18 +30,23 @@ async fn notifications(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
+    let slot = state.limits.stream_slot(user.username())?;
     let (history, mut feed) = state.feed.for_user(user.username(), after).await?;
-    Ok(live::stream(state.shutdown.clone(), |tx| async move {
-        for n in &history {
-            tx.send(notification_event(n)?).await?;
-        }
-        while let Some(batch) = feed.next().await {
-            for n in &batch {
+    Ok(live::stream(
+        state.shutdown.clone(),
+        slot,
+        |tx| async move {
+            for n in &history {
                 tx.send(notification_event(n)?).await?;
             }
-        }
-        Ok(())
-    }))
+            while let Some(batch) = feed.next().await {
+                for n in &batch {
+                    tx.send(notification_event(n)?).await?;
+                }
+            }
+            Ok(())
+        },
+    ))
 }
 
 async fn workflow(
@@ -52,22 +57,27 @@ async fn workflow(
     // Unknown, malformed or someone else's order: an error, before any stream opens.
     let order = orders::visible(&state, &user, &id).await?;
     let order_id = orders::parse_order_id(&order.order_id)?;
+    let slot = state.limits.stream_slot(user.username())?;
     let mut meta = state.feed.meta().watch(&order_id);
-    Ok(live::stream(state.shutdown.clone(), |tx| async move {
-        let mut last = String::new();
-        loop {
-            let snapshot = meta.borrow_and_update().clone();
-            if let Some(snapshot) = snapshot {
-                let html = meta_html(&snapshot)?;
-                if html != last {
-                    tx.send(datastar::morph(&html)).await?;
-                    last = html;
+    Ok(live::stream(
+        state.shutdown.clone(),
+        slot,
+        |tx| async move {
+            let mut last = String::new();
+            loop {
+                let snapshot = meta.borrow_and_update().clone();
+                if let Some(snapshot) = snapshot {
+                    let html = meta_html(&snapshot)?;
+                    if html != last {
+                        tx.send(datastar::morph(&html)).await?;
+                        last = html;
+                    }
+                }
+                // A finished order's pane no longer changes: keep the stream, send nothing.
+                if meta.changed().await.is_err() {
+                    std::future::pending::<()>().await;
                 }
             }
-            // A finished order's pane no longer changes: keep the stream, send nothing.
-            if meta.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }))
+        },
+    ))
 }

@@ -125,9 +125,11 @@ pub async fn add_to_cart(
     UiSignals(signals): UiSignals,
 ) -> ApiResult<Response> {
     let page = signals.page()?;
+    // The page's buttons name real products: a malformed one is no request of the page.
+    let product_ref = product_ref(&product)?;
     let outcome = async {
         let quantity = quantity(&signals, &product)?;
-        let cart = cart::add_item(&state, &user, &product_ref(&product)?, quantity).await?;
+        let cart = cart::add_item(&state, &user, &product_ref, quantity).await?;
         let name = cart
             .items
             .iter()
@@ -155,8 +157,9 @@ pub async fn remove_from_cart(
     UiSignals(signals): UiSignals,
 ) -> ApiResult<Response> {
     let page = signals.page()?;
+    let product_ref = product_ref(&product)?;
     let outcome = async {
-        let cart = cart::remove_item(&state, &user, &product_ref(&product)?).await?;
+        let cart = cart::remove_item(&state, &user, &product_ref).await?;
         Ok(format!(
             "Removed {product}; the cart holds {}.",
             cart.total_cents

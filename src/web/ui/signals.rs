@@ -37,13 +37,14 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = if req.method() == axum::http::Method::GET {
-            datastar::signals_in_query(req.uri())
+            datastar::signals_in_query(req.uri()).map(String::into_bytes)
         } else {
+            // Bytes as sent: JSON that is not UTF-8 is refused by the parser, not patched.
             let RawBody(body) = RawBody::from_request(req, state).await?;
-            Some(String::from_utf8_lossy(&body).into_owned()).filter(|b| !b.trim().is_empty())
+            Some(body.to_vec()).filter(|b| !b.trim_ascii().is_empty())
         };
         let signals: Signals = match json {
-            Some(json) => parse_json(json.as_bytes())?,
+            Some(json) => parse_json(&json)?,
             None => {
                 return Err(ApiError::bad_request(
                     "missing_signals",

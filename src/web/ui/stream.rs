@@ -37,6 +37,7 @@ pub async fn stream(
     UiSignals(signals): UiSignals,
 ) -> ApiResult<Response> {
     let page = signals.page()?;
+    let slot = state.limits.stream_slot(user.username())?;
     let (mut history, feed) = state.feed.for_user(user.username(), None).await?;
     history.reverse();
     let list = views::notification_list_of(&history)?;
@@ -49,7 +50,7 @@ pub async fn stream(
         last_panes: views::Panes::default(),
         last_meta: String::new(),
     };
-    Ok(live::stream(state.shutdown.clone(), move |tx| {
+    Ok(live::stream(state.shutdown.clone(), slot, move |tx| {
         page.run(tx, list, feed, attached)
     }))
 }
