@@ -507,3 +507,54 @@ async fn invocations_are_retried_without_end() {
         assert_eq!(policy["max_interval"], "2s", "{service}: {policy}");
     }
 }
+
+/// Writes to the app's SQLite file as another client would: here, to leave the gateway's
+/// record as a web role that died between recording a settlement and delivering it.
+async fn sqlite_exec(app: &TestApp, sql: &str, bind: &str) {
+    let url = format!(
+        "sqlite://{}",
+        app.config.data_dir.join("shopflow.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let done = sqlx::query(sql).bind(bind).execute(&pool).await.unwrap();
+    assert_eq!(done.rows_affected(), 1, "{sql}");
+    pool.close().await;
+}
+
+/// A settlement recorded but never delivered to Restate (the web role died in between)
+/// is delivered when it is asked for again: the gateway retrying its callback, the
+/// customer retrying a cancel. Neither order waits for the payment timeout.
+#[tokio::test]
+async fn a_settlement_recorded_but_not_delivered_is_delivered_on_retry() {
+    let (app, api) = app().await;
+    let (awakeable, total) = api
+        .place_order("nina", "lc-undelivered-pay", &[("P004", 1)])
+        .await;
+    sqlite_exec(
+        app,
+        "UPDATE payment_requests SET state = 'succeeded', transaction_id = 'txn-1' WHERE awakeable_id = ?",
+        &awakeable,
+    )
+    .await;
+    // The gateway retries the callback it got no answer to.
+    assert_error(&api.pay(&awakeable, total).await, 409, "payment_settled");
+    api.wait_status("nina", "lc-undelivered-pay", "awaiting_approval")
+        .await;
+
+    let before = api.stock("P005").await;
+    let (awakeable, _) = api
+        .place_order("oscar", "lc-undelivered-cancel", &[("P005", 1)])
+        .await;
+    sqlite_exec(
+        app,
+        "UPDATE payment_requests SET state = 'cancelled', reason = 'cancelled by the customer' WHERE awakeable_id = ?",
+        &awakeable,
+    )
+    .await;
+    // The customer asks again.
+    let (status, body) = api.cancel("oscar", "lc-undelivered-cancel", None).await;
+    assert_eq!(status, 200, "{body}");
+    api.wait_status("oscar", "lc-undelivered-cancel", "cancelled")
+        .await;
+    assert_eq!(api.stock("P005").await, before, "the stock came back");
+}

@@ -158,15 +158,24 @@ pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
 
 /// Withdraws an order's pending payment request and wakes its checkout, which then
 /// gives the stock back. `false` when the payment is not pending (just paid: the order
-/// is about to wait for approval; or being settled otherwise): look again.
+/// is about to wait for approval; or being settled otherwise): look again. A payment
+/// withdrawn already is withdrawn again, idempotently.
 async fn withdraw(app: &App, order_id: &OrderId, reason: &str) -> AppResult<bool> {
     let Some(payment) = app.db.payment_by_order(order_id.as_str()).await? else {
         return Ok(false);
     };
+    let awakeable = &payment.awakeable_id;
+    if payment.state == PaymentState::Cancelled {
+        // Withdrawn already, by a request whose answer was lost: the web role may have
+        // died between recording the withdrawal and waking the checkout. Wake it again
+        // (Restate ignores a second completion).
+        let reason = payment.reason.as_deref().unwrap_or(reason);
+        app.restate.reject_awakeable(awakeable, reason).await?;
+        return Ok(true);
+    }
     if payment.state != PaymentState::Pending {
         return Ok(false);
     }
-    let awakeable = &payment.awakeable_id;
     if !app
         .db
         .settle_payment(awakeable, PaymentState::Cancelled, None, Some(reason))
