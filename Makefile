@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test e2e browser bench chaos build deps fmt fmt-check lint clean
+.PHONY: run test e2e browser bench chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -60,7 +60,13 @@ bench: deps browser
 ## a 30 s freeze, a 30 s database lock, a 10-minute outage); its table goes to
 ## target/chaos-report.md. `make test` runs a subset.
 chaos: deps
-	$(CARGO) test --test chaos -- --ignored --nocapture
+	$(CARGO) test --test chaos full_matrix -- --ignored --nocapture
+
+## soak: 30 minutes of mixed traffic with a crash every three minutes, then every
+## invariant; memory sampled each minute (SOAK_MINUTES=… to change); report in
+## target/soak-report.md. Not part of `make test`.
+soak: deps
+	$(CARGO) test --test chaos soak -- --ignored --nocapture
 
 fmt:
 	$(CARGO) fmt

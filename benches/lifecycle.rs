@@ -7,7 +7,8 @@
 //!   delivered) with a 1 s delivery delay, observed through the API;
 //! - throughput: 10 concurrent clients for 5 s each on cart reads (10 users) and cart
 //!   writes (add/remove alternating, one user per client), then cart reads again with
-//!   100 `/stream/workflow/{id}` streams open on one order under way.
+//!   100 `/stream/workflow/{id}` streams open on one order under way;
+//! - `/healthz` latency while 10 clients saturate Restate with cart writes.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -77,7 +78,11 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = AppConfig::new(dir.path());
-    config.extra_env = vec![("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into())];
+    config.extra_env = vec![
+        ("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into()),
+        // One user holds the 100 streams below.
+        ("SHOPFLOW_MAX_STREAMS_PER_USER".into(), "128".into()),
+    ];
     let app = TestApp::start(config).await;
     let api = app.api.clone();
 
@@ -155,4 +160,35 @@ async fn main() {
     drop(streams);
     // The same again without them, for an A/B of equals.
     throughput("cart reads, 10 clients, streams closed", &api, read).await;
+
+    // `/healthz` while Restate is saturated: 10 clients writing carts as fast as they
+    // can, and one probe every 20 ms.
+    let probe = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            while started.elapsed() < RUN {
+                let t = Instant::now();
+                assert_eq!(api.healthz().await.0, 200);
+                samples.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            samples
+        })
+    };
+    throughput(
+        "cart writes while /healthz is probed",
+        &api,
+        |api: Api, user, i| async move {
+            let status = if i % 2 == 0 {
+                api.add_to_cart(user, json!("P008"), 1).await.0
+            } else {
+                api.remove_from_cart(user, json!("P008")).await.0
+            };
+            status == 200
+        },
+    )
+    .await;
+    report("GET /healthz, Restate saturated", probe.await.unwrap());
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Api, AppConfig, Reply, TestApp};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -557,9 +557,19 @@ async fn check(
         0
     );
 
+    // How many workflows Restate ran per order, in one query.
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    let sql = "SELECT target_service_key AS key FROM sys_invocation \
+               WHERE target_service_name = 'OrderFulfillmentWorkflow' AND target_handler_name = 'Run'";
+    for row in app.restate_sql(sql).await {
+        *runs
+            .entry(row["key"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
     let mut fingerprints = BTreeMap::new();
     for order in orders {
-        let print = fingerprint(&pool, app, &order.id).await;
+        let workflows = runs.get(&order.id).copied().unwrap_or(0);
+        let print = fingerprint(&pool, workflows, &order.id).await;
         assert!(
             print.starts_with(&format!("status={};", order.path.final_status())),
             "{}: {print}",
@@ -574,7 +584,7 @@ async fn check(
 /// Everything an order left behind: its status; its payment (captured, refunded); its
 /// stock (reserved, released, sold); its shipment; its compensations in the order they
 /// ran; every notification about it; how many workflows Restate ran for it.
-async fn fingerprint(pool: &sqlx::SqlitePool, app: &TestApp, id: &str) -> String {
+async fn fingerprint(pool: &sqlx::SqlitePool, workflows: usize, id: &str) -> String {
     let text = |q: &'static str| {
         sqlx::query_scalar::<_, Option<String>>(q)
             .bind(id)
@@ -616,7 +626,6 @@ async fn fingerprint(pool: &sqlx::SqlitePool, app: &TestApp, id: &str) -> String
         .into_iter()
         .map(|(u, k, m)| format!("{u}/{k}: {m}"))
         .collect();
-    let workflows = app.workflow_runs(id).await;
     let show = |v: Option<Option<String>>| v.flatten().unwrap_or_else(|| "-".into());
     format!(
         "status={}; payment={}; stock={}; shipment={}; compensations={}; workflows={workflows}; notifications=[{}]",
@@ -796,4 +805,177 @@ async fn full_matrix() {
     std::fs::write(&path, &report).unwrap();
     eprintln!("{report}\nwritten to {}", path.display());
     assert_eq!(failures, 0, "{failures} runs failed; see the table");
+}
+
+/// What a fingerprint says regardless of which order it is: the notifications by who
+/// got them and their kind (their texts name the order and its tracking number).
+fn shape(print: &str) -> String {
+    let (head, notes) = print.split_once("notifications=[").unwrap();
+    let mut kinds: Vec<String> = notes
+        .trim_end_matches(']')
+        .split(" | ")
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let (who, rest) = n.split_once('/').unwrap();
+            let kind = rest.split_once(':').map_or(rest, |(k, _)| k);
+            let who = if who == ADMIN { "admin" } else { "customer" };
+            format!("{who}/{kind}")
+        })
+        .collect();
+    kinds.sort();
+    format!("{head}notifications=[{}]", kinds.join(" | "))
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `make soak`: mixed traffic for `SOAK_MINUTES` (30) — every customer ordering through
+/// every path without pause, live streams opening and closing, a crash every three
+/// minutes (the endpoint, restate-server, the whole group with an immediate restart,
+/// in turn) — then every invariant; the resident memory of each process is sampled
+/// each minute. The report goes to `target/soak-report.md`.
+#[tokio::test]
+#[ignore = "runs for half an hour; `make soak` runs it"]
+async fn soak() {
+    let minutes: u64 = std::env::var("SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(30);
+    let expected: BTreeMap<&'static str, String> = {
+        let base = baseline(1).await;
+        plan(1)
+            .into_iter()
+            .flatten()
+            .map(|o| (o.path.tag(), shape(&base[&o.id])))
+            .collect()
+    };
+    let (run, mut app) = Run::start("soak", &[]).await;
+    // Stock for half an hour of orders.
+    let rw = sqlx::SqlitePool::connect(&run.db_url.replace("?mode=ro", ""))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE products SET stock_qty = 10000000 WHERE sku IN ('P004', 'P008')")
+        .execute(&rw)
+        .await
+        .unwrap();
+    rw.close().await;
+    let initial = stock(&run).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let placed = Arc::new(std::sync::Mutex::new(Vec::<Planned>::new()));
+    let streams_opened = Arc::new(AtomicUsize::new(0));
+
+    let mut tasks = Vec::new();
+    for (i, &user) in CUSTOMERS.iter().enumerate() {
+        let (api, stop, placed) = (run.api.clone(), stop.clone(), placed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut round = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let path = Path::ALL[(i + round) % Path::ALL.len()];
+                let order = Planned {
+                    user,
+                    id: format!("s-{user}-{round}-{}", path.tag()),
+                    path,
+                };
+                placed.lock().unwrap().push(order.clone());
+                drive(api.clone(), order, Arc::new(AtomicUsize::new(0))).await;
+                round += 1;
+            }
+        }));
+    }
+    for n in 0..4 {
+        let (api, stop, opened) = (run.api.clone(), stop.clone(), streams_opened.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut k = n;
+            while !stop.load(Ordering::SeqCst) {
+                let user = CUSTOMERS[k % CUSTOMERS.len()];
+                k += 4;
+                let resp = api
+                    .request(Method::GET, "/stream/notifications")
+                    .bearer_auth(api.token(user))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await;
+                if let Ok(mut resp) = resp
+                    && resp.status() == StatusCode::OK
+                {
+                    opened.fetch_add(1, Ordering::SeqCst);
+                    // Read for up to two seconds, then hang up.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        while let Ok(Some(_)) = resp.chunk().await {}
+                    })
+                    .await;
+                }
+            }
+        }));
+    }
+
+    let faults = [Fault::KillServices, Fault::KillRestate, Fault::KillGroup];
+    let mut samples: Vec<String> = Vec::new();
+    let mut crashes = Vec::new();
+    let started = Instant::now();
+    for minute in 1..=minutes {
+        tokio::time::sleep_until((started + Duration::from_secs(60 * minute)).into()).await;
+        let pids = [("supervisor", Some(app.pid()))]
+            .into_iter()
+            .chain(app.children().into_iter().map(|(pid, cmd)| {
+                let name = if cmd.contains("restate-server") {
+                    "restate-server"
+                } else {
+                    "services"
+                };
+                (name, Some(pid))
+            }))
+            .map(|(name, pid)| {
+                let pid = pid.unwrap();
+                format!("{name} {pid}: {} MiB", rss_kib(pid).unwrap_or(0) / 1024)
+            })
+            .collect::<Vec<_>>();
+        let done = placed.lock().unwrap().len();
+        let line = format!("| {minute} | {done} | {} |", pids.join(", "));
+        eprintln!("{line}");
+        samples.push(line);
+        if minute % 3 == 0 && minute < minutes {
+            let fault = faults[(minute as usize / 3 - 1) % faults.len()];
+            apply(&run, &mut app, fault).await;
+            crashes.push(format!("minute {minute}: {}", fault.label()));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let orders = placed.lock().unwrap().clone();
+    let prints = check(&run, &app, &orders, &initial).await;
+    let mut differ = Vec::new();
+    for order in &orders {
+        let got = shape(&prints[&order.id]);
+        if got != expected[order.path.tag()] {
+            differ.push(format!(
+                "{}: {got}\n  want {}",
+                order.id,
+                expected[order.path.tag()]
+            ));
+        }
+    }
+    let report = format!(
+        "# Soak: {minutes} minutes\n\n{} orders, {} live streams opened and closed, crashes: {}.\n\
+         Orders that ended otherwise than a fault-free run: {}.\n\n\
+         | minute | orders placed | resident memory |\n|---|---|---|\n{}\n",
+        orders.len(),
+        streams_opened.load(Ordering::SeqCst),
+        crashes.join("; "),
+        differ.len(),
+        samples.join("\n")
+    );
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/soak-report.md");
+    std::fs::write(&path, &report).unwrap();
+    eprintln!("{report}\nwritten to {}", path.display());
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
