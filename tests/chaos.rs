@@ -826,13 +826,19 @@ fn shape(print: &str) -> String {
     format!("{head}notifications=[{}]", kinds.join(" | "))
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+/// Resident memory of a process in MiB: in all, and the anonymous part (the heap; the
+/// rest is mapped files).
+fn rss_mib(pid: i32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
+    };
+    (field("VmRSS:"), field("RssAnon:"))
 }
 
 /// `make soak`: mixed traffic for `SOAK_MINUTES` (30) — every customer ordering through
@@ -933,7 +939,8 @@ async fn soak() {
             }))
             .map(|(name, pid)| {
                 let pid = pid.unwrap();
-                format!("{name} {pid}: {} MiB", rss_kib(pid).unwrap_or(0) / 1024)
+                let (rss, anon) = rss_mib(pid);
+                format!("{name} {pid}: {rss} MiB ({anon} anon)")
             })
             .collect::<Vec<_>>();
         let done = placed.lock().unwrap().len();

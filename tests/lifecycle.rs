@@ -505,6 +505,17 @@ async fn invocations_are_retried_without_end() {
             "{service}: {policy}"
         );
         assert_eq!(policy["max_interval"], "2s", "{service}: {policy}");
+        // Journals kept: the checkout's and the workflow's (the durable-steps panel),
+        // not the cart's and the reads' (many, and nobody looks at them).
+        for handler in svc["handlers"].as_array().unwrap() {
+            let name = handler["name"].as_str().unwrap();
+            let kept = handler["journal_retention"] != "0s";
+            let keep = !matches!(
+                name,
+                "AddItem" | "RemoveItem" | "GetBasket" | "GetOrder" | "GetOrders" | "GetStatus"
+            );
+            assert_eq!(kept, keep, "{service}/{name}: {handler}");
+        }
     }
 }
 

@@ -510,10 +510,13 @@ impl UserSession {
     }
 }
 
+/// The cart's handlers and the reads keep no journal once done (`journal_retention`
+/// 0): nothing shows their steps, and a busy shop makes many of them; the checkout's
+/// journal is kept (Restate's default, a day) for the order's durable-steps panel.
 #[restate_sdk::object]
 impl UserSession {
     /// Adds a quantity of a catalog product to the basket.
-    #[handler(name = "AddItem")]
+    #[handler(name = "AddItem", journal_retention = "0s")]
     async fn add_item(
         &self,
         ctx: ObjectContext<'_>,
@@ -536,7 +539,7 @@ impl UserSession {
     }
 
     /// Removes a product's line from the basket; removing what is not there is a no-op.
-    #[handler(name = "RemoveItem")]
+    #[handler(name = "RemoveItem", journal_retention = "0s")]
     async fn remove_item(
         &self,
         ctx: ObjectContext<'_>,
@@ -559,7 +562,7 @@ impl UserSession {
     }
 
     /// The basket as it is now; shared, so it never waits behind a pending checkout.
-    #[handler(name = "GetBasket")]
+    #[handler(name = "GetBasket", journal_retention = "0s")]
     async fn get_basket(&self, ctx: SharedObjectContext<'_>) -> Result<Json<Basket>, HandlerError> {
         Ok(ctx.get::<Json<Basket>>(BASKET).await?.unwrap_or_default())
     }
@@ -618,7 +621,7 @@ impl UserSession {
     }
 
     /// One order of this user, as checkout recorded it.
-    #[handler(name = "GetOrder")]
+    #[handler(name = "GetOrder", journal_retention = "0s")]
     async fn get_order(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -633,7 +636,7 @@ impl UserSession {
     }
 
     /// All orders of this user, oldest first.
-    #[handler(name = "GetOrders")]
+    #[handler(name = "GetOrders", journal_retention = "0s")]
     async fn get_orders(
         &self,
         ctx: SharedObjectContext<'_>,
