@@ -136,6 +136,30 @@ async fn cart_add_get_remove() {
 }
 
 #[tokio::test]
+async fn an_add_retried_with_its_idempotency_key_adds_once() {
+    let api = api().await;
+    // A client whose answer was lost sends the same request again, same key.
+    for _ in 0..3 {
+        let (status, cart) = api
+            .add_to_cart_keyed("grace", json!("P003"), 2, "g-1")
+            .await;
+        assert_eq!(status, 200, "{cart}");
+        assert_eq!(cart["items"][0]["quantity"], 2, "{cart}");
+    }
+    assert_eq!(api.cart_lines("grace").await, vec![("P003".into(), 2)]);
+    // Another key is another add; the same key for another user is theirs alone.
+    let (_, cart) = api
+        .add_to_cart_keyed("grace", json!("P003"), 1, "g-2")
+        .await;
+    assert_eq!(cart["items"][0]["quantity"], 3, "{cart}");
+    let (_, cart) = api
+        .add_to_cart_keyed("heidi", json!("P003"), 1, "g-1")
+        .await;
+    assert_eq!(cart["items"][0]["quantity"], 1, "{cart}");
+    assert_eq!(api.cart_lines("grace").await, vec![("P003".into(), 3)]);
+}
+
+#[tokio::test]
 async fn carts_are_isolated_between_users() {
     let api = api().await;
     assert_eq!(api.add_to_cart("bob", json!("P004"), 4).await.0, 200);

@@ -100,6 +100,30 @@ fn cases(api: &Api, s: &Scene) -> Vec<Case> {
     let mut c = vec![
         // The cart: shapes, types, numbers, ids.
         raw("add: not JSON", add, User("alice"), "{", 400),
+        post(
+            "add: empty idempotency key",
+            add,
+            User("alice"),
+            json!({"product_id": "P001", "quantity": 1}),
+            400,
+        )
+        .header("idempotency-key", ""),
+        post(
+            "add: idempotency key with a tab",
+            add,
+            User("alice"),
+            json!({"product_id": "P001", "quantity": 1}),
+            400,
+        )
+        .header("idempotency-key", "a\tb"),
+        post(
+            "remove: long idempotency key",
+            "/api/cart/remove",
+            User("alice"),
+            json!({"product_id": "P001"}),
+            400,
+        )
+        .header("idempotency-key", "k".repeat(129)),
         raw("add: empty body", add, User("alice"), "", 400),
         raw("add: an array", add, User("alice"), "[]", 400),
         post(

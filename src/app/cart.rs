@@ -73,12 +73,14 @@ pub async fn cart(app: &App, user: &User) -> AppResult<CartView> {
     Ok(CartView::new(&user.username, basket.into_inner()))
 }
 
-/// Adds `quantity` of a product to the user's cart.
+/// Adds `quantity` of a product to the user's cart; tries with the same idempotency
+/// key add it once.
 pub async fn add_item(
     app: &App,
     user: &User,
     product: &ProductRef,
     quantity: Quantity,
+    key: Option<String>,
 ) -> AppResult<CartView> {
     ensure_unlocked(app, user).await?;
     let product = catalog::product(app, product).await?;
@@ -87,18 +89,31 @@ pub async fn add_item(
         quantity,
     };
     let session = app.restate.user_session(&user.username);
-    let basket = ingress::body(session.add_item(Json(input)).call().await)?;
+    let basket = ingress::body(
+        ingress::keyed(session.add_item(Json(input)), key)
+            .call()
+            .await,
+    )?;
     Ok(CartView::new(&user.username, basket.into_inner()))
 }
 
-/// Removes a product from the user's cart.
-pub async fn remove_item(app: &App, user: &User, product: &ProductRef) -> AppResult<CartView> {
+/// Removes a product from the user's cart; tries with the same idempotency key are one.
+pub async fn remove_item(
+    app: &App,
+    user: &User,
+    product: &ProductRef,
+    key: Option<String>,
+) -> AppResult<CartView> {
     ensure_unlocked(app, user).await?;
     let product = catalog::product(app, product).await?;
     let input = RemoveItem {
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
     };
     let session = app.restate.user_session(&user.username);
-    let basket = ingress::body(session.remove_item(Json(input)).call().await)?;
+    let basket = ingress::body(
+        ingress::keyed(session.remove_item(Json(input)), key)
+            .call()
+            .await,
+    )?;
     Ok(CartView::new(&user.username, basket.into_inner()))
 }

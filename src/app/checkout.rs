@@ -32,18 +32,6 @@ pub struct CheckoutReply {
     pub awakeable_id: Option<String>,
 }
 
-/// A client's `Idempotency-Key` (the header's bytes): 1-128 printable ASCII characters.
-pub fn idempotency_key(bytes: Option<&[u8]>) -> AppResult<Option<String>> {
-    let Some(key) = bytes else { return Ok(None) };
-    if key.is_empty() || key.len() > 128 || !key.iter().all(|b| (0x20..0x7f).contains(b)) {
-        return Err(AppError::invalid(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-128 printable ASCII characters",
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(key).into_owned()))
-}
-
 /// The order id a checkout without one gets: stable for a retried request with the
 /// same Idempotency-Key, random otherwise.
 pub fn new_order_id(user: &str, key: Option<&str>) -> OrderId {

@@ -26,6 +26,19 @@ use crate::db::{Db, User};
 use crate::durable::RestateClient;
 use crate::process::ChildControl;
 
+/// A client's `Idempotency-Key` (the header's bytes): 1-128 printable ASCII characters.
+/// Tries of a request that carry the same key are one request: it is done once.
+pub fn idempotency_key(bytes: Option<&[u8]>) -> AppResult<Option<String>> {
+    let Some(key) = bytes else { return Ok(None) };
+    if key.is_empty() || key.len() > 128 || !key.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(AppError::invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-128 printable ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
+}
+
 /// Everything the use cases need. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {

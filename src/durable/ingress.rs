@@ -113,6 +113,18 @@ pub fn body<Res: restate_sdk::serde::Deserialize>(
     Ok(answer?.into_body()?)
 }
 
+/// The request with the client's idempotency key, if it gave one: Restate then runs
+/// it once, and every try with the same key gets that run's answer.
+pub fn keyed<Req, Res>(
+    request: restate_sdk::ingress::Request<Executor, Req, Res>,
+    key: Option<String>,
+) -> restate_sdk::ingress::Request<Executor, Req, Res> {
+    match key {
+        Some(key) => request.idempotency_key(key),
+        None => request,
+    }
+}
+
 impl RestateClient {
     /// How long a web request waits for a durable handler before giving up on it.
     pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);

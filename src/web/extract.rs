@@ -77,6 +77,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// The calling user, identified by (in this order) `Authorization: Bearer <token>`,
 /// the bare `X-User-ID` header (only in demo mode; refused otherwise), or the page's
 /// session cookie. Missing, malformed, forged, expired or unknown → 401.
+/// The optional `Idempotency-Key` header, checked (`app::idempotency_key`).
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get("idempotency-key").map(|v| v.as_bytes());
+        Ok(IdempotencyKey(crate::app::idempotency_key(header)?))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 

@@ -418,6 +418,24 @@ impl Api {
         self.post("/api/cart/add", Some(user), &body).await
     }
 
+    /// Adds to the cart with an `Idempotency-Key`: tries with the same key add once.
+    pub async fn add_to_cart_keyed(
+        &self,
+        user: &str,
+        product_id: Value,
+        quantity: i64,
+        key: &str,
+    ) -> Reply {
+        let body = serde_json::json!({ "product_id": product_id, "quantity": quantity });
+        let req = self
+            .client
+            .post(format!("{}/api/cart/add", self.base))
+            .bearer_auth(self.token(user))
+            .header("idempotency-key", key)
+            .json(&body);
+        self.send(req).await
+    }
+
     pub async fn remove_from_cart(&self, user: &str, product_id: Value) -> Reply {
         let body = serde_json::json!({ "product_id": product_id });
         self.post("/api/cart/remove", Some(user), &body).await

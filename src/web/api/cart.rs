@@ -9,7 +9,7 @@ use crate::app::cart::{self, CartView};
 use crate::domain::{ProductRef, Quantity};
 use crate::web::AppState;
 use crate::web::error::ApiResult;
-use crate::web::extract::{ApiJson, CurrentUser};
+use crate::web::extract::{ApiJson, CurrentUser, IdempotencyKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,19 +38,22 @@ async fn get_cart(State(state): State<AppState>, user: CurrentUser) -> ApiResult
 async fn add(
     State(state): State<AppState>,
     user: CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<AddRequest>,
 ) -> ApiResult<Json<CartView>> {
+    let (product, quantity) = (&req.product_id, req.quantity);
     Ok(Json(
-        cart::add_item(&state, &user, &req.product_id, req.quantity).await?,
+        cart::add_item(&state, &user, product, quantity, key).await?,
     ))
 }
 
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<RemoveRequest>,
 ) -> ApiResult<Json<CartView>> {
     Ok(Json(
-        cart::remove_item(&state, &user, &req.product_id).await?,
+        cart::remove_item(&state, &user, &req.product_id, key).await?,
     ))
 }

@@ -16,7 +16,7 @@ use crate::db::orders::OrderSummary;
 use crate::domain::{OrderId, ShippingAddress};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
-use crate::web::extract::{ApiJson, CurrentUser, RawBody, parse_json};
+use crate::web::extract::{ApiJson, CurrentUser, IdempotencyKey, RawBody, parse_json};
 use crate::web::markdown;
 
 pub fn router() -> Router<AppState> {
@@ -41,10 +41,9 @@ struct CheckoutBody {
 async fn place(
     State(state): State<AppState>,
     user: CurrentUser,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> ApiResult<(StatusCode, Json<CheckoutReply>)> {
-    let key = checkout::idempotency_key(headers.get("idempotency-key").map(|v| v.as_bytes()))?;
     let order_id = match body.order_id {
         Some(id) => orders::parse_order_id(&id)?,
         None => checkout::new_order_id(user.username(), key.as_deref()),

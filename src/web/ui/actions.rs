@@ -129,7 +129,7 @@ pub async fn add_to_cart(
     let product_ref = product_ref(&product)?;
     let outcome = async {
         let quantity = quantity(&signals, &product)?;
-        let cart = cart::add_item(&state, &user, &product_ref, quantity).await?;
+        let cart = cart::add_item(&state, &user, &product_ref, quantity, None).await?;
         let name = cart
             .items
             .iter()
@@ -159,7 +159,7 @@ pub async fn remove_from_cart(
     let page = signals.page()?;
     let product_ref = product_ref(&product)?;
     let outcome = async {
-        let cart = cart::remove_item(&state, &user, &product_ref).await?;
+        let cart = cart::remove_item(&state, &user, &product_ref, None).await?;
         Ok(format!(
             "Removed {product}; the cart holds {}.",
             cart.total_cents
