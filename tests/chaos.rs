@@ -609,10 +609,25 @@ async fn check(
             .entry(row["key"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }
+    // Every order's notifications, in one pass (the table has no index by order, and a
+    // soak leaves hundreds of thousands of rows).
+    let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT order_id, user_id, kind, message FROM notifications
+         WHERE order_id IS NOT NULL ORDER BY order_id, user_id, kind, message",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (order, user, kind, message) in rows {
+        let line = format!("{user}/{kind}: {message}");
+        notes.entry(order).or_default().push(line);
+    }
     let mut fingerprints = BTreeMap::new();
     for order in orders {
         let workflows = runs.get(&order.id).copied().unwrap_or(0);
-        let print = fingerprint(&pool, workflows, &order.id).await;
+        let notes = notes.get(&order.id).map_or(&[][..], Vec::as_slice);
+        let print = fingerprint(&pool, workflows, &order.id, notes).await;
         assert!(
             print.starts_with(&format!("status={};", order.path.final_status())),
             "{}: {print}",
@@ -627,7 +642,12 @@ async fn check(
 /// Everything an order left behind: its status; its payment (captured, refunded); its
 /// stock (reserved, released, sold); its shipment; its compensations in the order they
 /// ran; every notification about it; how many workflows Restate ran for it.
-async fn fingerprint(pool: &sqlx::SqlitePool, workflows: usize, id: &str) -> String {
+async fn fingerprint(
+    pool: &sqlx::SqlitePool,
+    workflows: usize,
+    id: &str,
+    notes: &[String],
+) -> String {
     let text = |q: &'static str| {
         sqlx::query_scalar::<_, Option<String>>(q)
             .bind(id)
@@ -657,18 +677,6 @@ async fn fingerprint(pool: &sqlx::SqlitePool, workflows: usize, id: &str) -> Str
     )
     .await
     .unwrap();
-    let notes: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT user_id, kind, message FROM notifications WHERE order_id = ?
-         ORDER BY user_id, kind, message",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    let notes: Vec<String> = notes
-        .into_iter()
-        .map(|(u, k, m)| format!("{u}/{k}: {m}"))
-        .collect();
     let show = |v: Option<Option<String>>| v.flatten().unwrap_or_else(|| "-".into());
     format!(
         "status={}; payment={}; stock={}; shipment={}; compensations={}; workflows={workflows}; notifications=[{}]",

@@ -515,6 +515,10 @@ async fn invocations_are_retried_without_end() {
                 "AddItem" | "RemoveItem" | "GetBasket" | "GetOrder" | "GetOrders" | "GetStatus"
             );
             assert_eq!(kept, keep, "{service}/{name}: {handler}");
+            // A cart change retried with its idempotency key is remembered for an hour.
+            if matches!(name, "AddItem" | "RemoveItem") {
+                assert_eq!(handler["idempotency_retention"], "1h", "{name}: {handler}");
+            }
         }
     }
 }

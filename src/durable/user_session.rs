@@ -512,11 +512,17 @@ impl UserSession {
 
 /// The cart's handlers and the reads keep no journal once done (`journal_retention`
 /// 0): nothing shows their steps, and a busy shop makes many of them; the checkout's
-/// journal is kept (Restate's default, a day) for the order's durable-steps panel.
+/// journal is kept (Restate's default, a day) for the order's durable-steps panel. A
+/// cart change sent with an idempotency key is remembered for an hour (Restate's
+/// default is a day): long enough for a client to retry, short enough not to pile up.
 #[restate_sdk::object]
 impl UserSession {
     /// Adds a quantity of a catalog product to the basket.
-    #[handler(name = "AddItem", journal_retention = "0s")]
+    #[handler(
+        name = "AddItem",
+        journal_retention = "0s",
+        idempotency_retention = "1h"
+    )]
     async fn add_item(
         &self,
         ctx: ObjectContext<'_>,
@@ -539,7 +545,11 @@ impl UserSession {
     }
 
     /// Removes a product's line from the basket; removing what is not there is a no-op.
-    #[handler(name = "RemoveItem", journal_retention = "0s")]
+    #[handler(
+        name = "RemoveItem",
+        journal_retention = "0s",
+        idempotency_retention = "1h"
+    )]
     async fn remove_item(
         &self,
         ctx: ObjectContext<'_>,
