@@ -3,6 +3,7 @@
 //! and stops everything on SIGINT/SIGTERM.
 
 use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -315,6 +316,22 @@ async fn wait_for_restate(
     }
 }
 
+/// A command running this very binary. On Linux it is the image this process runs
+/// (`/proc/self/exe`), so a binary replaced or removed on disk since the start (an
+/// upgrade, a rebuild) neither stops a restart nor mixes two versions of the handlers.
+fn own_binary() -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("cannot find the shopflow binary")?;
+    let image = Path::new("/proc/self/exe");
+    if !image.exists() {
+        return Ok(Command::new(exe));
+    }
+    let mut cmd = Command::new(image);
+    // Named as it was started (without the " (deleted)" Linux adds once it is gone).
+    let name = exe.to_string_lossy();
+    cmd.arg0(name.trim_end_matches(" (deleted)"));
+    Ok(cmd)
+}
+
 /// The supervised `shopflow services` child.
 struct Services {
     child: Child,
@@ -327,8 +344,7 @@ impl Services {
     const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
     fn start(spawner: &Spawner, config: &Config) -> anyhow::Result<Services> {
-        let exe = std::env::current_exe().context("cannot find the shopflow binary")?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = own_binary()?;
         cmd.arg("services")
             .envs(config.to_env())
             .stdin(Stdio::null());

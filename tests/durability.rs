@@ -140,6 +140,36 @@ async fn kill_9_of_the_service_endpoint_is_survived() {
     assert_eq!(app.api.healthz().await.0, 200);
 }
 
+#[tokio::test]
+async fn the_endpoint_is_restarted_from_the_running_image_after_the_binary_is_replaced() {
+    // An upgrade or a rebuild replaces the file on disk while ShopFlow runs; a crash of
+    // the endpoint afterwards must still be survived, with the version that runs.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("shopflow");
+    std::fs::copy(env!("CARGO_BIN_EXE_shopflow"), &binary).unwrap();
+    let mut config = AppConfig::new(&dir.path().join("data"));
+    config.binary = binary.clone();
+    let app = TestApp::start(config).await;
+    assert_eq!(app.api.add_to_cart("alice", json!("P001"), 2).await.0, 200);
+    assert_eq!(app.api.add_to_cart("alice", json!("P003"), 1).await.0, 200);
+    std::fs::remove_file(&binary).unwrap();
+    std::fs::write(&binary, b"#!/bin/sh\nexit 1\n").unwrap();
+
+    let old = app.services_pid().expect("a `shopflow services` child");
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    let new = eventually("the endpoint to be restarted", || {
+        let pid = app.services_pid();
+        async move { pid.filter(|&p| p != old) }
+    })
+    .await;
+    assert_ne!(new, old);
+    assert_cart_survived(&app).await;
+    // It shows in `ps` by the name it was started with.
+    let cmdline = std::fs::read(format!("/proc/{new}/cmdline")).unwrap();
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap();
+    assert_eq!(argv0, binary.as_os_str().as_encoded_bytes());
+}
+
 /// Runs `shopflow` expecting it to fail at start-up; returns the last line of stderr.
 async fn start_failure(config: &AppConfig, extra: &[(&str, &str)]) -> String {
     let mut cmd = config.command();

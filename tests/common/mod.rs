@@ -83,6 +83,8 @@ pub struct AppConfig {
     pub extra_env: Vec<(String, String)>,
     /// Where the app's stdout and stderr go (inherited when `None`).
     pub log_file: Option<PathBuf>,
+    /// The `shopflow` binary to run.
+    pub binary: PathBuf,
 }
 
 impl AppConfig {
@@ -97,6 +99,7 @@ impl AppConfig {
             external: false,
             extra_env: Vec::new(),
             log_file: None,
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_shopflow")),
         }
     }
 
@@ -133,7 +136,7 @@ impl AppConfig {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shopflow"));
+        let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
