@@ -74,6 +74,16 @@ pub enum UserCommand {
     List,
 }
 
+/// The reference data a start puts into the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Seed {
+    /// The catalog and the demo users.
+    Demo,
+    /// The demo data, a thousand shoppers (`shopper-0001` … `shopper-1000`) and stock
+    /// no load test sells out: for benchmarks only.
+    Bench,
+}
+
 /// Whether ShopFlow starts restate-server itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RestateMode {
@@ -217,6 +227,16 @@ pub struct Config {
     /// a process at that moment.
     #[arg(long, env = "SHOPFLOW_HOLD_AT", value_delimiter = ',', global = true)]
     pub hold_at: Vec<String>,
+
+    /// Reference data: `demo`, or `bench` for load tests (see `Seed`).
+    #[arg(
+        long,
+        env = "SHOPFLOW_SEED",
+        value_enum,
+        default_value = "demo",
+        global = true
+    )]
+    pub seed: Seed,
 
     /// Path of the restate-server binary; defaults to the npm-installed one.
     #[arg(long, env = "RESTATE_SERVER_BIN", global = true)]

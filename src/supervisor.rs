@@ -43,7 +43,7 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     };
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
     net::wait_free(config.services_addr, "SHOPFLOW_SERVICES_ADDR", PORT_WAIT).await?;
-    let db = crate::db::Db::open(&config.database_url()).await?;
+    let db = open_db(&config).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
     let spawner = Spawner::new().context("cannot start the child-process thread")?;
 
@@ -396,10 +396,20 @@ impl Services {
     }
 }
 
+/// Opens the database (migrated, demo data seeded) and adds the load-test data when
+/// `--seed bench` asks for it.
+async fn open_db(config: &Config) -> anyhow::Result<crate::db::Db> {
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    if config.seed == crate::config::Seed::Bench {
+        db.seed_bench().await?;
+    }
+    Ok(db)
+}
+
 /// Runs only the web role, against an external Restate.
 pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
-    let db = crate::db::Db::open(&config.database_url()).await?;
+    let db = open_db(&config).await?;
     let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
     let supervised = crate::app::Supervised::default();
     let app = App::new(

@@ -14,6 +14,7 @@ use crate::auth::PasswordHash;
 use crate::domain::{DisplayName, ProductRef, Username};
 
 const SEED: &str = include_str!("seed.sql");
+const SEED_BENCH: &str = include_str!("seed_bench.sql");
 
 /// The application's database handle; cheap to clone.
 #[derive(Clone, Debug)]
@@ -127,6 +128,18 @@ impl Db {
             .execute(&mut *tx)
             .await
             .context("seeding failed")?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds the load-test data (`seed_bench.sql`): a thousand shoppers and stock no
+    /// load test sells out. For benchmarks only.
+    pub async fn seed_bench(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(SEED_BENCH)
+            .execute(&mut *tx)
+            .await
+            .context("seeding the load-test data failed")?;
         tx.commit().await?;
         Ok(())
     }
@@ -315,5 +328,22 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn the_load_test_seed_adds_shoppers_and_stock_once() {
+        let (_dir, db) = temp_db().await;
+        let demo_users = db.users().await.unwrap().len();
+        db.seed_bench().await.unwrap();
+        db.seed_bench().await.unwrap();
+        let users = db.users().await.unwrap();
+        assert_eq!(users.len(), demo_users + 1000);
+        for name in ["shopper-0001", "shopper-0500", "shopper-1000"] {
+            let user = users.iter().find(|u| u.username == name).unwrap();
+            assert_eq!(user.role, "customer");
+            assert!(Username::parse(name).is_ok());
+        }
+        let products = db.products().await.unwrap();
+        assert!(products.iter().all(|p| p.stock_qty == 1_000_000_000));
     }
 }
