@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test e2e browser bench chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test e2e browser wrk bench chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -42,6 +42,13 @@ e2e: deps browser
 
 E2E := node --test --test-concurrency=1 e2e/*.test.mjs
 
+## wrk: the load generator of `make bench` (Debian's package), installed when missing
+wrk:
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
 ## browser: Debian's Chromium, installed when missing
 browser:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
@@ -49,9 +56,11 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); }
 
-## bench: API latency and whole-order wall time against the real stack, and the
+## bench: ShopFlow side by side with the Restate floor beneath it (bench/results.md and
+## .json), API latency and whole-order wall time against the real stack, and the
 ## approve-click-to-delivered time in the browser (release build)
-bench: deps browser
+bench: deps browser wrk
+	$(CARGO) bench --bench compare
 	$(CARGO) bench --bench lifecycle
 	$(CARGO) build --release
 	SHOPFLOW_BIN=target/release/shopflow node e2e/bench.mjs
