@@ -154,13 +154,13 @@ struct Bench {
 }
 
 impl Bench {
-    /// Runs wrk once against `side`.
-    fn wrk(&self, side: &Side) -> Run {
+    /// Runs wrk once against `side` for `seconds`.
+    fn wrk(&self, side: &Side, seconds: u64) -> Run {
         let script = self.scripts.path().join("script.lua");
         std::fs::write(&script, format!("{PRELUDE}\n{}", side.request)).unwrap();
         let out = Command::new("wrk")
             .args(["-t2", &format!("-c{}", self.connections)])
-            .arg(format!("-d{}s", self.seconds))
+            .arg(format!("-d{seconds}s"))
             .args(["--timeout", "10s", "-s"])
             .arg(&script)
             .arg(&side.url)
@@ -177,16 +177,15 @@ impl Bench {
     /// Runs both sides alternately and compares their medians.
     fn row(&self, name: &'static str, floor_name: &'static str, ours: Side, floor: Side) -> Row {
         // A short warm-up of each side, not counted.
-        let warm = Bench {
-            scripts: tempfile::tempdir().unwrap(),
-            seconds: 1,
-            pairs: 0,
-            connections: self.connections,
-        };
-        warm.wrk(&ours);
-        warm.wrk(&floor);
+        self.wrk(&ours, 1);
+        self.wrk(&floor, 1);
         let pairs: Vec<(Run, Run)> = (0..self.pairs)
-            .map(|_| (self.wrk(&ours), self.wrk(&floor)))
+            .map(|_| {
+                (
+                    self.wrk(&ours, self.seconds),
+                    self.wrk(&floor, self.seconds),
+                )
+            })
             .collect();
         let (a, b): (Vec<Run>, Vec<Run>) = pairs.iter().copied().unzip();
         let (shopflow, floor) = (Figure::of(&a), Figure::of(&b));

@@ -128,19 +128,15 @@ async fn main() {
 
     let read = |api: Api, user: &'static str, _| async move { api.cart(user).await.0 == 200 };
     throughput("cart reads, 10 clients", &api, read).await;
-    throughput(
-        "cart writes (add/remove), 10 clients",
-        &api,
-        |api: Api, user, i| async move {
-            let status = if i % 2 == 0 {
-                api.add_to_cart(user, json!("P008"), 1).await.0
-            } else {
-                api.remove_from_cart(user, json!("P008")).await.0
-            };
-            status == 200
-        },
-    )
-    .await;
+    let write = |api: Api, user: &'static str, i: u64| async move {
+        let status = if i.is_multiple_of(2) {
+            api.add_to_cart(user, json!("P008"), 1).await.0
+        } else {
+            api.remove_from_cart(user, json!("P008")).await.0
+        };
+        status == 200
+    };
+    throughput("cart writes (add/remove), 10 clients", &api, write).await;
 
     // 100 live workflow streams on one order that waits for approval.
     let (awakeable, total) = api
@@ -177,18 +173,6 @@ async fn main() {
             samples
         })
     };
-    throughput(
-        "cart writes while /healthz is probed",
-        &api,
-        |api: Api, user, i| async move {
-            let status = if i % 2 == 0 {
-                api.add_to_cart(user, json!("P008"), 1).await.0
-            } else {
-                api.remove_from_cart(user, json!("P008")).await.0
-            };
-            status == 200
-        },
-    )
-    .await;
+    throughput("cart writes while /healthz is probed", &api, write).await;
     report("GET /healthz, Restate saturated", probe.await.unwrap());
 }

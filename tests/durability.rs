@@ -11,7 +11,11 @@ use serde_json::json;
 
 /// Starts an app, fills alice's cart, and returns both.
 async fn app_with_a_cart(dir: &std::path::Path) -> TestApp {
-    let app = TestApp::start(AppConfig::new(dir)).await;
+    started_with_a_cart(AppConfig::new(dir)).await
+}
+
+async fn started_with_a_cart(config: AppConfig) -> TestApp {
+    let app = TestApp::start(config).await;
     assert_eq!(app.api.add_to_cart("alice", json!("P001"), 2).await.0, 200);
     assert_eq!(app.api.add_to_cart("alice", json!("P003"), 1).await.0, 200);
     app
@@ -122,19 +126,22 @@ async fn kill_9_of_the_supervisor_alone_leaves_no_orphans() {
     assert_cart_survived(&app).await;
 }
 
+/// kill -9 of the endpoint; waits for the supervisor to start another and returns its pid.
+async fn kill_the_endpoint(app: &TestApp) -> i32 {
+    let old = app.services_pid().expect("a `shopflow services` child");
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    eventually("the endpoint to be restarted", || {
+        let pid = app.services_pid();
+        async move { pid.filter(|&p| p != old) }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn kill_9_of_the_service_endpoint_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let app = app_with_a_cart(dir.path()).await;
-    let old = app.services_pid().expect("a `shopflow services` child");
-
-    unsafe { libc::kill(old, libc::SIGKILL) };
-    let new = eventually("the endpoint to be restarted", || {
-        let pid = app.services_pid();
-        async move { pid.filter(|&p| p != old) }
-    })
-    .await;
-    assert_ne!(new, old);
+    kill_the_endpoint(&app).await;
     // Calls succeed again (a call made during the outage is retried by Restate).
     assert_cart_survived(&app).await;
     assert_eq!(app.api.healthz().await.0, 200);
@@ -149,20 +156,11 @@ async fn the_endpoint_is_restarted_from_the_running_image_after_the_binary_is_re
     std::fs::copy(env!("CARGO_BIN_EXE_shopflow"), &binary).unwrap();
     let mut config = AppConfig::new(&dir.path().join("data"));
     config.binary = binary.clone();
-    let app = TestApp::start(config).await;
-    assert_eq!(app.api.add_to_cart("alice", json!("P001"), 2).await.0, 200);
-    assert_eq!(app.api.add_to_cart("alice", json!("P003"), 1).await.0, 200);
+    let app = started_with_a_cart(config).await;
     std::fs::remove_file(&binary).unwrap();
     std::fs::write(&binary, b"#!/bin/sh\nexit 1\n").unwrap();
 
-    let old = app.services_pid().expect("a `shopflow services` child");
-    unsafe { libc::kill(old, libc::SIGKILL) };
-    let new = eventually("the endpoint to be restarted", || {
-        let pid = app.services_pid();
-        async move { pid.filter(|&p| p != old) }
-    })
-    .await;
-    assert_ne!(new, old);
+    let new = kill_the_endpoint(&app).await;
     assert_cart_survived(&app).await;
     // It shows in `ps` by the name it was started with.
     let cmdline = std::fs::read(format!("/proc/{new}/cmdline")).unwrap();

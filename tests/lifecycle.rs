@@ -491,14 +491,7 @@ async fn the_carrier_drill_shows_every_shipping_path() {
 async fn invocations_are_retried_without_end() {
     let (app, _) = app().await;
     for service in ["UserSession", "OrderFulfillmentWorkflow", "ShippingService"] {
-        let svc: Value = reqwest::Client::new()
-            .get(format!("http://{}/services/{service}", app.config.admin))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let svc = app.restate_admin(&format!("/services/{service}")).await;
         let policy = &svc["retry_policy"];
         assert!(
             policy["max_attempts"].is_null() || policy["max_attempts"] == "unlimited",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::orders::parse_order_id;
+use super::orders::{self, parse_order_id};
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
 use crate::domain::{OrderId, OrderStatus, PaymentState, Reason};
@@ -52,7 +52,7 @@ async fn decidable(app: &App, id: &str) -> AppResult<OrderId> {
             .db
             .order_summary(order_id.as_str())
             .await?
-            .ok_or_else(|| AppError::not_found("unknown_order", format!("no order {order_id}")))?;
+            .ok_or_else(|| orders::unknown(&order_id))?;
         let just_paid = summary.status == OrderStatus::AwaitingPayment
             && app
                 .db
@@ -90,7 +90,7 @@ const CANCEL_DEADLINE: Duration = Duration::from_secs(10);
 /// and its saga refunds and releases. Later → 409 `too_late`; an order already cancelled
 /// stays so (200).
 pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
-    let summary = super::orders::visible(app, user, id).await?;
+    let summary = orders::visible(app, user, id).await?;
     let order_id = parse_order_id(&summary.order_id)?;
     let reason = match reason.map(str::trim) {
         None | Some("") if summary.user_id == user.username => {
@@ -110,7 +110,7 @@ pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
             .db
             .order_summary(order_id.as_str())
             .await?
-            .ok_or_else(|| AppError::not_found("unknown_order", format!("no order {order_id}")))?;
+            .ok_or_else(|| orders::unknown(&order_id))?;
         match summary.status {
             // Cancelled already (by this request, or by an earlier one whose answer
             // was lost): cancelling again is the same outcome, and changes nothing.

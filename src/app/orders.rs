@@ -101,7 +101,8 @@ pub fn parse_order_id(id: &str) -> AppResult<OrderId> {
     OrderId::parse(id).map_err(|e| AppError::invalid("invalid_order_id", e))
 }
 
-fn unknown(order_id: &OrderId) -> AppError {
+/// 404 `unknown_order`.
+pub(crate) fn unknown(order_id: &OrderId) -> AppError {
     AppError::not_found("unknown_order", format!("no order {order_id}"))
 }
 

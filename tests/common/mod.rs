@@ -660,6 +660,18 @@ impl TestApp {
         n
     }
 
+    /// A GET on Restate's admin API, as JSON (`/services/UserSession`, …).
+    pub async fn restate_admin(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("http://{}{path}", self.config.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Rows from Restate's own introspection tables (admin SQL).
     pub async fn restate_sql(&self, query: &str) -> Vec<Value> {
         let body: Value = reqwest::Client::new()
