@@ -24,6 +24,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 /// the supervisor its children die a moment later (parent-death signal), and a process
 /// manager restarting ShopFlow at once must not find their ports taken.
 const PORT_WAIT: Duration = Duration::from_secs(15);
+/// The longest wait between two failed restarts of a child.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long children get to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -93,7 +95,14 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                 tracing::warn!(status = %describe(status), "the service endpoint exited; restarting it");
                 // No pid while none runs: a drill must not kill whatever reuses it.
                 control.started(None);
-                services = services.restart(&spawner, &config).await?;
+                let Some(next) = until_up("the service endpoint", &shutdown, || {
+                    services.restart(&spawner, &config)
+                })
+                .await
+                else {
+                    break Ok(());
+                };
+                services = next;
                 control.started(services.child.id());
             }
             status = wait_optional(restate_server.as_mut()) => {
@@ -106,7 +115,13 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                 if let Some(control) = &restate_control {
                     control.started(None);
                 }
-                let child = restart_restate(&spawner, &config, identity.as_ref(), &restate).await?;
+                let Some(child) = until_up("restate-server", &shutdown, || {
+                    restart_restate(&spawner, &config, identity.as_ref(), &restate)
+                })
+                .await
+                else {
+                    break Ok(());
+                };
                 if let Some(control) = &restate_control {
                     control.started(child.id());
                 }
@@ -177,6 +192,32 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn restate_log(config: &Config) -> PathBuf {
     config.data_dir.join("restate-server.log")
+}
+
+/// Runs `restart` until it brings a child back, backing off between failed tries: a
+/// restart can fail (ports still held, a start-up that dies or hangs, another kill in
+/// the middle of it), and a supervisor that gave up would take every order with it.
+/// `None` when a shutdown is requested meanwhile.
+async fn until_up<T, F, Fut>(what: &str, shutdown: &Shutdown, mut restart: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return None,
+            result = restart() => match result {
+                Ok(child) => return Some(child),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), retry_in = ?delay, "{what} did not come back; trying again"),
+            },
+        }
+        tokio::select! {
+            () = shutdown.wait() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RESTART_BACKOFF_MAX);
+    }
 }
 
 /// Starts restate-server again after it died, once the dead one has let go of its
@@ -382,7 +423,7 @@ impl Services {
 
     /// Starts a new endpoint after the old one died. A child that keeps dying young
     /// is restarted with a growing delay, so a crash loop does not spin.
-    async fn restart(self, spawner: &Spawner, config: &Config) -> anyhow::Result<Services> {
+    async fn restart(&self, spawner: &Spawner, config: &Config) -> anyhow::Result<Services> {
         let backoff = if self.started.elapsed() > Self::MAX_BACKOFF * 2 {
             Self::MIN_BACKOFF
         } else {

@@ -424,9 +424,8 @@ async fn apply(run: &Run, app: &mut TestApp, fault: Fault) {
             libc::kill(child(app, " services").await, libc::SIGKILL);
         },
         Fault::KillRestate => {
-            // Not while the supervisor is still restarting it after the last kill: a
-            // restate-server that dies during that start-up makes the supervisor give
-            // up (a known gap, see RELIABILITY.md), which is not what this run tests.
+            // Once it is up again after the last kill: a kill during its start-up is
+            // covered by `durability`, and this run is about kills of a working server.
             let pid = child(app, "restate-server").await;
             common::eventually("restate-server to be up again", || async {
                 let (_, health) = app.api.healthz().await;

@@ -298,12 +298,6 @@ async fn the_restate_server_crash_drill_is_survived() {
     config.extra_env = vec![("SHOPFLOW_DELIVERY_DELAY".into(), "300ms".into())];
     let app = TestApp::start(config).await;
     let api = app.api.clone();
-    let restate_pid = |app: &TestApp| {
-        app.children()
-            .into_iter()
-            .find(|(_, cmd)| cmd.contains("restate-server"))
-            .map(|(pid, _)| pid)
-    };
     let old = restate_pid(&app).expect("a restate-server child");
     let (awakeable, total) = api
         .place_order("alice", "order-drill", &[("P008", 1)])
@@ -347,6 +341,39 @@ async fn the_restate_server_crash_drill_is_survived() {
     api.wait_status("alice", "order-drill", "delivered").await;
     assert_eq!(app.workflow_runs("order-drill").await, 1);
     assert_eq!(api.healthz().await.0, 200);
+}
+
+fn restate_pid(app: &TestApp) -> Option<i32> {
+    app.children()
+        .into_iter()
+        .find(|(_, cmd)| cmd.contains("restate-server"))
+        .map(|(pid, _)| pid)
+}
+
+/// restate-server killed again while the supervisor is still starting it after a first
+/// kill: the supervisor keeps trying until one comes up, and the cart is still there.
+#[tokio::test]
+async fn restate_server_killed_during_its_restart_is_restarted_anyway() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_a_cart(dir.path()).await;
+    let mut seen = vec![restate_pid(&app).expect("a restate-server child")];
+    for _ in 0..2 {
+        unsafe { libc::kill(*seen.last().unwrap(), libc::SIGKILL) };
+        let next = eventually("a new restate-server", || {
+            let pid = restate_pid(&app);
+            let seen = &seen;
+            async move { pid.filter(|p| !seen.contains(p)) }
+        })
+        .await;
+        seen.push(next);
+    }
+    // The third one is left to start.
+    eventually("Restate to answer again", || async {
+        let (_, health) = app.api.healthz().await;
+        (health["restate"] == "ok").then_some(())
+    })
+    .await;
+    assert_cart_survived(&app).await;
 }
 
 /// Work beyond the limit is shed with 503 and Retry-After instead of queueing, and
