@@ -126,7 +126,7 @@ async fn an_operators_cancel_in_restate_unwinds() {
     let id = "lc-op-cancel-wf";
     let before = api.stock("P002").await;
     let total = paid(&api, "bob", id, "P002").await;
-    assert_eq!(api.stock("P002").await, before - 1);
+    api.wait_stock("P002", before - 1).await;
     let run = invocation(
         app,
         "OrderFulfillmentWorkflow",
@@ -142,7 +142,7 @@ async fn an_operators_cancel_in_restate_unwinds() {
         ["refund_payment", "release_inventory"]
     );
     assert_eq!(order["payment"]["refunded_cents"], total);
-    assert_eq!(api.stock("P002").await, before, "the stock came back");
+    api.wait_stock("P002", before).await;
     assert_eq!(reserved(app, id).await, 0);
     // Every later decision is refused; cancelling again changes nothing.
     assert_error(&api.approve(ADMIN, id).await, 409, "not_awaiting_approval");
@@ -162,7 +162,7 @@ async fn an_operators_cancel_in_restate_unwinds() {
     operator(app, &checkout, "cancel").await;
     let order = api.wait_status("carol", id, "cancelled").await;
     assert_eq!(compensations(&order), ["release_inventory"]);
-    assert_eq!(api.stock("P002").await, before);
+    api.wait_stock("P002", before).await;
     // The cart is the user's again, and the payment can no longer be made.
     assert_eq!(api.add_to_cart("carol", json!("P008"), 1).await.0, 200);
     let awakeable = order["payment"]["awakeable_id"].as_str().unwrap();
@@ -186,7 +186,7 @@ async fn the_customer_cancels_before_it_ships() {
         "nothing was paid"
     );
     assert_error(&api.pay(&awakeable, total).await, 409, "payment_settled");
-    assert_eq!(api.stock("P004").await, before);
+    api.wait_stock("P004", before).await;
 
     let id = "lc-cancel-paid";
     let total = paid(&api, "dave", id, "P004").await;
@@ -198,7 +198,7 @@ async fn the_customer_cancels_before_it_ships() {
     );
     assert_eq!(order["payment"]["refunded_cents"], total);
     assert_eq!(order["failure_reason"], "cancelled by the customer");
-    assert_eq!(api.stock("P004").await, before);
+    api.wait_stock("P004", before).await;
     assert_error(&api.approve(ADMIN, id).await, 409, "not_awaiting_approval");
     assert_error(
         &api.reject(ADMIN, id, None).await,
@@ -564,5 +564,5 @@ async fn a_settlement_recorded_but_not_delivered_is_delivered_on_retry() {
     assert_eq!(status, 200, "{body}");
     api.wait_status("oscar", "lc-undelivered-cancel", "cancelled")
         .await;
-    assert_eq!(api.stock("P005").await, before, "the stock came back");
+    api.wait_stock("P005", before).await;
 }

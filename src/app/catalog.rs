@@ -1,11 +1,14 @@
-//! The catalog: products from SQLite, and the users the demo picker lists.
+//! The catalog: products (in memory, see `cache`), and the users the demo picker lists.
 
+use std::sync::Arc;
+
+use super::cache::Catalog;
 use super::{App, AppError, AppResult};
 use crate::db::{Product, User};
 use crate::domain::ProductRef;
 
-pub async fn products(app: &App) -> AppResult<Vec<Product>> {
-    Ok(app.db.products().await?)
+pub async fn products(app: &App) -> AppResult<Arc<Catalog>> {
+    Ok(app.caches.catalog(&app.db).await?)
 }
 
 pub async fn users(app: &App) -> AppResult<Vec<User>> {
@@ -14,8 +17,9 @@ pub async fn users(app: &App) -> AppResult<Vec<User>> {
 
 /// One product, by id or SKU; 404 when there is none.
 pub async fn product(app: &App, product: &ProductRef) -> AppResult<Product> {
-    app.db
-        .product(product)
+    products(app)
         .await?
+        .get(product)
+        .cloned()
         .ok_or_else(|| AppError::not_found("unknown_product", format!("no product {product}")))
 }

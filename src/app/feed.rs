@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Notify, broadcast};
 
+use super::cache::Caches;
 use crate::db::Db;
 use crate::db::orders::Notification;
 use crate::durable::RestateClient;
@@ -47,9 +48,11 @@ impl Feed {
     pub async fn start(
         db: Db,
         restate: RestateClient,
+        caches: Arc<Caches>,
         shutdown: crate::Shutdown,
     ) -> sqlx::Result<Feed> {
         let last = db.last_notification_id().await?;
+        caches.observe(Some(db.cache_versions().await?));
         let (tx, _) = broadcast::channel(1024);
         let feed = Feed {
             inner: Arc::new(Inner {
@@ -64,7 +67,7 @@ impl Feed {
                 wake: Notify::new(),
             }),
         };
-        tokio::spawn(tail(feed.inner.clone(), last, shutdown));
+        tokio::spawn(tail(feed.inner.clone(), caches, last, shutdown));
         Ok(feed)
     }
 
@@ -110,7 +113,7 @@ impl Feed {
     }
 }
 
-async fn tail(inner: Arc<Inner>, mut last: i64, shutdown: crate::Shutdown) {
+async fn tail(inner: Arc<Inner>, caches: Arc<Caches>, mut last: i64, shutdown: crate::Shutdown) {
     loop {
         let pause = if inner.waiting.load(Ordering::SeqCst) > 0 {
             FAST_TAIL
@@ -122,7 +125,14 @@ async fn tail(inner: Arc<Inner>, mut last: i64, shutdown: crate::Shutdown) {
             () = inner.wake.notified() => {}
             () = shutdown.wait() => return,
         }
-        match inner.db.notifications_after(last, 500).await {
+        let batch = inner.db.notifications_after(last, 500).await;
+        // After the log and before anyone hears of what is in it (see `cache`).
+        let versions = inner.db.cache_versions().await;
+        if let Err(e) = &versions {
+            tracing::warn!(error = %e, "cannot read the cache versions");
+        }
+        caches.observe(versions.ok());
+        match batch {
             Ok(batch) => {
                 for n in batch {
                     last = n.id;

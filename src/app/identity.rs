@@ -35,8 +35,8 @@ pub async fn authenticate(app: &App, purpose: Purpose, value: &str) -> AppResult
     let refused = |e: TokenError| AppError::unauthorized(format!("the {what} is refused: {e}"));
     let claim = Claim::parse(value).map_err(refused)?;
     let user = app
-        .db
-        .user(&claim.username)
+        .caches
+        .user(&app.db, &claim.username)
         .await?
         .ok_or_else(|| AppError::unauthorized(format!("the {what} names no known user")))?;
     app.signer
@@ -54,7 +54,7 @@ pub async fn by_name(app: &App, name: &str) -> AppResult<User> {
         ));
     }
     let name = Username::parse(name.trim()).map_err(|_| unknown())?;
-    app.db.user(&name).await?.ok_or_else(unknown)
+    app.caches.user(&app.db, &name).await?.ok_or_else(unknown)
 }
 
 /// A signed credential for `user` that lasts `lifetime` seconds; and its expiry.

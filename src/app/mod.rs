@@ -4,6 +4,7 @@
 //! HTML. Every failure is an `AppError`.
 
 pub mod approvals;
+pub mod cache;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
@@ -16,6 +17,7 @@ pub mod orders;
 pub mod payments;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -54,6 +56,8 @@ pub struct App {
     pub gateway: payments::Gateway,
     /// The notification log, tailed once, fanned out per user and per order.
     pub feed: feed::Feed,
+    /// The catalog and the users in memory, kept current by the feed's tail.
+    pub caches: Arc<cache::Caches>,
     /// The supervised children, when this process supervises them: the crash drills.
     pub supervised: Supervised,
 }
@@ -93,7 +97,8 @@ impl App {
                 settings.data_dir.display()
             )
         })?;
-        let feed = feed::Feed::start(db.clone(), restate.clone(), shutdown).await?;
+        let caches = Arc::new(cache::Caches::default());
+        let feed = feed::Feed::start(db.clone(), restate.clone(), caches.clone(), shutdown).await?;
         Ok(App {
             gateway: payments::Gateway::new(
                 settings.webhook_secret,
@@ -106,6 +111,7 @@ impl App {
             sign_ins: identity::SignIns::default(),
             demo: settings.demo,
             feed,
+            caches,
             supervised,
         })
     }

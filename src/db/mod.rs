@@ -33,6 +33,13 @@ pub struct Product {
     pub stock_qty: i64,
 }
 
+/// How often the catalog and the users have changed (see `Db::cache_versions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheVersions {
+    pub catalog: i64,
+    pub users: i64,
+}
+
 /// A user: what the user picker shows, and the password hash that never leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -174,6 +181,19 @@ impl Db {
                     .await
             }
         }
+    }
+
+    /// The versions of the catalog and of the users: every change to a product or a
+    /// user, from any process, bumps its own (triggers in the schema).
+    pub async fn cache_versions(&self) -> sqlx::Result<CacheVersions> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM cache_versions")
+            .fetch_all(&self.pool)
+            .await?;
+        let of = |name: &str| rows.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+        Ok(CacheVersions {
+            catalog: of("catalog"),
+            users: of("users"),
+        })
     }
 
     pub async fn users(&self) -> sqlx::Result<Vec<User>> {

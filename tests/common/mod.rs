@@ -580,6 +580,22 @@ impl Api {
         p["stock_qty"].as_i64().unwrap()
     }
 
+    /// Waits until the catalog shows `expected` of `sku` in stock: the web role holds the
+    /// catalog in memory and sees a change made by the service endpoint within 0.1 s.
+    pub async fn wait_stock(&self, sku: &str, expected: i64) {
+        let started = std::time::Instant::now();
+        let mut last = None;
+        while started.elapsed() < std::time::Duration::from_secs(2) {
+            let now = self.stock(sku).await;
+            if now == expected {
+                return;
+            }
+            last = Some(now);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("stock of {sku}: {last:?}, expected {expected} within 2 s");
+    }
+
     /// Fills the user's cart and checks out; returns the awakeable id and the order total.
     pub async fn place_order(
         &self,

@@ -4,6 +4,9 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use std::sync::Arc;
+
+use crate::app::cache::Catalog;
 use crate::app::catalog;
 use crate::db::{Product, User};
 use crate::domain::ProductRef;
@@ -21,7 +24,7 @@ async fn users(State(state): State<AppState>) -> ApiResult<Json<Vec<User>>> {
     Ok(Json(catalog::users(&state).await?))
 }
 
-async fn products(State(state): State<AppState>) -> ApiResult<Json<Vec<Product>>> {
+async fn products(State(state): State<AppState>) -> ApiResult<Json<Arc<Catalog>>> {
     Ok(Json(catalog::products(&state).await?))
 }
 

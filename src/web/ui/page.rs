@@ -99,8 +99,11 @@ pub async fn page(
     let user = user.ok();
     let page = PageId::random();
     let products = catalog::products(&state).await?;
-    let qty: serde_json::Map<String, serde_json::Value> =
-        products.iter().map(|p| (p.sku.clone(), 1.into())).collect();
+    let qty: serde_json::Map<String, serde_json::Value> = products
+        .products
+        .iter()
+        .map(|p| (p.sku.clone(), 1.into()))
+        .collect();
     let signals = serde_json::json!({
         "page": page.as_str(),
         "tab": "output",

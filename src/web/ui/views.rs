@@ -282,8 +282,8 @@ async fn dashboard(state: &AppState, user: &CurrentUser) -> ApiResult<ViewPanes>
 
 async fn products(state: &AppState) -> ApiResult<ViewPanes> {
     let products = catalog::products(state).await?;
-    let md = markdown::products(&products);
-    let rows = products.into_iter().map(product_row).collect();
+    let md = markdown::products(&products.products);
+    let rows = products.products.iter().map(product_row).collect();
     Ok((Input::Products { products: rows }, md))
 }
 
@@ -394,14 +394,14 @@ pub fn no_meta() -> ApiResult<String> {
     NoWorkflow.render().map_err(render_err)
 }
 
-fn product_row(p: Product) -> ProductRow {
+fn product_row(p: &Product) -> ProductRow {
     ProductRow {
         signal: format!("qty.{}", p.sku),
         add_url: format!("/ui/cart/add/{}", p.sku),
         price: cents(p.price_cents),
         stock: p.stock_qty,
-        sku: p.sku,
-        name: p.name,
+        sku: p.sku.clone(),
+        name: p.name.clone(),
     }
 }
 

@@ -1,0 +1,216 @@
+//! The web role's in-memory copies of the catalog and of the users, so that a catalog
+//! page, a cart change or an authenticated request needs no SQLite round trip for
+//! them.
+//!
+//! Both change in other processes too (the service endpoint reserves and releases
+//! stock, the CLI adds users and sets passwords), so the copies cannot be updated in
+//! place. Instead every change bumps a version in the database (triggers, see the
+//! `cache_versions` migration), the live feed's tail reads the versions with every
+//! look at the notification log, and a copy is used only while the version it was
+//! loaded under is still the newest the tail has seen. A change is thus seen at most
+//! one look (0.1 s) later; before the tail delivers a notification it has read the
+//! versions, so whoever hears of a change also sees it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::db::{CacheVersions, Db, Product, User};
+use crate::domain::{ProductRef, Username};
+
+/// The version when the tail could not read it: no copy is trusted meanwhile.
+const UNKNOWN: i64 = i64::MIN;
+
+/// The copies and the newest versions seen.
+#[derive(Debug)]
+pub struct Caches {
+    catalog_version: AtomicI64,
+    users_version: AtomicI64,
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    users: RwLock<Users>,
+}
+
+/// The whole catalog, in id order, as one version of it.
+#[derive(Debug)]
+pub struct Catalog {
+    version: i64,
+    pub products: Vec<Product>,
+    by_id: HashMap<i64, usize>,
+    by_sku: HashMap<String, usize>,
+}
+
+/// As the API shows it: the list of products.
+impl serde::Serialize for Catalog {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.products.serialize(serializer)
+    }
+}
+
+impl Catalog {
+    fn new(version: i64, products: Vec<Product>) -> Catalog {
+        let by_id = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+        let by_sku = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.sku.clone(), i))
+            .collect();
+        Catalog {
+            version,
+            products,
+            by_id,
+            by_sku,
+        }
+    }
+
+    /// One product, by id or SKU.
+    pub fn get(&self, product: &ProductRef) -> Option<&Product> {
+        let index = match product {
+            ProductRef::Id(id) => self.by_id.get(&id.get()),
+            ProductRef::Sku(sku) => self.by_sku.get(sku.as_str()),
+        };
+        index.map(|&i| &self.products[i])
+    }
+}
+
+/// Users looked up so far, all under one version.
+#[derive(Debug, Default)]
+struct Users {
+    version: i64,
+    by_name: HashMap<String, User>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            catalog_version: AtomicI64::new(UNKNOWN),
+            users_version: AtomicI64::new(UNKNOWN),
+            catalog: RwLock::new(None),
+            users: RwLock::new(Users::default()),
+        }
+    }
+}
+
+impl Caches {
+    /// Records the versions the tail has just read, or `None` when it could not.
+    pub fn observe(&self, versions: Option<CacheVersions>) {
+        let (catalog, users) = versions.map_or((UNKNOWN, UNKNOWN), |v| (v.catalog, v.users));
+        self.catalog_version.store(catalog, Ordering::Release);
+        self.users_version.store(users, Ordering::Release);
+    }
+
+    /// The catalog: the copy if it is current, else a fresh read.
+    pub async fn catalog(&self, db: &Db) -> sqlx::Result<Arc<Catalog>> {
+        let version = self.catalog_version.load(Ordering::Acquire);
+        if version != UNKNOWN {
+            let copy = self.catalog.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(catalog) = copy.as_ref().filter(|c| c.version == version) {
+                return Ok(catalog.clone());
+            }
+        }
+        // Loaded after `version` was seen: at least that new, so safe to tag with it.
+        let catalog = Arc::new(Catalog::new(version, db.products().await?));
+        if version != UNKNOWN {
+            *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = Some(catalog.clone());
+        }
+        Ok(catalog)
+    }
+
+    /// A user by name: the copy if it is current, else a fresh read.
+    pub async fn user(&self, db: &Db, name: &Username) -> sqlx::Result<Option<User>> {
+        let version = self.users_version.load(Ordering::Acquire);
+        if version != UNKNOWN {
+            let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+            if users.version == version
+                && let Some(user) = users.by_name.get(name.as_str())
+            {
+                return Ok(Some(user.clone()));
+            }
+        }
+        let user = db.user(name).await?;
+        if let Some(user) = user.as_ref().filter(|_| version != UNKNOWN) {
+            let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+            if users.version < version {
+                *users = Users {
+                    version,
+                    by_name: HashMap::new(),
+                };
+            }
+            if users.version == version {
+                users.by_name.insert(user.username.clone(), user.clone());
+            }
+        }
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn seeded() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap();
+        db.seed().await.unwrap();
+        (dir, db)
+    }
+
+    async fn stock_of_p001(caches: &Caches, db: &Db) -> i64 {
+        let catalog = caches.catalog(db).await.unwrap();
+        let p001 = ProductRef::Sku("P001".into());
+        catalog.get(&p001).unwrap().stock_qty
+    }
+
+    #[tokio::test]
+    async fn a_copy_serves_until_the_tail_sees_a_change_from_another_connection() {
+        let (_dir, db) = seeded().await;
+        let caches = Caches::default();
+        caches.observe(Some(db.cache_versions().await.unwrap()));
+        let before = stock_of_p001(&caches, &db).await;
+
+        // Another process sells one: the copy serves on until the tail looks again.
+        sqlx::query("UPDATE products SET stock_qty = stock_qty - 1 WHERE sku = 'P001'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stock_of_p001(&caches, &db).await, before);
+        caches.observe(Some(db.cache_versions().await.unwrap()));
+        assert_eq!(stock_of_p001(&caches, &db).await, before - 1);
+
+        // While the versions cannot be read, nothing cached is trusted.
+        caches.observe(None);
+        sqlx::query("UPDATE products SET stock_qty = 0 WHERE sku = 'P001'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stock_of_p001(&caches, &db).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_new_password_drops_the_users_copy() {
+        let (_dir, db) = seeded().await;
+        let caches = Caches::default();
+        let first = db.cache_versions().await.unwrap();
+        caches.observe(Some(first));
+        let alice = Username::parse("alice").unwrap();
+        let before = caches.user(&db, &alice).await.unwrap().unwrap();
+        assert_eq!(
+            caches.user(&db, &alice).await.unwrap().as_ref(),
+            Some(&before)
+        );
+
+        let hash = crate::auth::password::PasswordHash::new("a new good password").unwrap();
+        assert!(db.set_password(&alice, &hash).await.unwrap());
+        let versions = db.cache_versions().await.unwrap();
+        caches.observe(Some(versions));
+        let after = caches.user(&db, &alice).await.unwrap().unwrap();
+        assert_ne!(after.credential_stamp(), before.credential_stamp());
+        // The catalog did not change, so its version did not either.
+        assert_eq!(versions.catalog, first.catalog);
+        assert!(versions.users > first.users);
+    }
+}
