@@ -12,10 +12,17 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "compare/orders.rs"]
+mod orders;
+#[path = "compare/streams.rs"]
+mod streams;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use axum::body::Bytes;
+use axum::http::header;
+use axum::serve::ListenerExt;
 use common::{AppConfig, TestApp};
 use serde::Serialize;
 
@@ -44,7 +51,12 @@ end
 /// One side of a row: where the load goes and the `request` function that makes it.
 struct Side {
     url: String,
-    request: &'static str,
+    request: String,
+}
+
+/// A plain GET of `path`.
+fn get(path: &str) -> String {
+    format!("function request()\n  return wrk.format(\"GET\", \"{path}\")\nend\n")
 }
 
 /// Cart writes through ShopFlow: add and remove in turn, each shopper's own cart.
@@ -126,6 +138,8 @@ impl Figure {
 struct Row {
     name: &'static str,
     floor_name: &'static str,
+    /// wrk's connections (`-c`).
+    connections: usize,
     shopflow: Figure,
     floor: Figure,
     /// Throughput, ShopFlow ÷ floor: the median of each pair's ratio.
@@ -150,16 +164,15 @@ struct Bench {
     scripts: tempfile::TempDir,
     seconds: u64,
     pairs: usize,
-    connections: usize,
 }
 
 impl Bench {
     /// Runs wrk once against `side` for `seconds`.
-    fn wrk(&self, side: &Side, seconds: u64) -> Run {
+    fn wrk(&self, side: &Side, connections: usize, seconds: u64) -> Run {
         let script = self.scripts.path().join("script.lua");
         std::fs::write(&script, format!("{PRELUDE}\n{}", side.request)).unwrap();
         let out = Command::new("wrk")
-            .args(["-t2", &format!("-c{}", self.connections)])
+            .args(["-t2", &format!("-c{connections}")])
             .arg(format!("-d{seconds}s"))
             .args(["--timeout", "10s", "-s"])
             .arg(&script)
@@ -175,15 +188,22 @@ impl Bench {
     }
 
     /// Runs both sides alternately and compares their medians.
-    fn row(&self, name: &'static str, floor_name: &'static str, ours: Side, floor: Side) -> Row {
+    fn row(
+        &self,
+        name: &'static str,
+        floor_name: &'static str,
+        connections: usize,
+        ours: Side,
+        floor: Side,
+    ) -> Row {
         // A short warm-up of each side, not counted.
-        self.wrk(&ours, 1);
-        self.wrk(&floor, 1);
+        self.wrk(&ours, connections, 1);
+        self.wrk(&floor, connections, 1);
         let pairs: Vec<(Run, Run)> = (0..self.pairs)
             .map(|_| {
                 (
-                    self.wrk(&ours, self.seconds),
-                    self.wrk(&floor, self.seconds),
+                    self.wrk(&ours, connections, self.seconds),
+                    self.wrk(&floor, connections, self.seconds),
                 )
             })
             .collect();
@@ -192,6 +212,7 @@ impl Bench {
         let row = Row {
             name,
             floor_name,
+            connections,
             shopflow,
             floor,
             throughput_ratio: median(pairs.iter().map(|(a, b)| a.rate() / b.rate()).collect()),
@@ -209,6 +230,43 @@ impl Bench {
         );
         row
     }
+}
+
+/// The body ShopFlow answers `url` with.
+async fn body_of(url: &str) -> Bytes {
+    let reply = reqwest::get(url).await.unwrap().error_for_status().unwrap();
+    reply.bytes().await.unwrap()
+}
+
+/// Serves each (path, body) from memory with bare axum (TCP_NODELAY, as ShopFlow), on a
+/// runtime of its own as ShopFlow's web role has; returns the base URL.
+fn serve_from_memory(routes: Vec<(&'static str, Bytes)>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let mut router = axum::Router::new();
+            for (path, body) in routes {
+                let answer = move || {
+                    let body = body.clone();
+                    async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+                };
+                router = router.route(path, axum::routing::get(answer));
+            }
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .unwrap()
+                .tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    url
 }
 
 fn machine() -> String {
@@ -233,14 +291,15 @@ fn commit() -> String {
 
 fn markdown(rows: &[Row], bench: &Bench) -> String {
     let mut md = format!(
-        "# Benchmarks\n\nMade by `make bench` on {} (commit {}), {}: wrk -t2 -c{}, {} s per \
-         run, {} runs of each side alternated A B A B; medians. The floor of a durable call \
-         is Restate itself: the same handler called directly on the ingress.\n\n\
+        "# Benchmarks\n\nMade by `make bench` on {} (commit {}), {}: wrk -t2 with the \
+         connections shown, {} s per run, {} runs of each side alternated A B A B; medians. \
+         The floor of a durable call is Restate itself: the same handler called directly on \
+         the ingress; the floor of a read that needs nothing durable is the same bytes served \
+         from memory by bare axum.\n\n\
          | figure | ShopFlow | floor | throughput ratio | p50 ratio |\n|---|---|---|---|---|\n",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         commit(),
         machine(),
-        bench.connections,
         bench.seconds,
         bench.pairs,
     );
@@ -256,8 +315,9 @@ fn markdown(rows: &[Row], bench: &Bench) -> String {
             )
         };
         md.push_str(&format!(
-            "| {} | {} | {}: {} | {:.2}× | {:.2}× |\n",
+            "| {} (c={}) | {} | {}: {} | {:.2}× | {:.2}× |\n",
             r.name,
+            r.connections,
             fig(&r.shopflow),
             r.floor_name,
             fig(&r.floor),
@@ -265,6 +325,168 @@ fn markdown(rows: &[Row], bench: &Bench) -> String {
             r.p50_ratio
         ));
     }
+    md
+}
+
+/// One order per user, paid and waiting for approval: workflows under way to watch.
+async fn awaiting_approval(app: &TestApp, users: &[String]) -> Vec<(String, String)> {
+    let mut orders = Vec::new();
+    for user in users {
+        let id = format!("watched-{user}");
+        let (awakeable, total) = app.api.place_order(user, &id, &[("P002", 1)]).await;
+        assert_eq!(app.api.pay(&awakeable, total).await.0, 200);
+        orders.push((user.clone(), id));
+    }
+    for (user, id) in &orders {
+        app.api.wait_status(user, id, "awaiting_approval").await;
+    }
+    orders
+}
+
+#[derive(Debug, Serialize)]
+struct StreamsRow {
+    notification_streams: usize,
+    workflow_streams: usize,
+    opened_in_s: f64,
+    delivery: streams::Delivery,
+    web_rss_mib_before: f64,
+    web_rss_mib_open: f64,
+    web_rss_mib_after: f64,
+    cart_read_without: Run,
+    cart_read_with: Run,
+    cart_read_without_again: Run,
+    /// Cart reads with the streams open ÷ the mean of the runs without.
+    cart_read_ratio: f64,
+}
+
+/// Cart reads without streams, with them open (and one notification delivered to every
+/// user), and without again; the web role's memory before, while open and after.
+async fn streams_row(
+    app: &TestApp,
+    bench: &Bench,
+    cart_read: &Side,
+    users: &[String],
+    per_user: usize,
+    orders: &[(String, String)],
+    workflow: usize,
+) -> StreamsRow {
+    let reads = || tokio::task::block_in_place(|| bench.wrk(cart_read, 10, bench.seconds));
+    let web_rss_mib_before = streams::rss_mib(app.pid());
+    let cart_read_without = reads();
+    // Each row's marker is its own: a new stream's history holds the last row's.
+    let round = per_user * 100_000 + workflow;
+    let mut open = streams::open(app, users, per_user, orders, workflow, round).await;
+    let web_rss_mib_open = streams::rss_mib(app.pid());
+    let delivery = open.deliver(app, users, round).await;
+    let cart_read_with = reads();
+    let opened_in_s = open.opened_in.as_secs_f64();
+    open.close().await;
+    // Give the server a moment to see the connections go and free what they held.
+    let settle = std::time::Instant::now();
+    let mut web_rss_mib_after = streams::rss_mib(app.pid());
+    while settle.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = streams::rss_mib(app.pid());
+        if (now - web_rss_mib_after).abs() < 0.5 {
+            break;
+        }
+        web_rss_mib_after = now;
+    }
+    let cart_read_without_again = reads();
+    let row = StreamsRow {
+        notification_streams: users.len() * per_user,
+        workflow_streams: workflow,
+        opened_in_s,
+        web_rss_mib_before,
+        web_rss_mib_open,
+        web_rss_mib_after,
+        cart_read_ratio: cart_read_with.rate()
+            / ((cart_read_without.rate() + cart_read_without_again.rate()) / 2.0),
+        delivery,
+        cart_read_without,
+        cart_read_with,
+        cart_read_without_again,
+    };
+    println!(
+        "{} notification + {} workflow streams: delivery p50 {:.0} ms p99 {:.0} ms ({}/{}), \
+         web RSS {:.0} → {:.0} → {:.0} MiB, cart reads {:.2}×",
+        row.notification_streams,
+        row.workflow_streams,
+        row.delivery.p50_ms,
+        row.delivery.p99_ms,
+        row.delivery.received,
+        row.delivery.clients,
+        row.web_rss_mib_before,
+        row.web_rss_mib_open,
+        row.web_rss_mib_after,
+        row.cart_read_ratio
+    );
+    row
+}
+
+fn streams_markdown(rows: &[StreamsRow]) -> String {
+    let mut md = String::from(
+        "\n## Live streams\n\nOne notification per user written to the log in one \
+         transaction; delivery is the time from its commit until each notification client \
+         has read it. Cart reads (wrk -c10) without the streams, with them open, and \
+         without again.\n\n\
+         | streams open | delivered | delivery p50 / p99 | web RSS before / open / after | \
+         cart reads with ÷ without |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        md += &format!(
+            "| {} notification + {} workflow | {}/{} | {:.0} / {:.0} ms | {:.0} / {:.0} / {:.0} MiB \
+             | {:.0} ÷ {:.0} req/s = {:.2}× |\n",
+            r.notification_streams,
+            r.workflow_streams,
+            r.delivery.received,
+            r.delivery.clients,
+            r.delivery.p50_ms,
+            r.delivery.p99_ms,
+            r.web_rss_mib_before,
+            r.web_rss_mib_open,
+            r.web_rss_mib_after,
+            r.cart_read_with.rate(),
+            (r.cart_read_without.rate() + r.cart_read_without_again.rate()) / 2.0,
+            r.cart_read_ratio
+        );
+    }
+    md
+}
+
+fn orders_markdown(o: &orders::Orders) -> String {
+    let step = |name: &str, s: &orders::Step| {
+        format!("| {name} | {:.1} ms | {:.1} ms |\n", s.p50_ms, s.p99_ms)
+    };
+    let mut md = format!(
+        "\n## Whole orders\n\n{} shoppers, each placing, paying and (as the admin) approving \
+         orders one after another for {:.0} s, delivery timer 1 s: **{:.1} orders/s** ({} placed, \
+         {} delivered, {} errors). Step times from the notification log.\n\n\
+         | step | p50 | p99 |\n|---|---|---|\n",
+        o.shoppers, o.seconds, o.per_second, o.placed, o.delivered, o.errors
+    );
+    md += &step("checkout call (→ awaiting_payment)", &o.checkout);
+    md += &step(
+        "callback sent → awaiting_approval",
+        &o.callback_to_awaiting_approval,
+    );
+    md += &step("approve call", &o.approve_call);
+    md += &step("approve sent → shipping", &o.approve_to_shipping);
+    md += &step(
+        "shipping → delivered, less the 1 s timer",
+        &o.shipping_to_delivered_less_delay,
+    );
+    md += "\nRestate invocations per order: ";
+    let per: Vec<String> = o
+        .invocations_per_order
+        .iter()
+        .map(|(h, n)| format!("`{h}` {n:.2}"))
+        .collect();
+    md += &per.join(", ");
+    md += &format!(
+        "; journal entries Restate still holds per order: {:.1}.\n",
+        o.journal_entries_per_order
+    );
     md
 }
 
@@ -283,6 +505,7 @@ async fn main() {
     config.extra_env.extend([
         ("SHOPFLOW_SEED".into(), "bench".into()),
         ("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into()),
+        ("SHOPFLOW_MAX_STREAMS".into(), "10000".into()),
     ]);
     let app = TestApp::start(config).await;
     let web = format!("http://{}", app.config.http);
@@ -291,27 +514,77 @@ async fn main() {
         scripts: tempfile::tempdir().unwrap(),
         seconds: env_number("BENCH_SECONDS", 5),
         pairs: env_number("BENCH_PAIRS", 3) as usize,
-        connections: 10,
     };
-    let side = |url: &str, request| Side {
+    let side = |url: &str, request: &str| Side {
         url: url.to_owned(),
-        request,
+        request: request.to_owned(),
     };
+    const CATALOG: &str = "/api/products";
+    const PRODUCT: &str = "/api/products/P001";
+    let memory = serve_from_memory(vec![
+        (CATALOG, body_of(&format!("{web}{CATALOG}")).await),
+        (PRODUCT, body_of(&format!("{web}{PRODUCT}")).await),
+    ]);
 
     let rows = vec![
         bench.row(
             "cart write (add, remove in turn)",
             "ingress `AddItem`/`RemoveItem`",
+            10,
             side(&web, SHOPFLOW_CART_WRITE),
             side(&ingress, INGRESS_CART_WRITE),
         ),
         bench.row(
             "cart read",
             "ingress `GetBasket`",
+            10,
             side(&web, SHOPFLOW_CART_READ),
             side(&ingress, INGRESS_CART_READ),
         ),
+        bench.row(
+            "catalog `GET /api/products`",
+            "the same bytes from memory",
+            50,
+            side(&web, &get(CATALOG)),
+            side(&memory, &get(CATALOG)),
+        ),
+        bench.row(
+            "one product `GET /api/products/P001`",
+            "the same bytes from memory",
+            50,
+            side(&web, &get(PRODUCT)),
+            side(&memory, &get(PRODUCT)),
+        ),
     ];
+
+    // `BENCH_SMOKE=1` (in `make test`): every scenario, a tenth of the streams and shoppers.
+    let scale = if std::env::var_os("BENCH_SMOKE").is_some() {
+        10
+    } else {
+        1
+    };
+    let shoppers: Vec<String> = (1..=1000 / scale)
+        .map(|i| format!("shopper-{i:04}"))
+        .collect();
+    let in_flight = awaiting_approval(&app, &shoppers[shoppers.len() * 9 / 10..]).await;
+    let cart_read = side(&web, SHOPFLOW_CART_READ);
+    let streams = vec![
+        streams_row(&app, &bench, &cart_read, &shoppers, 1, &[], 0).await,
+        streams_row(
+            &app,
+            &bench,
+            &cart_read,
+            &shoppers,
+            5,
+            &in_flight,
+            1000 / scale,
+        )
+        .await,
+    ];
+
+    let delay = std::time::Duration::from_secs(1);
+    let orders = orders::run(&app, 50 / scale, bench.seconds * 4, delay).await;
+    println!("{}", orders_markdown(&orders));
 
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or_else(|_| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -320,8 +593,15 @@ async fn main() {
             .to_string()
     }));
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("results.md"), markdown(&rows, &bench)).unwrap();
-    let json = serde_json::json!({ "machine": machine(), "commit": commit(), "rows": rows });
+    let md = markdown(&rows, &bench) + &streams_markdown(&streams) + &orders_markdown(&orders);
+    std::fs::write(out.join("results.md"), md).unwrap();
+    let json = serde_json::json!({
+        "machine": machine(),
+        "commit": commit(),
+        "rows": rows,
+        "streams": streams,
+        "orders": orders,
+    });
     std::fs::write(
         out.join("results.json"),
         serde_json::to_string_pretty(&json).unwrap() + "\n",
@@ -333,4 +613,6 @@ async fn main() {
         .map(|r| r.shopflow.errors + r.floor.errors)
         .sum();
     assert_eq!(errors, 0, "every request answered 2xx");
+    assert_eq!(orders.errors, 0, "every order went through");
+    assert_eq!(orders.delivered, orders.placed, "every order was delivered");
 }

@@ -28,8 +28,12 @@ use crate::config::Config;
 use error::ApiError;
 
 /// What every request handler can reach: the use cases and what only the web knows.
+/// One allocation shared by every request (each middleware and handler takes a clone).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<WebState>);
+
+#[derive(Debug)]
+pub struct WebState {
     pub app: App,
     /// Long-lived streams end when this fires, so a graceful stop does not wait on them.
     pub shutdown: crate::Shutdown,
@@ -42,6 +46,13 @@ pub struct AppState {
 }
 
 impl std::ops::Deref for AppState {
+    type Target = WebState;
+    fn deref(&self) -> &WebState {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for WebState {
     type Target = App;
     fn deref(&self) -> &App {
         &self.app
@@ -80,7 +91,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
 impl AppState {
     /// The web role's state over the use cases.
     pub fn new(config: &Config, app: App, shutdown: crate::Shutdown) -> AppState {
-        AppState {
+        AppState(Arc::new(WebState {
             app,
             shutdown,
             allowed_hosts: config.allowed_hosts().into(),
@@ -90,7 +101,7 @@ impl AppState {
                 streams: config.max_streams as usize,
                 streams_per_user: config.max_streams_per_user as usize,
             })),
-        }
+        }))
     }
 }
 
