@@ -78,8 +78,9 @@ fn ms_since(at: Instant) -> f64 {
     at.elapsed().as_secs_f64() * 1e3
 }
 
-/// One order from an empty cart to approved; `Err` names the step that failed.
-async fn one(api: &Api, user: &str, id: &str, price: i64) -> Result<Placed, String> {
+/// One order to approved (the cart may hold what earlier rows left in it); `Err`
+/// names the step that failed.
+async fn one(api: &Api, user: &str, id: &str) -> Result<Placed, String> {
     let (status, body) = api.add_to_cart(user, json!("P001"), 1).await;
     if status != 200 {
         return Err(format!("add: {status} {body}"));
@@ -91,8 +92,11 @@ async fn one(api: &Api, user: &str, id: &str, price: i64) -> Result<Placed, Stri
     let Some(awakeable) = body["awakeable_id"].as_str().filter(|_| status == 202) else {
         return Err(format!("checkout: {status} {body}"));
     };
+    let total = api.order(user, id).await.1["total_cents"]
+        .as_i64()
+        .unwrap_or(0);
     let pay_sent = unix_ms();
-    let (status, body) = api.pay(awakeable, price).await;
+    let (status, body) = api.pay(awakeable, total).await;
     if status != 200 {
         return Err(format!("pay: {status} {body}"));
     }
@@ -134,7 +138,6 @@ async fn restate_counts(app: &TestApp) -> (std::collections::BTreeMap<String, f6
 /// Runs `shoppers` shoppers for `seconds`, then waits for every order's delivery.
 pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) -> Orders {
     let api = app.api.clone();
-    let price = api.product("P001").await.1["price_cents"].as_i64().unwrap();
     let (invocations_before, journal_before) = restate_counts(app).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
@@ -148,11 +151,13 @@ pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) 
                     if Instant::now() >= deadline {
                         break;
                     }
-                    match one(&api, &user, &format!("bench-{i}-{n}"), price).await {
+                    match one(&api, &user, &format!("bench-{i}-{n}")).await {
                         Ok(p) => placed.push(p),
                         Err(e) => {
+                            // This shopper's cart may be stuck now: stop, and say so.
                             errors += 1;
                             eprintln!("{user}: {e}");
+                            break;
                         }
                     }
                 }

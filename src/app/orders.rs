@@ -197,16 +197,29 @@ async fn retries_of(restate: &crate::durable::RestateClient, order_id: &OrderId)
 }
 
 /// An order's workflow metadata at a moment: the order, Restate's retries, and when.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MetaSnapshot {
-    pub order: OrderView,
+    pub order: Arc<OrderView>,
     pub retries: Retries,
     pub journal: Vec<super::journal::JournalInvocation>,
     pub at: String,
 }
 
-/// How often an order under way is looked at again (its clock and retries move).
+/// How often the clock of an order under way moves, and how soon an order is looked at
+/// again (SQLite and Restate's introspection) after it changed.
 const META_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between two looks at an order that has not changed (one waiting
+/// for a decision, or for a retry). Its own notifications bring a look at once.
+const META_REFRESH_MAX: std::time::Duration = std::time::Duration::from_secs(8);
+
+impl MetaSnapshot {
+    /// Whether `other` shows the same order, retries and journal (at another time).
+    fn same_as(&self, other: &MetaSnapshot) -> bool {
+        self.retries == other.retries
+            && self.journal == other.journal
+            && serde_json::to_value(&*self.order).ok() == serde_json::to_value(&*other.order).ok()
+    }
+}
 
 type MetaSender = tokio::sync::watch::Sender<Option<Arc<MetaSnapshot>>>;
 
@@ -266,19 +279,34 @@ impl MetaBoard {
         rx
     }
 
+    /// Looks at the order when its notifications say it changed, and otherwise at
+    /// growing intervals while it stays the same (a watched order waiting for approval
+    /// costs a look every few seconds, not every second); in between, only the clock of
+    /// the last snapshot moves.
     async fn refresh(self: Arc<Self>, order_id: OrderId, tx: Arc<MetaSender>) {
         let mut log = self.log.subscribe();
         let mut tick = tokio::time::interval(META_REFRESH);
+        let (mut pause, mut looked) = (META_REFRESH, tokio::time::Instant::now());
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
+            let news = tokio::select! {
+                _ = tick.tick() => false,
                 news = log.recv() => match news {
-                    Ok(n) if n.order_id.as_deref() == Some(order_id.as_str()) => {}
+                    Ok(n) if n.order_id.as_deref() == Some(order_id.as_str()) => true,
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
                 () = tx.closed() => return,
+            };
+            let last = tx.borrow().clone();
+            if let Some(last) = last.as_ref().filter(|_| !news && looked.elapsed() < pause) {
+                let at = crate::clock::now_rfc3339();
+                tx.send_replace(Some(Arc::new(MetaSnapshot {
+                    at,
+                    ..(**last).clone()
+                })));
+                continue;
             }
+            looked = tokio::time::Instant::now();
             let finished = match self.db.order_detail(order_id.as_str()).await {
                 Ok(Some(order)) => {
                     let finished = order.status.is_final();
@@ -287,13 +315,19 @@ impl MetaBoard {
                         super::journal::read(&self.db, &self.restate, &order_id)
                     );
                     let snapshot = MetaSnapshot {
-                        order: order.into(),
+                        order: Arc::new(order.into()),
                         retries,
                         journal: journal.unwrap_or_else(|e| {
                             tracing::warn!(error = %e, "cannot read the journal");
                             Vec::new()
                         }),
                         at: crate::clock::now_rfc3339(),
+                    };
+                    let unchanged = last.is_some_and(|last| last.same_as(&snapshot));
+                    pause = if unchanged {
+                        (pause * 2).min(META_REFRESH_MAX)
+                    } else {
+                        META_REFRESH
                     };
                     tx.send_replace(Some(Arc::new(snapshot)));
                     finished

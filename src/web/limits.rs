@@ -6,6 +6,7 @@
 //! answers them while Restate is saturated.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -31,6 +32,8 @@ pub struct Limits {
     work: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     per_user: Arc<Mutex<HashMap<String, usize>>>,
+    /// The most streams open at once since `take_peak` last looked.
+    peak: AtomicUsize,
 }
 
 /// One open stream's place; given back when the stream ends.
@@ -60,7 +63,19 @@ impl Limits {
             work: Arc::new(Semaphore::new(config.in_flight)),
             streams: Arc::new(Semaphore::new(config.streams)),
             per_user: Arc::default(),
+            peak: AtomicUsize::new(0),
         }
+    }
+
+    /// How many live streams are open now.
+    pub fn open_streams(&self) -> usize {
+        self.config.streams - self.streams.available_permits()
+    }
+
+    /// The most streams open at once since the last call, and now.
+    pub fn take_peak(&self) -> (usize, usize) {
+        let now = self.open_streams();
+        (self.peak.swap(now, Ordering::Relaxed).max(now), now)
     }
 
     /// A place for one more live stream of `user`, or why there is none.
@@ -85,6 +100,7 @@ impl Limits {
             )
         })?;
         *open.entry(user.to_owned()).or_default() += 1;
+        self.peak.fetch_max(self.open_streams(), Ordering::Relaxed);
         Ok(StreamSlot {
             _permit: permit,
             user: user.to_owned(),

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod limits;
 pub mod live;
 pub mod markdown;
+mod memory;
 pub mod origin;
 pub mod session;
 pub mod ui;
@@ -143,7 +144,14 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state))
+    tokio::spawn(memory::give_back_after_bursts(
+        state.limits.clone(),
+        state.shutdown.clone(),
+    ));
+    // Served as a make-service that clones the router (one `Arc`) per connection:
+    // serving a bare `Router` rebuilds its route table for every connection, about
+    // 18 KB that each open stream would hold.
+    axum::serve(listener, router(state).into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
 }
