@@ -516,6 +516,29 @@ async fn invocations_are_retried_without_end() {
     }
 }
 
+/// Reads leave nothing behind in Restate: a completed `GetBasket` (every cart view) was
+/// kept a day (Restate's default idempotency retention applies to every call), so a
+/// busy shop piled up hundreds of thousands of them and every introspection query (the
+/// durable-steps panel, the retry count) scanned them all.
+#[tokio::test]
+async fn reads_leave_no_invocations_behind() {
+    let (app, api) = app().await;
+    let id = "lc-reads";
+    api.place_order("erin", id, &[("P003", 1)]).await;
+    for _ in 0..3 {
+        assert_eq!(api.cart("erin").await.0, 200);
+        assert_eq!(api.orders("erin").await.0, 200);
+        assert_eq!(api.order("erin", id).await.0, 200);
+    }
+    let kept = app
+        .restate_sql(
+            "SELECT target_handler_name AS h FROM sys_invocation WHERE status = 'completed' \
+             AND target_handler_name IN ('GetBasket', 'GetOrder', 'GetOrders', 'GetStatus')",
+        )
+        .await;
+    assert!(kept.is_empty(), "completed reads kept: {}", kept.len());
+}
+
 /// Writes to the app's SQLite file as another client would: here, to leave the gateway's
 /// record as a web role that died between recording a settlement and delivering it.
 async fn sqlite_exec(app: &TestApp, sql: &str, bind: &str) {

@@ -515,6 +515,8 @@ impl UserSession {
 /// journal is kept (Restate's default, a day) for the order's durable-steps panel. A
 /// cart change sent with an idempotency key is remembered for an hour (Restate's
 /// default is a day): long enough for a client to retry, short enough not to pile up.
+/// The reads are not remembered at all (`idempotency_retention` 0): Restate otherwise
+/// keeps every completed call for a day, and every cart view is one.
 #[restate_sdk::object]
 impl UserSession {
     /// Adds a quantity of a catalog product to the basket.
@@ -572,7 +574,11 @@ impl UserSession {
     }
 
     /// The basket as it is now; shared, so it never waits behind a pending checkout.
-    #[handler(name = "GetBasket", journal_retention = "0s")]
+    #[handler(
+        name = "GetBasket",
+        journal_retention = "0s",
+        idempotency_retention = "0s"
+    )]
     async fn get_basket(&self, ctx: SharedObjectContext<'_>) -> Result<Json<Basket>, HandlerError> {
         Ok(ctx.get::<Json<Basket>>(BASKET).await?.unwrap_or_default())
     }
@@ -631,7 +637,11 @@ impl UserSession {
     }
 
     /// One order of this user, as checkout recorded it.
-    #[handler(name = "GetOrder", journal_retention = "0s")]
+    #[handler(
+        name = "GetOrder",
+        journal_retention = "0s",
+        idempotency_retention = "0s"
+    )]
     async fn get_order(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -646,7 +656,11 @@ impl UserSession {
     }
 
     /// All orders of this user, oldest first.
-    #[handler(name = "GetOrders", journal_retention = "0s")]
+    #[handler(
+        name = "GetOrders",
+        journal_retention = "0s",
+        idempotency_retention = "0s"
+    )]
     async fn get_orders(
         &self,
         ctx: SharedObjectContext<'_>,

@@ -502,7 +502,11 @@ impl OrderFulfillmentWorkflow {
     }
 
     /// Where the order is; `null` when no workflow ran for this id.
-    #[handler(name = "GetStatus", journal_retention = "0s")]
+    #[handler(
+        name = "GetStatus",
+        journal_retention = "0s",
+        idempotency_retention = "0s"
+    )]
     async fn get_status(
         &self,
         ctx: SharedWorkflowContext<'_>,
