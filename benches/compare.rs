@@ -385,16 +385,18 @@ async fn streams_row(
     let cart_read_with = reads();
     let opened_in_s = open.opened_in.as_secs_f64();
     open.close().await;
-    // Give the server a moment to see the connections go and free what they held.
+    // The web role hands freed memory back within its 5 s look: wait for that, then
+    // until the figure holds still.
     let settle = std::time::Instant::now();
     let mut web_rss_mib_after = streams::rss_mib(app.pid());
-    while settle.elapsed() < std::time::Duration::from_secs(5) {
+    while settle.elapsed() < std::time::Duration::from_secs(20) {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let now = streams::rss_mib(app.pid());
-        if (now - web_rss_mib_after).abs() < 0.5 {
+        let still = (now - web_rss_mib_after).abs() < 0.5;
+        web_rss_mib_after = now;
+        if still && settle.elapsed() > std::time::Duration::from_secs(6) {
             break;
         }
-        web_rss_mib_after = now;
     }
     let cart_read_without_again = reads();
     let row = StreamsRow {

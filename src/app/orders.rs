@@ -210,7 +210,7 @@ pub struct MetaSnapshot {
 const META_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest wait between two looks at an order that has not changed (one waiting
 /// for a decision, or for a retry). Its own notifications bring a look at once.
-const META_REFRESH_MAX: std::time::Duration = std::time::Duration::from_secs(8);
+const META_REFRESH_MAX: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl MetaSnapshot {
     /// Whether `other` shows the same order, retries and journal (at another time).
@@ -310,17 +310,17 @@ impl MetaBoard {
             let finished = match self.db.order_detail(order_id.as_str()).await {
                 Ok(Some(order)) => {
                     let finished = order.status.is_final();
-                    let (retries, journal) = tokio::join!(
-                        retries_of(&self.restate, &order_id),
-                        super::journal::read(&self.db, &self.restate, &order_id)
-                    );
+                    let (journal, retries) =
+                        super::journal::read_with_retries(&self.db, &self.restate, &order_id)
+                            .await
+                            .unwrap_or_else(|e| {
+                                tracing::warn!(error = %e, "cannot read the journal");
+                                Default::default()
+                            });
                     let snapshot = MetaSnapshot {
                         order: Arc::new(order.into()),
                         retries,
-                        journal: journal.unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "cannot read the journal");
-                            Vec::new()
-                        }),
+                        journal,
                         at: crate::clock::now_rfc3339(),
                     };
                     let unchanged = last.is_some_and(|last| last.same_as(&snapshot));
