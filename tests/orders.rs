@@ -741,6 +741,16 @@ async fn notifications_stream_live_and_resume() {
         "{}",
         meta.text
     );
+    // While the order waits, only its clock moves: just `Elapsed` is sent again.
+    meta.read_until("the clock to move", |t| {
+        t.contains("fragments <dd id=\"workflow-elapsed\">")
+    })
+    .await;
+    let tick = meta.events().pop().unwrap();
+    assert!(
+        tick.data.len() == 1 && tick.data[0].starts_with("fragments <dd id=\"workflow-elapsed\">"),
+        "{tick:?}"
+    );
     let mut as_admin = api.stream(&stream_path, ADMIN, None).await;
     as_admin
         .read_until("the admin's view", |t| t.contains("</section>"))

@@ -211,6 +211,9 @@ const META_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest wait between two looks at an order that has not changed (one waiting
 /// for a decision, or for a retry). Its own notifications bring a look at once.
 const META_REFRESH_MAX: std::time::Duration = std::time::Duration::from_secs(15);
+/// The same for an order that waits for someone (its payment, a decision) or for its
+/// delivery timer: nothing of it runs, so nothing changes without a notification.
+const META_WAITING_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl MetaSnapshot {
     /// Whether `other` shows the same order, retries and journal (at another time).
@@ -324,10 +327,16 @@ impl MetaBoard {
                         at: crate::clock::now_rfc3339(),
                     };
                     let unchanged = last.is_some_and(|last| last.same_as(&snapshot));
-                    pause = if unchanged {
-                        (pause * 2).min(META_REFRESH_MAX)
-                    } else {
-                        META_REFRESH
+                    let waiting = matches!(
+                        snapshot.order.status,
+                        OrderStatus::AwaitingPayment
+                            | OrderStatus::AwaitingApproval
+                            | OrderStatus::InTransit
+                    );
+                    pause = match (unchanged, waiting) {
+                        (false, _) => META_REFRESH,
+                        (true, true) => META_WAITING_MAX,
+                        (true, false) => (pause * 2).min(META_REFRESH_MAX),
                     };
                     tx.send_replace(Some(Arc::new(snapshot)));
                     finished

@@ -183,26 +183,12 @@ impl WorkflowMeta {
             .iter()
             .filter(|s| s.state == StepState::Done)
             .count();
-        // A finished order's clock stops at its last change.
-        let end = if order.status.is_final() {
-            order
-                .steps
-                .iter()
-                .filter_map(|s| s.at.as_deref())
-                .max()
-                .unwrap_or(now)
-        } else {
-            now
-        };
-        let elapsed_ms = parse_rfc3339(end)
-            .zip(parse_rfc3339(&order.created_at))
-            .map_or(0, |(end, start)| (end - start).max(0));
         WorkflowMeta {
             order_id: order.order_id.clone(),
             status: order.status,
             status_label: order.status.label(),
             current_step: current.map(|s| step_label(s, order)).unwrap_or_default(),
-            elapsed: format_elapsed(elapsed_ms),
+            elapsed: elapsed(order, now),
             retry_count: retries.count,
             last_failure: retries
                 .last_failure
@@ -237,6 +223,81 @@ pub fn next_action(status: OrderStatus) -> &'static str {
         OrderStatus::Rejected | OrderStatus::ShippingFailed | OrderStatus::Cancelled => {
             "None: the order ended; what was taken was given back"
         }
+    }
+}
+
+/// How long the order has been under way at `now`; a finished order's clock stops at
+/// its last change.
+fn elapsed(order: &OrderView, now: &str) -> String {
+    let end = if order.status.is_final() {
+        order
+            .steps
+            .iter()
+            .filter_map(|s| s.at.as_deref())
+            .max()
+            .unwrap_or(now)
+    } else {
+        now
+    };
+    let elapsed_ms = parse_rfc3339(end)
+        .zip(parse_rfc3339(&order.created_at))
+        .map_or(0, |(end, start)| (end - start).max(0));
+    format_elapsed(elapsed_ms)
+}
+
+/// What one stream last sent of an order's pane, so that it sends only what changed:
+/// the whole pane, or when only its clock moved (every second), just `Elapsed`.
+#[derive(Default)]
+pub struct MetaPane {
+    last: Option<std::sync::Arc<MetaSnapshot>>,
+    html: String,
+    elapsed: String,
+}
+
+impl MetaPane {
+    /// The event that brings the client's pane to `snapshot`, if anything changed.
+    pub fn update(
+        &mut self,
+        snapshot: &std::sync::Arc<MetaSnapshot>,
+    ) -> Result<Option<Event>, askama::Error> {
+        let clock_only = self.last.as_ref().is_some_and(|last| {
+            std::sync::Arc::ptr_eq(&last.order, &snapshot.order)
+                && last.retries == snapshot.retries
+                && last.journal == snapshot.journal
+        });
+        self.last = Some(snapshot.clone());
+        if clock_only {
+            let elapsed = elapsed(&snapshot.order, &snapshot.at);
+            if elapsed == self.elapsed {
+                return Ok(None);
+            }
+            let html = format!("<dd id=\"workflow-elapsed\">{elapsed}</dd>");
+            self.elapsed = elapsed;
+            return Ok(Some(datastar::morph(&html)));
+        }
+        self.elapsed = elapsed(&snapshot.order, &snapshot.at);
+        Ok(self.whole(meta_html(snapshot)?))
+    }
+
+    /// The event for a whole pane (`html`), unless the client has it already.
+    pub fn whole(&mut self, html: String) -> Option<Event> {
+        if html == self.html {
+            return None;
+        }
+        let event = datastar::morph(&html);
+        self.html = html;
+        Some(event)
+    }
+
+    /// Forgets the snapshot: the next one is sent whole.
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+
+    /// Records a whole pane sent by other means (with the page's other panes).
+    pub fn sent(&mut self, html: String) {
+        self.last = None;
+        self.html = html;
     }
 }
 

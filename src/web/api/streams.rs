@@ -10,10 +10,9 @@ use axum::routing::get;
 
 use crate::app::orders;
 use crate::web::AppState;
-use crate::web::datastar;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
-use crate::web::live::{self, meta_html, notification_event};
+use crate::web::live::{self, notification_event};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -63,15 +62,11 @@ async fn workflow(
         state.shutdown.clone(),
         slot,
         |tx| async move {
-            let mut last = String::new();
+            let mut pane = live::MetaPane::default();
             loop {
                 let snapshot = meta.borrow_and_update().clone();
-                if let Some(snapshot) = snapshot {
-                    let html = meta_html(&snapshot)?;
-                    if html != last {
-                        tx.send(datastar::morph(&html)).await?;
-                        last = html;
-                    }
+                if let Some(event) = snapshot.map(|s| pane.update(&s)).transpose()?.flatten() {
+                    tx.send(event).await?;
                 }
                 // A finished order's pane no longer changes: keep the stream, send nothing.
                 if meta.changed().await.is_err() {

@@ -23,7 +23,7 @@ use crate::web::AppState;
 use crate::web::datastar;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
-use crate::web::live::{self, Events, Stop, meta_html, notification_event};
+use crate::web::live::{self, Events, Stop, notification_event};
 
 /// When the panes are looked at again after a change. Panes that show Restate's own
 /// state (the cart) can lag the notification by a moment; these settle it.
@@ -48,7 +48,7 @@ pub async fn stream(
         state: state.clone(),
         user,
         last_panes: views::Panes::default(),
-        last_meta: String::new(),
+        meta_pane: live::MetaPane::default(),
     };
     Ok(live::stream(state.shutdown.clone(), slot, move |tx| {
         page.run(tx, list, feed, attached)
@@ -60,7 +60,7 @@ struct PageStream {
     user: CurrentUser,
     /// The panes and the workflow pane as last sent, so nothing is sent twice.
     last_panes: views::Panes,
-    last_meta: String,
+    meta_pane: live::MetaPane,
 }
 
 impl PageStream {
@@ -132,7 +132,7 @@ impl PageStream {
         };
         match panes {
             Ok(panes) if panes != self.last_panes => {
-                self.last_meta = panes.meta.clone();
+                self.meta_pane.sent(panes.meta.clone());
                 for event in panes.events() {
                     tx.send(event).await?;
                 }
@@ -159,14 +159,16 @@ impl PageStream {
 
     /// The workflow pane, when it changed since it was last sent.
     async fn meta(&mut self, tx: &Events, meta: &mut Option<Meta>) -> Result<(), Stop> {
-        let html = match meta.as_mut().and_then(|m| m.borrow_and_update().clone()) {
-            Some(snapshot) => meta_html(&snapshot)?,
-            None if meta.is_none() => views::no_meta()?,
+        let event = match meta.as_mut().and_then(|m| m.borrow_and_update().clone()) {
+            Some(snapshot) => self.meta_pane.update(&snapshot)?,
+            None if meta.is_none() => {
+                self.meta_pane.reset();
+                self.meta_pane.whole(views::no_meta()?)
+            }
             None => return Ok(()),
         };
-        if html != self.last_meta {
-            tx.send(datastar::morph(&html)).await?;
-            self.last_meta = html;
+        if let Some(event) = event {
+            tx.send(event).await?;
         }
         Ok(())
     }
