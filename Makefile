@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test e2e browser wrk bench chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test e2e browser wrk bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -31,9 +31,16 @@ $(NPM_STAMP): package.json package-lock.json
 ## test: formatting, lints, unit and integration tests against a real restate-server,
 ## then the browser tests
 ## (they use the `shopflow` binary that `cargo test` has just built)
-test: deps fmt-check lint browser
+test: deps fmt-check lint browser wrk
 	$(CARGO) test
 	$(E2E)
+	$(MAKE) bench-smoke
+
+## bench-smoke: every bench scenario for about a second, with a tenth of the load (part
+## of `make test`, so the benches cannot rot; figures go to target/bench-smoke)
+bench-smoke: deps browser wrk
+	BENCH_SMOKE=1 BENCH_SECONDS=1 BENCH_PAIRS=1 BENCH_OUT=target/bench-smoke $(CARGO) test --benches
+	RUNS=1 SHOPFLOW_BIN=target/debug/shopflow node e2e/bench.mjs
 
 ## e2e: browser tests in headless Chromium against a real ShopFlow; screenshots in target/e2e/
 e2e: deps browser

@@ -19,12 +19,18 @@ use common::{Api, AppConfig, TestApp};
 use serde_json::json;
 
 const CLIENTS: usize = 10;
-const RUN: Duration = Duration::from_secs(5);
+/// How long each throughput run lasts: `BENCH_SECONDS` (5 by default).
+fn run_for() -> Duration {
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    Duration::from_secs(seconds.unwrap_or(5))
+}
 const USERS: [&str; CLIENTS] = [
     "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim", "leo",
 ];
 
-/// `CLIENTS` tasks calling `op(api, user, i)` as fast as they can for `RUN`; prints the
+/// `CLIENTS` tasks calling `op(api, user, i)` as fast as they can for `run_for()`; prints the
 /// rate and the latency percentiles.
 async fn throughput<F, Fut>(name: &str, api: &Api, op: F)
 where
@@ -39,7 +45,7 @@ where
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut i = 0;
-                while started.elapsed() < RUN {
+                while started.elapsed() < run_for() {
                     let t = Instant::now();
                     assert!(op(api.clone(), user, i).await, "{user}: a call failed");
                     samples.push(t.elapsed());
@@ -164,7 +170,7 @@ async fn main() {
         tokio::spawn(async move {
             let started = Instant::now();
             let mut samples = Vec::new();
-            while started.elapsed() < RUN {
+            while started.elapsed() < run_for() {
                 let t = Instant::now();
                 assert_eq!(api.healthz().await.0, 200);
                 samples.push(t.elapsed());
