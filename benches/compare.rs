@@ -328,6 +328,55 @@ fn markdown(rows: &[Row], bench: &Bench) -> String {
     md
 }
 
+#[derive(Debug, Serialize)]
+struct Footprint {
+    /// A fresh data dir to `/healthz` 200: restate-server started, the endpoint
+    /// registered, the database migrated and seeded.
+    startup_s: f64,
+    binary_mib: f64,
+    /// Resident memory of each process (MiB) right after the start, and after the
+    /// cart and catalog rows.
+    idle: Vec<(String, f64)>,
+    after_rows: Vec<(String, f64)>,
+}
+
+/// Resident memory of ShopFlow's processes, by role.
+fn resident(app: &TestApp) -> Vec<(String, f64)> {
+    let mut all = vec![(
+        "shopflow (web role)".to_owned(),
+        streams::rss_mib(app.pid()),
+    )];
+    for (pid, cmd) in app.children() {
+        let role = if cmd.contains("restate-server") {
+            "restate-server"
+        } else {
+            "shopflow services"
+        };
+        all.push((role.to_owned(), streams::rss_mib(pid)));
+    }
+    all
+}
+
+fn footprint_markdown(f: &Footprint) -> String {
+    let show = |all: &[(String, f64)]| {
+        all.iter()
+            .map(|(role, mib)| format!("{role} {mib:.0} MiB"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "\n## Footprint\n\n| figure | value |\n|---|---|\n\
+         | start-up, fresh data dir → `/healthz` 200 | {:.1} s |\n\
+         | `shopflow` binary | {:.1} MiB |\n\
+         | RSS idle | {} |\n\
+         | RSS after the cart and catalog rows | {} |\n",
+        f.startup_s,
+        f.binary_mib,
+        show(&f.idle),
+        show(&f.after_rows)
+    )
+}
+
 /// What profiling (perf, heaptrack) showed where a goal is missed; kept with the tables.
 const PROFILE_NOTES: &str = "
 ## What is in the way where a goal is missed (profiled with perf and heaptrack)
@@ -534,7 +583,11 @@ async fn main() {
         ("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into()),
         ("SHOPFLOW_MAX_STREAMS".into(), "10000".into()),
     ]);
+    let binary = config.binary.clone();
+    let started = std::time::Instant::now();
     let app = TestApp::start(config).await;
+    let startup_s = started.elapsed().as_secs_f64();
+    let idle = resident(&app);
     let web = format!("http://{}", app.config.http);
     let ingress = format!("http://{}", app.config.ingress);
     let bench = Bench {
@@ -593,6 +646,14 @@ async fn main() {
         ];
     }
 
+    let footprint = Footprint {
+        startup_s,
+        binary_mib: std::fs::metadata(&binary).map_or(0.0, |m| m.len() as f64 / 1048576.0),
+        idle,
+        after_rows: resident(&app),
+    };
+    println!("{}", footprint_markdown(&footprint));
+
     // `BENCH_SMOKE=1` (in `make test`): every scenario, a tenth of the streams and shoppers.
     let scale = if std::env::var_os("BENCH_SMOKE").is_some() {
         10
@@ -639,6 +700,7 @@ async fn main() {
     let md = markdown(&rows, &bench)
         + &streams_markdown(&streams)
         + &orders.as_ref().map(orders_markdown).unwrap_or_default()
+        + &footprint_markdown(&footprint)
         + PROFILE_NOTES;
     std::fs::write(out.join("results.md"), md).unwrap();
     let json = serde_json::json!({
@@ -647,6 +709,7 @@ async fn main() {
         "rows": rows,
         "streams": streams,
         "orders": orders,
+        "footprint": footprint,
     });
     std::fs::write(
         out.join("results.json"),
