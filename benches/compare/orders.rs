@@ -28,7 +28,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn of(mut samples: Vec<f64>) -> Step {
+    pub fn of(mut samples: Vec<f64>) -> Step {
         samples.sort_by(f64::total_cmp);
         let at = |q: f64| {
             samples

@@ -135,18 +135,13 @@ impl Open {
                 _ => break,
             }
         }
-        took.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            took.get(((took.len() as f64 * q) as usize).min(took.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let step = crate::orders::Step::of(took.clone());
         Delivery {
             clients: self.notification_clients,
             received: took.len(),
-            p50_ms: at(0.5),
-            p99_ms: at(0.99),
-            max_ms: took.last().copied().unwrap_or(f64::NAN),
+            p50_ms: step.p50_ms,
+            p99_ms: step.p99_ms,
+            max_ms: took.iter().copied().fold(f64::NAN, f64::max),
         }
     }
 

@@ -166,36 +166,6 @@ pub async fn journal(
     super::journal::read(&app.db, &app.restate, &order_id).await
 }
 
-/// Reads `Retries` from Restate's introspection tables.
-pub async fn retries(app: &App, order_id: &OrderId) -> Retries {
-    retries_of(&app.restate, order_id).await
-}
-
-async fn retries_of(restate: &crate::durable::RestateClient, order_id: &OrderId) -> Retries {
-    // The order id is [A-Za-z0-9_-] (a parsed OrderId), so it is safe inside the SQL.
-    let sql = format!(
-        "SELECT retry_count, last_failure FROM sys_invocation \
-         WHERE status <> 'completed' AND (target_service_key = '{order_id}' OR invoked_by_id IN \
-         (SELECT id FROM sys_invocation WHERE target_service_key = '{order_id}'))"
-    );
-    match restate.query(&sql).await {
-        Ok(rows) => rows.iter().filter(|r| r["last_failure"].is_string()).fold(
-            Retries::default(),
-            |acc, r| Retries {
-                count: acc.count + r["retry_count"].as_i64().unwrap_or(0),
-                last_failure: r["last_failure"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or(acc.last_failure),
-            },
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read invocation data");
-            Retries::default()
-        }
-    }
-}
-
 /// An order's workflow metadata at a moment: the order, Restate's retries, and when.
 #[derive(Debug, Clone)]
 pub struct MetaSnapshot {

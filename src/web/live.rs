@@ -273,6 +273,8 @@ impl MetaPane {
             }
             let html = format!("<dd id=\"workflow-elapsed\">{elapsed}</dd>");
             self.elapsed = elapsed;
+            // The client's pane is no longer `self.html`: the next whole one is sent.
+            self.html.clear();
             return Ok(Some(datastar::morph(&html)));
         }
         self.elapsed = elapsed(&snapshot.order, &snapshot.at);

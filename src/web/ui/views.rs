@@ -380,8 +380,7 @@ pub async fn meta(state: &AppState, order: Option<&OrderView>) -> ApiResult<Stri
         let meta = WorkflowMeta::new(order, snapshot.retries.clone(), journal, &now_rfc3339());
         return meta.render().map_err(render_err);
     }
-    let retries = orders::retries(state, &order_id).await;
-    let journal = journal::read(&state.db, &state.restate, &order_id)
+    let (journal, retries) = journal::read_with_retries(&state.db, &state.restate, &order_id)
         .await
         .unwrap_or_default();
     WorkflowMeta::new(order, retries, journal, &now_rfc3339())
