@@ -362,7 +362,7 @@ async fn cart_changes_are_notified() {
 /// while it waits for approval, every step done once delivered.
 #[tokio::test]
 async fn the_journal_shows_the_durable_steps() {
-    let (_, api) = app().await;
+    let (app, api) = app().await;
     let id = "lc-journal";
     paid(&api, "kim", id, "P008").await;
     let path = format!("/api/orders/{id}/journal");
@@ -425,6 +425,47 @@ async fn the_journal_shows_the_durable_steps() {
             .any(|(kind, _, state)| kind == "sleep" && state == "done")
     );
     assert!(run.iter().all(|(_, _, state)| state == "done"), "{run:?}");
+    // The calls the workflow made and the decision are there too, each found by the id
+    // it recorded, with the status Restate's `sys_invocation` view gives it.
+    let shipping = steps(&done, "ShippingService/InitiateShipment");
+    assert!(
+        shipping.contains(&("run".into(), "book_with_carrier #1".into(), "done".into())),
+        "{shipping:?}"
+    );
+    let approve = steps(&done, &format!("{id}/Approve"));
+    assert!(
+        approve.contains(&("run".into(), "claim_approved".into(), "done".into())),
+        "{approve:?}"
+    );
+    let invocations = done["invocations"].as_array().unwrap();
+    assert_eq!(
+        invocations.len(),
+        4,
+        "checkout, run, approve, shipping: {done}"
+    );
+    for invocation in invocations {
+        let id = invocation["id"].as_str().unwrap();
+        let view = app
+            .restate_sql(&format!(
+                "SELECT status FROM sys_invocation WHERE id = '{id}'"
+            ))
+            .await;
+        assert_eq!(view[0]["status"], invocation["status"], "{invocation}");
+    }
+    // An order from before its invocations recorded themselves is found by its key.
+    let url = format!(
+        "sqlite://{}",
+        app.config.data_dir.join("shopflow.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM order_invocations WHERE order_id = ?")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (_, legacy) = api.get(&path, Some("kim")).await;
+    assert_eq!(legacy, done);
 }
 
 /// The admin's carrier drill: the next order meets a carrier that rejects it (the saga

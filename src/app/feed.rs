@@ -7,8 +7,9 @@
 //! payment to be recorded), so those waits cost a few milliseconds, not a tenth of a
 //! second.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -25,6 +26,8 @@ const TAIL_INTERVAL: Duration = Duration::from_millis(100);
 const FAST_TAIL: Duration = Duration::from_millis(5);
 /// How much history a new reader starts with.
 pub const HISTORY: i64 = 50;
+/// How many notifications a user's readers may fall behind before they read the log.
+const USER_BACKLOG: usize = 256;
 
 /// The shared tail of the notification log. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -35,7 +38,12 @@ pub struct Feed {
 #[derive(Debug)]
 struct Inner {
     db: Db,
+    /// Every notification, for those waiting on an order (few).
     tx: broadcast::Sender<Arc<Notification>>,
+    /// Each user's notifications, while someone reads them: a notification wakes its
+    /// user's readers only, not every open stream (5,000 streams and a batch of 1,000
+    /// notifications were five million wake-ups).
+    users: Mutex<HashMap<String, broadcast::Sender<Arc<Notification>>>>,
     /// Use cases waiting on an order right now: the tail looks faster meanwhile.
     waiting: AtomicUsize,
     /// Wakes the tail early.
@@ -63,6 +71,7 @@ impl Feed {
                 )),
                 db,
                 tx,
+                users: Mutex::default(),
                 waiting: AtomicUsize::new(0),
                 wake: Notify::new(),
             }),
@@ -79,7 +88,14 @@ impl Feed {
         after: Option<i64>,
     ) -> sqlx::Result<(Vec<Notification>, UserFeed)> {
         // Subscribe before reading the history, so nothing falls between the two.
-        let rx = self.inner.tx.subscribe();
+        let rx = self
+            .inner
+            .users
+            .lock()
+            .expect("feed users lock")
+            .entry(user.to_owned())
+            .or_insert_with(|| broadcast::channel(USER_BACKLOG).0)
+            .subscribe();
         let history = match after {
             Some(id) => self.inner.db.notifications(user, id).await?,
             None => self.inner.db.recent_notifications(user, HISTORY).await?,
@@ -87,7 +103,7 @@ impl Feed {
         let last = history.last().map_or(after.unwrap_or(0), |n| n.id);
         let feed = UserFeed {
             rx,
-            db: self.inner.db.clone(),
+            inner: self.inner.clone(),
             user: user.to_owned(),
             last,
         };
@@ -134,10 +150,15 @@ async fn tail(inner: Arc<Inner>, caches: Arc<Caches>, mut last: i64, shutdown: c
         caches.observe(versions.ok());
         match batch {
             Ok(batch) => {
+                let users = inner.users.lock().expect("feed users lock");
                 for n in batch {
                     last = n.id;
+                    let n = Arc::new(n);
                     // No subscriber is fine: nobody is watching right now.
-                    let _ = inner.tx.send(Arc::new(n));
+                    if let Some(tx) = users.get(&n.user_id) {
+                        let _ = tx.send(n.clone());
+                    }
+                    let _ = inner.tx.send(n);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the notification log"),
@@ -148,7 +169,7 @@ async fn tail(inner: Arc<Inner>, caches: Arc<Caches>, mut last: i64, shutdown: c
 /// One user's live notifications, in log order, each once.
 pub struct UserFeed {
     rx: broadcast::Receiver<Arc<Notification>>,
-    db: Db,
+    inner: Arc<Inner>,
     user: String,
     last: i64,
 }
@@ -170,7 +191,8 @@ impl UserFeed {
                     }
                     // Fell behind the shared tail: the log has it all.
                     Err(RecvError::Lagged(_)) => {
-                        let missed = self.db.notifications(&self.user, self.last).await.ok()?;
+                        let db = &self.inner.db;
+                        let missed = db.notifications(&self.user, self.last).await.ok()?;
                         if let Some(n) = missed.last() {
                             self.last = n.id;
                         }
@@ -194,6 +216,20 @@ impl UserFeed {
     /// The id of the newest notification handed out (or of the history).
     pub fn last_id(&self) -> i64 {
         self.last
+    }
+}
+
+impl Drop for UserFeed {
+    /// The last reader of a user takes the user's channel with it.
+    fn drop(&mut self) {
+        let mut users = self.inner.users.lock().expect("feed users lock");
+        // This reader still counts; under the lock no other can subscribe meanwhile.
+        if users
+            .get(&self.user)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            users.remove(&self.user);
+        }
     }
 }
 
@@ -224,5 +260,40 @@ impl OrderWatch {
 impl Drop for OrderWatch {
     fn drop(&mut self) {
         self.inner.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_notification_wakes_its_users_readers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap();
+        let restate =
+            RestateClient::new("http://127.0.0.1:9".into(), "http://127.0.0.1:9".into()).unwrap();
+        let (_stop, rx) = tokio::sync::watch::channel(false);
+        let feed = Feed::start(db.clone(), restate, Arc::default(), crate::Shutdown(rx))
+            .await
+            .unwrap();
+        let (_, mut ann) = feed.for_user("ann", None).await.unwrap();
+        let (_, mut ann_too) = feed.for_user("ann", None).await.unwrap();
+        let (_, mut bob) = feed.for_user("bob", None).await.unwrap();
+        db.notify("e1", "ann", None, "info", "for ann")
+            .await
+            .unwrap();
+        let deadline = Duration::from_secs(5);
+        for reader in [&mut ann, &mut ann_too] {
+            let batch = tokio::time::timeout(deadline, reader.next()).await.unwrap();
+            assert_eq!(batch.unwrap()[0].message, "for ann");
+        }
+        assert!(matches!(bob.rx.try_recv(), Err(TryRecvError::Empty)));
+        // The channels go with their last reader.
+        drop(ann);
+        assert_eq!(feed.inner.users.lock().unwrap().len(), 2);
+        drop((ann_too, bob));
+        assert!(feed.inner.users.lock().unwrap().is_empty());
     }
 }

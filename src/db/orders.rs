@@ -139,6 +139,15 @@ pub struct PaymentRequest {
     pub reason: Option<String>,
 }
 
+/// The invocations known to have worked on an order.
+#[derive(Debug, Default)]
+pub struct OrderInvocations {
+    pub ids: Vec<String>,
+    /// False for an order placed before its invocations recorded themselves (migration
+    /// 0008): its workflow and shipping calls are then found by key.
+    pub recorded: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct Shipment {
     pub order_id: String,
@@ -226,6 +235,13 @@ impl Db {
         .bind(&order.created_at)
         .bind(order.shipping_address.as_str())
         .bind(items)
+        .bind(invocation_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO order_invocations (order_id, invocation_id) VALUES (?, ?)",
+        )
+        .bind(order.order_id.as_str())
         .bind(invocation_id)
         .execute(&mut *tx)
         .await?;
@@ -404,14 +420,34 @@ impl Db {
             .await
     }
 
-    /// The invocation that checked the order out, if any.
-    pub async fn checkout_invocation(&self, order_id: &str) -> sqlx::Result<Option<String>> {
-        let id: Option<Option<String>> =
-            sqlx::query_scalar("SELECT checkout_invocation FROM orders WHERE order_id = ?")
-                .bind(order_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(id.flatten())
+    /// Records that `invocation_id` works on the order (once; idempotent).
+    pub async fn record_invocation(&self, order_id: &str, invocation_id: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO order_invocations (order_id, invocation_id) VALUES (?, ?)",
+        )
+        .bind(order_id)
+        .bind(invocation_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every invocation known to have worked on the order: its checkout, the decision
+    /// that won, and those that recorded themselves (the workflow, its shipping calls).
+    pub async fn order_invocations(&self, order_id: &str) -> sqlx::Result<OrderInvocations> {
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT invocation_id, 1 FROM order_invocations WHERE order_id = ?1
+             UNION SELECT checkout_invocation, 0 FROM orders WHERE order_id = ?1 AND checkout_invocation IS NOT NULL
+             UNION SELECT decided_by, 0 FROM orders WHERE order_id = ?1 AND decided_by IS NOT NULL",
+        )
+        .bind(order_id)
+        .fetch_all(self.pool())
+        .await?;
+        let recorded = rows.iter().any(|(_, recorded)| *recorded);
+        let mut ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(OrderInvocations { ids, recorded })
     }
 
     /// The order the user's checkout claim names, if any.

@@ -75,7 +75,7 @@ impl ShippingService {
         let mut attempt = 1;
         loop {
             let outcome = ctx
-                .run(|| self.book(&order_id, &user_id, attempt))
+                .run(|| self.book(&order_id, &user_id, ctx.invocation_id(), attempt))
                 .name(format!("book_with_carrier #{attempt}"))
                 .await?
                 .into_inner();
@@ -105,6 +105,9 @@ impl ShippingService {
     ) -> Result<bool, HandlerError> {
         Ok(ctx
             .run(|| async {
+                self.db
+                    .record_invocation(&order_id, ctx.invocation_id())
+                    .await?;
                 let cancelled = self.db.cancel_shipment(&order_id).await?;
                 faults::point("cancel_with_carrier").await;
                 Ok(cancelled)
@@ -121,8 +124,11 @@ impl ShippingService {
         &self,
         order_id: &str,
         user_id: &str,
+        invocation_id: &str,
         attempt: u32,
     ) -> Result<Json<Result<ShipmentInfo, String>>, HandlerError> {
+        // The durable-steps pane finds the booking (and its retries) by its id.
+        self.db.record_invocation(order_id, invocation_id).await?;
         let mode = self.db.carrier_mode(order_id).await?;
         match carrier_api(order_id, attempt, mode) {
             Ok((carrier, tracking)) => {

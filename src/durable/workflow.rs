@@ -161,8 +161,13 @@ impl OrderFulfillmentWorkflow {
         total: crate::domain::Cents,
     ) -> Result<(), TerminalError> {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+        let run = ctx.invocation_id().to_owned();
         let started_at = ctx
-            .run(|| async { Ok(now_rfc3339()) })
+            .run(|| async {
+                // The durable-steps pane finds the workflow by its id.
+                self.db.record_invocation(&order_id, &run).await?;
+                Ok(now_rfc3339())
+            })
             .name("started_at")
             .await?;
         st.started_at = started_at.clone();
