@@ -243,9 +243,23 @@ pub struct Config {
     pub restate_server_bin: Option<PathBuf>,
 }
 
-/// Where `npm ci` puts the restate-server binary.
-pub const NPM_RESTATE_SERVER_BIN: &str =
-    "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server";
+/// Where `npm ci` puts the restate-server binary on this OS and architecture: npm
+/// installs only the matching one of `@restatedev/restate-server`'s optional packages
+/// (`linux-x64`, `linux-arm64`, `darwin-x64`, `darwin-arm64`).
+pub fn npm_restate_server_bin() -> PathBuf {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        arch => arch,
+    };
+    PathBuf::from(format!(
+        "node_modules/@restatedev/restate-server-{os}-{arch}/bin/restate-server"
+    ))
+}
 
 impl Config {
     pub fn database_url(&self) -> String {
@@ -371,7 +385,7 @@ impl Config {
     pub fn restate_server_bin(&self) -> PathBuf {
         self.restate_server_bin
             .clone()
-            .unwrap_or_else(|| PathBuf::from(NPM_RESTATE_SERVER_BIN))
+            .unwrap_or_else(npm_restate_server_bin)
     }
 }
 
@@ -387,6 +401,12 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_npm_restate_server_is_the_one_for_this_machine() {
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(npm_restate_server_bin());
+        assert!(bin.is_file(), "{} (run `npm ci`)", bin.display());
+    }
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("shopflow").chain(args.iter().copied())).unwrap()

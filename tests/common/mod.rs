@@ -16,7 +16,7 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The project's npm-installed restate-server.
 pub fn restate_server_bin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(shopflow::config::NPM_RESTATE_SERVER_BIN)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(shopflow::config::npm_restate_server_bin())
 }
 
 /// Children of the tests are forked from one long-lived thread and die with the test binary.
