@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test e2e browser wrk bench bench-smoke chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -31,14 +31,14 @@ $(NPM_STAMP): package.json package-lock.json
 ## test: formatting, lints, unit and integration tests against a real restate-server,
 ## then the browser tests
 ## (they use the `shopflow` binary that `cargo test` has just built)
-test: deps fmt-check lint browser wrk
+test: deps fmt-check lint browser loadgen
 	$(CARGO) test
 	$(E2E)
 	$(MAKE) bench-smoke
 
 ## bench-smoke: every bench scenario for about a second, with a tenth of the load (part
 ## of `make test`, so the benches cannot rot; figures go to target/bench-smoke)
-bench-smoke: deps browser wrk
+bench-smoke: deps browser loadgen
 	BENCH_SMOKE=1 BENCH_SECONDS=1 BENCH_PAIRS=1 BENCH_OUT=target/bench-smoke $(CARGO) test --benches
 	RUNS=1 SHOPFLOW_BIN=target/debug/shopflow node e2e/bench.mjs
 
@@ -49,12 +49,12 @@ e2e: deps browser
 
 E2E := node --test --test-concurrency=1 e2e/*.test.mjs
 
-## wrk: the load generator of `make bench` (Debian's package), installed when missing
-wrk:
-	@command -v wrk >/dev/null || { \
-	  echo "installing wrk with apt-get"; \
+## loadgen: the load generators of `make bench` (Debian's wrk and hey), installed when missing
+loadgen:
+	@command -v wrk >/dev/null && command -v hey >/dev/null || { \
+	  echo "installing wrk and hey with apt-get"; \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey; }
 
 ## browser: Debian's Chromium, installed when missing
 browser:
@@ -67,7 +67,7 @@ browser:
 ## .json), API latency and whole-order wall time against the real stack, and the
 ## approve-click-to-delivered time in the browser (release build); first a clean
 ## release build in its own target dir, timed (dependencies already downloaded)
-bench: deps browser wrk
+bench: deps browser loadgen
 	rm -rf target/clean-build
 	start=$$(date +%s); CARGO_TARGET_DIR=target/clean-build $(CARGO) build --release --quiet && \
 	  echo $$(( $$(date +%s) - start )) > target/clean-build-seconds

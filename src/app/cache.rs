@@ -30,20 +30,16 @@ pub struct Caches {
     users: RwLock<Users>,
 }
 
-/// The whole catalog, in id order, as one version of it.
+/// The whole catalog, in id order, as one version of it, with its JSON (the list and
+/// each product as the API shows them) encoded once per version rather than per request.
 #[derive(Debug)]
 pub struct Catalog {
     version: i64,
     pub products: Vec<Product>,
+    pub json: Arc<[u8]>,
+    product_json: Vec<Arc<[u8]>>,
     by_id: HashMap<i64, usize>,
     by_sku: HashMap<String, usize>,
-}
-
-/// As the API shows it: the list of products.
-impl serde::Serialize for Catalog {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.products.serialize(serializer)
-    }
 }
 
 impl Catalog {
@@ -60,20 +56,35 @@ impl Catalog {
             .collect();
         Catalog {
             version,
+            json: encode(&products),
+            product_json: products.iter().map(encode).collect(),
             products,
             by_id,
             by_sku,
         }
     }
 
+    fn index(&self, product: &ProductRef) -> Option<usize> {
+        match product {
+            ProductRef::Id(id) => self.by_id.get(&id.get()).copied(),
+            ProductRef::Sku(sku) => self.by_sku.get(sku.as_str()).copied(),
+        }
+    }
+
     /// One product, by id or SKU.
     pub fn get(&self, product: &ProductRef) -> Option<&Product> {
-        let index = match product {
-            ProductRef::Id(id) => self.by_id.get(&id.get()),
-            ProductRef::Sku(sku) => self.by_sku.get(sku.as_str()),
-        };
-        index.map(|&i| &self.products[i])
+        self.index(product).map(|i| &self.products[i])
     }
+
+    /// One product's JSON, by id or SKU.
+    pub fn json_of(&self, product: &ProductRef) -> Option<Arc<[u8]>> {
+        self.index(product).map(|i| self.product_json[i].clone())
+    }
+}
+
+/// Plain structs of strings and numbers: encoding them cannot fail.
+fn encode(value: &impl serde::Serialize) -> Arc<[u8]> {
+    Arc::from(serde_json::to_vec(value).expect("products encode as JSON"))
 }
 
 /// Users looked up so far, all under one version.
@@ -162,7 +173,15 @@ mod tests {
     async fn stock_of_p001(caches: &Caches, db: &Db) -> i64 {
         let catalog = caches.catalog(db).await.unwrap();
         let p001 = ProductRef::Sku("P001".into());
-        catalog.get(&p001).unwrap().stock_qty
+        let stock = catalog.get(&p001).unwrap().stock_qty;
+        // The JSON encoded with the copy says the same, in the list and on its own.
+        let one: serde_json::Value =
+            serde_json::from_slice(&catalog.json_of(&p001).unwrap()).unwrap();
+        let all: serde_json::Value = serde_json::from_slice(&catalog.json).unwrap();
+        assert_eq!(one["stock_qty"], stock);
+        assert_eq!(all[0], one);
+        assert_eq!(all.as_array().unwrap().len(), catalog.products.len());
+        stock
     }
 
     #[tokio::test]

@@ -21,5 +21,17 @@ pub async fn product(app: &App, product: &ProductRef) -> AppResult<Product> {
         .await?
         .get(product)
         .cloned()
-        .ok_or_else(|| AppError::not_found("unknown_product", format!("no product {product}")))
+        .ok_or_else(|| unknown(product))
+}
+
+/// One product as the API shows it (JSON, encoded once per catalog version).
+pub async fn product_json(app: &App, product: &ProductRef) -> AppResult<Arc<[u8]>> {
+    products(app)
+        .await?
+        .json_of(product)
+        .ok_or_else(|| unknown(product))
+}
+
+fn unknown(product: &ProductRef) -> AppError {
+    AppError::not_found("unknown_product", format!("no product {product}"))
 }
