@@ -408,12 +408,13 @@ const PROFILE_NOTES: &str = "
   shrink; ShopFlow's own state per stream is small. After they close the web role hands
   the memory back (`malloc_trim`) within 5 s.
 - **Catalog and product reads**: the catalog's JSON (and each product's) is now encoded
-  once per catalog version and served as shared bytes (0.45× → ~0.78×); what is left
+  once per catalog version and served as shared bytes (0.45× → 0.70–0.78×); what is left
   is the middleware every request passes (host allow-list, origin check, security
   headers, load shedding, the identity extractor) against a bare axum handler.
-- **Cart writes and reads**: within ~10–15 % of a direct ingress call; the rest is one
-  SQLite read per write (is a checkout under way for this user?) and the web hop's
-  second HTTP round trip. Ratios between runs move by ±0.05 on 2 shared cores.
+- **Cart writes and reads**: 0.83–0.92× and 0.85–0.86× of a direct ingress call
+  across full runs (p50 1.1–1.4×); the rest is one SQLite read per write (is a checkout
+  under way for this user?) and the web hop's second HTTP round trip. Ratios between
+  runs move by ±0.05 on 2 shared cores.
 ";
 
 /// One order per user, paid and waiting for approval: workflows under way to watch.
