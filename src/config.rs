@@ -84,6 +84,15 @@ pub enum Seed {
     Bench,
 }
 
+/// How log lines are written (to stderr); `RUST_LOG` chooses which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// Whether ShopFlow starts restate-server itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RestateMode {
@@ -238,6 +247,17 @@ pub struct Config {
     )]
     pub seed: Seed,
 
+    /// Log lines as `pretty` text or `json` objects; `RUST_LOG` filters them
+    /// (default `info,sqlx=warn`).
+    #[arg(
+        long,
+        env = "SHOPFLOW_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     /// Path of the restate-server binary; defaults to the npm-installed one.
     #[arg(long, env = "RESTATE_SERVER_BIN", global = true)]
     pub restate_server_bin: Option<PathBuf>,
@@ -365,6 +385,14 @@ impl Config {
             (
                 "SHOPFLOW_TRUST_USER_HEADER",
                 self.trust_user_header.to_string(),
+            ),
+            (
+                "SHOPFLOW_LOG_FORMAT",
+                match self.log_format {
+                    LogFormat::Pretty => "pretty",
+                    LogFormat::Json => "json",
+                }
+                .to_owned(),
             ),
         ];
         if let Some(secret) = &self.payment_webhook_secret {

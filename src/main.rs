@@ -1,17 +1,26 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use restate_sdk::filter::ReplayAwareFilter;
+use shopflow::config::LogFormat;
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = shopflow::config::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match cli.config.log_format {
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+        LogFormat::Pretty => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    };
+    tracing_subscriber::registry()
+        // A handler's log lines once, not again each time Restate replays it. `RUST_LOG`
+        // decides first, so what it leaves out is ruled out per call site, once.
+        .with(lines.with_filter(filter.and(ReplayAwareFilter)))
         .init();
     match shopflow::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

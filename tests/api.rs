@@ -31,6 +31,18 @@ async fn health_reports_sqlite_and_restate() {
         body,
         json!({"status": "ok", "sqlite": "ok", "restate": "ok"})
     );
+    let api = api().await;
+    assert_eq!(
+        api.get("/healthz/live", None).await,
+        (reqwest::StatusCode::OK, json!({"status": "live"}))
+    );
+    assert_eq!(
+        api.get("/healthz/ready", None).await,
+        (
+            reqwest::StatusCode::OK,
+            json!({"status": "ready", "sqlite": "ok", "restate": "ok", "endpoint": "ok"})
+        )
+    );
 }
 
 #[tokio::test]
@@ -331,4 +343,103 @@ async fn unknown_routes_and_methods_answer_with_error_json() {
         405,
         "method_not_allowed",
     );
+}
+
+/// JSON, the page and its script are gzipped for clients that accept it; live streams
+/// never are (each event must reach the page as it is sent).
+#[tokio::test]
+async fn responses_are_compressed_but_streams_are_not() {
+    let api = api().await;
+    let encoding = |path: String| {
+        let api = api.clone();
+        async move {
+            let resp = api
+                .request(reqwest::Method::GET, &path)
+                .bearer_auth(api.token("alice"))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            let encoding = resp.headers().get("content-encoding").cloned();
+            let kind = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            (encoding.map(|e| e.to_str().unwrap().to_owned()), kind)
+        }
+    };
+    let page = api.request(reqwest::Method::GET, "/").send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let script = page
+        .split('"')
+        .find(|s| s.starts_with("/static/datastar-"))
+        .unwrap();
+    for path in ["/api/products", "/", script] {
+        let gzip = encoding(path.to_owned()).await.0;
+        assert_eq!(gzip.as_deref(), Some("gzip"), "{path}");
+    }
+    let (stream, kind) = encoding("/stream/notifications".into()).await;
+    assert_eq!(kind, "text/event-stream");
+    assert_eq!(stream, None);
+}
+
+/// `/metrics`: requests by route pattern (never by raw path, nor by a method nobody
+/// knows: neither may grow a series), open streams, and the read model's totals.
+#[tokio::test]
+async fn metrics_count_by_route_and_report_the_read_model() {
+    let api = api().await;
+    let scrape = || async {
+        let resp = api
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let kind = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+        resp.text().await.unwrap()
+    };
+    let value = |text: &str, series: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{series} ")));
+        let line = line.unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let failed = r#"shopflow_payment_requests{state="failed"}"#;
+    let before = value(&scrape().await, failed);
+
+    assert_eq!(api.product("P003").await.0, 200);
+    let unknown = api.request(reqwest::Method::GET, "/no-such-route-7f3a");
+    assert_eq!(unknown.send().await.unwrap().status(), 404);
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let brew = api.request(brew, "/api/products").send().await.unwrap();
+    assert_eq!(brew.status(), 405);
+    let (awakeable, _) = api.place_order("oscar", "metrics-1", &[("P004", 1)]).await;
+    assert_eq!(api.decline(&awakeable, "card expired").await.0, 200);
+    api.wait_status("oscar", "metrics-1", "payment_failed")
+        .await;
+    // A cancelled checkout gives its stock back: a compensation.
+    api.place_order("oscar", "metrics-2", &[("P004", 1)]).await;
+    assert_eq!(api.cancel("oscar", "metrics-2", None).await.0, 200);
+    api.wait_status("oscar", "metrics-2", "cancelled").await;
+
+    let text = scrape().await;
+    let product =
+        r#"shopflow_http_requests_total{method="GET",route="/api/products/{id}",status="200"}"#;
+    assert!(value(&text, product) >= 1.0);
+    let unmatched = r#"shopflow_http_requests_total{method="GET",route="unmatched",status="404"}"#;
+    assert!(value(&text, unmatched) >= 1.0);
+    let other =
+        r#"shopflow_http_requests_total{method="other",route="/api/products",status="405"}"#;
+    assert!(value(&text, other) >= 1.0);
+    assert!(
+        !text.contains("no-such-route") && !text.contains("BREW"),
+        "{text}"
+    );
+    assert!(value(&text, failed) > before);
+    assert!(value(&text, r#"shopflow_orders{status="payment_failed"}"#) >= 1.0);
+    assert!(value(&text, r#"shopflow_orders{status="delivered"}"#) >= 0.0);
+    let released = r#"shopflow_compensations{step="release_inventory"}"#;
+    assert!(value(&text, released) >= 1.0);
+    assert!(value(&text, "shopflow_saga_runs") >= 1.0);
+    assert!(value(&text, "shopflow_open_streams") >= 0.0);
+    assert!(text.contains("# TYPE shopflow_http_request_duration_seconds histogram"));
+    assert!(text.ends_with("# EOF\n"));
 }

@@ -426,8 +426,20 @@ async fn overload_is_shed_not_queued() {
         "health answers while the work slots are full: {health}"
     );
     assert_eq!(app.api.products().await.0, 200, "reads are not held back");
+    // The process lives, but a frozen endpoint is not ready to serve orders.
+    assert_eq!(app.api.get("/healthz/live", None).await.0, 200);
+    let (status, ready) = app.api.get("/healthz/ready", None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(
+        ready,
+        json!({"status": "not_ready", "sqlite": "ok", "restate": "ok", "endpoint": "unreachable"})
+    );
 
     unsafe { libc::kill(services, libc::SIGCONT) };
+    eventually("the endpoint to be ready again", || async {
+        (app.api.get("/healthz/ready", None).await.0 == 200).then_some(())
+    })
+    .await;
     let mut answers = Vec::new();
     for add in adds {
         answers.push(add.await.unwrap());

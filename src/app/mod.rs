@@ -60,6 +60,8 @@ pub struct App {
     pub caches: Arc<cache::Caches>,
     /// The supervised children, when this process supervises them: the crash drills.
     pub supervised: Supervised,
+    /// The service endpoint as registered with Restate.
+    pub services_url: String,
 }
 
 /// The children this process supervises (none for `shopflow web`).
@@ -80,6 +82,8 @@ pub struct Settings<'a> {
     /// Where the simulated gateway posts callbacks, and the `Host` it names.
     pub callback_url: String,
     pub callback_host: String,
+    /// The service endpoint as registered with Restate (what readiness checks).
+    pub services_url: String,
 }
 
 impl App {
@@ -113,8 +117,45 @@ impl App {
             feed,
             caches,
             supervised,
+            services_url: settings.services_url,
         })
     }
+}
+
+/// What `/healthz/ready` reports: ready to serve when all three hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub sqlite: bool,
+    /// Restate's ingress and admin API answer.
+    pub restate: bool,
+    /// Restate has the service endpoint registered, and the endpoint answers.
+    pub endpoint: bool,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.sqlite && self.restate && self.endpoint
+    }
+}
+
+/// Whether SQLite, Restate and the registered service endpoint answer now.
+pub async fn readiness(app: &App) -> Readiness {
+    let (sqlite, ingress, admin, endpoint) = tokio::join!(
+        app.db.ping(),
+        app.restate.ingress_healthy(),
+        app.restate.admin_healthy(),
+        app.restate.endpoint_ready(&app.services_url),
+    );
+    Readiness {
+        sqlite,
+        restate: ingress && admin,
+        endpoint,
+    }
+}
+
+/// What the read model holds, counted, for monitoring.
+pub async fn totals(app: &App) -> AppResult<crate::db::orders::Totals> {
+    Ok(app.db.totals().await?)
 }
 
 /// Whether SQLite and Restate's ingress answer now.

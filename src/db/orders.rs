@@ -26,6 +26,16 @@ pub enum ReserveOutcome {
     OrderIdTaken,
 }
 
+/// Totals for monitoring: orders per status, payment requests per state,
+/// compensations per step, and how many orders ran any (saga runs).
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub orders: Vec<(OrderStatus, i64)>,
+    pub payments: Vec<(String, i64)>,
+    pub compensations: Vec<(String, i64)>,
+    pub saga_runs: i64,
+}
+
 /// How a decision on an order fared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DecisionClaim {
@@ -556,6 +566,22 @@ impl Db {
                 Ok((status, n))
             })
             .collect()
+    }
+
+    /// Monitoring totals from the read model (what `/metrics` reports).
+    pub async fn totals(&self) -> sqlx::Result<Totals> {
+        let counts = |sql| sqlx::query_as::<_, (String, i64)>(sql).fetch_all(self.pool());
+        Ok(Totals {
+            orders: self.status_counts(None).await?,
+            payments: counts("SELECT state, COUNT(*) FROM payment_requests GROUP BY state").await?,
+            compensations: counts("SELECT name, COUNT(*) FROM order_compensations GROUP BY name")
+                .await?,
+            saga_runs: sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT order_id) FROM order_compensations",
+            )
+            .fetch_one(self.pool())
+            .await?,
+        })
     }
 
     /// Users with an order that is still under way.

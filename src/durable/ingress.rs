@@ -45,6 +45,8 @@ pub type Ingress = restate_sdk::ingress::Client<Executor>;
 #[derive(Clone)]
 pub struct RestateClient {
     http: reqwest::Client,
+    /// HTTP/2 without TLS, as Restate calls the service endpoint (its health check).
+    h2: reqwest::Client,
     ingress: Ingress,
     ingress_url: String,
     admin_url: String,
@@ -149,8 +151,14 @@ impl RestateClient {
             Executor(calls),
         )
         .context("bad Restate ingress URL")?;
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .context("cannot build the HTTP client")?;
         Ok(Self {
             http,
+            h2,
             ingress,
             ingress_url,
             admin_url: admin_url.trim_end_matches('/').to_owned(),
@@ -254,6 +262,38 @@ impl RestateClient {
     /// True when the admin API answers its health check.
     pub async fn admin_healthy(&self) -> bool {
         self.get_ok(&format!("{}/health", self.admin_url)).await
+    }
+
+    /// Whether Restate has a deployment at `uri` and the endpoint there answers its
+    /// HTTP/2 health check. The endpoint checks Restate's request identity, so this
+    /// unsigned probe may be refused (401): an answer all the same.
+    pub async fn endpoint_ready(&self, uri: &str) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Deployments {
+            deployments: Vec<serde_json::Value>,
+        }
+        let listed = async {
+            let url = format!("{}/deployments", self.admin_url);
+            let r = self.http.get(url).timeout(Duration::from_secs(2)).send();
+            let r = r.await.ok()?.error_for_status().ok()?;
+            r.json::<Deployments>().await.ok()
+        };
+        let Some(listed) = listed.await else {
+            return false;
+        };
+        let uri = uri.trim_end_matches('/');
+        let registered = listed
+            .deployments
+            .iter()
+            .any(|d| d["uri"].as_str().map(|u| u.trim_end_matches('/')) == Some(uri));
+        registered
+            && self
+                .h2
+                .get(format!("{uri}/health"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok()
     }
 
     async fn get_ok(&self, url: &str) -> bool {

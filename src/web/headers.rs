@@ -2,7 +2,7 @@
 //! (a foreign name that resolves here, as in DNS rebinding, reaches nothing) and the
 //! security headers (CSP, nosniff, no framing, no referrer across sites).
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,43 +21,44 @@ pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-eva
 /// Everything that is not the page (JSON, SSE, scripts): nothing may run or frame it.
 const OTHER_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The rest of the stack behind the host check, and the security headers on its answer.
+pub async fn guard(state: &AppState, request: Request, next: Next) -> Response {
+    if let Err(refusal) = check_host(&state.allowed_hosts, &request) {
+        return with_security_headers(refusal.into_response());
+    }
+    with_security_headers(next.run(request).await)
+}
+
 /// Refuses a request whose `Host` (or absolute URI's authority) is not allowed.
-pub async fn refuse_foreign_host(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let host = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
+fn check_host(allowed: &[String], request: &Request) -> Result<(), ApiError> {
+    let host = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    };
     match host {
-        Some(host) if is_allowed(&state.allowed_hosts, &host) => next.run(request).await,
-        Some(_) => ApiError::bad_request(
+        Some(host) if is_allowed(allowed, host) => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
             "host_not_allowed",
             "this server does not answer for that host name (see SHOPFLOW_ALLOWED_HOSTS)",
-        )
-        .into_response(),
-        None => ApiError::bad_request("missing_host", "the request names no host").into_response(),
+        )),
+        None => Err(ApiError::bad_request(
+            "missing_host",
+            "the request names no host",
+        )),
     }
 }
 
-/// Whether `host` (as sent, any case) is on the allow-list.
+/// Whether `host` (any case, surrounding blanks ignored) is one of `allowed` (lowercase).
 pub fn is_allowed(allowed: &[String], host: &str) -> bool {
-    let host = host.trim().to_ascii_lowercase();
-    allowed.contains(&host)
+    let host = host.trim();
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
 }
 
-/// Adds the security headers to every answer; the page gets its own policy.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+/// Adds the security headers to an answer; the page gets its own policy.
+fn with_security_headers(mut response: Response) -> Response {
     let is_html = response
         .headers()
         .get(header::CONTENT_TYPE)

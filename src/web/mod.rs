@@ -11,8 +11,10 @@ pub mod limits;
 pub mod live;
 pub mod markdown;
 mod memory;
+pub mod metrics;
 pub mod origin;
 pub mod session;
+pub mod trace;
 pub mod ui;
 
 use std::future::Future;
@@ -44,6 +46,8 @@ pub struct WebState {
     pub pages: ui::Pages,
     /// How much work and how many streams are taken at once.
     pub limits: Arc<limits::Limits>,
+    /// What `/metrics` reports.
+    pub metrics: metrics::Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,6 +90,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
         webhook_secret,
         callback_url: format!("http://{own}/api/payment/callback"),
         callback_host,
+        services_url: config.services_url(),
     })
 }
 
@@ -102,6 +107,7 @@ impl AppState {
                 streams: config.max_streams as usize,
                 streams_per_user: config.max_streams_per_user as usize,
             })),
+            metrics: metrics::Metrics::default(),
         }))
     }
 }
@@ -111,6 +117,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(ui::router())
+        .merge(metrics::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -125,11 +132,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(origin::refuse_cross_origin))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(headers::security_headers))
-        // Outermost, so a request for a foreign host reaches nothing else.
+        // gzip for JSON, HTML, CSS and JS when the client accepts it; never for
+        // `text/event-stream` (tower-http's default predicate leaves streams alone, so
+        // each event reaches the client when it is sent) nor for tiny bodies.
+        .layer(tower_http::compression::CompressionLayer::new())
+        // Outermost: the request's span, log line and metrics, the host check (a
+        // request for a foreign host reaches nothing else) and the security headers.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            headers::refuse_foreign_host,
+            trace::observe,
         ))
         .with_state(state)
 }
