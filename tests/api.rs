@@ -443,3 +443,76 @@ async fn metrics_count_by_route_and_report_the_read_model() {
     assert!(text.contains("# TYPE shopflow_http_request_duration_seconds histogram"));
     assert!(text.ends_with("# EOF\n"));
 }
+
+/// `/api/openapi.json` is the document the tests check every answer against
+/// (`common::openapi`); it lists exactly the routes the README's table does, and each of
+/// them is routed (answers something other than the no-such-route fallback).
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let api = api().await;
+    let (status, served) = api.get("/api/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(&served, common::openapi::document());
+    assert_eq!(served["openapi"], "3.1.0");
+
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    let readme = include_str!("../README.md");
+    let table: std::collections::BTreeSet<(String, String)> = readme
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split('|').map(str::trim).skip(1);
+            let (method, path) = (cells.next()?, cells.next()?);
+            let path = path.strip_prefix('`')?.strip_suffix('`')?;
+            (["GET", "POST"].contains(&method)).then(|| {
+                (
+                    method.to_owned(),
+                    path.split('?').next().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        documented, table,
+        "the README's API table and the document differ"
+    );
+
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "no-such-thing");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = api.request(method.clone(), &concrete).send().await.unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert!(
+            status != 405 && !body.contains("no such route"),
+            "{method} {concrete}: {status} {body}"
+        );
+    }
+}
+
+/// The check every answer passes refuses what the document does not allow.
+#[test]
+fn answers_that_break_the_document_are_caught() {
+    use common::openapi::check;
+    let json = "application/json";
+    let cart = br#"{"user_id":"alice","items":[],"total_cents":0}"#;
+    check("GET", "/api/cart", 200, json, cart);
+    check(
+        "GET",
+        "/api/orders/o-1",
+        404,
+        json,
+        br#"{"error":{"code":"x","message":"y"}}"#,
+    );
+    let breaks = |status: u16, body: &'static [u8]| {
+        std::panic::catch_unwind(|| check("GET", "/api/cart", status, json, body)).is_err()
+    };
+    assert!(breaks(200, br#"{"user_id":5,"items":[],"total_cents":0}"#));
+    assert!(breaks(200, br#"{"items":[],"total_cents":0}"#));
+    assert!(breaks(401, br#"{"message":"no error object"}"#));
+    assert!(breaks(302, b""));
+}

@@ -10,14 +10,14 @@ use crate::durable::user_session::{AddItem, RemoveItem};
 use restate_sdk::serde::Json;
 
 /// The cart as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CartView {
     pub user_id: String,
     pub items: Vec<CartItemView>,
     pub total_cents: Cents,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CartItemView {
     pub product_id: ProductId,
     pub sku: String,

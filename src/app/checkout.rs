@@ -25,7 +25,7 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 const CLAIM_STALE_SECS: i64 = 60;
 
 /// What a checkout answers, also for an order id it knows already.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CheckoutReply {
     pub order_id: String,
     pub status: OrderStatus,

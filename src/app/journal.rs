@@ -14,7 +14,7 @@ use crate::domain::OrderId;
 use crate::durable::RestateClient;
 
 /// One invocation of the order and its steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JournalInvocation {
     pub id: String,
     /// `Service/key/Handler`.
@@ -25,7 +25,7 @@ pub struct JournalInvocation {
 }
 
 /// One durable step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JournalStep {
     pub index: i64,
     /// `run`, `call`, `send`, `sleep`, `promise`, `awakeable`, `start`, `end`.

@@ -9,7 +9,7 @@ use crate::db::orders::{OrderDetail, OrderSummary};
 use crate::domain::{CompensationRun, OrderId, OrderStatus, Step};
 
 /// One order as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub order_id: String,
     pub user_id: String,
@@ -26,7 +26,7 @@ pub struct OrderView {
     pub compensations: Vec<CompensationRun>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderItemView {
     pub product_id: i64,
     pub sku: String,
@@ -36,7 +36,7 @@ pub struct OrderItemView {
     pub line_total_cents: i64,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub awakeable_id: Option<String>,
@@ -49,7 +49,7 @@ pub struct PaymentView {
     pub refunded_at: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ShipmentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,

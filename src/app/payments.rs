@@ -20,7 +20,7 @@ use crate::durable::user_session::PaymentReceipt;
 pub const SIGNATURE_TOLERANCE_SECS: u64 = 300;
 
 /// A gateway's callback, as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Callback {
     awakeable_id: String,
@@ -88,7 +88,7 @@ impl Callback {
     }
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackStatus {
     Success,
@@ -96,7 +96,7 @@ pub enum CallbackStatus {
 }
 
 /// What the callback answers: the order and the payment's new state.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CallbackReply {
     pub order_id: String,
     pub status: PaymentState,

@@ -23,7 +23,7 @@ pub struct Db {
 }
 
 /// A catalog product as the API shows it; `stock_qty` is what is available now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
     pub sku: String,
@@ -41,7 +41,7 @@ pub struct CacheVersions {
 }
 
 /// A user: what the user picker shows, and the password hash that never leaves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub username: String,
     pub name: String,

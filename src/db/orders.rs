@@ -52,7 +52,7 @@ pub enum DecisionClaim {
 }
 
 /// An order as lists show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow, utoipa::ToSchema)]
 pub struct OrderSummary {
     pub order_id: String,
     pub user_id: String,

@@ -13,7 +13,19 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 /// A product's numeric id (the catalog's primary key), always positive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct ProductId(i64);
 

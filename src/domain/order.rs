@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{BasketLine, Cents};
 
 /// An order id: 1-64 characters of `[A-Za-z0-9_-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct OrderId(String);
 
@@ -88,7 +88,7 @@ impl From<ShippingAddress> for String {
 }
 
 /// Where an order is in its life. The strings are part of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     AwaitingPayment,
@@ -185,7 +185,7 @@ impl fmt::Display for OrderStatus {
 }
 
 /// The state of one step of an order's progress checklist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
     Pending,
@@ -196,7 +196,7 @@ pub enum StepState {
 }
 
 /// One line of the order's checklist, with when it last changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
     pub name: String,
     pub state: StepState,
@@ -205,7 +205,7 @@ pub struct Step {
 }
 
 /// A compensation that ran, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompensationRun {
     pub name: String,
     pub ran_at: String,

@@ -2,6 +2,8 @@
 //! on free ports in a temp dir, and talks to it over HTTP like any client.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -358,11 +360,19 @@ impl Api {
         self.client.request(method, format!("{}{path}", self.base))
     }
 
+    /// Sends `req`; a documented route's answer must match the OpenAPI document.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
-        match req.send().await {
+        let (client, req) = req.build_split();
+        let req = req.expect("a well-formed request");
+        let (method, path) = (req.method().to_string(), req.url().path().to_owned());
+        match client.execute(req).await {
             Ok(resp) => {
                 let status = resp.status();
+                let kind = resp.headers().get("content-type").cloned();
+                let kind = kind.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+                let kind = kind.to_owned();
                 let body = resp.bytes().await.unwrap_or_default();
+                openapi::check(&method, &path, status.as_u16(), &kind, &body);
                 let json = serde_json::from_slice(&body)
                     .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
                 (status, json)

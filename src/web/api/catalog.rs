@@ -1,35 +1,46 @@
 //! `/api/users` (the demo picker's list) and `/api/products`: no identity needed.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::catalog;
-use crate::db::User;
+use crate::db::{Product, User};
 use crate::domain::ProductRef;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users", get(users))
-        .route("/api/products", get(products))
-        .route("/api/products/{id}", get(product))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users))
+        .routes(routes!(products))
+        .routes(routes!(product))
 }
 
+/// The users the demo's picker offers.
+#[utoipa::path(get, path = "/api/users", tag = "catalog",
+    responses((status = 200, body = Vec<User>)))]
 async fn users(State(state): State<AppState>) -> ApiResult<Json<Vec<User>>> {
     Ok(Json(catalog::users(&state).await?))
 }
 
+/// The catalog; `stock_qty` is what is available now.
+#[utoipa::path(get, path = "/api/products", tag = "catalog",
+    responses((status = 200, body = Vec<Product>)))]
 async fn products(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(json_bytes(catalog::products(&state).await?.json.clone()))
 }
 
+/// One product, by id (`3`) or SKU (`P003`).
+#[utoipa::path(get, path = "/api/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The product's id or SKU")),
+    responses((status = 200, body = Product)))]
 async fn product(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let product =
         ProductRef::parse(&id).map_err(|e| ApiError::bad_request("invalid_product_id", e))?;

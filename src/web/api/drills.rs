@@ -1,32 +1,38 @@
 //! The admin's fault drills over the API: crash a supervised process, set the carrier.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::drills::{self, Target};
 use crate::web::AppState;
 use crate::web::error::ApiResult;
 use crate::web::extract::{ApiJson, CurrentUser};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/drills/crash", post(crash))
-        .route("/api/admin/drills/carrier", post(carrier))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(crash))
+        .routes(routes!(carrier))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DrillReply {
     message: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CrashRequest {
+    /// `endpoint` or `restate` (when this process supervises them).
     target: String,
 }
 
+/// Admin: crashes a supervised process (demo mode).
+#[utoipa::path(post, path = "/api/admin/drills/crash", tag = "admin", security(("bearer" = [])),
+    request_body = CrashRequest, responses((status = 200, body = DrillReply)))]
 async fn crash(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -38,13 +44,18 @@ async fn crash(
     Ok(Json(DrillReply { message }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CarrierRequest {
+    /// `normal`, `fail` (every booking) or `flaky` (the first two).
     mode: String,
+    /// How many of the next orders it applies to.
     orders: i64,
 }
 
+/// Admin: makes the simulated carrier fail for the next orders.
+#[utoipa::path(post, path = "/api/admin/drills/carrier", tag = "admin", security(("bearer" = [])),
+    request_body = CarrierRequest, responses((status = 200, body = DrillReply)))]
 async fn carrier(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -2,23 +2,77 @@
 //! `/healthz/live` (the process serves: 200 always) and `/healthz/ready` (200 only when
 //! SQLite, Restate and the registered service endpoint all answer).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::web::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/healthz/live", get(live))
-        .route("/healthz/ready", get(ready))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
-fn word(ok: bool) -> &'static str {
-    if ok { "ok" } else { "unreachable" }
+/// How one dependency answered.
+#[derive(Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Check {
+    Ok,
+    Unreachable,
+}
+
+impl From<bool> for Check {
+    fn from(ok: bool) -> Check {
+        if ok { Check::Ok } else { Check::Unreachable }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum HealthStatus {
+    Ok,
+    Degraded,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: HealthStatus,
+    sqlite: Check,
+    restate: Check,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum LiveStatus {
+    Live,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Live {
+    status: LiveStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    status: ReadyStatus,
+    sqlite: Check,
+    /// Restate's ingress and admin API.
+    restate: Check,
+    /// The service endpoint Restate has registered.
+    endpoint: Check,
 }
 
 fn code(ok: bool) -> StatusCode {
@@ -29,28 +83,48 @@ fn code(ok: bool) -> StatusCode {
     }
 }
 
-async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// SQLite and Restate answer.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses(
+    (status = 200, body = Health), (status = 503, description = "Which did not", body = Health)))]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let (sqlite, restate) = crate::app::health(&state).await;
     let ok = sqlite && restate;
-    let body = json!({
-        "status": if ok { "ok" } else { "degraded" },
-        "sqlite": word(sqlite),
-        "restate": word(restate),
-    });
+    let status = if ok {
+        HealthStatus::Ok
+    } else {
+        HealthStatus::Degraded
+    };
+    let body = Health {
+        status,
+        sqlite: sqlite.into(),
+        restate: restate.into(),
+    };
     (code(ok), Json(body))
 }
 
-async fn live() -> Json<Value> {
-    Json(json!({"status": "live"}))
+/// The process serves (a liveness probe).
+#[utoipa::path(get, path = "/healthz/live", tag = "health", responses((status = 200, body = Live)))]
+async fn live() -> Json<Live> {
+    Json(Live {
+        status: LiveStatus::Live,
+    })
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Ready to serve orders (a readiness probe).
+#[utoipa::path(get, path = "/healthz/ready", tag = "health", responses(
+    (status = 200, body = Ready), (status = 503, description = "Which did not", body = Ready)))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let r = crate::app::readiness(&state).await;
-    let body = json!({
-        "status": if r.ready() { "ready" } else { "not_ready" },
-        "sqlite": word(r.sqlite),
-        "restate": word(r.restate),
-        "endpoint": word(r.endpoint),
-    });
+    let status = if r.ready() {
+        ReadyStatus::Ready
+    } else {
+        ReadyStatus::NotReady
+    };
+    let body = Ready {
+        status,
+        sqlite: r.sqlite.into(),
+        restate: r.restate.into(),
+        endpoint: r.endpoint.into(),
+    };
     (code(r.ready()), Json(body))
 }

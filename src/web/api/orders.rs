@@ -1,16 +1,19 @@
 //! Orders: checkout, the caller's orders, one order (JSON or the markdown view), and
 //! the admin's queue and decisions.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::checkout::{self, CheckoutReply};
 use crate::app::journal::JournalInvocation;
+use crate::app::orders::OrderView;
 use crate::app::{approvals, orders};
 use crate::db::orders::OrderSummary;
 use crate::domain::{OrderId, ShippingAddress};
@@ -19,25 +22,30 @@ use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::{ApiJson, CurrentUser, IdempotencyKey, RawBody, parse_json};
 use crate::web::markdown;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/checkout", post(place))
-        .route("/api/orders", get(list))
-        .route("/api/orders/{id}", get(detail))
-        .route("/api/orders/{id}/journal", get(journal))
-        .route("/api/admin/orders", get(admin_list))
-        .route("/api/workflow/{id}/approve", post(approve))
-        .route("/api/workflow/{id}/reject", post(reject))
-        .route("/api/orders/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place))
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(journal))
+        .routes(routes!(admin_list))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(cancel))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckoutBody {
+    /// 1–64 of `[A-Za-z0-9_-]`; a new one when absent.
     order_id: Option<String>,
     shipping_address: String,
 }
 
+/// Checks the caller's cart out as an order and waits until it awaits payment.
+#[utoipa::path(post, path = "/api/checkout", tag = "orders", security(("bearer" = [])),
+    params(super::IdempotencyKeyHeader), request_body = CheckoutBody,
+    responses((status = 202, description = "The order, awaiting payment", body = CheckoutReply)))]
 async fn place(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -54,6 +62,9 @@ async fn place(
     Ok((StatusCode::ACCEPTED, Json(reply)))
 }
 
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/orders", tag = "orders", security(("bearer" = [])),
+    responses((status = 200, body = Vec<OrderSummary>)))]
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -61,6 +72,11 @@ async fn list(
     Ok(Json(orders::of_user(&state, &user).await?))
 }
 
+/// One order (the caller's, or any for an admin); `Accept: text/markdown` for a
+/// plain-text view.
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    responses((status = 200, content((OrderView = "application/json"), (String = "text/markdown")))))]
 async fn detail(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -80,13 +96,16 @@ async fn detail(
     Ok(Json(view).into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct JournalReply {
     order_id: String,
     invocations: Vec<JournalInvocation>,
 }
 
 /// The order's durable steps as Restate journaled them.
+#[utoipa::path(get, path = "/api/orders/{id}/journal", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    responses((status = 200, body = JournalReply)))]
 async fn journal(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -100,12 +119,17 @@ async fn journal(
 }
 
 /// `/api/admin/orders?status=…`: nothing else is understood, so nothing else is taken.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AdminQuery {
+    /// An order status; `awaiting_approval` when absent.
     status: Option<String>,
 }
 
+/// Admin: the orders in one status.
+#[utoipa::path(get, path = "/api/admin/orders", tag = "admin", security(("bearer" = [])),
+    params(AdminQuery), responses((status = 200, body = Vec<OrderSummary>)))]
 async fn admin_list(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -117,12 +141,17 @@ async fn admin_list(
     Ok(Json(orders::in_status(&state, &user, status).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DecisionReply {
     order_id: OrderId,
+    /// `approved` or `rejected`.
     decision: &'static str,
 }
 
+/// Admin: approves an order awaiting approval; its workflow goes on to ship it.
+#[utoipa::path(post, path = "/api/workflow/{id}/approve", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    responses((status = 200, body = DecisionReply)))]
 async fn approve(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -136,7 +165,7 @@ async fn approve(
 }
 
 /// The body of a reject or cancel: optional, and then optionally a reason.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     reason: Option<String>,
@@ -151,6 +180,11 @@ impl ReasonBody {
     }
 }
 
+/// Admin: rejects an order awaiting approval; its saga gives back what it took.
+#[utoipa::path(post, path = "/api/workflow/{id}/reject", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    request_body(content = Option<ReasonBody>, description = "Optional"),
+    responses((status = 200, body = DecisionReply)))]
 async fn reject(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -166,12 +200,19 @@ async fn reject(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CancelReply {
     order_id: OrderId,
+    /// `cancelled`.
     status: &'static str,
 }
 
+/// Cancels an order that has not shipped: the payment is refunded and the stock
+/// released.
+#[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    request_body(content = Option<ReasonBody>, description = "Optional"),
+    responses((status = 200, body = CancelReply)))]
 async fn cancel(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -1,20 +1,26 @@
 //! `/api/payment/callback`: the payment gateway's signed callback.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::payments::{self, Callback, CallbackReply};
 use crate::web::AppState;
 use crate::web::error::ApiResult;
 use crate::web::extract::{RawBody, parse_json};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/payment/callback", post(callback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(callback))
 }
 
 /// The signature is checked on the raw body before anything is read from it.
+#[utoipa::path(post, path = "/api/payment/callback", tag = "payment",
+    params(("X-Payment-Signature" = String, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"{t}.{body}\">`")),
+    request_body = Callback,
+    responses((status = 200, description = "The payment's new state", body = CallbackReply)))]
 async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,

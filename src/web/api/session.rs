@@ -1,9 +1,11 @@
 //! `POST /api/session`: a user name and password for a bearer token.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::identity::{self, TOKEN_LIFETIME_SECS};
 use crate::auth::Purpose;
@@ -12,23 +14,28 @@ use crate::web::AppState;
 use crate::web::error::ApiResult;
 use crate::web::extract::ApiJson;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/session", post(create))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenReply {
+    /// For `Authorization: Bearer …`.
     token: String,
     expires_at: String,
 }
 
+/// A bearer token for a user name and password; 401 for either wrong (the same answer),
+/// 429 after repeated failures.
+#[utoipa::path(post, path = "/api/session", tag = "session", request_body = Credentials,
+    responses((status = 200, body = TokenReply)))]
 async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,

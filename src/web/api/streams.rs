@@ -2,11 +2,11 @@
 //! caller's notifications (history, then live; `Last-Event-ID` resumes exactly), and
 //! `/stream/workflow/{id}`, one order's `#workflow-meta` pane as it changes.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::orders;
 use crate::web::AppState;
@@ -14,12 +14,18 @@ use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
 use crate::web::live::{self, notification_event};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/stream/notifications", get(notifications))
-        .route("/stream/workflow/{id}", get(workflow))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(notifications))
+        .routes(routes!(workflow))
 }
 
+/// The caller's notifications as SSE (`datastar-merge-fragments` events): history,
+/// then live; `Last-Event-ID` resumes after the last one seen.
+#[utoipa::path(get, path = "/stream/notifications", tag = "streams", security(("bearer" = [])),
+    params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream",
+        body = String)))]
 async fn notifications(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -48,6 +54,11 @@ async fn notifications(
     ))
 }
 
+/// One order's workflow pane as SSE (`datastar-merge-fragments` events), as it changes.
+#[utoipa::path(get, path = "/stream/workflow/{id}", tag = "streams", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream",
+        body = String)))]
 async fn workflow(
     State(state): State<AppState>,
     user: CurrentUser,
