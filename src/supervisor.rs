@@ -314,6 +314,11 @@ fn start_restate(
             cmd.env(key, value);
         }
     }
+    // Restate exports its invocations' spans to the same OTLP collector (over HTTP);
+    // they join a request's trace through the `traceparent` the web role sends.
+    if let Some(endpoint) = restate_tracing_endpoint() {
+        cmd.env("RESTATE_TRACING_ENDPOINT", endpoint);
+    }
     if let Some(identity) = identity {
         cmd.env(
             crate::restate_identity::SERVER_ENV,
@@ -480,4 +485,34 @@ pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<
     let endpoint = crate::durable::endpoint(db, timings, config.restate_identity_key.as_deref())?;
     crate::durable::serve(endpoint, listener, shutdown.wait()).await;
     Ok(())
+}
+
+/// Restate's `tracing-endpoint` for the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (its
+/// OTLP/HTTP form, `otlp+http://…/v1/traces`), unless `RESTATE_TRACING_ENDPOINT` is set.
+fn restate_tracing_endpoint() -> Option<String> {
+    if std::env::var_os("RESTATE_TRACING_ENDPOINT").is_some() {
+        return None;
+    }
+    otlp_traces_url(&std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok()?)
+}
+
+/// `http://collector:4318` → `otlp+http://collector:4318/v1/traces`.
+fn otlp_traces_url(endpoint: &str) -> Option<String> {
+    let endpoint = endpoint.trim().trim_end_matches('/');
+    (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        .then(|| format!("otlp+{endpoint}/v1/traces"))
+}
+
+#[cfg(test)]
+mod otlp_tests {
+    use super::otlp_traces_url;
+
+    #[test]
+    fn the_otlp_endpoint_becomes_restates_http_traces_url() {
+        assert_eq!(
+            otlp_traces_url("http://127.0.0.1:4318/").as_deref(),
+            Some("otlp+http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(otlp_traces_url("collector:4318"), None);
+    }
 }

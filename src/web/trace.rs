@@ -25,11 +25,20 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         "request",
         method = %req.method(),
         path = req.uri().path(),
-        trace_id = %trace_id(req.headers()),
+        trace_id = tracing::field::Empty,
     );
-    let response = super::headers::guard(&state, req, next)
-        .instrument(span.clone())
-        .await;
+    // The caller's trace, or a new one when the request is logged: the log line names it
+    // and the Restate calls the request makes carry it (`traceparent`).
+    let given = given_trace_id(req.headers());
+    let trace = given.or_else(|| (!span.is_disabled()).then(new_trace_id));
+    let work = super::headers::guard(&state, req, next).instrument(span.clone());
+    let response = match trace {
+        Some(trace) => {
+            span.record("trace_id", trace.as_str());
+            crate::app::in_trace(trace, work).await
+        }
+        None => work.await,
+    };
     let took = started.elapsed();
     let status = response.status();
     state.metrics.observe(method, route, status, took);
@@ -43,29 +52,27 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 }
 
 /// The trace id of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, not all
-/// zeros), or a new random one.
-pub fn trace_id(headers: &HeaderMap) -> String {
-    let given = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.split('-').collect();
-            let hex = |s: &str, n: usize| {
-                s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            };
-            let valid = parts.len() == 4
-                && hex(parts[0], 2)
-                && hex(parts[1], 32)
-                && hex(parts[2], 16)
-                && hex(parts[3], 2)
-                && parts[1].bytes().any(|b| b != b'0');
-            valid.then(|| parts[1].to_owned())
-        });
-    given.unwrap_or_else(|| {
-        let mut id = [0u8; 16];
-        getrandom::getrandom(&mut id).expect("the OS random source");
-        hex::encode(id)
-    })
+/// zeros).
+pub fn given_trace_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let valid = parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1].bytes().any(|b| b != b'0');
+    valid.then(|| parts[1].to_owned())
+}
+
+/// A new random trace id.
+pub fn new_trace_id() -> String {
+    let mut id = [0u8; 16];
+    getrandom::getrandom(&mut id).expect("the OS random source");
+    hex::encode(id)
 }
 
 #[cfg(test)]
@@ -81,11 +88,12 @@ mod tests {
     #[test]
     fn a_valid_traceparent_gives_its_trace_id() {
         let id = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(trace_id(&with(&format!("00-{id}-00f067aa0ba902b7-01"))), id);
+        let given = given_trace_id(&with(&format!("00-{id}-00f067aa0ba902b7-01")));
+        assert_eq!(given.as_deref(), Some(id));
     }
 
     #[test]
-    fn anything_else_gets_a_new_one() {
+    fn anything_else_is_no_trace_id() {
         let zeros = "0".repeat(32);
         for bad in [
             "",
@@ -94,10 +102,10 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
         ] {
-            let id = trace_id(&with(bad));
-            assert_eq!(id.len(), 32, "{bad:?}");
-            assert!(!bad.contains(&id), "{bad:?}");
+            assert_eq!(given_trace_id(&with(bad)), None, "{bad:?}");
         }
-        assert_ne!(trace_id(&HeaderMap::new()), trace_id(&HeaderMap::new()));
+        assert_eq!(given_trace_id(&HeaderMap::new()), None);
+        let id = new_trace_id();
+        assert!(id.len() == 32 && id != new_trace_id());
     }
 }
