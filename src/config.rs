@@ -388,11 +388,11 @@ impl Config {
             ),
             (
                 "SHOPFLOW_LOG_FORMAT",
-                match self.log_format {
-                    LogFormat::Pretty => "pretty",
-                    LogFormat::Json => "json",
-                }
-                .to_owned(),
+                self.log_format
+                    .to_possible_value()
+                    .expect("no variant is skipped")
+                    .get_name()
+                    .to_owned(),
             ),
         ];
         if let Some(secret) = &self.payment_webhook_secret {
@@ -501,6 +501,8 @@ mod tests {
             "1500ms",
             "--payment-webhook-secret",
             "s3",
+            "--log-format",
+            "json",
         ])
         .config;
         let mut args = vec!["shopflow".to_owned(), "services".to_owned()];
@@ -514,6 +516,7 @@ mod tests {
         let child = Cli::try_parse_from(args).unwrap().config;
         assert_eq!(child.delivery_delay, Duration::from_millis(1500));
         assert_eq!(child.payment_webhook_secret.as_deref(), Some("s3"));
+        assert_eq!(child.log_format, LogFormat::Json);
         assert_eq!(child.restate, RestateMode::External);
         assert_eq!(child.database_url(), original.database_url());
         assert_eq!(child.services_url(), original.services_url());

@@ -515,4 +515,9 @@ fn answers_that_break_the_document_are_caught() {
     assert!(breaks(200, br#"{"items":[],"total_cents":0}"#));
     assert!(breaks(401, br#"{"message":"no error object"}"#));
     assert!(breaks(302, b""));
+    let html = std::panic::catch_unwind(|| check("GET", "/api/cart", 200, "text/html", b"<p>"));
+    assert!(
+        html.is_err(),
+        "a body in a media type the answer does not list"
+    );
 }

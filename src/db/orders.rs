@@ -28,7 +28,7 @@ pub enum ReserveOutcome {
 
 /// Totals for monitoring: orders per status, payment requests per state,
 /// compensations per step, and how many orders ran any (saga runs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Totals {
     pub orders: Vec<(OrderStatus, i64)>,
     pub payments: Vec<(String, i64)>,

@@ -294,7 +294,12 @@ impl RestateClient {
     pub async fn endpoint_ready(&self, uri: &str) -> bool {
         #[derive(serde::Deserialize)]
         struct Deployments {
-            deployments: Vec<serde_json::Value>,
+            deployments: Vec<Deployment>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Deployment {
+            /// HTTP deployments have one; Lambda ones do not.
+            uri: Option<String>,
         }
         let listed = async {
             let url = format!("{}/deployments", self.admin_url);
@@ -309,7 +314,8 @@ impl RestateClient {
         let registered = listed
             .deployments
             .iter()
-            .any(|d| d["uri"].as_str().map(|u| u.trim_end_matches('/')) == Some(uri));
+            .filter_map(|d| d.uri.as_deref())
+            .any(|u| u.trim_end_matches('/') == uri);
         registered
             && self
                 .h2

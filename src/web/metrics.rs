@@ -116,7 +116,9 @@ pub struct Metrics {
     payments: Family<StateLabel, Gauge>,
     compensations: Family<StepLabel, Gauge>,
     saga_runs: Gauge,
-    /// One scrape at a time sets the read-model gauges and encodes them.
+    /// One scrape at a time reads the read model, sets its gauges and encodes them:
+    /// `/metrics` is public, and a flood of scrapes must not become a flood of
+    /// concurrent table scans.
     scraping: tokio::sync::Mutex<()>,
 }
 
@@ -237,9 +239,9 @@ fn set_all<
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200,
     content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let totals = crate::app::totals(&state).await?;
     let m = &state.metrics;
     let _one = m.scraping.lock().await;
+    let totals = crate::app::totals(&state).await?;
     m.open_streams.set(state.limits.open_streams() as i64);
     let status = |s: &str| StatusLabel {
         status: s.to_owned(),
