@@ -12,8 +12,9 @@
 //!
 //! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
 //!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
-//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`]: the time, secrets in the
-//!   data dir, listeners, child processes, crash points for fault-injection runs.
+//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`]: the time,
+//!   secrets in the data dir, listeners, child processes, crash points for
+//!   fault-injection runs, traces.
 //! - [`auth`]: signed tokens and cookies, password hashes.
 //! - [`db`]: SQLite: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
@@ -40,6 +41,7 @@ pub mod process;
 pub mod restate_identity;
 pub mod secrets;
 pub mod supervisor;
+pub mod telemetry;
 pub mod web;
 
 use tokio::sync::watch;

@@ -3,6 +3,7 @@ use std::io::IsTerminal;
 use clap::Parser;
 use restate_sdk::filter::ReplayAwareFilter;
 use shopflow::config::LogFormat;
+use shopflow::telemetry::Exporter;
 use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -17,12 +18,24 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => lines.json().flatten_event(true).boxed(),
         LogFormat::Pretty => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
     };
+    let spans = match Exporter::from_env() {
+        Ok(spans) => spans,
+        Err(e) => {
+            eprintln!("shopflow: OTLP exporter: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::registry()
         // A handler's log lines once, not again each time Restate replays it. `RUST_LOG`
         // decides first, so what it leaves out is ruled out per call site, once.
         .with(lines.with_filter(filter.and(ReplayAwareFilter)))
+        .with(spans.as_ref().map(Exporter::layer))
         .init();
-    match shopflow::run(cli).await {
+    let outcome = shopflow::run(cli).await;
+    if let Some(spans) = spans {
+        spans.shutdown();
+    }
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line, so the reason is the last thing an operator sees.

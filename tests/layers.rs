@@ -14,10 +14,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("net", &[]),
     ("process", &[]),
     ("faults", &[]),
+    ("telemetry", &[]),
     ("auth", &["domain", "secrets"]),
     ("restate_identity", &["secrets"]),
     ("db", &["domain", "auth", "clock"]),
-    ("durable", &["domain", "db", "clock", "net", "faults"]),
+    (
+        "durable",
+        &["domain", "db", "clock", "net", "faults", "telemetry"],
+    ),
     (
         "app",
         &[
@@ -25,7 +29,18 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("config", &["clock", "secrets"]),
-    ("web", &["app", "domain", "auth", "db", "clock", "config"]),
+    (
+        "web",
+        &[
+            "app",
+            "domain",
+            "auth",
+            "db",
+            "clock",
+            "config",
+            "telemetry",
+        ],
+    ),
     (
         "cli",
         &["app", "auth", "config", "db", "domain", "secrets", "clock"],

@@ -16,6 +16,7 @@ use restate_sdk::serde::Json;
 const PAYMENT_RECORD_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The admin approves an order that waits for approval.
+#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
 pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<OrderId> {
     require_admin(user)?;
     let order_id = decidable(app, id).await?;
@@ -25,6 +26,7 @@ pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<OrderId> {
 }
 
 /// The admin rejects an order that waits for approval, optionally saying why.
+#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
 pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
     require_admin(user)?;
     let reason = match reason.map(str::trim) {
@@ -89,6 +91,7 @@ const CANCEL_DEADLINE: Duration = Duration::from_secs(10);
 /// workflow's decision is `Cancel` (against an approval at the same moment, one wins)
 /// and its saga refunds and releases. Later → 409 `too_late`; an order already cancelled
 /// stays so (200).
+#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
 pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
     let summary = orders::visible(app, user, id).await?;
     let order_id = parse_order_id(&summary.order_id)?;

@@ -75,6 +75,7 @@ pub async fn cart(app: &App, user: &User) -> AppResult<CartView> {
 
 /// Adds `quantity` of a product to the user's cart; tries with the same idempotency
 /// key add it once.
+#[tracing::instrument(skip_all, fields(user = user.username))]
 pub async fn add_item(
     app: &App,
     user: &User,
@@ -98,6 +99,7 @@ pub async fn add_item(
 }
 
 /// Removes a product from the user's cart; tries with the same idempotency key are one.
+#[tracing::instrument(skip_all, fields(user = user.username))]
 pub async fn remove_item(
     app: &App,
     user: &User,

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-pub use crate::durable::ingress::in_trace;
 pub use error::{AppError, AppResult};
 
 use crate::auth::Signer;

@@ -156,6 +156,7 @@ pub fn authenticate(app: &App, header: Option<&str>, body: &[u8]) -> AppResult<(
 /// Settles a pending payment from a (signed) callback and completes the awakeable.
 /// Of two racing callbacks, or a callback and the timeout, exactly one wins the
 /// conditional update in the gateway's record; the other gets 409.
+#[tracing::instrument(skip_all)]
 pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
     let cb = callback.parse()?;
     let payment = app
@@ -303,6 +304,7 @@ pub async fn waiting(app: &App, user: &User) -> AppResult<Option<PaymentRequest>
 /// The customer pays (or, with a reason, declines) at the simulated gateway, which
 /// posts its signed callback to our own route over HTTP. Only the order's owner pays.
 /// Returns what happened, in words.
+#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
 pub async fn pay_at_gateway(
     app: &App,
     user: &User,

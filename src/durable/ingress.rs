@@ -29,9 +29,7 @@ impl RequestExecutor for Executor {
         request: HttpRequest<Bytes>,
     ) -> Result<HttpResponse<Bytes>, Self::Error> {
         let mut request: reqwest::Request = request.try_into()?;
-        if let Some(parent) = traceparent() {
-            request.headers_mut().insert("traceparent", parent);
-        }
+        crate::telemetry::inject(request.headers_mut());
         let response = self.0.execute(request).await?;
         let (status, headers) = (response.status(), response.headers().clone());
         let mut reply = HttpResponse::new(response.bytes().await?);
@@ -39,27 +37,6 @@ impl RequestExecutor for Executor {
         *reply.headers_mut() = headers;
         Ok(reply)
     }
-}
-
-tokio::task_local! {
-    /// The W3C trace id of the request this task serves.
-    static TRACE_ID: String;
-}
-
-/// Runs `work` as part of the trace `trace_id` (32 lowercase hex digits): the durable
-/// calls it makes carry a `traceparent` naming it, so the spans Restate exports for
-/// their invocations join that trace.
-pub async fn in_trace<F: std::future::Future>(trace_id: String, work: F) -> F::Output {
-    TRACE_ID.scope(trace_id, work).await
-}
-
-/// `traceparent` for a call made now: the task's trace, a new span id, sampled.
-fn traceparent() -> Option<axum::http::HeaderValue> {
-    let trace = TRACE_ID.try_with(String::clone).ok()?;
-    let mut span = [0u8; 8];
-    getrandom::getrandom(&mut span).ok()?;
-    let header = format!("00-{trace}-{}-01", hex::encode(span));
-    axum::http::HeaderValue::from_str(&header).ok()
 }
 
 /// The typed ingress client's transport.

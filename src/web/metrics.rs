@@ -47,7 +47,7 @@ impl Route {
             .map_or(Route::Unmatched, |path| Route::Matched(path.clone()))
     }
 
-    fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         match self {
             Route::Matched(path) => path.as_str(),
             Route::Unmatched => "unmatched",
