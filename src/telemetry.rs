@@ -75,7 +75,11 @@ pub fn join(
     headers: &axum::http::HeaderMap,
     name: impl FnOnce() -> String,
 ) -> Option<Context> {
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let parent = if well_formed(headers) {
+        TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+    } else {
+        Context::new()
+    };
     if span.set_parent(parent.clone()).is_ok() {
         span.record("otel.name", name());
         span.record("otel.kind", "server");
@@ -88,6 +92,16 @@ pub fn join(
         return Some(parent);
     }
     (!span.is_disabled()).then(new_trace)
+}
+
+/// Whether a `traceparent` has ids of the lengths W3C requires (32 and 16 hex digits):
+/// the propagator checks the rest, but pads a short trace id instead of refusing it.
+fn well_formed(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get("traceparent") else {
+        return true;
+    };
+    let mut parts = value.as_bytes().split(|b| *b == b'-').skip(1);
+    parts.next().is_some_and(|t| t.len() == 32) && parts.next().is_some_and(|s| s.len() == 16)
 }
 
 /// A new sampled trace with a random id (for requests that bring none).
@@ -153,6 +167,7 @@ mod tests {
             &format!("00-{zeros}-00f067aa0ba902b7-01"),
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0f067aa0ba902b7-01",
         ] {
             assert_eq!(trace_of(bad), None, "{bad:?}");
         }
