@@ -131,7 +131,8 @@ pub struct Config {
     )]
     pub data_dir: PathBuf,
 
-    /// Database URL; defaults to sqlite://{data dir}/shopflow.db.
+    /// Database URL: `sqlite://…` (default: sqlite://{data dir}/shopflow.db) or
+    /// `postgres://…` (shared by replicas).
     #[arg(long, env = "SHOPFLOW_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 

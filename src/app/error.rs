@@ -116,17 +116,31 @@ impl AppError {
     }
 }
 
+/// Whether a database error code names a passing state: SQLite's BUSY (5) and LOCKED
+/// (6) with their extended codes; PostgreSQL's serialization failure, deadlock, lock
+/// timeout, shutdown and connection classes (SQLSTATE 40001, 40P01, 55P03, 57P0x, 08xxx,
+/// 53300).
+fn passing(code: &str) -> bool {
+    if let Ok(sqlite) = code.parse::<i32>()
+        && code.len() < 5
+    {
+        return matches!(sqlite & 0xff, 5 | 6);
+    }
+    matches!(code, "40001" | "40P01" | "55P03" | "53300")
+        || code.starts_with("57P")
+        || code.starts_with("08")
+}
+
 impl From<sqlx::Error> for AppError {
-    /// A database another process holds locked, or a pool with no free connection, is
-    /// a passing state (503, try again); anything else is our own failure.
+    /// A database another process holds locked or cannot reach now, or a pool with no
+    /// free connection, is a passing state (503, try again); anything else is our own
+    /// failure.
     fn from(err: sqlx::Error) -> Self {
         let busy = match &err {
             sqlx::Error::PoolTimedOut => true,
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+            // PostgreSQL's server unreachable (restarting, failing over).
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| passing(&code)),
             _ => false,
         };
         if busy {

@@ -1,12 +1,15 @@
-//! SQLite access: the pool, embedded migrations, idempotent seeding, catalog queries.
+//! The database: SQLite (embedded, the default) or PostgreSQL (shared by replicas),
+//! chosen by the URL. One pool, embedded migrations per engine, idempotent seeding,
+//! catalog queries. The queries are written once, in the SQL both engines speak
+//! (`$1` placeholders, `ON CONFLICT`, `RETURNING`); the few that differ ask
+//! [`Db::backend`].
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, FromRow};
 
 pub mod orders;
 
@@ -16,10 +19,34 @@ use crate::domain::{DisplayName, ProductRef, Username};
 const SEED: &str = include_str!("seed.sql");
 const SEED_BENCH: &str = include_str!("seed_bench.sql");
 
+/// The PostgreSQL advisory lock held by transactions that change stock.
+const STOCK_LOCK: i64 = 0x5348_4f50_5354_4f4b; // "SHOPSTOK"
+
 /// The application's database handle; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The database engine behind a [`Db`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The engine a database URL names: `sqlite:…` or `postgres://…`.
+    pub fn of(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            bail!("unsupported database URL (sqlite://… or postgres://…)")
+        }
+    }
 }
 
 /// A catalog product as the API shows it; `stock_qty` is what is available now.
@@ -99,30 +126,69 @@ impl Role {
 impl Db {
     /// Opens (creating if needed) the database, migrates it and seeds reference data.
     pub async fn open(url: &str) -> anyhow::Result<Db> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("bad database URL {url}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        install_default_drivers();
+        let backend = Backend::of(url)?;
+        let mut options = AnyPoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .acquire_timeout(Duration::from_secs(10));
+        let mut url = url.to_owned();
+        if backend == Backend::Sqlite {
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await
+                    .map(drop)
+                })
+            });
+        }
+        let pool = options
+            .connect(&url)
             .await
-            .with_context(|| format!("cannot open database {url}"))?;
-        let db = Db { pool };
+            .with_context(|| format!("cannot open the {backend:?} database"))?;
+        let db = Db { pool, backend };
         db.migrate().await?;
         db.seed().await?;
         Ok(db)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a transaction that changes stock: one at a time, as SQLite does anyway
+    /// (its write lock taken at once, no upgrade from a read lock to fail later). On
+    /// PostgreSQL an advisory lock does it; without it, two reservations taking the same
+    /// products (and the catalog's cache version) in another order could deadlock.
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(STOCK_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations")
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
             .run(&self.pool)
             .await
             .context("database migration failed")
@@ -169,13 +235,13 @@ impl Db {
             "SELECT id, sku, name, description, price_cents, stock_qty FROM products";
         match product {
             ProductRef::Id(id) => {
-                sqlx::query_as(&format!("{COLUMNS} WHERE id = ?"))
+                sqlx::query_as(&format!("{COLUMNS} WHERE id = $1"))
                     .bind(id.get())
                     .fetch_optional(&self.pool)
                     .await
             }
             ProductRef::Sku(sku) => {
-                sqlx::query_as(&format!("{COLUMNS} WHERE sku = ?"))
+                sqlx::query_as(&format!("{COLUMNS} WHERE sku = $1"))
                     .bind(sku)
                     .fetch_optional(&self.pool)
                     .await
@@ -207,7 +273,7 @@ impl Db {
 
     pub async fn user(&self, username: &Username) -> sqlx::Result<Option<User>> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT username, name, role, password_hash FROM users WHERE username = ?",
+            "SELECT username, name, role, password_hash FROM users WHERE username = $1",
         )
         .bind(username.as_str())
         .fetch_optional(&self.pool)
@@ -225,7 +291,7 @@ impl Db {
         password: Option<&PasswordHash>,
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO users (username, name, email, role, password_hash) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO users (username, name, email, role, password_hash) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (username) DO NOTHING",
         )
         .bind(username.as_str())
@@ -245,7 +311,7 @@ impl Db {
         username: &Username,
         password: &PasswordHash,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
             .bind(password.as_str())
             .bind(username.as_str())
             .execute(&self.pool)

@@ -6,12 +6,15 @@
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
-use super::Db;
+use super::{Backend, Db};
 use crate::clock::now_rfc3339;
 use crate::domain::order::steps_for;
 use crate::domain::{
     BasketLine, CarrierMode, Cents, CompensationRun, OrderRecord, OrderStatus, PaymentState, Step,
 };
+
+/// The PostgreSQL advisory lock that orders the notification log's writers.
+const NOTIFICATION_LOCK: i64 = 0x5348_4f50_4e4f_5446; // "SHOPNOTF"
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,9 +189,9 @@ impl Db {
         order: &OrderRecord,
         invocation_id: &str,
     ) -> sqlx::Result<ReserveOutcome> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let owner: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = ?")
+            sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = $1")
                 .bind(order.order_id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -200,7 +203,7 @@ impl Db {
         for line in &order.items {
             let qty = i64::from(line.quantity.get());
             let taken = sqlx::query(
-                "UPDATE products SET stock_qty = stock_qty - ?1 WHERE id = ?2 AND stock_qty >= ?1",
+                "UPDATE products SET stock_qty = stock_qty - $1 WHERE id = $2 AND stock_qty >= $1",
             )
             .bind(qty)
             .bind(line.product_id.get())
@@ -209,7 +212,7 @@ impl Db {
             .rows_affected();
             if taken == 0 {
                 let available: i64 =
-                    sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?")
+                    sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = $1")
                         .bind(line.product_id.get())
                         .fetch_optional(&mut *tx)
                         .await?
@@ -222,7 +225,7 @@ impl Db {
                 });
             }
             sqlx::query(
-                "INSERT INTO stock_reservations (order_id, product_id, quantity, state) VALUES (?, ?, ?, 'reserved')",
+                "INSERT INTO stock_reservations (order_id, product_id, quantity, state) VALUES ($1, $2, $3, 'reserved')",
             )
             .bind(order.order_id.as_str())
             .bind(line.product_id.get())
@@ -235,7 +238,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO orders (order_id, user_id, status, total_cents, created_at, updated_at,
                                  shipping_address, items, checkout_invocation)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(order.order_id.as_str())
         .bind(&order.user_id)
@@ -249,7 +252,8 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO order_invocations (order_id, invocation_id) VALUES (?, ?)",
+            "INSERT INTO order_invocations (order_id, invocation_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
         )
         .bind(order.order_id.as_str())
         .bind(invocation_id)
@@ -259,33 +263,33 @@ impl Db {
         Ok(ReserveOutcome::Reserved)
     }
 
-    /// Gives reserved stock back. Idempotent: only rows still `reserved` are released.
+    /// Gives reserved stock back. Idempotent: only rows still `reserved` are released,
+    /// and claiming them first (`RETURNING`) lets one of two racing releases win.
     pub async fn release_reservation(&self, order_id: &str) -> sqlx::Result<u64> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE products SET stock_qty = stock_qty + (
-                 SELECT quantity FROM stock_reservations r
-                 WHERE r.order_id = ?1 AND r.product_id = products.id AND r.state = 'reserved')
-             WHERE id IN (SELECT product_id FROM stock_reservations WHERE order_id = ?1 AND state = 'reserved')",
+        let mut tx = self.begin_write().await?;
+        let mut released: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE stock_reservations SET state = 'released'
+             WHERE order_id = $1 AND state = 'reserved' RETURNING product_id, quantity",
         )
         .bind(order_id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        let released = sqlx::query(
-            "UPDATE stock_reservations SET state = 'released' WHERE order_id = ? AND state = 'reserved'",
-        )
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        released.sort();
+        for (product_id, quantity) in &released {
+            sqlx::query("UPDATE products SET stock_qty = stock_qty + $1 WHERE id = $2")
+                .bind(quantity)
+                .bind(product_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(released)
+        Ok(released.len() as u64)
     }
 
     /// Turns the reservation into a sale: the stock stays taken for good.
     pub async fn sell_reservation(&self, order_id: &str) -> sqlx::Result<u64> {
         Ok(sqlx::query(
-            "UPDATE stock_reservations SET state = 'sold' WHERE order_id = ? AND state = 'reserved'",
+            "UPDATE stock_reservations SET state = 'sold' WHERE order_id = $1 AND state = 'reserved'",
         )
         .bind(order_id)
         .execute(self.pool())
@@ -303,9 +307,9 @@ impl Db {
         failure_reason: Option<&str>,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "UPDATE orders SET status = ?, transaction_id = COALESCE(?, transaction_id),
-                               failure_reason = ?, updated_at = ?
-             WHERE order_id = ?",
+            "UPDATE orders SET status = $1, transaction_id = COALESCE($2, transaction_id),
+                               failure_reason = $3, updated_at = $4
+             WHERE order_id = $5",
         )
         .bind(status.as_str())
         .bind(transaction_id)
@@ -328,8 +332,8 @@ impl Db {
         let steps =
             serde_json::to_string(steps).map_err(|e| sqlx::Error::Encode(e.to_string().into()))?;
         sqlx::query(
-            "UPDATE orders SET status = ?, steps = ?, failure_reason = ?, updated_at = ?
-             WHERE order_id = ?",
+            "UPDATE orders SET status = $1, steps = $2, failure_reason = $3, updated_at = $4
+             WHERE order_id = $5",
         )
         .bind(status.as_str())
         .bind(steps)
@@ -352,9 +356,9 @@ impl Db {
         by: &str,
     ) -> sqlx::Result<DecisionClaim> {
         let won = sqlx::query(
-            "UPDATE orders SET decision = ?1, decided_at = COALESCE(decided_at, ?2), decided_by = ?3
-             WHERE order_id = ?4 AND ((decision IS NULL AND status = 'awaiting_approval')
-                                      OR (decided_by = ?3 AND decision = ?1))",
+            "UPDATE orders SET decision = $1, decided_at = COALESCE(decided_at, $2), decided_by = $3
+             WHERE order_id = $4 AND ((decision IS NULL AND status = 'awaiting_approval')
+                                      OR (decided_by = $3 AND decision = $1))",
         )
         .bind(decision)
         .bind(now_rfc3339())
@@ -368,7 +372,7 @@ impl Db {
             return Ok(DecisionClaim::Won);
         }
         let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT status, decision FROM orders WHERE order_id = ?")
+            sqlx::query_as("SELECT status, decision FROM orders WHERE order_id = $1")
                 .bind(order_id)
                 .fetch_optional(self.pool())
                 .await?;
@@ -385,15 +389,15 @@ impl Db {
     /// refunded (0 when nothing was captured).
     pub async fn refund_payment(&self, order_id: &str) -> sqlx::Result<i64> {
         sqlx::query(
-            "UPDATE payment_requests SET refunded_cents = amount_cents, refunded_at = ?
-             WHERE order_id = ? AND state = 'succeeded' AND refunded_at IS NULL",
+            "UPDATE payment_requests SET refunded_cents = amount_cents, refunded_at = $1
+             WHERE order_id = $2 AND state = 'succeeded' AND refunded_at IS NULL",
         )
         .bind(now_rfc3339())
         .bind(order_id)
         .execute(self.pool())
         .await?;
         let refunded: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT refunded_cents FROM payment_requests WHERE order_id = ?")
+            sqlx::query_scalar("SELECT refunded_cents FROM payment_requests WHERE order_id = $1")
                 .bind(order_id)
                 .fetch_optional(self.pool())
                 .await?;
@@ -410,11 +414,11 @@ impl Db {
         stale_before: &str,
     ) -> sqlx::Result<String> {
         sqlx::query(
-            "INSERT INTO checkout_claims (user_id, order_id, claimed_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO checkout_claims (user_id, order_id, claimed_at) VALUES ($1, $2, $3)
              ON CONFLICT (user_id) DO UPDATE SET order_id = excluded.order_id,
                                                  claimed_at = excluded.claimed_at
              WHERE checkout_claims.order_id = excluded.order_id
-                OR (checkout_claims.claimed_at < ?4 AND NOT EXISTS (
+                OR (checkout_claims.claimed_at < $4 AND NOT EXISTS (
                         SELECT 1 FROM orders o WHERE o.order_id = checkout_claims.order_id
                         AND o.status = 'awaiting_payment'))",
         )
@@ -424,7 +428,7 @@ impl Db {
         .bind(stale_before)
         .execute(self.pool())
         .await?;
-        sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = ?")
+        sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = $1")
             .bind(user_id)
             .fetch_one(self.pool())
             .await
@@ -433,7 +437,8 @@ impl Db {
     /// Records that `invocation_id` works on the order (once; idempotent).
     pub async fn record_invocation(&self, order_id: &str, invocation_id: &str) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT OR IGNORE INTO order_invocations (order_id, invocation_id) VALUES (?, ?)",
+            "INSERT INTO order_invocations (order_id, invocation_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
         )
         .bind(order_id)
         .bind(invocation_id)
@@ -445,15 +450,15 @@ impl Db {
     /// Every invocation known to have worked on the order: its checkout, the decision
     /// that won, and those that recorded themselves (the workflow, its shipping calls).
     pub async fn order_invocations(&self, order_id: &str) -> sqlx::Result<OrderInvocations> {
-        let rows: Vec<(String, bool)> = sqlx::query_as(
-            "SELECT invocation_id, 1 FROM order_invocations WHERE order_id = ?1
-             UNION SELECT checkout_invocation, 0 FROM orders WHERE order_id = ?1 AND checkout_invocation IS NOT NULL
-             UNION SELECT decided_by, 0 FROM orders WHERE order_id = ?1 AND decided_by IS NOT NULL",
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT invocation_id, 1 FROM order_invocations WHERE order_id = $1
+             UNION SELECT checkout_invocation, 0 FROM orders WHERE order_id = $1 AND checkout_invocation IS NOT NULL
+             UNION SELECT decided_by, 0 FROM orders WHERE order_id = $1 AND decided_by IS NOT NULL",
         )
         .bind(order_id)
         .fetch_all(self.pool())
         .await?;
-        let recorded = rows.iter().any(|(_, recorded)| *recorded);
+        let recorded = rows.iter().any(|(_, recorded)| *recorded == 1);
         let mut ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
         ids.sort();
         ids.dedup();
@@ -462,7 +467,7 @@ impl Db {
 
     /// The order the user's checkout claim names, if any.
     pub async fn checkout_claim(&self, user_id: &str) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = ?")
+        sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = $1")
             .bind(user_id)
             .fetch_optional(self.pool())
             .await
@@ -470,7 +475,7 @@ impl Db {
 
     /// Ends the user's checkout claim for `order_id` (a claim of another order stays).
     pub async fn release_checkout(&self, user_id: &str, order_id: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM checkout_claims WHERE user_id = ? AND order_id = ?")
+        sqlx::query("DELETE FROM checkout_claims WHERE user_id = $1 AND order_id = $2")
             .bind(user_id)
             .bind(order_id)
             .execute(self.pool())
@@ -486,7 +491,7 @@ impl Db {
         ran_at: &str,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO order_compensations (order_id, name, ran_at) VALUES (?, ?, ?)
+            "INSERT INTO order_compensations (order_id, name, ran_at) VALUES ($1, $2, $3)
              ON CONFLICT (order_id, name) DO NOTHING",
         )
         .bind(order_id)
@@ -499,19 +504,30 @@ impl Db {
 
     /// One order from the read model, in one query.
     pub async fn order_detail(&self, order_id: &str) -> sqlx::Result<Option<OrderDetail>> {
-        let row: Option<OrderDetailRow> = sqlx::query_as(
+        // The compensations as one JSON array: [{"name", "ran_at"}], oldest first.
+        let compensations = match self.backend() {
+            Backend::Sqlite => {
+                "(SELECT json_group_array(json_object('name', c.name, 'ran_at', c.ran_at))
+                  FROM (SELECT name, ran_at FROM order_compensations
+                        WHERE order_id = o.order_id ORDER BY seq) AS c)"
+            }
+            Backend::Postgres => {
+                "(SELECT COALESCE(json_agg(json_build_object('name', c.name, 'ran_at', c.ran_at)
+                                           ORDER BY c.seq), '[]')::text
+                  FROM order_compensations c WHERE c.order_id = o.order_id)"
+            }
+        };
+        let row: Option<OrderDetailRow> = sqlx::query_as(&format!(
             "SELECT o.order_id, o.user_id, o.status, o.total_cents, o.created_at,
                     o.shipping_address, o.items, p.awakeable_id, o.transaction_id,
                     p.refunded_cents, p.refunded_at,
                     s.carrier, s.tracking_number, o.steps, o.failure_reason,
-                    (SELECT json_group_array(json_object('name', c.name, 'ran_at', c.ran_at))
-                     FROM (SELECT name, ran_at FROM order_compensations
-                           WHERE order_id = o.order_id ORDER BY seq) AS c) AS compensations
+                    {compensations} AS compensations
              FROM orders o
              LEFT JOIN payment_requests p ON p.order_id = o.order_id
              LEFT JOIN shipments s ON s.order_id = o.order_id
-             WHERE o.order_id = ?",
-        )
+             WHERE o.order_id = $1"
+        ))
         .bind(order_id)
         .fetch_optional(self.pool())
         .await?;
@@ -520,7 +536,7 @@ impl Db {
 
     pub async fn order_summary(&self, order_id: &str) -> sqlx::Result<Option<OrderSummary>> {
         sqlx::query_as(
-            "SELECT order_id, user_id, status, total_cents, created_at FROM orders WHERE order_id = ?",
+            "SELECT order_id, user_id, status, total_cents, created_at FROM orders WHERE order_id = $1",
         )
         .bind(order_id)
         .fetch_optional(self.pool())
@@ -530,7 +546,7 @@ impl Db {
     pub async fn orders_of_user(&self, user_id: &str) -> sqlx::Result<Vec<OrderSummary>> {
         sqlx::query_as(
             "SELECT order_id, user_id, status, total_cents, created_at FROM orders
-             WHERE user_id = ? ORDER BY created_at DESC, order_id",
+             WHERE user_id = $1 ORDER BY created_at DESC, order_id",
         )
         .bind(user_id)
         .fetch_all(self.pool())
@@ -540,7 +556,7 @@ impl Db {
     pub async fn orders_with_status(&self, status: OrderStatus) -> sqlx::Result<Vec<OrderSummary>> {
         sqlx::query_as(
             "SELECT order_id, user_id, status, total_cents, created_at FROM orders
-             WHERE status = ? ORDER BY created_at, order_id",
+             WHERE status = $1 ORDER BY created_at, order_id",
         )
         .bind(status.as_str())
         .fetch_all(self.pool())
@@ -553,7 +569,7 @@ impl Db {
         user_id: Option<&str>,
     ) -> sqlx::Result<Vec<(OrderStatus, i64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM orders WHERE ?1 IS NULL OR user_id = ?1
+            "SELECT status, COUNT(*) FROM orders WHERE $1 IS NULL OR user_id = $1
              GROUP BY status",
         )
         .bind(user_id)
@@ -603,7 +619,7 @@ impl Db {
     /// The user's order that is waiting for payment, if any: their cart is locked.
     pub async fn pending_checkout(&self, user_id: &str) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar(
-            "SELECT order_id FROM orders WHERE user_id = ? AND status = 'awaiting_payment' LIMIT 1",
+            "SELECT order_id FROM orders WHERE user_id = $1 AND status = 'awaiting_payment' LIMIT 1",
         )
         .bind(user_id)
         .fetch_optional(self.pool())
@@ -619,7 +635,7 @@ impl Db {
     ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO payment_requests (order_id, user_id, amount_cents, awakeable_id, state, created_at)
-             VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(order.order_id.as_str())
         .bind(&order.user_id)
@@ -637,14 +653,17 @@ impl Db {
         &self,
         awakeable_id: &str,
     ) -> sqlx::Result<Option<PaymentRequest>> {
-        sqlx::query_as(&format!("{} WHERE awakeable_id = ?", Self::PAYMENT_COLUMNS))
-            .bind(awakeable_id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(&format!(
+            "{} WHERE awakeable_id = $1",
+            Self::PAYMENT_COLUMNS
+        ))
+        .bind(awakeable_id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     pub async fn payment_by_order(&self, order_id: &str) -> sqlx::Result<Option<PaymentRequest>> {
-        sqlx::query_as(&format!("{} WHERE order_id = ?", Self::PAYMENT_COLUMNS))
+        sqlx::query_as(&format!("{} WHERE order_id = $1", Self::PAYMENT_COLUMNS))
             .bind(order_id)
             .fetch_optional(self.pool())
             .await
@@ -660,8 +679,8 @@ impl Db {
         reason: Option<&str>,
     ) -> sqlx::Result<bool> {
         Ok(sqlx::query(
-            "UPDATE payment_requests SET state = ?, transaction_id = ?, reason = ?, settled_at = ?
-             WHERE awakeable_id = ? AND state = 'pending'",
+            "UPDATE payment_requests SET state = $1, transaction_id = $2, reason = $3, settled_at = $4
+             WHERE awakeable_id = $5 AND state = 'pending'",
         )
         .bind(state.as_str())
         .bind(transaction_id)
@@ -678,7 +697,7 @@ impl Db {
     pub async fn unsettle_payment(&self, awakeable_id: &str) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE payment_requests SET state = 'pending', transaction_id = NULL, reason = NULL, settled_at = NULL
-             WHERE awakeable_id = ?",
+             WHERE awakeable_id = $1",
         )
         .bind(awakeable_id)
         .execute(self.pool())
@@ -691,9 +710,9 @@ impl Db {
     /// else a normal one.
     pub async fn carrier_mode(&self, order_id: &str) -> sqlx::Result<CarrierMode> {
         let decode = |e: String| sqlx::Error::Decode(e.into());
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let known: Option<String> =
-            sqlx::query_scalar("SELECT mode FROM carrier_order_modes WHERE order_id = ?")
+            sqlx::query_scalar("SELECT mode FROM carrier_order_modes WHERE order_id = $1")
                 .bind(order_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -716,7 +735,7 @@ impl Db {
                 }
             }
         };
-        sqlx::query("INSERT INTO carrier_order_modes (order_id, mode) VALUES (?, ?)")
+        sqlx::query("INSERT INTO carrier_order_modes (order_id, mode) VALUES ($1, $2)")
             .bind(order_id)
             .bind(mode.as_str())
             .execute(&mut *tx)
@@ -735,8 +754,8 @@ impl Db {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO carrier_drill (id, mode, remaining) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET mode = ?1, remaining = ?2",
+            "INSERT INTO carrier_drill (id, mode, remaining) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET mode = $1, remaining = $2",
         )
         .bind(mode.as_str())
         .bind(orders)
@@ -769,7 +788,7 @@ impl Db {
     ) -> sqlx::Result<Shipment> {
         sqlx::query(
             "INSERT INTO shipments (order_id, carrier, tracking_number, state, created_at)
-             VALUES (?, ?, ?, 'booked', ?) ON CONFLICT (order_id) DO NOTHING",
+             VALUES ($1, $2, $3, 'booked', $4) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(order_id)
         .bind(carrier)
@@ -784,7 +803,7 @@ impl Db {
 
     pub async fn shipment(&self, order_id: &str) -> sqlx::Result<Option<Shipment>> {
         sqlx::query_as(
-            "SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = ?",
+            "SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = $1",
         )
         .bind(order_id)
         .fetch_optional(self.pool())
@@ -794,7 +813,7 @@ impl Db {
     /// Cancels a booked shipment; idempotent.
     pub async fn cancel_shipment(&self, order_id: &str) -> sqlx::Result<bool> {
         Ok(sqlx::query(
-            "UPDATE shipments SET state = 'cancelled', cancelled_at = ? WHERE order_id = ? AND state = 'booked'",
+            "UPDATE shipments SET state = 'cancelled', cancelled_at = $1 WHERE order_id = $2 AND state = 'booked'",
         )
         .bind(now_rfc3339())
         .bind(order_id)
@@ -813,9 +832,17 @@ impl Db {
         kind: &str,
         message: &str,
     ) -> sqlx::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == Backend::Postgres {
+            // One writer at a time, so ids become visible in order to the tails.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(NOTIFICATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO notifications (event_id, user_id, order_id, kind, message, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(event_id)
         .bind(user_id)
@@ -823,9 +850,9 @@ impl Db {
         .bind(kind)
         .bind(message)
         .bind(now_rfc3339())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Every user's notifications after `after_id`, oldest first: the shared tail.
@@ -836,7 +863,7 @@ impl Db {
     ) -> sqlx::Result<Vec<Notification>> {
         sqlx::query_as(
             "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
-             WHERE id > ? ORDER BY id LIMIT ?",
+             WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(limit)
@@ -858,7 +885,7 @@ impl Db {
     ) -> sqlx::Result<Vec<Notification>> {
         let mut newest: Vec<Notification> = sqlx::query_as(
             "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
-             WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+             WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(user_id)
         .bind(limit)
@@ -876,7 +903,7 @@ impl Db {
     ) -> sqlx::Result<Vec<Notification>> {
         sqlx::query_as(
             "SELECT id, user_id, order_id, kind, message, created_at FROM notifications
-             WHERE user_id = ? AND id > ? ORDER BY id LIMIT 500",
+             WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT 500",
         )
         .bind(user_id)
         .bind(after_id)
@@ -923,7 +950,7 @@ mod tests {
     }
 
     async fn stock(db: &Db, id: i64) -> i64 {
-        sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = ?")
+        sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = $1")
             .bind(id)
             .fetch_one(db.pool())
             .await
