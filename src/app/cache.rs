@@ -163,9 +163,7 @@ mod tests {
     use super::*;
 
     async fn seeded() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::open(&url).await.unwrap();
+        let (dir, db) = crate::db::test_db().await;
         db.seed().await.unwrap();
         (dir, db)
     }

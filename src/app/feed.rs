@@ -269,9 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_notification_wakes_its_users_readers_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::open(&url).await.unwrap();
+        let (_dir, db) = crate::db::test_db().await;
         let restate =
             RestateClient::new("http://127.0.0.1:9".into(), "http://127.0.0.1:9".into()).unwrap();
         let (_stop, rx) = tokio::sync::watch::channel(false);

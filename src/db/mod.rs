@@ -12,6 +12,27 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, FromRow};
 
 pub mod orders;
+#[cfg(test)]
+pub mod test_postgres;
+
+/// A test's own new database URL: a SQLite file in `dir`, or with
+/// `SHOPFLOW_TEST_DATABASE=postgres` a new database on the test binary's PostgreSQL.
+#[cfg(test)]
+pub async fn test_url(dir: &std::path::Path) -> String {
+    if test_postgres::wanted() {
+        test_postgres::Postgres::shared().fresh_database().await
+    } else {
+        format!("sqlite://{}", dir.join("t.db").display())
+    }
+}
+
+/// A test's own new, migrated and seeded database (see [`test_url`]).
+#[cfg(test)]
+pub async fn test_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&test_url(dir.path()).await).await.unwrap();
+    (dir, db)
+}
 
 use crate::auth::PasswordHash;
 use crate::domain::{DisplayName, ProductRef, Username};
@@ -326,10 +347,7 @@ mod tests {
     use crate::domain::ProductId;
 
     async fn temp_db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::open(&url).await.unwrap();
-        (dir, db)
+        test_db().await
     }
 
     async fn count(db: &Db, table: &str) -> i64 {
@@ -370,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn reopening_a_database_migrates_and_seeds_idempotently() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let url = test_url(dir.path()).await;
         let first = Db::open(&url).await.unwrap().products().await.unwrap();
         let second = Db::open(&url).await.unwrap().products().await.unwrap();
         assert_eq!(first, second);

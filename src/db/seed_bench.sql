@@ -1,14 +1,16 @@
 -- Load-test data (`SHOPFLOW_SEED=bench`), on top of the demo data: a thousand
 -- shoppers, shopper-0001 … shopper-1000, and stock that no load test sells out, so
 -- that a benchmark spreads over many carts (Restate runs one call at a time per cart)
--- and measures the shop, not its sell-outs. Safe to run on every start.
+-- and measures the shop, not its sell-outs. Safe to run on every start; SQL that
+-- SQLite and PostgreSQL both run.
 
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
 INSERT INTO users (username, name, email, address, role)
-SELECT printf('shopper-%04d', i), printf('Shopper %d', i),
-       printf('shopper-%04d@example.com', i), printf('%d Bench Street, Springfield', i),
-       'customer'
-FROM n WHERE true
+SELECT 'shopper-' || pad || i, 'Shopper ' || i, 'shopper-' || pad || i || '@example.com',
+       i || ' Bench Street, Springfield', 'customer'
+FROM (SELECT i, CASE WHEN i < 10 THEN '000' WHEN i < 100 THEN '00'
+                     WHEN i < 1000 THEN '0' ELSE '' END AS pad FROM n) AS padded
+WHERE true
 ON CONFLICT DO NOTHING;
 
 UPDATE products SET stock_qty = 1000000000 WHERE stock_qty < 1000000000;
