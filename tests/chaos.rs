@@ -212,7 +212,7 @@ impl Run {
         let app = TestApp::start(config.clone()).await;
         let run = Run {
             api: Api::new(&config),
-            db_url: format!("sqlite://{}?mode=ro", dir.join("shopflow.db").display()),
+            db_url: config.database_url.clone(),
             config,
             started: Instant::now(),
         };
@@ -375,14 +375,14 @@ async fn inject(
 ) -> Vec<String> {
     let mut applied = Vec::new();
     let mut pending: Vec<At> = at.to_vec();
-    let pool = sqlx::SqlitePool::connect(&run.db_url).await.unwrap();
+    let pool = common::connect(&run.db_url).await;
     while !done.load(Ordering::SeqCst) && !pending.is_empty() {
         let mut reached = None;
         for (i, point) in pending.iter().enumerate() {
             let hit = match point {
                 At::Step(name) => run.held_dir().join(name).exists(),
                 At::Status(status) => {
-                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orders WHERE status = ?")
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orders WHERE status = $1")
                         .bind(status)
                         .fetch_one(&pool)
                         .await
@@ -451,7 +451,7 @@ async fn apply(run: &Run, app: &mut TestApp, fault: Fault) {
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
         Fault::LockDatabase(d) => {
-            let url = run.db_url.replace("?mode=ro", "");
+            let url = run.db_url.clone();
             let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
                 .await
                 .unwrap();
@@ -545,7 +545,7 @@ async fn run(name: &str, fault: Option<Fault>, at: Vec<At>, rounds: usize) -> Ou
 
 /// Available stock per SKU, from the catalog.
 async fn stock(run: &Run) -> BTreeMap<String, i64> {
-    let pool = sqlx::SqlitePool::connect(&run.db_url).await.unwrap();
+    let pool = common::connect(&run.db_url).await;
     let rows: Vec<(String, i64)> = sqlx::query_as("SELECT sku, stock_qty FROM products")
         .fetch_all(&pool)
         .await
@@ -577,7 +577,7 @@ async fn check(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let pool = sqlx::SqlitePool::connect(&run.db_url).await.unwrap();
+    let pool = common::connect(&run.db_url).await;
     // Stock is conserved per product: available + reserved + sold = initial.
     let held: Vec<(String, i64)> = sqlx::query_as(
         "SELECT p.sku, COALESCE(SUM(r.quantity), 0) FROM products p
@@ -650,38 +650,33 @@ async fn check(
 /// Everything an order left behind: its status; its payment (captured, refunded); its
 /// stock (reserved, released, sold); its shipment; its compensations in the order they
 /// ran; every notification about it; how many workflows Restate ran for it.
-async fn fingerprint(
-    pool: &sqlx::SqlitePool,
-    workflows: usize,
-    id: &str,
-    notes: &[String],
-) -> String {
+async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[String]) -> String {
     let text = |q: &'static str| {
         sqlx::query_scalar::<_, Option<String>>(q)
             .bind(id)
             .fetch_optional(pool)
     };
-    let status = text("SELECT status FROM orders WHERE order_id = ?")
+    let status = text("SELECT status FROM orders WHERE order_id = $1")
         .await
         .unwrap();
     let payment = text(
         "SELECT state || ' amount=' || amount_cents || ' refunded=' || COALESCE(refunded_cents, '-')
-         FROM payment_requests WHERE order_id = ?",
+         FROM payment_requests WHERE order_id = $1",
     )
     .await
     .unwrap();
     let stock = text(
         "SELECT group_concat(product_id || 'x' || quantity || ':' || state, ',')
-         FROM (SELECT * FROM stock_reservations WHERE order_id = ? ORDER BY product_id)",
+         FROM (SELECT * FROM stock_reservations WHERE order_id = $1 ORDER BY product_id)",
     )
     .await
     .unwrap();
-    let shipment = text("SELECT state FROM shipments WHERE order_id = ?")
+    let shipment = text("SELECT state FROM shipments WHERE order_id = $1")
         .await
         .unwrap();
     let compensations = text(
         "SELECT group_concat(name, ',') FROM
-         (SELECT name FROM order_compensations WHERE order_id = ? ORDER BY seq)",
+         (SELECT name FROM order_compensations WHERE order_id = $1 ORDER BY seq)",
     )
     .await
     .unwrap();
@@ -924,9 +919,7 @@ async fn soak() {
     };
     let (run, mut app) = Run::start("soak", &[]).await;
     // Stock for half an hour of orders.
-    let rw = sqlx::SqlitePool::connect(&run.db_url.replace("?mode=ro", ""))
-        .await
-        .unwrap();
+    let rw = common::connect(&run.db_url).await;
     sqlx::query("UPDATE products SET stock_qty = 10000000 WHERE sku IN ('P004', 'P008')")
         .execute(&rw)
         .await

@@ -261,22 +261,22 @@ async fn orders_complete_exactly_once_across_kill_9() {
         let order = api.wait_status(user, id, "delivered").await;
         assert_eq!(order["compensations"], serde_json::json!([]));
         assert_eq!(app.workflow_runs(id).await, 1, "{id}: one workflow");
-        let once = |q: &'static str| app.sqlite_count(q, id);
+        let once = |q: &'static str| app.db_count(q, id);
         assert_eq!(
-            once("SELECT COUNT(*) FROM payment_requests WHERE order_id = ?").await,
+            once("SELECT COUNT(*) FROM payment_requests WHERE order_id = $1").await,
             1
         );
         assert_eq!(
-            once("SELECT COUNT(*) FROM shipments WHERE order_id = ?").await,
+            once("SELECT COUNT(*) FROM shipments WHERE order_id = $1").await,
             1
         );
         assert_eq!(
-            once("SELECT COUNT(*) FROM notifications WHERE order_id = ? AND kind = 'delivered'")
+            once("SELECT COUNT(*) FROM notifications WHERE order_id = $1 AND kind = 'delivered'")
                 .await,
             1
         );
         assert_eq!(
-            once("SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = 'sold'")
+            once("SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'sold'")
                 .await,
             1
         );
@@ -326,9 +326,10 @@ async fn the_restate_server_crash_drill_is_survived() {
     let notified = |kind: &'static str| {
         let app = &app;
         async move {
-            let sql =
-                format!("SELECT COUNT(*) FROM notifications WHERE user_id = ? AND kind = '{kind}'");
-            (app.sqlite_count(&sql, "alice").await == 1).then_some(())
+            let sql = format!(
+                "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND kind = '{kind}'"
+            );
+            (app.db_count(&sql, "alice").await == 1).then_some(())
         }
     };
     eventually("the outage notice", || notified("outage")).await;

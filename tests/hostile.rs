@@ -964,28 +964,37 @@ async fn send(api: &Api, case: &Case) -> (u16, Value) {
 /// Everything the app keeps: every table of its database, row by row, and every
 /// key of Restate's state.
 async fn snapshot(app: &TestApp) -> String {
-    let url = format!(
-        "sqlite://{}?mode=ro",
-        app.config.data_dir.join("shopflow.db").display()
-    );
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table'
-         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let pool = app.db().await;
+    // The catalog queries and the quoting function differ between the engines.
+    let postgres = app.config.database_url.starts_with("postgres");
+    let (tables, columns, quote) = if postgres {
+        (
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'
+             ORDER BY table_name",
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = '{table}'
+             ORDER BY ordinal_position",
+            "quote_nullable(\"{c}\"::text)",
+        )
+    } else {
+        (
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+            "SELECT name FROM pragma_table_info('{table}')",
+            "quote(\"{c}\")",
+        )
+    };
+    let tables: Vec<String> = sqlx::query_scalar(tables).fetch_all(&pool).await.unwrap();
     let mut out = String::new();
     for table in tables {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+        let columns: Vec<String> = sqlx::query_scalar(&columns.replace("{table}", &table))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         let row = columns
             .iter()
-            .map(|c| format!("quote(\"{c}\")"))
+            .map(|c| quote.replace("{c}", c))
             .collect::<Vec<_>>()
             .join(" || '|' || ");
         let rows: Vec<String> =

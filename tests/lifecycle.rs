@@ -37,16 +37,16 @@ fn compensations(order: &Value) -> Vec<String> {
 }
 
 async fn count(app: &TestApp, sql: &str, key: &str) -> i64 {
-    app.sqlite_count(sql, key).await
+    app.db_count(sql, key).await
 }
 
 async fn reserved(app: &TestApp, order_id: &str) -> i64 {
-    let sql = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = 'reserved'";
+    let sql = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'reserved'";
     count(app, sql, order_id).await
 }
 
 async fn notifications(app: &TestApp, order_id: &str, kind: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) FROM notifications WHERE order_id = ? AND kind = '{kind}'");
+    let sql = format!("SELECT COUNT(*) FROM notifications WHERE order_id = $1 AND kind = '{kind}'");
     count(app, &sql, order_id).await
 }
 
@@ -111,7 +111,7 @@ async fn a_rejected_order_is_refunded() {
     );
     assert_eq!(order["payment"]["refunded_cents"], total);
     assert!(order["payment"]["refunded_at"].is_string());
-    let refunded = "SELECT refunded_cents FROM payment_requests WHERE order_id = ?";
+    let refunded = "SELECT refunded_cents FROM payment_requests WHERE order_id = $1";
     assert_eq!(count(app, refunded, id).await, total);
     assert_eq!(notifications(app, id, "refund_payment").await, 1);
     let (_, _, md) = api.order_markdown("alice", id).await;
@@ -288,7 +288,7 @@ async fn a_second_checkout_at_the_same_time_is_refused_and_never_runs() {
     api.wait_status("heidi", won_id, "payment_failed").await;
     // The cart is free again, and the refused order does not exist.
     assert_eq!(api.add_to_cart("heidi", json!("P008"), 1).await.0, 200);
-    let orders = "SELECT COUNT(*) FROM orders WHERE order_id = ?";
+    let orders = "SELECT COUNT(*) FROM orders WHERE order_id = $1";
     assert_eq!(count(app, orders, lost_id).await, 0);
     let checkouts = "SELECT id FROM sys_invocation WHERE target_service_name = 'UserSession' \
          AND target_service_key = 'heidi' AND target_handler_name = 'Checkout'";
@@ -354,7 +354,7 @@ async fn cart_changes_are_notified() {
         "{}",
         stream.text
     );
-    let sql = "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND kind LIKE 'item_%'";
+    let sql = "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND kind LIKE 'item_%'";
     assert_eq!(count(app, sql, "judy").await, 2);
 }
 
@@ -453,12 +453,8 @@ async fn the_journal_shows_the_durable_steps() {
         assert_eq!(view[0]["status"], invocation["status"], "{invocation}");
     }
     // An order from before its invocations recorded themselves is found by its key.
-    let url = format!(
-        "sqlite://{}",
-        app.config.data_dir.join("shopflow.db").display()
-    );
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("DELETE FROM order_invocations WHERE order_id = ?")
+    let pool = app.db().await;
+    sqlx::query("DELETE FROM order_invocations WHERE order_id = $1")
         .bind(id)
         .execute(&pool)
         .await
@@ -583,11 +579,7 @@ async fn reads_leave_no_invocations_behind() {
 /// Writes to the app's SQLite file as another client would: here, to leave the gateway's
 /// record as a web role that died between recording a settlement and delivering it.
 async fn sqlite_exec(app: &TestApp, sql: &str, bind: &str) {
-    let url = format!(
-        "sqlite://{}",
-        app.config.data_dir.join("shopflow.db").display()
-    );
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = app.db().await;
     let done = sqlx::query(sql).bind(bind).execute(&pool).await.unwrap();
     assert_eq!(done.rows_affected(), 1, "{sql}");
     pool.close().await;
@@ -604,7 +596,7 @@ async fn a_settlement_recorded_but_not_delivered_is_delivered_on_retry() {
         .await;
     sqlite_exec(
         app,
-        "UPDATE payment_requests SET state = 'succeeded', transaction_id = 'txn-1' WHERE awakeable_id = ?",
+        "UPDATE payment_requests SET state = 'succeeded', transaction_id = 'txn-1' WHERE awakeable_id = $1",
         &awakeable,
     )
     .await;
@@ -619,7 +611,7 @@ async fn a_settlement_recorded_but_not_delivered_is_delivered_on_retry() {
         .await;
     sqlite_exec(
         app,
-        "UPDATE payment_requests SET state = 'cancelled', reason = 'cancelled by the customer' WHERE awakeable_id = ?",
+        "UPDATE payment_requests SET state = 'cancelled', reason = 'cancelled by the customer' WHERE awakeable_id = $1",
         &awakeable,
     )
     .await;

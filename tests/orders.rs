@@ -73,31 +73,32 @@ fn steps(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 async fn count(app: &TestApp, query: &str, order_id: &str) -> i64 {
-    app.sqlite_count(query, order_id).await
+    app.db_count(query, order_id).await
 }
 
 async fn payments(app: &TestApp, order_id: &str) -> i64 {
     count(
         app,
-        "SELECT COUNT(*) FROM payment_requests WHERE order_id = ?",
+        "SELECT COUNT(*) FROM payment_requests WHERE order_id = $1",
         order_id,
     )
     .await
 }
 
 async fn reservations(app: &TestApp, order_id: &str, state: &str) -> i64 {
-    let q =
-        format!("SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = '{state}'");
+    let q = format!(
+        "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = '{state}'"
+    );
     count(app, &q, order_id).await
 }
 
 async fn shipments(app: &TestApp, order_id: &str, state: &str) -> i64 {
-    let q = format!("SELECT COUNT(*) FROM shipments WHERE order_id = ? AND state = '{state}'");
+    let q = format!("SELECT COUNT(*) FROM shipments WHERE order_id = $1 AND state = '{state}'");
     count(app, &q, order_id).await
 }
 
 async fn notifications(app: &TestApp, order_id: &str, kind: &str) -> i64 {
-    let q = format!("SELECT COUNT(*) FROM notifications WHERE order_id = ? AND kind = '{kind}'");
+    let q = format!("SELECT COUNT(*) FROM notifications WHERE order_id = $1 AND kind = '{kind}'");
     count(app, &q, order_id).await
 }
 
@@ -284,7 +285,12 @@ async fn admin_rejection_releases_stock_and_cancels_no_shipment() {
     );
     assert_eq!(api.stock("P004").await, before);
     assert_eq!(
-        count(app, "SELECT COUNT(*) FROM shipments WHERE order_id = ?", id).await,
+        count(
+            app,
+            "SELECT COUNT(*) FROM shipments WHERE order_id = $1",
+            id
+        )
+        .await,
         0
     );
     assert_eq!(notifications(app, id, "cancel_shipment").await, 0);
@@ -324,7 +330,12 @@ async fn shipping_that_keeps_failing_ends_in_compensation() {
     );
     assert_eq!(notifications(app, id, "shipping_retry").await, 3);
     assert_eq!(
-        count(app, "SELECT COUNT(*) FROM shipments WHERE order_id = ?", id).await,
+        count(
+            app,
+            "SELECT COUNT(*) FROM shipments WHERE order_id = $1",
+            id
+        )
+        .await,
         0
     );
     assert_eq!(api.stock("P005").await, before);
@@ -461,7 +472,7 @@ async fn racing_checkouts_never_oversell() {
     for user in users {
         let lost = count(
             app,
-            "SELECT COUNT(*) FROM orders WHERE order_id = ?",
+            "SELECT COUNT(*) FROM orders WHERE order_id = $1",
             &format!("order-race-{user}"),
         )
         .await

@@ -595,8 +595,8 @@ async fn control_characters_are_refused_in_every_free_text_field() {
     assert_eq!(status, 200);
     // This test's users only: the other tests share the app and place orders meanwhile.
     let count_orders = "SELECT COUNT(*) FROM orders \
-         WHERE user_id IN ('frank', 'grace', 'heidi') AND order_id LIKE ?";
-    let orders_before = app.sqlite_count(count_orders, "%").await;
+         WHERE user_id IN ('frank', 'grace', 'heidi') AND order_id LIKE $1";
+    let orders_before = app.db_count(count_orders, "%").await;
     let frank = session_cookie("frank");
     let admin = session_cookie("admin");
     for c in HOSTILE {
@@ -651,7 +651,7 @@ async fn control_characters_are_refused_in_every_free_text_field() {
         "awaiting_approval"
     );
     assert_eq!(api.cart_lines("heidi").await, [("P008".to_owned(), 1)]);
-    let orders_after = app.sqlite_count(count_orders, "%").await;
+    let orders_after = app.db_count(count_orders, "%").await;
     assert_eq!(orders_before, orders_after, "no order was created");
 }
 
@@ -677,14 +677,10 @@ async fn a_carriage_return_cannot_break_the_live_streams() {
 
     // Text that got into the log some other way (an older version stored it) still
     // cannot break the stream: write it straight into the notification log.
-    let url = format!(
-        "sqlite://{}",
-        app.config.data_dir.join("shopflow.db").display()
-    );
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = app.db().await;
     sqlx::query(
         "INSERT INTO notifications (event_id, user_id, order_id, kind, message, created_at)
-         VALUES ('sec-sse-injected', 'ivan', 'sec-sse', 'payment_failed', ?, '2026-01-01T00:00:00.000Z')",
+         VALUES ('sec-sse-injected', 'ivan', 'sec-sse', 'payment_failed', $1, '2026-01-01T00:00:00.000Z')",
     )
     .bind(attack)
     .execute(&pool)
@@ -833,8 +829,8 @@ async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
     assert_eq!(app.workflow_runs("forged-1").await, 0);
     assert_eq!(app.workflow_runs("forged-2").await, 0);
     assert_eq!(
-        app.sqlite_count(
-            "SELECT COUNT(*) FROM shipments WHERE order_id = ?",
+        app.db_count(
+            "SELECT COUNT(*) FROM shipments WHERE order_id = $1",
             "forged-1"
         )
         .await,
@@ -862,14 +858,10 @@ async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
         "{order}"
     );
     let reserved =
-        "SELECT COUNT(*) FROM stock_reservations WHERE order_id = ? AND state = 'reserved'";
-    assert_eq!(
-        app.sqlite_count(reserved, id).await,
-        0,
-        "the stock went back"
-    );
-    let paid = "SELECT COUNT(*) FROM payment_requests WHERE order_id = ? AND state = 'succeeded'";
-    assert_eq!(app.sqlite_count(paid, id).await, 0);
+        "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'reserved'";
+    assert_eq!(app.db_count(reserved, id).await, 0, "the stock went back");
+    let paid = "SELECT COUNT(*) FROM payment_requests WHERE order_id = $1 AND state = 'succeeded'";
+    assert_eq!(app.db_count(paid, id).await, 0);
     assert_eq!(app.workflow_runs(id).await, 0, "nothing to fulfil");
 
     // The endpoint serves only requests Restate signed.

@@ -18,9 +18,9 @@ pub mod test_postgres;
 /// A test's own new database URL: a SQLite file in `dir`, or with
 /// `SHOPFLOW_TEST_DATABASE=postgres` a new database on the test binary's PostgreSQL.
 #[cfg(test)]
-pub async fn test_url(dir: &std::path::Path) -> String {
+pub fn test_url(dir: &std::path::Path) -> String {
     if test_postgres::wanted() {
-        test_postgres::Postgres::shared().fresh_database().await
+        test_postgres::Postgres::shared().fresh_database()
     } else {
         format!("sqlite://{}", dir.join("t.db").display())
     }
@@ -30,7 +30,7 @@ pub async fn test_url(dir: &std::path::Path) -> String {
 #[cfg(test)]
 pub async fn test_db() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&test_url(dir.path()).await).await.unwrap();
+    let db = Db::open(&test_url(dir.path())).await.unwrap();
     (dir, db)
 }
 
@@ -388,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn reopening_a_database_migrates_and_seeds_idempotently() {
         let dir = tempfile::tempdir().unwrap();
-        let url = test_url(dir.path()).await;
+        let url = test_url(dir.path());
         let first = Db::open(&url).await.unwrap().products().await.unwrap();
         let second = Db::open(&url).await.unwrap().products().await.unwrap();
         assert_eq!(first, second);

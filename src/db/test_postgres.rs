@@ -73,20 +73,24 @@ fn command(program: &Path) -> Command {
     cmd
 }
 
-/// Spawns from a thread that lives as long as the process: the parent-death signal
-/// fires when the spawning thread ends, not only the process.
-fn spawn_for_good(cmd: Command) -> Child {
-    static SPAWNER: OnceLock<
-        std::sync::Mutex<std::sync::mpsc::Sender<(Command, std::sync::mpsc::Sender<Child>)>>,
-    > = OnceLock::new();
+/// A command to start, and where to say it has started.
+type Start = (Command, std::sync::mpsc::Sender<std::io::Result<u32>>);
+
+/// Spawns from a thread that lives as long as the process (and keeps the child): the
+/// parent-death signal fires when the spawning thread ends, not only the process.
+fn spawn_for_good(cmd: Command) -> std::io::Result<u32> {
+    static SPAWNER: OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Start>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<(Command, std::sync::mpsc::Sender<Child>)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Start>();
         std::thread::spawn(move || {
+            let mut children: Vec<Child> = Vec::new();
             for (mut cmd, reply) in rx {
-                let _ = reply.send(cmd.spawn().expect("start postgres"));
-            }
-            loop {
-                std::thread::park();
+                let started = cmd.spawn().map(|child| {
+                    let pid = child.id();
+                    children.push(child);
+                    pid
+                });
+                let _ = reply.send(started);
             }
         });
         std::sync::Mutex::new(tx)
@@ -150,9 +154,15 @@ impl Postgres {
             .args(["-c", "full_page_writes=off", "-c", "max_connections=500"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        spawn_for_good(postgres);
+        spawn_for_good(postgres).expect("start postgres");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let ready = || {
+            Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        while !ready() {
             assert!(Instant::now() < deadline, "postgres did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -165,39 +175,54 @@ impl Postgres {
     }
 
     /// Database `name`, created if it does not exist yet; its URL.
-    pub async fn database(&self, name: &str) -> String {
-        use sqlx::Connection;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut admin = loop {
-            match sqlx::PgConnection::connect(&self.url("postgres")).await {
-                Ok(conn) => break conn,
-                // Listening but not yet accepting: the cluster is still starting.
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Err(e) => panic!("connect to postgres: {e}"),
-            }
-        };
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-                .bind(name)
-                .fetch_optional(&mut admin)
-                .await
+    pub fn database(&self, name: &str) -> String {
+        let out = Command::new(bin_dir().join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "shopflow",
+            ])
+            .args(["-d", "postgres", "-tAc"])
+            .arg(format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.stdout.trim_ascii().is_empty() {
+            let out = Command::new(bin_dir().join("createdb"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "shopflow",
+                ])
+                .arg(name)
+                .output()
                 .unwrap();
-        if exists.is_none() {
-            sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut admin)
-                .await
-                .unwrap();
+            assert!(
+                out.status.success(),
+                "createdb: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         self.url(name)
     }
 
     /// A new database with a name no other caller in this process gets; its URL.
-    pub async fn fresh_database(&self) -> String {
+    pub fn fresh_database(&self) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        self.database(&format!("t{}_{n}", std::process::id())).await
+        self.database(&format!("t{}_{n}", std::process::id()))
     }
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod openapi;
+#[path = "../../src/db/test_postgres.rs"]
+pub mod postgres;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -55,6 +57,12 @@ pub fn free_addr() -> SocketAddr {
     }
 }
 
+/// A pool for a database URL (SQLite or PostgreSQL).
+pub async fn connect(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.unwrap()
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -87,6 +95,9 @@ pub struct AppConfig {
     pub log_file: Option<PathBuf>,
     /// The `shopflow` binary to run.
     pub binary: PathBuf,
+    /// The app's database: its own SQLite file, or with `SHOPFLOW_TEST_DATABASE=postgres`
+    /// its own database on the test binary's PostgreSQL server.
+    pub database_url: String,
 }
 
 impl AppConfig {
@@ -102,6 +113,11 @@ impl AppConfig {
             extra_env: Vec::new(),
             log_file: None,
             binary: PathBuf::from(env!("CARGO_BIN_EXE_shopflow")),
+            database_url: if postgres::wanted() {
+                postgres::Postgres::shared().fresh_database()
+            } else {
+                format!("sqlite://{}", data_dir.join("shopflow.db").display())
+            },
         }
     }
 
@@ -118,6 +134,7 @@ impl AppConfig {
         let mut args = vec!["shopflow".to_owned()];
         args.push(format!("--data-dir={}", self.data_dir.display()));
         args.push(format!("--http-addr={}", self.http));
+        args.push(format!("--database-url={}", self.database_url));
         for (key, value) in &self.extra_env {
             if let Some(flag) = key.strip_prefix("SHOPFLOW_") {
                 args.push(format!(
@@ -153,6 +170,7 @@ impl AppConfig {
                 if self.external { "external" } else { "spawn" },
             )
             .env("RESTATE_SERVER_BIN", restate_server_bin())
+            .env("SHOPFLOW_DATABASE_URL", &self.database_url)
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -670,13 +688,14 @@ impl TestApp {
         )
     }
 
-    /// One number from the app's SQLite file (a real file, read as another client would).
-    pub async fn sqlite_count(&self, query: &str, bind: &str) -> i64 {
-        let url = format!(
-            "sqlite://{}?mode=ro",
-            self.config.data_dir.join("shopflow.db").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    /// A connection pool to the app's database, as another client of it.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        connect(&self.config.database_url).await
+    }
+
+    /// One number from the app's database (read as another client would).
+    pub async fn db_count(&self, query: &str, bind: &str) -> i64 {
+        let pool = self.db().await;
         let n: i64 = sqlx::query_scalar(query)
             .bind(bind)
             .fetch_one(&pool)
