@@ -129,7 +129,7 @@ enum Fault {
     KillGroup,
     /// SIGSTOP of the endpoint for this long (it hangs instead of dying), then SIGCONT.
     Freeze(Duration),
-    /// The SQLite file locked by another process (`BEGIN EXCLUSIVE`) for this long.
+    /// The database locked by another client for this long.
     LockDatabase(Duration),
 }
 
@@ -146,7 +146,7 @@ impl Fault {
             Fault::KillSupervisor => "kill -9 supervisor, restart at once".into(),
             Fault::KillGroup => "kill -9 process group, restart at once".into(),
             Fault::Freeze(d) => format!("SIGSTOP endpoint {}s", d.as_secs()),
-            Fault::LockDatabase(d) => format!("SQLite locked {}s", d.as_secs()),
+            Fault::LockDatabase(d) => format!("database locked {}s", d.as_secs()),
         }
     }
 }
@@ -451,14 +451,24 @@ async fn apply(run: &Run, app: &mut TestApp, fault: Fault) {
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
         Fault::LockDatabase(d) => {
-            let url = run.db_url.clone();
-            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            // Another client holds the whole database (SQLite) or every table the
+            // app writes (PostgreSQL) locked.
+            let lock: &[&str] = if run.db_url.starts_with("postgres") {
+                &[
+                    "BEGIN",
+                    "LOCK TABLE products, orders, stock_reservations, payment_requests,
+                     shipments, notifications, checkout_claims, order_invocations
+                     IN ACCESS EXCLUSIVE MODE",
+                ]
+            } else {
+                &["BEGIN EXCLUSIVE"]
+            };
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&run.db_url)
                 .await
                 .unwrap();
-            sqlx::query("BEGIN EXCLUSIVE")
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            for statement in lock {
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
             tokio::time::sleep(d).await;
             sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
         }
@@ -580,7 +590,7 @@ async fn check(
     let pool = common::connect(&run.db_url).await;
     // Stock is conserved per product: available + reserved + sold = initial.
     let held: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT p.sku, COALESCE(SUM(r.quantity), 0) FROM products p
+        "SELECT p.sku, CAST(COALESCE(SUM(r.quantity), 0) AS BIGINT) FROM products p
          LEFT JOIN stock_reservations r ON r.product_id = p.id AND r.state IN ('reserved', 'sold')
          GROUP BY p.sku",
     )
@@ -660,14 +670,14 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
         .await
         .unwrap();
     let payment = text(
-        "SELECT state || ' amount=' || amount_cents || ' refunded=' || COALESCE(refunded_cents, '-')
+        "SELECT state || ' amount=' || amount_cents || ' refunded=' || COALESCE(CAST(refunded_cents AS TEXT), '-')
          FROM payment_requests WHERE order_id = $1",
     )
     .await
     .unwrap();
     let stock = text(
-        "SELECT group_concat(product_id || 'x' || quantity || ':' || state, ',')
-         FROM (SELECT * FROM stock_reservations WHERE order_id = $1 ORDER BY product_id)",
+        "SELECT string_agg(product_id || 'x' || quantity || ':' || state, ',')
+         FROM (SELECT * FROM stock_reservations WHERE order_id = $1 ORDER BY product_id) AS r",
     )
     .await
     .unwrap();
@@ -675,8 +685,8 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
         .await
         .unwrap();
     let compensations = text(
-        "SELECT group_concat(name, ',') FROM
-         (SELECT name FROM order_compensations WHERE order_id = $1 ORDER BY seq)",
+        "SELECT string_agg(name, ',') FROM
+         (SELECT name FROM order_compensations WHERE order_id = $1 ORDER BY seq) AS c",
     )
     .await
     .unwrap();
