@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test test-postgres postgres e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -31,10 +31,24 @@ $(NPM_STAMP): package.json package-lock.json
 ## test: formatting, lints, unit and integration tests against a real restate-server,
 ## then the browser tests
 ## (they use the `shopflow` binary that `cargo test` has just built)
-test: deps fmt-check lint browser loadgen
+test: deps fmt-check lint browser loadgen postgres
 	$(CARGO) test
+	$(MAKE) test-postgres
 	$(E2E)
 	$(MAKE) bench-smoke
+
+## test-postgres: the unit and integration tests again, each app on its own database of
+## a real PostgreSQL server the tests start (Debian's package, a temp dir, a free port)
+test-postgres: postgres
+	SHOPFLOW_TEST_DATABASE=postgres $(CARGO) test --tests
+
+## postgres: Debian's PostgreSQL server programs, installed when missing (the tests run
+## their own server; nothing is started here)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 ## bench-smoke: every bench scenario for about a second, with a tenth of the load (part
 ## of `make test`, so the benches cannot rot; figures go to target/bench-smoke)
