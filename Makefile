@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test test-postgres postgres e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test test-postgres postgres cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -102,6 +102,28 @@ chaos: deps
 ## target/soak-report.md. Not part of `make test`.
 soak: deps
 	$(CARGO) test --test chaos soak -- --ignored --nocapture
+
+## cluster: the scale-out layout of deploy/ on this machine, every process on 127.0.0.1:
+## an S3-compatible store (moto), PostgreSQL, three Restate nodes, two service replicas
+## and two web replicas behind HAProxy; prints the URL. Demo mode, as `make run`.
+## Honours SHOPFLOW_* settings. `make cluster-down` stops it.
+cluster: build cluster-deps
+	SHOPFLOW_TRUST_USER_HEADER=$${SHOPFLOW_TRUST_USER_HEADER:-true} deploy/cluster.sh up
+
+cluster-down:
+	deploy/cluster.sh down
+
+## cluster-deps: Debian's haproxy and postgresql, and moto (S3 for Restate's snapshots)
+## in target/cluster-venv, each installed when missing
+MOTO_VERSION := 5.2.5
+cluster-deps: deps postgres
+	@command -v haproxy >/dev/null || { \
+	  echo "installing haproxy with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; }
+	@test -x target/cluster-venv/bin/moto_server || { \
+	  python3 -m venv target/cluster-venv && \
+	  target/cluster-venv/bin/pip install -q 'moto[server]==$(MOTO_VERSION)'; }
 
 fmt:
 	$(CARGO) fmt

@@ -12,6 +12,9 @@ use crate::domain::{DisplayName, OrderId, PaymentState, Reason, Username};
 
 /// Runs one operator command to its end.
 pub async fn run(command: Role, config: &Config) -> anyhow::Result<()> {
+    if command == Role::Identity {
+        return identity(config);
+    }
     let db = Db::open(&config.database_url()).await?;
     match command {
         Role::User(command) => user(command, &db).await,
@@ -21,8 +24,22 @@ pub async fn run(command: Role, config: &Config) -> anyhow::Result<()> {
             decline,
             curl,
         } => pay(&order_id, decline.as_deref(), curl, config, &db).await,
-        Role::Services | Role::Web => bail!("not an operator command"),
+        Role::Services | Role::Web | Role::Identity => bail!("not an operator command"),
     }
+}
+
+/// The key pair Restate's calls to the endpoint are signed with, as the settings that
+/// name it (one `KEY=value` per line, for an env file).
+fn identity(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let identity = crate::restate_identity::load_or_create(&config.data_dir)?;
+    println!("SHOPFLOW_RESTATE_IDENTITY_KEY={}", identity.public_key);
+    println!(
+        "{}={}",
+        crate::restate_identity::SERVER_ENV,
+        identity.private_key_file.display()
+    );
+    Ok(())
 }
 
 fn username(text: &str) -> anyhow::Result<Username> {

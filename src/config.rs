@@ -36,6 +36,10 @@ pub enum Role {
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         ttl: Duration,
     },
+    /// Print the request-identity key pair of --data-dir (made on first use) as
+    /// environment settings: the public key for `shopflow services`, the private key
+    /// file for every restate-server node.
+    Identity,
     /// Settle ORDER_ID's pending payment as the payment gateway would: a signed
     /// callback to the running web role.
     Pay {

@@ -43,7 +43,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "cli",
-        &["app", "auth", "config", "db", "domain", "secrets", "clock"],
+        &[
+            "app",
+            "auth",
+            "config",
+            "db",
+            "domain",
+            "secrets",
+            "clock",
+            "restate_identity",
+        ],
     ),
     (
         "supervisor",
