@@ -31,7 +31,7 @@ $(NPM_STAMP): package.json package-lock.json
 ## test: formatting, lints, unit and integration tests against a real restate-server,
 ## then the browser tests
 ## (they use the `shopflow` binary that `cargo test` has just built)
-test: deps fmt-check lint browser loadgen postgres
+test: deps fmt-check lint browser loadgen postgres cluster-deps
 	$(CARGO) test
 	$(MAKE) test-postgres
 	$(E2E)
@@ -112,6 +112,14 @@ cluster: build cluster-deps
 
 cluster-down:
 	deploy/cluster.sh down
+
+## cluster-test: many customers' orders through every lifecycle path on the cluster
+## while a chaos loop kills -9 (and restarts) a Restate node, a service replica, a web
+## replica or the database's connections every few seconds; then every invariant.
+## Report in target/cluster-report.md (CLUSTER_CUSTOMERS, CLUSTER_ROUNDS to change).
+## `make test` runs a short smoke test of the same.
+cluster-test: cluster-deps
+	$(CARGO) test --release --test cluster cluster_chaos -- --ignored --nocapture
 
 ## cluster-deps: Debian's haproxy and postgresql, and moto (S3 for Restate's snapshots)
 ## in target/cluster-venv, each installed when missing
