@@ -119,7 +119,7 @@ cluster-down:
 ## Report in target/cluster-report.md (CLUSTER_CUSTOMERS, CLUSTER_ROUNDS to change).
 ## `make test` runs a short smoke test of the same.
 cluster-test: cluster-deps
-	$(CARGO) test --release --test cluster cluster_chaos -- --ignored --nocapture
+	$(CARGO) test --release --test cluster -- --ignored --nocapture --test-threads=1
 
 ## cluster-deps: Debian's haproxy and postgresql, and moto (S3 for Restate's snapshots)
 ## in target/cluster-venv, each installed when missing

@@ -456,10 +456,7 @@ async fn cluster_smoke() {
 async fn cluster_chaos() {
     let cluster = Arc::new(Cluster::up(
         "cluster-chaos",
-        &[
-            ("SHOPFLOW_DELIVERY_DELAY", "2s"),
-            ("SHOPFLOW_SEED", "bench"),
-        ],
+        &[("SHOPFLOW_DELIVERY_DELAY", "2s")],
     ));
     let api = cluster.api();
     let before = stock(&api).await;
@@ -470,7 +467,7 @@ async fn cluster_chaos() {
     let rounds: usize = std::env::var("CLUSTER_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(10);
 
     // A prober reads a cart every 50 ms: the longest gap between answers around each
     // kill is that kill's stall.
@@ -534,12 +531,29 @@ async fn cluster_chaos() {
         })
     };
 
+    // The demo customers (the load-test seed would reset the stock at every restart).
+    let (_, users) = until_answered("the users", || {
+        send(api.request(reqwest::Method::GET, "/api/users"))
+    })
+    .await;
+    let names: Vec<String> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["role"] == "customer")
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.len() >= customers,
+        "{} customers in the seed",
+        names.len()
+    );
+
     let started = Instant::now();
     let mut work = Vec::new();
-    for c in 0..customers {
+    for (c, user) in names.into_iter().take(customers).enumerate() {
         let api = api.clone();
         work.push(tokio::spawn(async move {
-            let user = format!("shopper-{:04}", c + 1);
             let mut orders = Vec::new();
             for r in 0..rounds {
                 let path = match (c + r) % 4 {
@@ -595,5 +609,53 @@ async fn cluster_chaos() {
     }
     let out = Path::new(ROOT).join("target/cluster-report.md");
     std::fs::write(&out, &report).unwrap();
+    eprintln!("{report}");
+}
+
+/// The same orders, fault-free, on one node (`shopflow` as `make run` starts it) and
+/// on the cluster: orders per second of each, for the report.
+#[tokio::test]
+#[ignore = "minutes long; `make cluster-test` runs it"]
+async fn cluster_throughput_vs_one_node() {
+    async fn rate(api: &Api, prefix: &str) -> f64 {
+        let started = Instant::now();
+        let work: Vec<_> = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+        ]
+        .into_iter()
+        .map(|user| {
+            let (api, prefix) = (api.clone(), prefix.to_owned());
+            tokio::spawn(async move {
+                for r in 0..5 {
+                    let id = format!("{prefix}-{user}-{r}");
+                    one_order(&api, user, &id, "P004", Ending::Delivered).await;
+                }
+            })
+        })
+        .collect();
+        for w in work {
+            w.await.unwrap();
+        }
+        40.0 / started.elapsed().as_secs_f64()
+    }
+    let delay = [("SHOPFLOW_DELIVERY_DELAY", "1s")];
+    let single = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AppConfig::new(dir.path());
+        config.extra_env = vec![(delay[0].0.into(), delay[0].1.into())];
+        let app = common::TestApp::start(config).await;
+        rate(&app.api, "one").await
+    };
+    let cluster = Cluster::up("cluster-throughput", &delay);
+    let clustered = rate(&cluster.api(), "cluster").await;
+    let report = format!(
+        "\n## Throughput without faults\n\n40 orders (8 customers x 5, delivery delay 1 s): \
+         one node {single:.2} orders/s, cluster {clustered:.2} orders/s ({:.2}x).\n",
+        clustered / single
+    );
+    let out = Path::new(ROOT).join("target/cluster-report.md");
+    let mut text = std::fs::read_to_string(&out).unwrap_or_default();
+    text.push_str(&report);
+    std::fs::write(&out, text).unwrap();
     eprintln!("{report}");
 }
