@@ -144,6 +144,9 @@ enum Ending {
     Delivered,
     Declined,
     Rejected,
+    /// The carrier refuses every booking (`FAIL_SHIP` in the order id): the saga
+    /// refunds and gives the stock back.
+    ShippingFailed,
 }
 
 /// Places, pays (or declines) and decides one order for `user`, retrying every step
@@ -228,10 +231,10 @@ async fn one_order(api: &Api, user: &str, id: &str, sku: &str, path: Ending) -> 
         decided.0 == 200 || decided.0 == 409,
         "{action} {id}: {decided:?}"
     );
-    let end = if path == Ending::Rejected {
-        "rejected"
-    } else {
-        "delivered"
+    let end = match path {
+        Ending::Rejected => "rejected",
+        Ending::ShippingFailed => "shipping_failed",
+        _ => "delivered",
     };
     wait_for(api, user, id, end).await
 }
@@ -309,6 +312,18 @@ async fn check_invariants(
         )
         .await;
         let delivered = *path == Ending::Delivered;
+        let refunds = count(
+            "SELECT COUNT(*) FROM payment_requests
+             WHERE order_id = $1 AND refunded_cents = amount_cents",
+            id.clone(),
+        )
+        .await;
+        let refunded = matches!(path, Ending::Rejected | Ending::ShippingFailed);
+        assert_eq!(
+            refunds,
+            i64::from(refunded),
+            "{id}: refunded once, if at all"
+        );
         assert_eq!(
             (shipments, sales),
             (i64::from(delivered), i64::from(delivered)),
@@ -397,11 +412,16 @@ async fn cluster_smoke() {
             }
             (_, victim) => cluster.kill(victim),
         }
-        let id = format!("smoke-{n}");
-        let path = if n == 2 {
-            Ending::Declined
-        } else {
-            Ending::Delivered
+        let path = [
+            Ending::Delivered,
+            Ending::Rejected,
+            Ending::Declined,
+            Ending::ShippingFailed,
+            Ending::Delivered,
+        ][n];
+        let id = match path {
+            Ending::ShippingFailed => format!("smoke-{n}-FAIL_SHIP"),
+            _ => format!("smoke-{n}"),
         };
         let order = one_order(&api, "alice", &id, "P001", path).await;
         eprintln!("{id} ({kind} lost): {}", order["status"]);
@@ -467,7 +487,7 @@ async fn cluster_chaos() {
     let rounds: usize = std::env::var("CLUSTER_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(30);
 
     // A prober reads a cart every 50 ms: the longest gap between answers around each
     // kill is that kill's stall.
@@ -556,12 +576,16 @@ async fn cluster_chaos() {
         work.push(tokio::spawn(async move {
             let mut orders = Vec::new();
             for r in 0..rounds {
-                let path = match (c + r) % 4 {
+                let path = match (c + r) % 5 {
                     0 | 1 => Ending::Delivered,
                     2 => Ending::Declined,
-                    _ => Ending::Rejected,
+                    3 => Ending::Rejected,
+                    _ => Ending::ShippingFailed,
                 };
-                let id = format!("chaos-{c}-{r}");
+                let id = match path {
+                    Ending::ShippingFailed => format!("chaos-{c}-{r}-FAIL_SHIP"),
+                    _ => format!("chaos-{c}-{r}"),
+                };
                 let sku = ["P001", "P002", "P004", "P008"][r % 4];
                 one_order(&api, &user, &id, sku, path).await;
                 orders.push((id, path));
