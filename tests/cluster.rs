@@ -619,10 +619,9 @@ async fn cluster_chaos() {
         let until = kills
             .get(n + 1)
             .map_or(*at + Duration::from_secs(10), |k| k.1);
-        let window: Vec<&Instant> = answers
-            .iter()
-            .filter(|t| **t >= *at && **t <= until)
-            .collect();
+        // From the last answer before the fault.
+        let first = answers.partition_point(|t| t < at).saturating_sub(1);
+        let window: Vec<&Instant> = answers[first..].iter().filter(|t| **t <= until).collect();
         let gap = window
             .windows(2)
             .map(|w| w[1].duration_since(*w[0]))
