@@ -466,8 +466,18 @@ async fn apply(run: &Run, app: &mut TestApp, fault: Fault) {
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&run.db_url)
                 .await
                 .unwrap();
-            for statement in lock {
-                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            // Taking PostgreSQL's locks one table after another can deadlock with the
+            // app's own transactions (it then aborts one of the two): take them again.
+            let started = Instant::now();
+            'locked: loop {
+                for statement in lock {
+                    if let Err(e) = sqlx::query(statement).execute(&mut conn).await {
+                        assert!(started.elapsed() < Duration::from_secs(30), "lock: {e}");
+                        sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+                        continue 'locked;
+                    }
+                }
+                break;
             }
             tokio::time::sleep(d).await;
             sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
