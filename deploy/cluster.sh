@@ -167,6 +167,8 @@ up() {
   for name in services-1 services-2 haproxy; do running "$name" || start_one "$name"; done
   register
   for name in web-1 web-2; do running "$name" || start_one "$name"; done
+  # The balancer marks a replica up at its next health check.
+  wait_for "the shop through the balancer" 30 http_ok "$URL/healthz/live"
   echo "ShopFlow cluster is running: $URL"
 }
 
