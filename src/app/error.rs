@@ -138,7 +138,8 @@ impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         let busy = match &err {
             sqlx::Error::PoolTimedOut => true,
-            // PostgreSQL's server unreachable (restarting, failing over).
+            // The database server unreachable (restarting, failing over). SQLite reports
+            // its own I/O failures as database errors (SQLITE_IOERR), never as `Io`.
             sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
             sqlx::Error::Database(db) => db.code().is_some_and(|code| passing(&code)),
             _ => false,

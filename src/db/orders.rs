@@ -832,15 +832,7 @@ impl Db {
         kind: &str,
         message: &str,
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
-        if self.backend() == Backend::Postgres {
-            // One writer at a time, so ids become visible in order to the tails.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(NOTIFICATION_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO notifications (event_id, user_id, order_id, kind, message, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
         )
@@ -849,9 +841,19 @@ impl Db {
         .bind(order_id)
         .bind(kind)
         .bind(message)
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await?;
+        .bind(now_rfc3339());
+        if self.backend() == Backend::Sqlite {
+            // SQLite's single writer already makes ids visible in order.
+            insert.execute(self.pool()).await?;
+            return Ok(());
+        }
+        // One writer at a time, so ids become visible in order to the tails.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(NOTIFICATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        insert.execute(&mut *tx).await?;
         tx.commit().await
     }
 
