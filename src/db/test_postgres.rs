@@ -176,46 +176,31 @@ impl Postgres {
 
     /// Database `name`, created if it does not exist yet; its URL.
     pub fn database(&self, name: &str) -> String {
-        let out = Command::new(bin_dir().join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "shopflow",
-            ])
-            .args(["-d", "postgres", "-tAc"])
-            .arg(format!(
-                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
-            ))
+        let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
+        if self
+            .client("psql", &["-d", "postgres", "-tAc", &exists])
+            .is_empty()
+        {
+            self.client("createdb", &[name]);
+        }
+        self.url(name)
+    }
+
+    /// What client `program` (psql, createdb) prints when run with `args` against this
+    /// server as user shopflow; panics with its error when it fails.
+    fn client(&self, program: &str, args: &[&str]) -> String {
+        let port = self.port.to_string();
+        let out = Command::new(bin_dir().join(program))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "shopflow"])
+            .args(args)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "psql: {}",
+            "{program}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        if out.stdout.trim_ascii().is_empty() {
-            let out = Command::new(bin_dir().join("createdb"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "shopflow",
-                ])
-                .arg(name)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "createdb: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        self.url(name)
+        String::from_utf8_lossy(out.stdout.trim_ascii()).into_owned()
     }
 
     /// A new database with a name no other caller in this process gets; its URL.
