@@ -394,6 +394,42 @@ mod tests {
         assert_eq!(first, second);
     }
 
+    /// Every table's columns and every index by name, sorted.
+    async fn schema(db: &Db) -> Vec<String> {
+        let sql = match db.backend() {
+            Backend::Sqlite => {
+                "SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%' AND m.name NOT LIKE '_sqlx%'
+                 UNION ALL SELECT 'index ' || name FROM sqlite_master
+                 WHERE type = 'index' AND sql IS NOT NULL"
+            }
+            Backend::Postgres => {
+                "SELECT (table_name || '.' || column_name)::text FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'
+                 UNION ALL SELECT ('index ' || indexname)::text FROM pg_indexes
+                 WHERE schemaname = 'public' AND indexname NOT LIKE '%\\_pkey'
+                   AND indexname NOT LIKE '%\\_key'"
+            }
+        };
+        let mut names: Vec<String> = sqlx::query_scalar(sql).fetch_all(db.pool()).await.unwrap();
+        names.sort();
+        names
+    }
+
+    /// The two engines' migrations are written separately; they must end in the same
+    /// tables, columns and indexes. Runs in the PostgreSQL pass.
+    #[tokio::test]
+    async fn postgres_schema_matches_sqlite() {
+        if !test_postgres::wanted() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}", dir.path().join("s.db").display());
+        let sqlite = Db::open(&sqlite).await.unwrap();
+        let (_pg_dir, postgres) = test_db().await;
+        assert_eq!(schema(&sqlite).await, schema(&postgres).await);
+    }
+
     #[tokio::test]
     async fn seed_has_what_the_design_promises() {
         let (_dir, db) = temp_db().await;
