@@ -407,7 +407,14 @@ async fn the_journal_shows_the_durable_steps() {
 
     assert_eq!(api.approve(ADMIN, id).await.0, 200);
     api.wait_status("kim", id, "delivered").await;
-    let (_, done) = api.get(&path, Some("kim")).await;
+    // The workflow ends just after it records the delivery: compare once all have ended.
+    let done = eventually("every invocation of the order to complete", || async {
+        let (_, journal) = api.get(&path, Some("kim")).await;
+        let ended = journal["invocations"].as_array()?;
+        let all = ended.iter().all(|i| i["status"] == "completed");
+        all.then_some(journal)
+    })
+    .await;
     let run = steps(&done, &format!("{id}/Run"));
     for (kind, name) in [
         ("promise", "admin_approval"),
