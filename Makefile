@@ -115,7 +115,8 @@ cluster-down:
 
 ## cluster-test: many customers' orders through every lifecycle path on the cluster
 ## while a chaos loop kills -9 (and restarts) a Restate node, a service replica, a web
-## replica or the database's connections every few seconds; then every invariant.
+## replica, the PostgreSQL server, or ends the database's connections every few
+## seconds; then every invariant.
 ## Report in target/cluster-report.md (CLUSTER_CUSTOMERS, CLUSTER_ROUNDS to change).
 ## `make test` runs a short smoke test of the same.
 cluster-test: cluster-deps

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Api, AppConfig, eventually};
+use common::{Api, AppConfig};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -114,7 +114,21 @@ impl Drop for Cluster {
 
 /// Asks until the answer is not a passing failure (a 5xx, or no answer while a replica
 /// or node is down): what a client with a timeout and idempotency keys does.
-async fn until_answered<F, Fut>(what: &str, mut ask: F) -> common::Reply
+async fn until_answered<F, Fut>(what: &str, ask: F) -> common::Reply
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<common::Reply, reqwest::Error>>,
+{
+    until_answered_with(what, ask, |_| true).await
+}
+
+/// Asks until an answer that is not a passing failure also passes `done`; the last
+/// answer is in the message when the deadline passes.
+async fn until_answered_with<F, Fut>(
+    what: &str,
+    mut ask: F,
+    done: impl Fn(&common::Reply) -> bool,
+) -> common::Reply
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<common::Reply, reqwest::Error>>,
@@ -122,7 +136,7 @@ where
     let started = Instant::now();
     loop {
         match ask().await {
-            Ok(reply) if reply.0.as_u16() < 500 => return reply,
+            Ok(reply) if reply.0.as_u16() < 500 && done(&reply) => return reply,
             Ok(reply) => assert!(started.elapsed() < common::DEADLINE, "{what}: {reply:?}"),
             Err(e) => assert!(started.elapsed() < common::DEADLINE, "{what}: {e}"),
         }
@@ -176,18 +190,22 @@ async fn one_order(api: &Api, user: &str, id: &str, sku: &str, path: Ending) -> 
         checkout.0 == 202 || checkout.0 == 200,
         "checkout {id}: {checkout:?}"
     );
-    let order = until_answered("the order", || {
-        send(
-            api.request(reqwest::Method::GET, &format!("/api/orders/{id}"))
-                .bearer_auth(&token),
-        )
-    })
-    .await
-    .1;
-    let awakeable = order["payment"]["awakeable_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, order) = until_answered_with(
+        &format!("order {id} with its payment"),
+        || {
+            send(
+                api.request(reqwest::Method::GET, &format!("/api/orders/{id}"))
+                    .bearer_auth(&token),
+            )
+        },
+        |(status, order)| {
+            *status == 200
+                && order["payment"]["awakeable_id"].is_string()
+                && order["total_cents"].is_i64()
+        },
+    )
+    .await;
+    let awakeable = order["payment"]["awakeable_id"].as_str().unwrap();
     let total = order["total_cents"].as_i64().unwrap();
     let body = match path {
         Ending::Declined => json!({"awakeable_id": awakeable, "transaction_id": "",
@@ -239,19 +257,22 @@ async fn one_order(api: &Api, user: &str, id: &str, sku: &str, path: Ending) -> 
     wait_for(api, user, id, end).await
 }
 
-/// Polls the order through the balancer until it reaches `status`.
+/// Polls the order through the balancer until it reaches `status`; the order as last
+/// seen is in the message when it does not.
 async fn wait_for(api: &Api, user: &str, id: &str, status: &str) -> Value {
     let token = api.token(user);
-    eventually(&format!("order {id} to become {status}"), || {
-        let req = api
-            .request(reqwest::Method::GET, &format!("/api/orders/{id}"))
-            .bearer_auth(&token);
-        async move {
-            let (code, order) = send(req).await.ok()?;
-            (code == 200 && order["status"] == status).then_some(order)
-        }
+    let ask = || {
+        send(
+            api.request(reqwest::Method::GET, &format!("/api/orders/{id}"))
+                .bearer_auth(&token),
+        )
+    };
+    let what = format!("order {id} to become {status}");
+    until_answered_with(&what, ask, |(code, order)| {
+        *code == 200 && order["status"] == status
     })
     .await
+    .1
 }
 
 /// Stock of every product, through the balancer.
@@ -518,10 +539,11 @@ async fn cluster_chaos() {
                 "n1",
                 "services-1",
                 "web-1",
-                "database",
+                "database connections",
                 "n2",
                 "services-2",
                 "web-2",
+                "postgres",
                 "n3",
             ];
             let mut kills: Vec<(String, Instant)> = Vec::new();
@@ -531,7 +553,7 @@ async fn cluster_chaos() {
                 }
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 kills.push((victim.to_string(), Instant::now()));
-                if *victim == "database" {
+                if *victim == "database connections" {
                     cluster.drop_database_connections().await;
                     continue;
                 }
