@@ -510,21 +510,20 @@ async fn cluster_chaos() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
 
-    // A prober reads a cart every 50 ms: the longest gap between answers around each
-    // kill is that kill's stall.
+    // A prober reads a cart (Restate) and the orders list (the database) every 50 ms:
+    // the longest gap between answers to both around each kill is that kill's stall.
     let done = Arc::new(AtomicBool::new(false));
     let probe = {
         let (api, done) = (api.clone(), done.clone());
         tokio::spawn(async move {
             let token = api.token("admin");
+            let answered = async |path: &str| {
+                let req = api.request(reqwest::Method::GET, path).bearer_auth(&token);
+                send(req).await.is_ok_and(|(code, _)| code == 200)
+            };
             let mut answers: Vec<Instant> = Vec::new();
             while !done.load(Ordering::SeqCst) {
-                let req = api
-                    .request(reqwest::Method::GET, "/api/cart")
-                    .bearer_auth(&token);
-                if let Ok((code, _)) = send(req).await
-                    && code == 200
-                {
+                if answered("/api/cart").await && answered("/api/orders").await {
                     answers.push(Instant::now());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
