@@ -29,7 +29,7 @@ async fn health_reports_sqlite_and_restate() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        json!({"status": "ok", "sqlite": "ok", "restate": "ok"})
+        json!({"status": "ok", "database": "ok", "sqlite": "ok", "restate": "ok"})
     );
     let api = api().await;
     assert_eq!(
@@ -40,7 +40,7 @@ async fn health_reports_sqlite_and_restate() {
         api.get("/healthz/ready", None).await,
         (
             reqwest::StatusCode::OK,
-            json!({"status": "ready", "sqlite": "ok", "restate": "ok", "endpoint": "ok"})
+            json!({"status": "ready", "database": "ok", "sqlite": "ok", "restate": "ok", "endpoint": "ok"})
         )
     );
 }

@@ -433,7 +433,7 @@ async fn overload_is_shed_not_queued() {
     assert_eq!(status, 503, "{ready}");
     assert_eq!(
         ready,
-        json!({"status": "not_ready", "sqlite": "ok", "restate": "ok", "endpoint": "unreachable"})
+        json!({"status": "not_ready", "database": "ok", "sqlite": "ok", "restate": "ok", "endpoint": "unreachable"})
     );
 
     unsafe { libc::kill(services, libc::SIGCONT) };

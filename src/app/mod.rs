@@ -125,7 +125,7 @@ impl App {
 /// What `/healthz/ready` reports: ready to serve when all three hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
-    pub sqlite: bool,
+    pub database: bool,
     /// Restate's ingress and admin API answer.
     pub restate: bool,
     /// Restate has the service endpoint registered, and the endpoint answers.
@@ -134,20 +134,20 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn ready(&self) -> bool {
-        self.sqlite && self.restate && self.endpoint
+        self.database && self.restate && self.endpoint
     }
 }
 
-/// Whether SQLite, Restate and the registered service endpoint answer now.
+/// Whether the database, Restate and the registered service endpoint answer now.
 pub async fn readiness(app: &App) -> Readiness {
-    let (sqlite, ingress, admin, endpoint) = tokio::join!(
+    let (database, ingress, admin, endpoint) = tokio::join!(
         app.db.ping(),
         app.restate.ingress_healthy(),
         app.restate.admin_healthy(),
         app.restate.endpoint_ready(&app.services_url),
     );
     Readiness {
-        sqlite,
+        database,
         restate: ingress && admin,
         endpoint,
     }
@@ -158,7 +158,7 @@ pub async fn totals(app: &App) -> AppResult<crate::db::orders::Totals> {
     Ok(app.db.totals().await?)
 }
 
-/// Whether SQLite and Restate's ingress answer now.
+/// Whether the database and Restate's ingress answer now.
 pub async fn health(app: &App) -> (bool, bool) {
     tokio::join!(app.db.ping(), app.restate.ingress_healthy())
 }

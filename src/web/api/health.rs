@@ -1,6 +1,8 @@
-//! Health: `/healthz` (200 when SQLite and Restate both answer, 503 saying which failed),
-//! `/healthz/live` (the process serves: 200 always) and `/healthz/ready` (200 only when
-//! SQLite, Restate and the registered service endpoint all answer).
+//! Health: `/healthz` (200 when the database and Restate both answer, 503 saying which
+//! failed), `/healthz/live` (the process serves: 200 always) and `/healthz/ready` (200
+//! only when the database, Restate and the registered service endpoint all answer).
+//! The database's check is also reported as `sqlite`, its name before PostgreSQL, for
+//! the clients that read it.
 
 use axum::Json;
 use axum::extract::State;
@@ -43,6 +45,10 @@ enum HealthStatus {
 #[derive(Serialize, ToSchema)]
 struct Health {
     status: HealthStatus,
+    /// SQLite or PostgreSQL, whichever `SHOPFLOW_DATABASE_URL` names.
+    database: Check,
+    /// The same as `database`.
+    #[schema(deprecated)]
     sqlite: Check,
     restate: Check,
 }
@@ -68,6 +74,10 @@ enum ReadyStatus {
 #[derive(Serialize, ToSchema)]
 struct Ready {
     status: ReadyStatus,
+    /// SQLite or PostgreSQL, whichever `SHOPFLOW_DATABASE_URL` names.
+    database: Check,
+    /// The same as `database`.
+    #[schema(deprecated)]
     sqlite: Check,
     /// Restate's ingress and admin API.
     restate: Check,
@@ -83,12 +93,12 @@ fn code(ok: bool) -> StatusCode {
     }
 }
 
-/// SQLite and Restate answer.
+/// The database and Restate answer.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses(
     (status = 200, body = Health), (status = 503, description = "Which did not", body = Health)))]
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (sqlite, restate) = crate::app::health(&state).await;
-    let ok = sqlite && restate;
+    let (database, restate) = crate::app::health(&state).await;
+    let ok = database && restate;
     let status = if ok {
         HealthStatus::Ok
     } else {
@@ -96,7 +106,8 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     };
     let body = Health {
         status,
-        sqlite: sqlite.into(),
+        database: database.into(),
+        sqlite: database.into(),
         restate: restate.into(),
     };
     (code(ok), Json(body))
@@ -122,7 +133,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     };
     let body = Ready {
         status,
-        sqlite: r.sqlite.into(),
+        database: r.database.into(),
+        sqlite: r.database.into(),
         restate: r.restate.into(),
         endpoint: r.endpoint.into(),
     };
