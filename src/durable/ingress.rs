@@ -87,10 +87,16 @@ struct IngressError {
 }
 
 /// A refusal from its answer: the status, and the handler's code split off the message.
+/// A gateway error that is not Restate's JSON (a balancer in front of the ingress whose
+/// Restate node just died) is a passing unavailability, not a refusal.
 fn refused(status: StatusCode, body: &[u8]) -> CallError {
-    let message = serde_json::from_slice::<IngressError>(body)
-        .map(|e| e.message)
-        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    let message = match serde_json::from_slice::<IngressError>(body) {
+        Ok(e) => e.message,
+        Err(_) if matches!(status.as_u16(), 502..=504) => {
+            return CallError::Unavailable(format!("the ingress answered {status}"));
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
     let (code, message) = split_code(&message);
     CallError::Refused {
         status: status.as_u16(),
@@ -338,5 +344,28 @@ impl RestateClient {
             }
         }
         unreachable!("the forced registration either succeeds or fails")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balancers_gateway_error_is_unavailable_a_handlers_is_refused() {
+        let html = b"<html><body><h1>502 Bad Gateway</h1></body></html>";
+        for status in [502, 503, 504] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(matches!(refused(status, html), CallError::Unavailable(_)));
+        }
+        let terminal = br#"{"message": "shipping failed after 3 attempts: down"}"#;
+        assert!(matches!(
+            refused(StatusCode::BAD_GATEWAY, terminal),
+            CallError::Refused { status: 502, .. }
+        ));
+        assert!(matches!(
+            refused(StatusCode::INTERNAL_SERVER_ERROR, b"oops"),
+            CallError::Refused { status: 500, .. }
+        ));
     }
 }
