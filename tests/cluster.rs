@@ -112,8 +112,9 @@ impl Drop for Cluster {
     }
 }
 
-/// Asks until the answer is not a passing failure (a 5xx, or no answer while a replica
-/// or node is down): what a client with a timeout and idempotency keys does.
+/// Asks until the answer is not a passing failure (502, 503 or 504, or no answer while
+/// a replica or node is down): what a client with a timeout and idempotency keys does.
+/// A 500 is never passing: it fails the test.
 async fn until_answered<F, Fut>(what: &str, ask: F) -> common::Reply
 where
     F: FnMut() -> Fut,
@@ -137,6 +138,7 @@ where
     loop {
         match ask().await {
             Ok(reply) if reply.0.as_u16() < 500 && done(&reply) => return reply,
+            Ok(reply) if reply.0.as_u16() == 500 => panic!("{what}: {reply:?}"),
             Ok(reply) => assert!(started.elapsed() < common::DEADLINE, "{what}: {reply:?}"),
             Err(e) => assert!(started.elapsed() < common::DEADLINE, "{what}: {e}"),
         }
