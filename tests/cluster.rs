@@ -192,20 +192,9 @@ async fn one_order(api: &Api, user: &str, id: &str, sku: &str, path: Ending) -> 
         checkout.0 == 202 || checkout.0 == 200,
         "checkout {id}: {checkout:?}"
     );
-    let (_, order) = until_answered_with(
-        &format!("order {id} with its payment"),
-        || {
-            send(
-                api.request(reqwest::Method::GET, &format!("/api/orders/{id}"))
-                    .bearer_auth(&token),
-            )
-        },
-        |(status, order)| {
-            *status == 200
-                && order["payment"]["awakeable_id"].is_string()
-                && order["total_cents"].is_i64()
-        },
-    )
+    let order = order_until(api, user, id, "with its payment", |order| {
+        order["payment"]["awakeable_id"].is_string() && order["total_cents"].is_i64()
+    })
     .await;
     let awakeable = order["payment"]["awakeable_id"].as_str().unwrap();
     let total = order["total_cents"].as_i64().unwrap();
@@ -259,9 +248,21 @@ async fn one_order(api: &Api, user: &str, id: &str, sku: &str, path: Ending) -> 
     wait_for(api, user, id, end).await
 }
 
-/// Polls the order through the balancer until it reaches `status`; the order as last
-/// seen is in the message when it does not.
+/// Polls the order through the balancer until it reaches `status`.
 async fn wait_for(api: &Api, user: &str, id: &str, status: &str) -> Value {
+    let what = format!("to become {status}");
+    order_until(api, user, id, &what, |order| order["status"] == status).await
+}
+
+/// Polls the order through the balancer until `done` holds for it; the order as last
+/// seen is in the message when it does not.
+async fn order_until(
+    api: &Api,
+    user: &str,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let token = api.token(user);
     let ask = || {
         send(
@@ -269,12 +270,10 @@ async fn wait_for(api: &Api, user: &str, id: &str, status: &str) -> Value {
                 .bearer_auth(&token),
         )
     };
-    let what = format!("order {id} to become {status}");
-    until_answered_with(&what, ask, |(code, order)| {
-        *code == 200 && order["status"] == status
-    })
-    .await
-    .1
+    let what = format!("order {id} {what}");
+    until_answered_with(&what, ask, |(code, order)| *code == 200 && done(order))
+        .await
+        .1
 }
 
 /// Stock of every product, through the balancer.
