@@ -95,13 +95,13 @@ bench: deps browser loadgen
 ## a 30 s freeze, a 30 s database lock, a 10-minute outage); its table goes to
 ## target/chaos-report.md. `make test` runs a subset.
 chaos: deps
-	$(CARGO) test --test chaos full_matrix -- --ignored --nocapture
+	$(CARGO) test --test it chaos::full_matrix -- --ignored --nocapture
 
 ## soak: 30 minutes of mixed traffic with a crash every three minutes, then every
 ## invariant; memory sampled each minute (SOAK_MINUTES=… to change); report in
 ## target/soak-report.md. Not part of `make test`.
 soak: deps
-	$(CARGO) test --test chaos soak -- --ignored --nocapture
+	$(CARGO) test --test it chaos::soak -- --ignored --nocapture
 
 ## cluster: the scale-out layout of deploy/ on this machine, every process on 127.0.0.1:
 ## an S3-compatible store (moto), PostgreSQL, three Restate nodes, two service replicas
@@ -120,7 +120,7 @@ cluster-down:
 ## Report in target/cluster-report.md (CLUSTER_CUSTOMERS, CLUSTER_ROUNDS to change).
 ## `make test` runs a short smoke test of the same.
 cluster-test: cluster-deps
-	$(CARGO) test --release --test cluster -- --ignored --nocapture --test-threads=1
+	$(CARGO) test --release --test it cluster:: -- --ignored --nocapture --test-threads=1
 
 ## cluster-deps: Debian's haproxy and postgresql, and moto (S3 for Restate's snapshots)
 ## in target/cluster-venv, each installed when missing

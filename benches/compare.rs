@@ -10,7 +10,7 @@
 //! Writes `bench/results.md` and `bench/results.json`. `BENCH_SECONDS` (default 5)
 //! and `BENCH_PAIRS` (default 3) set each run's length and the number of A B pairs.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 #[path = "compare/hey.rs"]
 mod hey;

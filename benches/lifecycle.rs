@@ -10,7 +10,7 @@
 //!   100 `/stream/workflow/{id}` streams open on one order under way;
 //! - `/healthz` latency while 10 clients saturate Restate with cart writes.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

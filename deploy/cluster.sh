@@ -8,15 +8,19 @@
 #   deploy/cluster.sh status        which processes run
 #   deploy/cluster.sh kill NAME     kill -9 one process (n1, services-2, web-1, postgres, …)
 #   deploy/cluster.sh start NAME    start one process again
+#   deploy/cluster.sh clean         stop everything and delete its state
 #
-# State, logs and pid files go to $CLUSTER_DIR (default target/cluster). Programs:
+# State, logs and pid files go to $CLUSTER_DIR (default target/cluster). PostgreSQL runs
+# as the `postgres` user when this runs as root: its data then goes where that user can
+# reach it, $CLUSTER_DIR/postgres if it can, else a directory of its own under /var/tmp
+# (a checkout in root's home is closed to other users). Programs:
 # $SHOPFLOW_BIN (default target/release/shopflow), restate-server from node_modules,
 # Debian's postgresql and haproxy, moto from target/cluster-venv (`make cluster-deps`).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-RUN=${CLUSTER_DIR:-$ROOT/target/cluster}
+RUN=$(realpath -m "${CLUSTER_DIR:-$ROOT/target/cluster}")
 SHOPFLOW=${SHOPFLOW_BIN:-$ROOT/target/release/shopflow}
 VENV=${CLUSTER_VENV:-$ROOT/target/cluster-venv}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
@@ -81,19 +85,39 @@ start_s3() {
   curl -fsS -o /dev/null -X PUT http://127.0.0.1:27900/shopflow-snapshots
 }
 
-# PostgreSQL refuses to run as root: then it runs as the package's postgres user.
+# PostgreSQL refuses to run as root: then it runs as the package's postgres user, from
+# a working directory that user may enter.
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 launch_pg() {
-  if [ "$(id -u)" = 0 ]; then launch postgres runuser -u postgres -- "$@"; else launch postgres "$@"; fi
+  if [ "$(id -u)" = 0 ]; then
+    (cd / && launch postgres runuser -u postgres -- "$@")
+  else
+    launch postgres "$@"
+  fi
+}
+
+# PostgreSQL's data dir: $RUN/postgres when the server's user can reach $RUN, else one
+# under /var/tmp named after $RUN.
+pg_data() {
+  mkdir -p "$RUN"
+  if [ "$(id -u)" != 0 ] || runuser -u postgres -- test -x "$RUN" 2>/dev/null; then
+    echo "$RUN/postgres"
+  else
+    echo "/var/tmp/shopflow-cluster-$(printf %s "$RUN" | sha256sum | cut -c1-12)/postgres"
+  fi
 }
 
 start_postgres() {
-  local data=$RUN/postgres
+  local data
+  data=$(pg_data)
   if [ ! -d "$data" ]; then
     mkdir -p "$data"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres "$data"
+      [ "$data" = "$RUN/postgres" ] || chown postgres "$(dirname "$data")"
+    fi
     as_pg "$PG_BIN/initdb" -A trust -U shopflow -E UTF8 -D "$data" >"$RUN/logs/initdb.log"
   fi
   launch_pg "$PG_BIN/postgres" -D "$data" -h 127.0.0.1 -p 27432 -k "$data"
@@ -189,9 +213,18 @@ down() {
   echo "ShopFlow cluster stopped"
 }
 
+clean() {
+  down
+  local data
+  data=$(pg_data)
+  [ "$data" = "$RUN/postgres" ] || rm -rf "$(dirname "$data")"
+  rm -rf "$RUN"
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
+  clean) clean ;;
   status) for name in $ALL; do
       if running "$name"; then echo "$name running"; else echo "$name stopped"; fi
     done ;;
@@ -200,5 +233,5 @@ case ${1:-} in
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
     rm -f "$(pidfile "$2")" ;;
   start) start_one "${2:?which process}" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac

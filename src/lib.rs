@@ -12,9 +12,9 @@
 //!
 //! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
 //!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
-//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`]: the time,
-//!   secrets in the data dir, listeners, child processes, crash points for
-//!   fault-injection runs, traces.
+//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`],
+//!   [`shutdown`]: the time, secrets in the data dir, listeners, child processes, crash
+//!   points for fault-injection runs, traces, the shutdown request.
 //! - [`auth`]: signed tokens and cookies, password hashes.
 //! - [`db`]: SQLite: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
@@ -40,13 +40,13 @@ pub mod net;
 pub mod process;
 pub mod restate_identity;
 pub mod secrets;
+pub mod shutdown;
 pub mod supervisor;
 pub mod telemetry;
 pub mod web;
 
-use tokio::sync::watch;
-
 use config::{Cli, Role};
+use shutdown::Shutdown;
 
 /// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's
 /// command to its end.
@@ -56,38 +56,5 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Role::Services) => supervisor::run_services(cli.config, Shutdown::on_signals()?).await,
         Some(Role::Web) => supervisor::run_web(cli.config, Shutdown::on_signals()?).await,
         Some(command) => cli::run(command, &cli.config).await,
-    }
-}
-
-/// Completes once SIGINT or SIGTERM arrives; cheap to clone and to wait on repeatedly.
-#[derive(Clone, Debug)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    pub fn on_signals() -> std::io::Result<Shutdown> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            let _ = tx.send(true);
-        });
-        Ok(Shutdown(rx))
-    }
-
-    /// True when a shutdown is requested now or within the next half second.
-    pub async fn requested_soon(&self) -> bool {
-        tokio::time::timeout(std::time::Duration::from_millis(500), self.wait())
-            .await
-            .is_ok()
-    }
-
-    pub async fn wait(&self) {
-        let mut rx = self.0.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
     }
 }

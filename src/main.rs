@@ -4,15 +4,23 @@ use clap::Parser;
 use restate_sdk::filter::ReplayAwareFilter;
 use shopflow::config::LogFormat;
 use shopflow::telemetry::Exporter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::{EnvFilter, Layer};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = shopflow::config::Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // `RUST_LOG` as `level,target=level,…` (no span or field filters).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(tracing::Level::INFO)
+                .with_target("sqlx", tracing::Level::WARN)
+        });
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let lines = match cli.config.log_format {
         LogFormat::Json => lines.json().flatten_event(true).boxed(),

@@ -8,7 +8,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -71,7 +70,15 @@ impl Spawner {
 }
 
 /// Arranges for the child to get SIGKILL when the forking thread (see module docs) dies.
+/// Linux only: elsewhere (macOS) there is no parent-death signal, so a child outlives a
+/// supervisor killed with SIGKILL (an orderly stop still ends it).
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
+/// Arranges for the child to get SIGKILL when the forking thread (see module docs) dies.
+#[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (prctl, getppid); it allocates nothing.

@@ -16,7 +16,8 @@ use crate::app::App;
 use crate::config::{Config, RestateMode};
 use crate::durable::RestateClient;
 use crate::process::{ChildControl, Spawner, terminate};
-use crate::{Shutdown, net, web};
+use crate::shutdown::Shutdown;
+use crate::{net, web};
 
 /// How long restate-server and the endpoint get to become ready.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -140,10 +141,13 @@ pub async fn run(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!("stopping");
     let _ = stop_web.send(true);
     let _ = tokio::time::timeout(STOP_GRACE, web).await;
-    terminate(&mut services.child, STOP_GRACE).await;
-    if let Some(child) = restate_server.as_mut() {
-        terminate(child, STOP_GRACE).await;
-    }
+    // Both at once: the endpoint's graceful stop waits for Restate's open connections,
+    // which end when restate-server stops (a terminal's Ctrl-C reaches both anyway).
+    tokio::join!(terminate(&mut services.child, STOP_GRACE), async {
+        if let Some(child) = restate_server.as_mut() {
+            terminate(child, STOP_GRACE).await;
+        }
+    });
     outcome
 }
 

@@ -69,12 +69,15 @@ pub async fn crash(app: &App, user: &User, target: Target) -> AppResult<String> 
         _ => AppError::internal(e),
     })?;
     tracing::warn!(pid, what, "crash drill: killed");
-    let outage = format!(
+    // Process ids are for staff; customers hear what it means for their orders.
+    let staff = format!(
         "Outage: {what} (pid {pid}) was killed with SIGKILL. Orders in flight wait for it."
     );
+    let customers = format!("Outage: {what} is down for a moment. Your orders wait for it.");
     for user in &recipients {
         let event = format!("outage:{pid}:{user}");
-        app.db.notify(&event, user, None, "outage", &outage).await?;
+        let outage = if user == ADMIN { &staff } else { &customers };
+        app.db.notify(&event, user, None, "outage", outage).await?;
     }
     tokio::spawn(announce_recovery(
         app.db.clone(),
@@ -95,18 +98,26 @@ async fn announce_recovery(
     what: &'static str,
     recipients: Vec<String>,
 ) {
-    let message = match control.wait_restarted(pid, RECOVERY_DEADLINE).await {
-        Some(next) => format!(
-            "Recovered: the supervisor restarted {what} (pid {next}); orders in flight resume where they stopped."
+    let restarted = control.wait_restarted(pid, RECOVERY_DEADLINE).await;
+    let (staff, customers) = match restarted {
+        Some(next) => (
+            format!(
+                "Recovered: the supervisor restarted {what} (pid {next}); orders in flight resume where they stopped."
+            ),
+            format!("Recovered: {what} is back; your orders resume where they stopped."),
         ),
-        None => format!(
-            "{what} is not back after {}s; see the server log.",
-            RECOVERY_DEADLINE.as_secs()
+        None => (
+            format!(
+                "{what} is not back after {}s; see the server log.",
+                RECOVERY_DEADLINE.as_secs()
+            ),
+            format!("{what} is still down; your orders wait for it."),
         ),
     };
     for user in &recipients {
         let event = format!("recovered:{pid}:{user}");
-        if let Err(e) = db.notify(&event, user, None, "recovered", &message).await {
+        let message = if user == ADMIN { &staff } else { &customers };
+        if let Err(e) = db.notify(&event, user, None, "recovered", message).await {
             tracing::warn!(error = %e, "cannot record the recovery");
         }
     }

@@ -48,7 +48,7 @@ struct Inner {
     waiting: AtomicUsize,
     /// Wakes the tail early.
     wake: Notify,
-    meta: Arc<super::orders::MetaBoard>,
+    meta: Arc<super::meta::MetaBoard>,
 }
 
 impl Feed {
@@ -57,18 +57,14 @@ impl Feed {
         db: Db,
         restate: RestateClient,
         caches: Arc<Caches>,
-        shutdown: crate::Shutdown,
+        shutdown: crate::shutdown::Shutdown,
     ) -> sqlx::Result<Feed> {
         let last = db.last_notification_id().await?;
         caches.observe(Some(db.cache_versions().await?));
         let (tx, _) = broadcast::channel(1024);
         let feed = Feed {
             inner: Arc::new(Inner {
-                meta: Arc::new(super::orders::MetaBoard::new(
-                    db.clone(),
-                    restate,
-                    tx.clone(),
-                )),
+                meta: Arc::new(super::meta::MetaBoard::new(db.clone(), restate, tx.clone())),
                 db,
                 tx,
                 users: Mutex::default(),
@@ -123,13 +119,18 @@ impl Feed {
         }
     }
 
-    /// The per-order board of workflow metadata (see `orders::MetaBoard`).
-    pub fn meta(&self) -> &Arc<super::orders::MetaBoard> {
+    /// The per-order board of workflow metadata (see `meta::MetaBoard`).
+    pub fn meta(&self) -> &Arc<super::meta::MetaBoard> {
         &self.inner.meta
     }
 }
 
-async fn tail(inner: Arc<Inner>, caches: Arc<Caches>, mut last: i64, shutdown: crate::Shutdown) {
+async fn tail(
+    inner: Arc<Inner>,
+    caches: Arc<Caches>,
+    mut last: i64,
+    shutdown: crate::shutdown::Shutdown,
+) {
     loop {
         let pause = if inner.waiting.load(Ordering::SeqCst) > 0 {
             FAST_TAIL
@@ -273,9 +274,14 @@ mod tests {
         let restate =
             RestateClient::new("http://127.0.0.1:9".into(), "http://127.0.0.1:9".into()).unwrap();
         let (_stop, rx) = tokio::sync::watch::channel(false);
-        let feed = Feed::start(db.clone(), restate, Arc::default(), crate::Shutdown(rx))
-            .await
-            .unwrap();
+        let feed = Feed::start(
+            db.clone(),
+            restate,
+            Arc::default(),
+            crate::shutdown::Shutdown(rx),
+        )
+        .await
+        .unwrap();
         let (_, mut ann) = feed.for_user("ann", None).await.unwrap();
         let (_, mut ann_too) = feed.for_user("ann", None).await.unwrap();
         let (_, mut bob) = feed.for_user("bob", None).await.unwrap();

@@ -13,6 +13,14 @@ use crate::db::Db;
 use crate::domain::OrderId;
 use crate::durable::RestateClient;
 
+/// What Restate says about the order's unfinished invocations (the workflow and the
+/// calls it made): retries so far and the last failure.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Retries {
+    pub count: i64,
+    pub last_failure: Option<String>,
+}
+
 /// One invocation of the order and its steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JournalInvocation {
@@ -59,7 +67,7 @@ pub async fn read_with_retries(
     db: &Db,
     restate: &RestateClient,
     order_id: &OrderId,
-) -> AppResult<(Vec<JournalInvocation>, super::orders::Retries)> {
+) -> AppResult<(Vec<JournalInvocation>, Retries)> {
     let known = db.order_invocations(order_id.as_str()).await?;
     let mut ids: Vec<String> = known.ids.into_iter().filter(|id| is_id(id)).collect();
     if !known.recorded {
@@ -178,9 +186,9 @@ fn joined(invocations: &[Value], entries: &[Value]) -> Vec<Value> {
 }
 
 /// Retries so far of the invocations under way, and the last failure among them.
-fn retries(rows: &[Value]) -> super::orders::Retries {
+fn retries(rows: &[Value]) -> Retries {
     let mut seen = HashSet::new();
-    let mut retries = super::orders::Retries::default();
+    let mut retries = Retries::default();
     for r in rows {
         let failure = r["last_failure"].as_str();
         if r["status"] == "completed" || failure.is_none() || !seen.insert(&r["id"]) {

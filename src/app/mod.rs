@@ -13,6 +13,7 @@ pub mod error;
 pub mod feed;
 pub mod identity;
 pub mod journal;
+pub mod meta;
 pub mod orders;
 pub mod payments;
 
@@ -93,7 +94,7 @@ impl App {
         db: Db,
         restate: RestateClient,
         supervised: Supervised,
-        shutdown: crate::Shutdown,
+        shutdown: crate::shutdown::Shutdown,
     ) -> anyhow::Result<App> {
         let signer = Signer::load_or_create(settings.data_dir).with_context(|| {
             format!(

@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor, FromRow};
+use sqlx::{AnyPool, Executor};
 
 pub mod orders;
+mod rows;
 #[cfg(test)]
 pub mod test_postgres;
 
@@ -35,7 +36,32 @@ pub async fn test_db() -> (tempfile::TempDir, Db) {
 }
 
 use crate::auth::PasswordHash;
+use rows::{Embedded, from_row};
+
+/// `(file name, SQL)` of one migration of `migrations/<engine>/`.
+macro_rules! migration {
+    ($engine:literal, $file:literal) => {
+        (
+            $file,
+            include_str!(concat!("../../migrations/", $engine, "/", $file)),
+        )
+    };
+}
 use crate::domain::{DisplayName, ProductRef, Username};
+
+/// Every file of `migrations/sqlite`, in order (a test compares them with the folder).
+const SQLITE_MIGRATIONS: Embedded = Embedded(&[
+    migration!("sqlite", "0001_catalog.sql"),
+    migration!("sqlite", "0002_orders.sql"),
+    migration!("sqlite", "0003_passwords.sql"),
+    migration!("sqlite", "0004_order_read_model.sql"),
+    migration!("sqlite", "0005_cancel_refund_decide.sql"),
+    migration!("sqlite", "0006_reliability.sql"),
+    migration!("sqlite", "0007_cache_versions.sql"),
+    migration!("sqlite", "0008_order_invocations.sql"),
+]);
+/// Every file of `migrations/postgres`, in order.
+const POSTGRES_MIGRATIONS: Embedded = Embedded(&[migration!("postgres", "0001_schema.sql")]);
 
 const SEED: &str = include_str!("seed.sql");
 const SEED_BENCH: &str = include_str!("seed_bench.sql");
@@ -71,7 +97,7 @@ impl Backend {
 }
 
 /// A catalog product as the API shows it; `stock_qty` is what is available now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
     pub sku: String,
@@ -80,6 +106,14 @@ pub struct Product {
     pub price_cents: i64,
     pub stock_qty: i64,
 }
+from_row!(Product {
+    id,
+    sku,
+    name,
+    description,
+    price_cents,
+    stock_qty
+});
 
 /// How often the catalog and the users have changed (see `Db::cache_versions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -109,13 +143,18 @@ impl User {
     }
 }
 
-#[derive(FromRow)]
 struct UserRow {
     username: String,
     name: String,
     role: String,
     password_hash: Option<String>,
 }
+from_row!(UserRow {
+    username,
+    name,
+    role,
+    password_hash
+});
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> User {
@@ -205,11 +244,12 @@ impl Db {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        migrator
+        sqlx::migrate::Migrator::new(migrations)
+            .await?
             .run(&self.pool)
             .await
             .context("database migration failed")
@@ -343,6 +383,28 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn embedded_migrations_are_the_folders_files() {
+        use sqlx::migrate::{Migration, Migrator};
+        let key = |m: &Migration| {
+            let checksum = m.checksum.to_vec();
+            (m.version, m.description.to_string(), checksum, m.no_tx)
+        };
+        for (embedded, engine) in [
+            (SQLITE_MIGRATIONS, "sqlite"),
+            (POSTGRES_MIGRATIONS, "postgres"),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+            let files = Migrator::new(dir.join(engine)).await.unwrap();
+            let embedded = Migrator::new(embedded).await.unwrap();
+            assert_eq!(
+                embedded.iter().map(key).collect::<Vec<_>>(),
+                files.iter().map(key).collect::<Vec<_>>(),
+                "the migrations compiled in against the files of migrations/{engine}"
+            );
+        }
+    }
+
     use super::*;
     use crate::domain::ProductId;
 

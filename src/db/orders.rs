@@ -4,8 +4,8 @@
 //! handlers that make them may run a step again after a crash.
 
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 
+use super::rows::from_row;
 use super::{Backend, Db};
 use crate::clock::now_rfc3339;
 use crate::domain::order::steps_for;
@@ -55,15 +55,21 @@ pub enum DecisionClaim {
 }
 
 /// An order as lists show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderSummary {
     pub order_id: String,
     pub user_id: String,
-    #[sqlx(try_from = "String")]
     pub status: OrderStatus,
     pub total_cents: i64,
     pub created_at: String,
 }
+from_row!(OrderSummary {
+    order_id,
+    user_id,
+    status: String,
+    total_cents,
+    created_at
+});
 
 /// One order as the read model holds it: the checkout's snapshot, the payment, the
 /// shipment, the workflow's checklist and the compensations that ran.
@@ -88,7 +94,6 @@ pub struct OrderDetail {
     pub compensations: Vec<CompensationRun>,
 }
 
-#[derive(FromRow)]
 struct OrderDetailRow {
     order_id: String,
     user_id: String,
@@ -107,6 +112,24 @@ struct OrderDetailRow {
     failure_reason: Option<String>,
     compensations: String,
 }
+from_row!(OrderDetailRow {
+    order_id,
+    user_id,
+    status,
+    total_cents,
+    created_at,
+    shipping_address,
+    items,
+    awakeable_id,
+    transaction_id,
+    refunded_cents,
+    refunded_at,
+    carrier,
+    tracking_number,
+    steps,
+    failure_reason,
+    compensations,
+});
 
 impl TryFrom<OrderDetailRow> for OrderDetail {
     type Error = sqlx::Error;
@@ -140,17 +163,25 @@ impl TryFrom<OrderDetailRow> for OrderDetail {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRequest {
     pub order_id: String,
     pub user_id: String,
     pub amount_cents: i64,
     pub awakeable_id: String,
-    #[sqlx(try_from = "String")]
     pub state: PaymentState,
     pub transaction_id: Option<String>,
     pub reason: Option<String>,
 }
+from_row!(PaymentRequest {
+    order_id,
+    user_id,
+    amount_cents,
+    awakeable_id,
+    state: String,
+    transaction_id,
+    reason
+});
 
 /// The invocations known to have worked on an order.
 #[derive(Debug, Default)]
@@ -161,16 +192,22 @@ pub struct OrderInvocations {
     pub recorded: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
     pub order_id: String,
     pub carrier: String,
     pub tracking_number: String,
     pub state: String,
 }
+from_row!(Shipment {
+    order_id,
+    carrier,
+    tracking_number,
+    state
+});
 
 /// An entry of the notification log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     pub id: i64,
     pub user_id: String,
@@ -179,6 +216,14 @@ pub struct Notification {
     pub message: String,
     pub created_at: String,
 }
+from_row!(Notification {
+    id,
+    user_id,
+    order_id,
+    kind,
+    message,
+    created_at
+});
 
 impl Db {
     /// Claims the order id for its user and reserves stock for every line, all in one
@@ -559,6 +604,18 @@ impl Db {
              WHERE status = $1 ORDER BY created_at, order_id",
         )
         .bind(status.as_str())
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// The approval queue: orders waiting for a decision nobody has taken yet (a taken
+    /// decision is recorded before the workflow moves the order on).
+    pub async fn awaiting_decision(&self) -> sqlx::Result<Vec<OrderSummary>> {
+        sqlx::query_as(
+            "SELECT order_id, user_id, status, total_cents, created_at FROM orders
+             WHERE status = 'awaiting_approval' AND decision IS NULL
+             ORDER BY created_at, order_id",
+        )
         .fetch_all(self.pool())
         .await
     }

@@ -19,7 +19,9 @@ use super::error::ApiError;
 use super::limits::StreamSlot;
 use super::markdown::step_label;
 use crate::app::journal::JournalInvocation;
-use crate::app::orders::{MetaSnapshot, OrderView, Retries};
+use crate::app::journal::Retries;
+use crate::app::meta::MetaSnapshot;
+use crate::app::orders::OrderView;
 use crate::clock::parse_rfc3339;
 use crate::db::orders::Notification;
 use crate::domain::{OrderStatus, StepState};
@@ -65,7 +67,7 @@ impl From<askama::Error> for Stop {
 
 /// A long-lived SSE response fed by `produce`, with keep-alive comments. The producer
 /// runs until it returns, the client goes away or the server shuts down; the stream holds `slot` (its place under the stream limits) until it ends.
-pub fn stream<F, Fut>(shutdown: crate::Shutdown, slot: StreamSlot, produce: F) -> Response
+pub fn stream<F, Fut>(shutdown: crate::shutdown::Shutdown, slot: StreamSlot, produce: F) -> Response
 where
     F: FnOnce(Events) -> Fut,
     Fut: Future<Output = Result<(), Stop>> + Send + 'static,

@@ -15,7 +15,7 @@ const BURST: usize = 64;
 
 /// Hands freed memory back to the system after a burst of streams has closed; stops on
 /// shutdown.
-pub async fn give_back_after_bursts(limits: Arc<Limits>, shutdown: crate::Shutdown) {
+pub async fn give_back_after_bursts(limits: Arc<Limits>, shutdown: crate::shutdown::Shutdown) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(LOOK_EVERY) => {}

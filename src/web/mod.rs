@@ -39,7 +39,7 @@ pub struct AppState(Arc<WebState>);
 pub struct WebState {
     pub app: App,
     /// Long-lived streams end when this fires, so a graceful stop does not wait on them.
-    pub shutdown: crate::Shutdown,
+    pub shutdown: crate::shutdown::Shutdown,
     /// The `Host` values this server answers.
     pub allowed_hosts: Arc<[String]>,
     /// What each open page shows, so its stream can keep it current.
@@ -96,7 +96,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
 
 impl AppState {
     /// The web role's state over the use cases.
-    pub fn new(config: &Config, app: App, shutdown: crate::Shutdown) -> AppState {
+    pub fn new(config: &Config, app: App, shutdown: crate::shutdown::Shutdown) -> AppState {
         AppState(Arc::new(WebState {
             app,
             shutdown,

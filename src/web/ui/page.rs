@@ -43,8 +43,15 @@ static APP_CSS: Asset = Asset {
     url: LazyLock::new(|| hashed_url("app", "css", APP_CSS.bytes)),
 };
 
+/// The tab's icon (linked from the page, so browsers never ask for `/favicon.ico`).
+static ICON_SVG: Asset = Asset {
+    content_type: "image/svg+xml",
+    bytes: include_bytes!("../../../static/favicon.svg"),
+    url: LazyLock::new(|| hashed_url("favicon", "svg", ICON_SVG.bytes)),
+};
+
 pub async fn asset(Path(file): Path<String>) -> Response {
-    for asset in [&DATASTAR_JS, &APP_CSS] {
+    for asset in [&DATASTAR_JS, &APP_CSS, &ICON_SVG] {
         if format!("/static/{file}") == *asset.url {
             return (
                 [
@@ -64,6 +71,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
 struct PageTemplate {
     css_url: &'static str,
     js_url: &'static str,
+    icon_url: &'static str,
     signals: String,
     signed_in: bool,
     demo: bool,
@@ -132,6 +140,7 @@ pub async fn page(
     let html = PageTemplate {
         css_url: &APP_CSS.url,
         js_url: &DATASTAR_JS.url,
+        icon_url: &ICON_SVG.url,
         signals: signals.to_string(),
         signed_in: user.is_some(),
         demo: state.demo,

@@ -331,7 +331,7 @@ async fn admin(
     selection: &Selection,
     order: Option<&OrderView>,
 ) -> ApiResult<ViewPanes> {
-    let waiting = orders::in_status(state, user, OrderStatus::AwaitingApproval.as_str()).await?;
+    let waiting = orders::approval_queue(state, user).await?;
     let counts = orders::counts(state, user).await?;
     let mut md = markdown::approvals(&waiting);
     md.push('\n');

@@ -2,7 +2,7 @@
 //! children never outlive the supervisor, and start-up failures are reported clearly.
 //! Each test runs its own ShopFlow, since it stops or kills it.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -3,7 +3,7 @@
 //! racing decisions and checkouts, an order id a refused checkout leaves free, the
 //! read model outliving Restate's retention, and cart notifications.
 
-mod common;
+use crate::common;
 
 use common::{Api, AppConfig, TestApp, assert_error, eventually};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! approval, shipping (with retries), delivery, and the saga when something fails.
 //! Tests share one app and each uses its own users, so they run in parallel.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! `SHOPFLOW_RESTATE=external`: ShopFlow spawns no restate-server and uses the one it is
 //! pointed at — here one this test starts itself.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

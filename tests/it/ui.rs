@@ -2,7 +2,7 @@
 //! SQLite): the page, the session cookie, cross-origin refusal, the datastar actions'
 //! answers and the page stream's event format. Each test uses its own user.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

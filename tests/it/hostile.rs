@@ -7,7 +7,7 @@
 //! the database and Restate's state are exactly what they were, and the app's log
 //! holds no panic.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

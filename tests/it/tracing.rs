@@ -4,7 +4,7 @@
 //! request makes carry its `traceparent`, so both land in one trace. Each request's
 //! log line names that trace. A small OTLP/HTTP receiver here collects the spans.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};

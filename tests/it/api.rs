@@ -1,7 +1,7 @@
 //! The JSON API against one shared ShopFlow (real restate-server, real SQLite).
 //! Tests that change a cart each use their own user, so they can run in parallel.
 
-mod common;
+use crate::common;
 
 use common::{Api, AppConfig, TestApp, assert_error};
 use serde_json::{Value, json};
@@ -445,7 +445,7 @@ async fn metrics_count_by_route_and_report_the_read_model() {
 }
 
 /// `/api/openapi.json` is the document the tests check every answer against
-/// (`common::openapi`); it lists exactly the routes the README's table does, and each of
+/// (`common::openapi`); it lists exactly the routes docs/api.md's table does, and each of
 /// them is routed (answers something other than the no-such-route fallback).
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
@@ -461,7 +461,7 @@ async fn openapi_document_lists_every_route() {
             documented.insert((method.to_ascii_uppercase(), path.clone()));
         }
     }
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../docs/api.md");
     let table: std::collections::BTreeSet<(String, String)> = readme
         .lines()
         .filter_map(|line| {
@@ -478,7 +478,7 @@ async fn openapi_document_lists_every_route() {
         .collect();
     assert_eq!(
         documented, table,
-        "the README's API table and the document differ"
+        "docs/api.md's API table and the OpenAPI document differ"
     );
 
     for (method, path) in &documented {

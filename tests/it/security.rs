@@ -4,7 +4,7 @@
 //! foreign hosts, and Restate's private handlers. Every refusal is a 4xx error JSON
 //! and changes nothing (the state is compared before and after).
 
-mod common;
+use crate::common;
 
 use common::{Api, AppConfig, Reply, TestApp, assert_error, eventually};
 use reqwest::Method;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 pub mod openapi;
-#[path = "../../src/db/test_postgres.rs"]
+#[path = "../../../src/db/test_postgres.rs"]
 pub mod postgres;
 
 use std::net::{SocketAddr, TcpListener};

@@ -3,7 +3,7 @@
 //! order must be exactly as a fault-free run of the same orders leaves it, stock must be
 //! conserved, and Restate must hold no invocation that is paused or stuck.
 //!
-//! `cargo test --test chaos` runs the short subset (part of `make test`); `make chaos`
+//! `cargo test --test it chaos::` runs the short subset (part of `make test`); `make chaos`
 //! runs the whole matrix (`-- --ignored`) and writes its table to
 //! `target/chaos-report.md`.
 //!
@@ -12,7 +12,7 @@
 //! applied at that moment); waits (for payment, for approval, the delivery timer) are
 //! reached by watching the orders' statuses.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
