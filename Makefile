@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test test-postgres postgres cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test test-postgres postgres sqlite cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -21,8 +21,15 @@ run: build
 build: deps
 	$(CARGO) build --release
 
-## deps: npm packages (restate-server, datastar, playwright-core) pinned by package-lock.json
-deps: $(NPM_STAMP)
+## deps: npm packages (restate-server, datastar, playwright-core) pinned by package-lock.json,
+## and the system SQLite the binary links (Debian's libsqlite3-dev, installed when missing)
+deps: $(NPM_STAMP) sqlite
+
+sqlite:
+	@pkg-config --exists sqlite3 2>/dev/null || { \
+	  echo "installing libsqlite3-dev and pkg-config with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev pkg-config; }
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
@@ -30,12 +37,20 @@ $(NPM_STAMP): package.json package-lock.json
 
 ## test: formatting, lints, unit and integration tests against a real restate-server,
 ## then the browser tests
-## (they use the `shopflow` binary that `cargo test` has just built)
-test: deps fmt-check lint browser loadgen postgres cluster-deps
+## (they use the `shopflow` binary that `cargo test` has just built). Clippy lints the
+## project's own code as `cargo test` compiles it (clippy-driver as the wrapper of the
+## workspace's rustc, warnings denied), so the dependencies are compiled once rather
+## than again for `cargo clippy`'s check; `make lint` is the same check on its own.
+test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_DRIVER)
+test: export CLIPPY_ARGS = -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+test: deps fmt-check browser loadgen postgres cluster-deps
+	$(CARGO) test --all-targets --no-run
 	$(CARGO) test
 	$(MAKE) test-postgres
 	$(E2E)
 	$(MAKE) bench-smoke
+
+CLIPPY_DRIVER = $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
 
 ## test-postgres: the unit and integration tests again, each app on its own database of
 ## a real PostgreSQL server the tests start (Debian's package, a temp dir, a free port)

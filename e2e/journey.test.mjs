@@ -111,6 +111,16 @@ function assertNoProblems() {
   assert.deepEqual(problems, [], 'console errors or requests that left localhost');
 }
 
+/** A decided order leaves the admin's approval queue with the decision's answer (the
+ * admin hears nothing more of it that would refresh the page later). */
+async function leftTheQueue(admin, orderId) {
+  await eventually(
+    async () => (await admin.getByRole('button', { name: `Approve ${orderId}` }).count()) === 0,
+    `${orderId} to leave the approval queue after the decision (its buttons still shown)`,
+    2000,
+  );
+}
+
 test('a shopper buys by clicking, an admin approves, the shopper sees it delivered live', async () => {
   const signedOut = await (await watchedContext(browser, app.url, problems)).newPage();
   await signedOut.goto(app.url);
@@ -152,6 +162,7 @@ test('a shopper buys by clicking, an admin approves, the shopper sees it deliver
 
   assert.equal(await shopper.evaluate(() => window.__sameDocument), true, 'no reload happened');
   await flash(admin, `Approved order ${orderId}`);
+  await leftTheQueue(admin, orderId);
   assert.match(await shopper.textContent('#workflow-meta'), /Delivered/);
   assert.match(await shopper.textContent('#workflow-meta'), /Retry count\s*0/);
   assert.equal(await shopper.getAttribute('#workflow-meta progress', 'value'), '100');
@@ -238,6 +249,7 @@ test('an admin rejection shows its reason to the shopper', async () => {
   await admin.fill('#reject-reason', 'address outside our delivery area');
   await admin.getByRole('button', { name: `Reject ${orderId}` }).click();
   await flash(admin, `Rejected order ${orderId}: address outside our delivery area`);
+  await leftTheQueue(admin, orderId);
 
   await workflowStatus(shopper, 'rejected');
   await waitForNotification(shopper, 'address outside our delivery area');

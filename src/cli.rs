@@ -6,25 +6,26 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, anyhow, bail};
 
 use crate::auth::{PasswordHash, Purpose, Signer, unix_now};
-use crate::config::{Config, Role, UserCommand};
+use crate::config::{Command, Config, UserCommand};
+use crate::db::orders::PaymentRequest;
 use crate::db::{Db, Role as UserRole};
 use crate::domain::{DisplayName, OrderId, PaymentState, Reason, Username};
 
 /// Runs one operator command to its end.
-pub async fn run(command: Role, config: &Config) -> anyhow::Result<()> {
-    if command == Role::Identity {
+pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
+    if command == Command::Identity {
         return identity(config);
     }
     let db = Db::open(&config.database_url()).await?;
     match command {
-        Role::User(command) => user(command, &db).await,
-        Role::Token { user, ttl } => token(&user, ttl, config, &db).await,
-        Role::Pay {
+        Command::User(command) => user(command, &db).await,
+        Command::Token { user, ttl } => token(&user, ttl, config, &db).await,
+        Command::Pay {
             order_id,
             decline,
             curl,
         } => pay(&order_id, decline.as_deref(), curl, config, &db).await,
-        Role::Services | Role::Web | Role::Identity => bail!("not an operator command"),
+        Command::Services | Command::Web | Command::Identity => bail!("not an operator command"),
     }
 }
 
@@ -54,36 +55,7 @@ async fn user(command: UserCommand, db: &Db) -> anyhow::Result<()> {
             email,
             admin,
             no_password,
-        } => {
-            let username = username(&user)?;
-            let name =
-                DisplayName::parse(name.as_deref().unwrap_or(&user)).map_err(|e| anyhow!(e))?;
-            let email = match email.trim() {
-                "" => String::new(),
-                text => crate::domain::text::parse_text("email", text, 254, false)
-                    .map_err(|e| anyhow!(e))?,
-            };
-            if db.user(&username).await?.is_some() {
-                bail!("user {username} exists; use `shopflow user set-password {username}`");
-            }
-            let password = if no_password {
-                None
-            } else {
-                Some(new_password()?)
-            };
-            let role = if admin {
-                UserRole::Admin
-            } else {
-                UserRole::Customer
-            };
-            if !db
-                .add_user(&username, &name, &email, role, password.as_ref())
-                .await?
-            {
-                bail!("user {username} exists");
-            }
-            println!("added {username} ({})", role.as_str());
-        }
+        } => add_user(db, &user, name.as_deref(), &email, admin, no_password).await,
         UserCommand::SetPassword { user } => {
             let username = username(&user)?;
             if db.user(&username).await?.is_none() {
@@ -92,24 +64,66 @@ async fn user(command: UserCommand, db: &Db) -> anyhow::Result<()> {
             let password = new_password()?;
             db.set_password(&username, &password).await?;
             println!("password of {username} set; earlier tokens and sessions have ended");
+            Ok(())
         }
-        UserCommand::List => {
-            let mut out = format!("{:<20} {:<9} {:<9} name\n", "user", "role", "password");
-            for u in db.users().await? {
-                let password = if u.password_hash.is_some() {
-                    "yes"
-                } else {
-                    "no"
-                };
-                out += &format!(
-                    "{:<20} {:<9} {:<9} {}\n",
-                    u.username, u.role, password, u.name
-                );
-            }
-            // A reader that stops early (`| head`) is no error.
-            let _ = std::io::stdout().write_all(out.as_bytes());
-        }
+        UserCommand::List => list_users(db).await,
     }
+}
+
+async fn add_user(
+    db: &Db,
+    user: &str,
+    name: Option<&str>,
+    email: &str,
+    admin: bool,
+    no_password: bool,
+) -> anyhow::Result<()> {
+    let username = username(user)?;
+    let name = DisplayName::parse(name.unwrap_or(user)).map_err(|e| anyhow!(e))?;
+    let email = match email.trim() {
+        "" => String::new(),
+        text => {
+            crate::domain::text::parse_text("email", text, 254, false).map_err(|e| anyhow!(e))?
+        }
+    };
+    if db.user(&username).await?.is_some() {
+        bail!("user {username} exists; use `shopflow user set-password {username}`");
+    }
+    let password = if no_password {
+        None
+    } else {
+        Some(new_password()?)
+    };
+    let role = if admin {
+        UserRole::Admin
+    } else {
+        UserRole::Customer
+    };
+    if !db
+        .add_user(&username, &name, &email, role, password.as_ref())
+        .await?
+    {
+        bail!("user {username} exists");
+    }
+    println!("added {username} ({})", role.as_str());
+    Ok(())
+}
+
+async fn list_users(db: &Db) -> anyhow::Result<()> {
+    let mut out = format!("{:<20} {:<9} {:<9} name\n", "user", "role", "password");
+    for u in db.users().await? {
+        let password = if u.password_hash.is_some() {
+            "yes"
+        } else {
+            "no"
+        };
+        out += &format!(
+            "{:<20} {:<9} {:<9} {}\n",
+            u.username, u.role, password, u.name
+        );
+    }
+    // A reader that stops early (`| head`) is no error.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())
 }
 
@@ -172,19 +186,7 @@ async fn pay(
             payment.state
         );
     }
-    let transaction_id = format!("txn-{}", &hex::encode(crate::secrets::random_bytes(6)));
-    let mut body = serde_json::json!({
-        "awakeable_id": payment.awakeable_id,
-        "transaction_id": transaction_id,
-        "amount": payment.amount_cents,
-        "status": "success",
-    });
-    if let Some(reason) = decline {
-        let reason = Reason::parse(reason).map_err(|e| anyhow!(e))?;
-        body["status"] = "failed".into();
-        body["reason"] = reason.as_str().into();
-    }
-    let body = body.to_string();
+    let body = callback_body(&payment, decline)?;
     let secret = config.webhook_secret()?;
     let signature = crate::app::payments::sign(&secret, unix_now(), body.as_bytes());
     let mut addr = config.http_addr;
@@ -200,8 +202,32 @@ async fn pay(
         );
         return Ok(());
     }
+    let text = send_callback(&url, &signature, body).await?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The gateway's callback for the payment: paid in full, or declined with a reason.
+fn callback_body(payment: &PaymentRequest, decline: Option<&str>) -> anyhow::Result<String> {
+    let transaction_id = format!("txn-{}", &hex::encode(crate::secrets::random_bytes(6)));
+    let mut body = serde_json::json!({
+        "awakeable_id": payment.awakeable_id,
+        "transaction_id": transaction_id,
+        "amount": payment.amount_cents,
+        "status": "success",
+    });
+    if let Some(reason) = decline {
+        let reason = Reason::parse(reason).map_err(|e| anyhow!(e))?;
+        body["status"] = "failed".into();
+        body["reason"] = reason.as_str().into();
+    }
+    Ok(body.to_string())
+}
+
+/// Posts the signed callback; the web role's answer when it took it.
+async fn send_callback(url: &str, signature: &str, body: String) -> anyhow::Result<String> {
     let response = reqwest::Client::new()
-        .post(&url)
+        .post(url)
         .header("content-type", "application/json")
         .header("x-payment-signature", signature)
         .body(body)
@@ -213,6 +239,5 @@ async fn pay(
     if !status.is_success() {
         bail!("the callback was refused ({status}): {text}");
     }
-    println!("{text}");
-    Ok(())
+    Ok(text)
 }

@@ -9,19 +9,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::clock::{format_duration, parse_duration};
 
 /// ShopFlow: durable e-commerce order fulfillment on Restate.
+///
+/// The server's settings are flags of `shopflow` itself (before any subcommand) or
+/// `SHOPFLOW_*` environment variables; every subcommand reads them too.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "shopflow", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    pub role: Option<Role>,
+    pub command: Option<Command>,
     #[command(flatten)]
     pub config: Config,
 }
 
-/// Which part of ShopFlow this process runs, or an operator's command. Without one,
-/// it runs everything.
+/// A subcommand: which part of ShopFlow this process runs, or an operator's command.
+/// Without one, `shopflow` runs everything.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum Role {
+pub enum Command {
     /// Only the Restate service endpoint (HTTP/2, called by restate-server).
     Services,
     /// Only the web role (UI + JSON API) against an already running Restate.
@@ -106,56 +109,35 @@ pub enum RestateMode {
     External,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct Config {
     /// Address of the web UI, JSON API and SSE streams.
-    #[arg(
-        long,
-        env = "SHOPFLOW_HTTP_ADDR",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "SHOPFLOW_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
     /// Address of the Restate service endpoint.
-    #[arg(
-        long,
-        env = "SHOPFLOW_SERVICES_ADDR",
-        default_value = "127.0.0.1:9080",
-        global = true
-    )]
+    #[arg(long, env = "SHOPFLOW_SERVICES_ADDR", default_value = "127.0.0.1:9080")]
     pub services_addr: SocketAddr,
 
-    /// Directory for the SQLite file and Restate's data.
-    #[arg(
-        long,
-        env = "SHOPFLOW_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
+    /// Directory for the SQLite file (unless `--database-url` names another database),
+    /// secrets, and Restate's data.
+    #[arg(long, env = "SHOPFLOW_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// Database URL: `sqlite://…` (default: sqlite://{data dir}/shopflow.db) or
     /// `postgres://…` (shared by replicas).
-    #[arg(long, env = "SHOPFLOW_DATABASE_URL", global = true)]
+    #[arg(long, env = "SHOPFLOW_DATABASE_URL")]
     pub database_url: Option<String>,
 
     /// `spawn` starts restate-server as a child; `external` uses a running one.
-    #[arg(
-        long,
-        env = "SHOPFLOW_RESTATE",
-        value_enum,
-        default_value = "spawn",
-        global = true
-    )]
+    #[arg(long, env = "SHOPFLOW_RESTATE", value_enum, default_value = "spawn")]
     pub restate: RestateMode,
 
     /// Restate ingress address (where ShopFlow calls its durable services).
     #[arg(
         long,
         env = "SHOPFLOW_RESTATE_INGRESS_ADDR",
-        default_value = "127.0.0.1:18080",
-        global = true
+        default_value = "127.0.0.1:18080"
     )]
     pub restate_ingress_addr: SocketAddr,
 
@@ -163,8 +145,7 @@ pub struct Config {
     #[arg(
         long,
         env = "SHOPFLOW_RESTATE_ADMIN_ADDR",
-        default_value = "127.0.0.1:9070",
-        global = true
+        default_value = "127.0.0.1:9070"
     )]
     pub restate_admin_addr: SocketAddr,
 
@@ -172,84 +153,67 @@ pub struct Config {
     #[arg(
         long,
         env = "SHOPFLOW_RESTATE_NODE_ADDR",
-        default_value = "127.0.0.1:5122",
-        global = true
+        default_value = "127.0.0.1:5122"
     )]
     pub restate_node_addr: SocketAddr,
 
     /// URL Restate is told to call for the service endpoint; defaults to http://{services addr}.
-    #[arg(long, env = "SHOPFLOW_SERVICES_URL", global = true)]
+    #[arg(long, env = "SHOPFLOW_SERVICES_URL")]
     pub services_url: Option<String>,
 
     /// How long the delivery timer of an order waits.
-    #[arg(long, env = "SHOPFLOW_DELIVERY_DELAY", default_value = "5s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "SHOPFLOW_DELIVERY_DELAY", default_value = "5s", value_parser = parse_duration)]
     pub delivery_delay: Duration,
 
     /// How long a checkout waits for the payment gateway.
-    #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub payment_timeout: Duration,
 
     /// Shared secret that signs payment callbacks; generated into the data dir
     /// (`webhook.secret`, mode 0600) when unset. Callbacks are always signed.
-    #[arg(
-        long,
-        env = "SHOPFLOW_PAYMENT_WEBHOOK_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "SHOPFLOW_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
     pub payment_webhook_secret: Option<String>,
 
     /// Demo mode: accept the bare `X-User-ID` header as the caller's identity and let
     /// the page's user picker sign in without a password. Off: only tokens and session
     /// cookies identify a user.
-    #[arg(long, env = "SHOPFLOW_TRUST_USER_HEADER", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "SHOPFLOW_TRUST_USER_HEADER", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub trust_user_header: bool,
 
     /// `Host` values the web role answers (comma-separated `host[:port]`); others are
     /// refused, so a foreign name resolving to this machine (DNS rebinding) gets
     /// nothing. Defaults to the HTTP address, `localhost:{port}` and `127.0.0.1:{port}`.
-    #[arg(
-        long,
-        env = "SHOPFLOW_ALLOWED_HOSTS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "SHOPFLOW_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Option<Vec<String>>,
 
     /// The public key (`publickeyv1_…`) Restate signs its requests to the service
     /// endpoint with; requests without a valid signature are refused. With a spawned
     /// restate-server a key pair is generated into the data dir and this is set.
-    #[arg(long, env = "SHOPFLOW_RESTATE_IDENTITY_KEY", global = true)]
+    #[arg(long, env = "SHOPFLOW_RESTATE_IDENTITY_KEY")]
     pub restate_identity_key: Option<String>,
 
     /// Requests doing work (any method but GET/HEAD) served at once; more get 503
     /// `overloaded` with Retry-After instead of waiting in a queue.
-    #[arg(long, env = "SHOPFLOW_MAX_IN_FLIGHT", default_value = "256", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "SHOPFLOW_MAX_IN_FLIGHT", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
 
     /// Live streams open at once, in all (more get 503).
-    #[arg(long, env = "SHOPFLOW_MAX_STREAMS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "SHOPFLOW_MAX_STREAMS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams: u32,
 
     /// Live streams one user may have open at once (more get 429): a page holds one or
     /// two, so this allows several tabs.
-    #[arg(long, env = "SHOPFLOW_MAX_STREAMS_PER_USER", default_value = "16", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "SHOPFLOW_MAX_STREAMS_PER_USER", default_value = "16", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams_per_user: u32,
 
     /// Fault injection (comma-separated hold points, see `faults::POINTS`): the service
     /// endpoint stops for good the first time it passes each, for a chaos run to kill
     /// a process at that moment.
-    #[arg(long, env = "SHOPFLOW_HOLD_AT", value_delimiter = ',', global = true)]
+    #[arg(long, env = "SHOPFLOW_HOLD_AT", value_delimiter = ',', hide = true)]
     pub hold_at: Vec<String>,
 
     /// Reference data: `demo`, or `bench` for load tests (see `Seed`).
-    #[arg(
-        long,
-        env = "SHOPFLOW_SEED",
-        value_enum,
-        default_value = "demo",
-        global = true
-    )]
+    #[arg(long, env = "SHOPFLOW_SEED", value_enum, default_value = "demo")]
     pub seed: Seed,
 
     /// Log lines as `pretty` text or `json` objects; `RUST_LOG` filters them
@@ -258,14 +222,27 @@ pub struct Config {
         long,
         env = "SHOPFLOW_LOG_FORMAT",
         value_enum,
-        default_value = "pretty",
-        global = true
+        default_value = "pretty"
     )]
     pub log_format: LogFormat,
 
     /// Path of the restate-server binary; defaults to the npm-installed one.
-    #[arg(long, env = "RESTATE_SERVER_BIN", global = true)]
+    #[arg(long, env = "RESTATE_SERVER_BIN")]
     pub restate_server_bin: Option<PathBuf>,
+}
+
+/// The command-line name of a value of a `ValueEnum`.
+trait ValueEnumName {
+    fn name(&self) -> String;
+}
+
+impl<T: ValueEnum> ValueEnumName for T {
+    fn name(&self) -> String {
+        self.to_possible_value()
+            .expect("no variant is skipped")
+            .get_name()
+            .to_owned()
+    }
 }
 
 /// Where `npm ci` puts the restate-server binary on this OS and architecture: npm
@@ -391,28 +368,49 @@ impl Config {
                 "SHOPFLOW_TRUST_USER_HEADER",
                 self.trust_user_header.to_string(),
             ),
+            ("SHOPFLOW_MAX_IN_FLIGHT", self.max_in_flight.to_string()),
+            ("SHOPFLOW_MAX_STREAMS", self.max_streams.to_string()),
             (
-                "SHOPFLOW_LOG_FORMAT",
-                self.log_format
-                    .to_possible_value()
-                    .expect("no variant is skipped")
-                    .get_name()
-                    .to_owned(),
+                "SHOPFLOW_MAX_STREAMS_PER_USER",
+                self.max_streams_per_user.to_string(),
             ),
+            ("SHOPFLOW_SEED", self.seed.name()),
+            ("SHOPFLOW_LOG_FORMAT", self.log_format.name()),
         ];
-        if let Some(secret) = &self.payment_webhook_secret {
-            env.push(("SHOPFLOW_PAYMENT_WEBHOOK_SECRET", secret.clone()));
-        }
-        if let Some(hosts) = &self.allowed_hosts {
-            env.push(("SHOPFLOW_ALLOWED_HOSTS", hosts.join(",")));
-        }
-        if let Some(key) = &self.restate_identity_key {
-            env.push(("SHOPFLOW_RESTATE_IDENTITY_KEY", key.clone()));
-        }
-        if !self.hold_at.is_empty() {
-            env.push(("SHOPFLOW_HOLD_AT", self.hold_at.join(",")));
-        }
+        env.extend(
+            self.optional_env()
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?))),
+        );
         env
+    }
+
+    /// The settings that have no default, when set.
+    fn optional_env(&self) -> [(&'static str, Option<String>); 5] {
+        [
+            (
+                "SHOPFLOW_PAYMENT_WEBHOOK_SECRET",
+                self.payment_webhook_secret.clone(),
+            ),
+            (
+                "SHOPFLOW_ALLOWED_HOSTS",
+                self.allowed_hosts.as_ref().map(|h| h.join(",")),
+            ),
+            (
+                "SHOPFLOW_RESTATE_IDENTITY_KEY",
+                self.restate_identity_key.clone(),
+            ),
+            (
+                "SHOPFLOW_HOLD_AT",
+                (!self.hold_at.is_empty()).then(|| self.hold_at.join(",")),
+            ),
+            (
+                "RESTATE_SERVER_BIN",
+                self.restate_server_bin
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+        ]
     }
 
     pub fn restate_server_bin(&self) -> PathBuf {
@@ -466,7 +464,7 @@ mod tests {
             "1s",
             "services",
         ]);
-        assert_eq!(cli.role, Some(Role::Services));
+        assert_eq!(cli.command, Some(Command::Services));
         let c = cli.config;
         assert_eq!(c.http_addr.port(), 1234);
         assert_eq!(c.restate, RestateMode::External);
@@ -501,16 +499,32 @@ mod tests {
 
     #[test]
     fn environment_for_children_round_trips() {
+        // Every setting away from its default, so each must travel.
         let original = parse(&[
-            "--delivery-delay",
-            "1500ms",
-            "--payment-webhook-secret",
-            "s3",
-            "--log-format",
-            "json",
+            "--http-addr=127.0.0.1:1001",
+            "--services-addr=127.0.0.1:1002",
+            "--data-dir=/tmp/sf-round-trip",
+            "--database-url=postgres://db.example/shop",
+            "--restate-ingress-addr=127.0.0.1:1003",
+            "--restate-admin-addr=127.0.0.1:1004",
+            "--restate-node-addr=127.0.0.1:1005",
+            "--services-url=http://lb.example:9080",
+            "--delivery-delay=1500ms",
+            "--payment-timeout=2m",
+            "--payment-webhook-secret=s3",
+            "--trust-user-header=true",
+            "--allowed-hosts=shop.example,localhost:1001",
+            "--restate-identity-key=publickeyv1_x",
+            "--max-in-flight=7",
+            "--max-streams=8",
+            "--max-streams-per-user=9",
+            "--hold-at=confirm_payment,complete_sale",
+            "--seed=bench",
+            "--log-format=json",
+            "--restate-server-bin=/opt/restate-server",
         ])
         .config;
-        let mut args = vec!["shopflow".to_owned(), "services".to_owned()];
+        let mut args = vec!["shopflow".to_owned()];
         for (key, value) in original.to_env() {
             let flag = key
                 .trim_start_matches("SHOPFLOW_")
@@ -518,20 +532,57 @@ mod tests {
                 .replace('_', "-");
             args.push(format!("--{flag}={value}"));
         }
-        let child = Cli::try_parse_from(args).unwrap().config;
-        assert_eq!(child.delivery_delay, Duration::from_millis(1500));
-        assert_eq!(child.payment_webhook_secret.as_deref(), Some("s3"));
-        assert_eq!(child.log_format, LogFormat::Json);
-        assert_eq!(child.restate, RestateMode::External);
-        assert_eq!(child.database_url(), original.database_url());
-        assert_eq!(child.services_url(), original.services_url());
+        args.push("services".to_owned());
+        let child = Cli::try_parse_from(&args).unwrap().config;
+        // The child never starts a restate-server of its own.
+        let expected = Config {
+            restate: RestateMode::External,
+            ..original
+        };
+        assert_eq!(child, expected, "the child's settings from {args:?}");
     }
 
     #[test]
-    fn global_flags_after_the_subcommand() {
-        let cli = parse(&["web", "--http-addr", "127.0.0.1:9999"]);
-        assert_eq!(cli.role, Some(Role::Web));
+    fn derived_settings_are_passed_on_as_values() {
+        let original = parse(&["--data-dir=/tmp/sf-derived"]).config;
+        let env = original.to_env();
+        let get = |key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+        assert_eq!(
+            get("SHOPFLOW_DATABASE_URL"),
+            Some("sqlite:///tmp/sf-derived/shopflow.db")
+        );
+        assert_eq!(get("SHOPFLOW_SERVICES_URL"), Some("http://127.0.0.1:9080"));
+    }
+
+    #[test]
+    fn server_flags_come_before_the_subcommand() {
+        let cli = parse(&["--http-addr", "127.0.0.1:9999", "web"]);
+        assert_eq!(cli.command, Some(Command::Web));
         assert_eq!(cli.config.http_addr.port(), 9999);
+        let after = Cli::try_parse_from(["shopflow", "web", "--http-addr", "127.0.0.1:9999"]);
+        assert!(after.is_err(), "a server flag after `web`: {after:?}");
+    }
+
+    #[test]
+    fn a_subcommands_help_lists_only_its_own_flags() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let user = cli.find_subcommand_mut("user").unwrap();
+        let add = user
+            .find_subcommand_mut("add")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            add.contains("--admin") && !add.contains("--http-addr"),
+            "{add}"
+        );
+        let top = Cli::command().render_long_help().to_string();
+        assert!(top.contains("--http-addr"), "{top}");
+        assert!(
+            !top.contains("--hold-at"),
+            "a test-only flag in the help: {top}"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!   [`shutdown`]: the time, secrets in the data dir, listeners, child processes, crash
 //!   points for fault-injection runs, traces, the shutdown request.
 //! - [`auth`]: signed tokens and cookies, password hashes.
-//! - [`db`]: SQLite: the catalog, users, and the order read model the durable handlers
+//! - [`db`]: SQLite or PostgreSQL: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
 //! - [`durable`]: the Restate services (`UserSession`, `OrderFulfillmentWorkflow`,
 //!   `ShippingService`) and the typed client that reaches them through Restate.
@@ -45,16 +45,18 @@ pub mod supervisor;
 pub mod telemetry;
 pub mod web;
 
-use config::{Cli, Role};
+use config::{Cli, Command};
 use shutdown::Shutdown;
 
 /// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's
 /// command to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.role {
+    match cli.command {
         None => supervisor::run(cli.config, Shutdown::on_signals()?).await,
-        Some(Role::Services) => supervisor::run_services(cli.config, Shutdown::on_signals()?).await,
-        Some(Role::Web) => supervisor::run_web(cli.config, Shutdown::on_signals()?).await,
+        Some(Command::Services) => {
+            supervisor::run_services(cli.config, Shutdown::on_signals()?).await
+        }
+        Some(Command::Web) => supervisor::run_web(cli.config, Shutdown::on_signals()?).await,
         Some(command) => cli::run(command, &cli.config).await,
     }
 }

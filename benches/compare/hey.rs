@@ -1,4 +1,4 @@
-//! The proposal's load test, `hey -n 1000 -c 10 -m POST …/api/cart/add`, with the user
+//! The classic cart load test, `hey -n 1000 -c 10 -m POST …/api/cart/add`, with the user
 //! and the body it needs: as written (one user, so the cart line reaches its 99 and the
 //! rest are refused with 409, as they should be), and spread over ten users (ten
 //! `hey -n 100 -c 1` at once). The floor is the same load on the ingress's `AddItem`.
@@ -153,7 +153,7 @@ pub fn markdown(rows: &[HeyRow]) -> String {
         return String::new();
     }
     let mut md = String::from(
-        "\n## The proposal's load test\n\n`hey -n 1000 -c 10 -m POST …/api/cart/add` with a \
+        "\n## The cart load test (hey)\n\n`hey -n 1000 -c 10 -m POST …/api/cart/add` with a \
          user and a body (`{\"product_id\":9,\"quantity\":1}`): as written, one user, whose \
          line reaches its 99 and the rest are refused with 409 as they should be; and the \
          same thousand requests from ten users (ten `hey -n 100 -c 1` at once). The floor \

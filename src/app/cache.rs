@@ -1,5 +1,5 @@
 //! The web role's in-memory copies of the catalog and of the users, so that a catalog
-//! page, a cart change or an authenticated request needs no SQLite round trip for
+//! page, a cart change or an authenticated request needs no database round trip for
 //! them.
 //!
 //! Both change in other processes too (the service endpoint reserves and releases

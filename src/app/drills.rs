@@ -8,7 +8,6 @@ use std::time::Duration;
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
 use crate::domain::CarrierMode;
-use crate::durable::notify::ADMIN;
 use crate::process::ChildControl;
 
 /// How long a crash drill waits for the supervisor's new child.
@@ -58,10 +57,15 @@ pub async fn crash(app: &App, user: &User, target: Target) -> AppResult<String> 
             format!("this process does not supervise {what} (it runs `shopflow web`, or Restate is external)"),
         )
     })?;
+    // Every customer with an order in flight, and the staff.
+    let staff = app.db.admins().await?;
     let mut recipients = app.db.users_with_open_orders().await?;
-    if !recipients.iter().any(|u| u == ADMIN) {
-        recipients.push(ADMIN.to_owned());
-    }
+    recipients.retain(|u| !staff.contains(u));
+    let recipients: Vec<(String, bool)> = recipients
+        .into_iter()
+        .map(|u| (u, false))
+        .chain(staff.into_iter().map(|u| (u, true)))
+        .collect();
     let pid = control.crash().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             AppError::conflict("not_running", format!("{what}: {e}; try again in a moment"))
@@ -74,9 +78,9 @@ pub async fn crash(app: &App, user: &User, target: Target) -> AppResult<String> 
         "Outage: {what} (pid {pid}) was killed with SIGKILL. Orders in flight wait for it."
     );
     let customers = format!("Outage: {what} is down for a moment. Your orders wait for it.");
-    for user in &recipients {
+    for (user, is_staff) in &recipients {
         let event = format!("outage:{pid}:{user}");
-        let outage = if user == ADMIN { &staff } else { &customers };
+        let outage = if *is_staff { &staff } else { &customers };
         app.db.notify(&event, user, None, "outage", outage).await?;
     }
     tokio::spawn(announce_recovery(
@@ -96,7 +100,7 @@ async fn announce_recovery(
     control: ChildControl,
     pid: u32,
     what: &'static str,
-    recipients: Vec<String>,
+    recipients: Vec<(String, bool)>,
 ) {
     let restarted = control.wait_restarted(pid, RECOVERY_DEADLINE).await;
     let (staff, customers) = match restarted {
@@ -114,9 +118,9 @@ async fn announce_recovery(
             format!("{what} is still down; your orders wait for it."),
         ),
     };
-    for user in &recipients {
+    for (user, is_staff) in &recipients {
         let event = format!("recovered:{pid}:{user}");
-        let message = if user == ADMIN { &staff } else { &customers };
+        let message = if *is_staff { &staff } else { &customers };
         if let Err(e) = db.notify(&event, user, None, "recovered", message).await {
             tracing::warn!(error = %e, "cannot record the recovery");
         }

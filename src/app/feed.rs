@@ -1,5 +1,5 @@
 //! The live feed: the notification log (written by the `shopflow services` process,
-//! so read from SQLite, not memory) tailed by one task and fanned out to every reader,
+//! so read from the database, not memory) tailed by one task and fanned out to every reader,
 //! per user or per order, with the catch-up and the dedupe in one place.
 //!
 //! The tail looks every `TAIL_INTERVAL`, and every `FAST_TAIL` while a use case waits
@@ -212,11 +212,6 @@ impl UserFeed {
                 return Some(batch);
             }
         }
-    }
-
-    /// The id of the newest notification handed out (or of the history).
-    pub fn last_id(&self) -> i64 {
-        self.last
     }
 }
 

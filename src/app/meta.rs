@@ -18,7 +18,7 @@ pub struct MetaSnapshot {
 }
 
 /// How often the clock of an order under way moves, and how soon an order is looked at
-/// again (SQLite and Restate's introspection) after it changed.
+/// again (the database and Restate's introspection) after it changed.
 const META_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest wait between two looks at an order that has not changed (one waiting
 /// for a decision, or for a retry). Its own notifications bring a look at once.

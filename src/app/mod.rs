@@ -5,6 +5,7 @@
 
 pub mod approvals;
 pub mod cache;
+pub mod cancellation;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;

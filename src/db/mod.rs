@@ -212,9 +212,30 @@ impl Db {
             .await
             .with_context(|| format!("cannot open the {backend:?} database"))?;
         let db = Db { pool, backend };
+        if backend == Backend::Sqlite {
+            db.check_sqlite_version().await?;
+        }
         db.migrate().await?;
         db.seed().await?;
         Ok(db)
+    }
+
+    /// The SQLite library (the system's) must know `RETURNING` and the JSON functions.
+    async fn check_sqlite_version(&self) -> anyhow::Result<()> {
+        const OLDEST: (u32, u32) = (3, 38);
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&self.pool)
+            .await?;
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if found < OLDEST {
+            bail!(
+                "SQLite {version} is too old: ShopFlow needs {}.{} or newer (RETURNING, JSON)",
+                OLDEST.0,
+                OLDEST.1
+            );
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -330,6 +351,13 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// The store's staff: every user with the admin role.
+    pub async fn admins(&self) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT username FROM users WHERE role = 'admin' ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
     }
 
     pub async fn user(&self, username: &Username) -> sqlx::Result<Option<User>> {

@@ -50,6 +50,44 @@ fn unprivileged() -> Option<(libc::uid_t, libc::gid_t)> {
     Some(unsafe { ((*user).pw_uid, (*user).pw_gid) })
 }
 
+/// A new cluster in `data`, its superuser `shopflow` trusted on loopback.
+fn initdb(bin: &Path, data: &Path) {
+    let out = command(&bin.join("initdb"))
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "shopflow",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "-D",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits up to a minute for the server on `port` to take connections.
+fn wait_ready(bin: &Path, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = || {
+        Command::new(bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    while !ready() {
+        assert!(Instant::now() < deadline, "postgres did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `program` as that user, killed when the process that spawns it exits.
 fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
@@ -118,25 +156,7 @@ impl Postgres {
         }
         let data = dir.path().join("data");
         let bin = bin_dir();
-        let out = command(&bin.join("initdb"))
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "shopflow",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        initdb(&bin, &data);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -155,17 +175,7 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         spawn_for_good(postgres).expect("start postgres");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let ready = || {
-            Command::new(bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        while !ready() {
-            assert!(Instant::now() < deadline, "postgres did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ready(&bin, port);
         Postgres { port, _dir: dir }
     }
 

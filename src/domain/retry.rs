@@ -1,4 +1,4 @@
-//! Retry policies in the proposal's terms (attempts, initial delay, backoff factor).
+//! Retry policies in plain terms (attempts, initial delay, backoff factor).
 //! `durable::shipping` maps them onto the Restate SDK's retry policy for `ctx.run`.
 
 use std::time::Duration;

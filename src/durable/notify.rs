@@ -4,12 +4,12 @@
 use crate::db::Db;
 use crate::domain::OrderRecord;
 
-/// Who sees the events meant for the store's staff.
-pub const ADMIN: &str = "admin";
-
+/// One event of an order's life for one user, or for the store's staff (every user with
+/// the admin role, as the log holds them when it is written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub event_id: String,
+    /// The user it is for; empty for the staff.
     pub user_id: String,
     pub order_id: String,
     pub kind: &'static str,
@@ -27,13 +27,28 @@ impl Event {
         }
     }
 
+    /// An event for the store's staff.
+    pub fn for_staff(order_id: &str, kind: &'static str, message: String) -> Event {
+        Event::new("", order_id, kind, message)
+    }
+
     /// Makes the event id unique among repeated events of one kind (retries).
     pub fn nth(mut self, n: i64) -> Event {
         self.event_id = format!("{}:{n}", self.event_id);
         self
     }
 
+    /// Writes the event to the log, once per recipient however often it runs.
     pub async fn write(&self, db: &Db) -> sqlx::Result<()> {
+        if self.user_id.is_empty() {
+            for admin in db.admins().await? {
+                let event_id = format!("{}:{admin}:{}", self.order_id, self.kind);
+                let order = Some(self.order_id.as_str());
+                db.notify(&event_id, &admin, order, self.kind, &self.message)
+                    .await?;
+            }
+            return Ok(());
+        }
         db.notify(
             &self.event_id,
             &self.user_id,

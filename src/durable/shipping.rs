@@ -1,5 +1,5 @@
 //! `ShippingService`: books shipments with the (simulated) carrier, retrying transient
-//! failures with the proposal's policy, and cancels them as a saga compensation.
+//! failures with its retry policy (3 attempts, 100 ms, ×2), and cancels them as a saga compensation.
 
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,7 @@ impl ShippingService {
 
 impl ShippingService {
     /// One carrier attempt. A rejection is an answer (`Ok(Err(reason))`, journaled and
-    /// notified); only a failure of our own (SQLite) is an error, retried by Restate.
+    /// notified); only a failure of our own (the database) is an error, retried by Restate.
     async fn book(
         &self,
         order_id: &str,

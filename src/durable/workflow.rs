@@ -11,7 +11,7 @@ use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::refusal;
-use super::notify::{ADMIN, Event};
+use super::notify::Event;
 use super::shipping::{ShipmentInfo, ShipmentRequest, ShippingServiceClient};
 use crate::clock::{format_duration, now_rfc3339};
 use crate::db::Db;
@@ -177,7 +177,7 @@ impl OrderFulfillmentWorkflow {
         let for_admin = format!("Order {order_id} from {user_id} ({total}) needs approval");
         let events = vec![
             Event::new(&user_id, &order_id, "approval_needed", waiting),
-            Event::new(ADMIN, &order_id, "approval_needed", for_admin),
+            Event::for_staff(&order_id, "approval_needed", for_admin),
         ];
         self.advance(ctx, st, OrderStatus::AwaitingApproval, events)
             .await

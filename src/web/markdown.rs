@@ -1,4 +1,4 @@
-//! Markdown views of API data (the proposal's order view and the UI's output pane),
+//! Markdown views of API data (the order's `text/markdown` view and the UI's output pane),
 //! and their rendering to HTML. User-supplied text is escaped so it cannot inject
 //! markup, and the HTML renderer drops raw HTML as a second line of defence.
 
@@ -80,7 +80,7 @@ pub fn step_label(step: &Step, order: &OrderView) -> String {
     format!("{} {label}{suffix}", icon(step.state))
 }
 
-/// The proposal's markdown order view.
+/// The order's markdown view (`Accept: text/markdown`).
 pub fn order(o: &OrderView) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Order #{}\n", escape(&o.order_id));

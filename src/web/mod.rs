@@ -6,6 +6,7 @@ pub mod api;
 pub mod datastar;
 pub mod error;
 pub mod extract;
+pub mod fragments;
 pub mod headers;
 pub mod limits;
 pub mod live;

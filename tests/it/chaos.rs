@@ -667,39 +667,45 @@ async fn check(
     fingerprints
 }
 
+/// One text value about the order `id` (`$1` in `sql`), if the row exists.
+async fn text(pool: &sqlx::AnyPool, id: &str, sql: &str) -> Option<Option<String>> {
+    sqlx::query_scalar::<_, Option<String>>(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Everything an order left behind: its status; its payment (captured, refunded); its
 /// stock (reserved, released, sold); its shipment; its compensations in the order they
 /// ran; every notification about it; how many workflows Restate ran for it.
 async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[String]) -> String {
-    let text = |q: &'static str| {
-        sqlx::query_scalar::<_, Option<String>>(q)
-            .bind(id)
-            .fetch_optional(pool)
+    // Joins a column's values with commas: `string_agg` on PostgreSQL, `group_concat`
+    // on SQLite (whose `string_agg` is newer than the system library may be).
+    let join = if common::postgres::wanted() {
+        "string_agg"
+    } else {
+        "group_concat"
     };
-    let status = text("SELECT status FROM orders WHERE order_id = $1")
-        .await
-        .unwrap();
+    let stock = format!(
+        "SELECT {join}(product_id || 'x' || quantity || ':' || state, ',')
+         FROM (SELECT * FROM stock_reservations WHERE order_id = $1 ORDER BY product_id) AS r"
+    );
+    let compensations = format!(
+        "SELECT {join}(name, ',') FROM
+         (SELECT name FROM order_compensations WHERE order_id = $1 ORDER BY seq) AS c"
+    );
+    let status = text(pool, id, "SELECT status FROM orders WHERE order_id = $1").await;
     let payment = text(
+        pool,
+        id,
         "SELECT state || ' amount=' || amount_cents || ' refunded=' || COALESCE(CAST(refunded_cents AS TEXT), '-')
          FROM payment_requests WHERE order_id = $1",
     )
-    .await
-    .unwrap();
-    let stock = text(
-        "SELECT string_agg(product_id || 'x' || quantity || ':' || state, ',')
-         FROM (SELECT * FROM stock_reservations WHERE order_id = $1 ORDER BY product_id) AS r",
-    )
-    .await
-    .unwrap();
-    let shipment = text("SELECT state FROM shipments WHERE order_id = $1")
-        .await
-        .unwrap();
-    let compensations = text(
-        "SELECT string_agg(name, ',') FROM
-         (SELECT name FROM order_compensations WHERE order_id = $1 ORDER BY seq) AS c",
-    )
-    .await
-    .unwrap();
+    .await;
+    let stock = text(pool, id, &stock).await;
+    let shipment = text(pool, id, "SELECT state FROM shipments WHERE order_id = $1").await;
+    let compensations = text(pool, id, &compensations).await;
     let show = |v: Option<Option<String>>| v.flatten().unwrap_or_else(|| "-".into());
     format!(
         "status={}; payment={}; stock={}; shipment={}; compensations={}; workflows={workflows}; notifications=[{}]",

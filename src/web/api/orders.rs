@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::app::checkout::{self, CheckoutReply};
 use crate::app::journal::JournalInvocation;
 use crate::app::orders::OrderView;
-use crate::app::{approvals, orders};
+use crate::app::{approvals, cancellation, orders};
 use crate::db::orders::OrderSummary;
 use crate::domain::{OrderId, ShippingAddress};
 use crate::web::AppState;
@@ -220,7 +220,7 @@ async fn cancel(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<CancelReply>> {
     let body = ReasonBody::parse(&body)?;
-    let order_id = approvals::cancel(&state, &user, &id, body.reason.as_deref()).await?;
+    let order_id = cancellation::cancel(&state, &user, &id, body.reason.as_deref()).await?;
     Ok(Json(CancelReply {
         order_id,
         status: "cancelled",

@@ -12,7 +12,8 @@ use crate::app::orders;
 use crate::web::AppState;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
-use crate::web::live::{self, notification_event};
+use crate::web::fragments::{self, notification_event};
+use crate::web::live;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -73,7 +74,7 @@ async fn workflow(
         state.shutdown.clone(),
         slot,
         |tx| async move {
-            let mut pane = live::MetaPane::default();
+            let mut pane = fragments::MetaPane::default();
             loop {
                 let snapshot = meta.borrow_and_update().clone();
                 if let Some(event) = snapshot.map(|s| pane.update(&s)).transpose()?.flatten() {

@@ -5,101 +5,166 @@
 //! makes (malformed, not signed in, not allowed, naming what the user may not see)
 //! gets its 4xx error JSON and changes nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::pages::{PageId, Selection, View};
 use super::{Signals, UiSignals, views};
 use crate::app::drills::Target;
-use crate::app::{AppError, AppResult, approvals, cart, checkout, drills, orders, payments};
+use crate::app::{
+    AppError, AppResult, approvals, cancellation, cart, checkout, drills, orders, payments,
+};
 use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, Reason, ShippingAddress};
 use crate::web::AppState;
 use crate::web::datastar;
-use crate::web::error::ApiResult;
+use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::CurrentUser;
 use crate::web::live;
 
-/// The answer to an action: the outcome in the status line, the panes for `selection`
-/// (which the page's stream follows from now on) and signals to set, the selection
-/// among them.
-async fn answer(
-    state: &AppState,
-    user: &CurrentUser,
-    page: &PageId,
-    selection: Selection,
-    outcome: AppResult<String>,
-    signals: Option<Value>,
-) -> ApiResult<Response> {
-    let outcome = match outcome {
-        Err(e) if matches!(e.status(), 401 | 403 | 404) => return Err(e.into()),
-        other => other,
-    };
-    state.pages.select(page, user.username(), selection.clone());
-    let panes = views::render(state, Some(user), &selection).await?;
-    let flash = match &outcome {
-        Ok(message) => views::flash(message, false)?,
-        Err(e) => views::flash(&e.to_string(), true)?,
-    };
-    let mut events = vec![datastar::morph(&flash)];
-    events.extend(panes.events());
-    // The page remembers what it shows, for a server that restarts meanwhile.
-    let mut signals = signals.unwrap_or_else(|| json!({}));
-    signals["view"] = json!(selection.view.as_str());
-    signals["order"] = json!(selection.order.as_deref().unwrap_or(""));
-    events.push(datastar::merge_signals(&signals));
-    Ok(live::respond(events))
-}
-
-/// What the page shows now (the dashboard for a page this server does not know).
-fn current(state: &AppState, user: &CurrentUser, page: &PageId) -> Selection {
-    state
-        .pages
-        .selection(page, user.username())
-        .unwrap_or_default()
-}
-
-pub async fn show_view(
-    State(state): State<AppState>,
+/// What every action of the page starts from, read in this order (so a request is
+/// refused for its identity first, then its path, then its signals): the user, the
+/// route's path parameter `P` (`()` for none), the page's signals and the page.
+pub struct UiAction<P = ()> {
+    state: AppState,
     user: CurrentUser,
-    Path(view): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let view = View::parse(&view)?;
+    path: P,
+    signals: Signals,
+    page: PageId,
+}
+
+/// A route's path parameters, as an action reads them.
+pub trait PathParams: Sized + Send {
+    fn from_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> impl Future<Output = Result<Self, ApiError>> + Send;
+}
+
+impl PathParams for () {
+    async fn from_parts(_: &mut axum::http::request::Parts, _: &AppState) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl PathParams for String {
+    async fn from_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<String, ApiError> {
+        let Path(value) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        Ok(value)
+    }
+}
+
+impl<P: PathParams> FromRequest<AppState> for UiAction<P> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let user = CurrentUser::from_request_parts(&mut parts, state).await?;
+        let path = P::from_parts(&mut parts, state).await?;
+        let UiSignals(signals) =
+            UiSignals::from_request(Request::from_parts(parts, body), state).await?;
+        let page = signals.page()?;
+        Ok(UiAction {
+            state: state.clone(),
+            user,
+            path,
+            signals,
+            page,
+        })
+    }
+}
+
+impl<P> UiAction<P> {
+    /// What the page shows now (the dashboard for a page this server does not know).
+    fn current(&self) -> Selection {
+        self.state
+            .pages
+            .selection(&self.page, self.user.username())
+            .unwrap_or_default()
+    }
+
+    /// The page's selection, moved to `view`.
+    fn in_view(&self, view: View) -> Selection {
+        Selection {
+            view,
+            ..self.current()
+        }
+    }
+
+    /// `view` showing the order `id` (the current selection when `id` is no order id).
+    fn on_order(&self, view: View, id: &str) -> Selection {
+        match OrderId::parse(id) {
+            Ok(_) => Selection {
+                view,
+                order: Some(id.to_owned()),
+            },
+            Err(_) => self.current(),
+        }
+    }
+
+    /// The answer: the outcome in the status line, the panes for `selection` (which the
+    /// page's stream follows from now on) and signals to set, the selection among them.
+    async fn answer(
+        &self,
+        selection: Selection,
+        outcome: AppResult<String>,
+        signals: Option<Value>,
+    ) -> ApiResult<Response> {
+        let outcome = match outcome {
+            Err(e) if matches!(e.status(), 401 | 403 | 404) => return Err(e.into()),
+            other => other,
+        };
+        let (state, user) = (&self.state, &self.user);
+        state
+            .pages
+            .select(&self.page, user.username(), selection.clone());
+        let panes = views::render(state, Some(user), &selection).await?;
+        let flash = match &outcome {
+            Ok(message) => views::flash(message, false)?,
+            Err(e) => views::flash(&e.to_string(), true)?,
+        };
+        let mut events = vec![datastar::morph(&flash)];
+        events.extend(panes.events());
+        // The page remembers what it shows, for a server that restarts meanwhile.
+        let mut signals = signals.unwrap_or_else(|| json!({}));
+        signals["view"] = json!(selection.view.as_str());
+        signals["order"] = json!(selection.order.as_deref().unwrap_or(""));
+        events.push(datastar::merge_signals(&signals));
+        Ok(live::respond(events))
+    }
+}
+
+pub async fn show_view(action: UiAction<String>) -> ApiResult<Response> {
+    let view = View::parse(&action.path)?;
     if view == View::Admin {
-        crate::app::require_admin(&user)
+        crate::app::require_admin(&action.user)
             .map_err(|_| AppError::forbidden("forbidden", "the Admin view needs the admin role"))?;
     }
-    let selection = Selection {
-        view,
-        ..current(&state, &user, &page)
-    };
     // Open the tab where the view's work happens: forms for shopping and deciding,
     // the read-outs for the dashboard and orders.
     let tab = match view {
         View::Products | View::Cart | View::Admin => "input",
         View::Dashboard | View::Orders => "output",
     };
+    let selection = action.in_view(view);
     let signals = Some(json!({"tab": tab}));
-    answer(&state, &user, &page, selection, Ok(String::new()), signals).await
+    action.answer(selection, Ok(String::new()), signals).await
 }
 
-pub async fn show_order(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let order = orders::visible(&state, &user, &id).await?;
-    let mut selection = current(&state, &user, &page);
+pub async fn show_order(action: UiAction<String>) -> ApiResult<Response> {
+    let order = orders::visible(&action.state, &action.user, &action.path).await?;
+    let mut selection = action.current();
     if selection.view != View::Admin {
         selection.view = View::Orders;
     }
     selection.order = Some(order.order_id);
     let tab = Some(json!({"tab": "output"}));
-    answer(&state, &user, &page, selection, Ok(String::new()), tab).await
+    action.answer(selection, Ok(String::new()), tab).await
 }
 
 /// The quantity the page's `qty.<sku>` signal holds for a product.
@@ -118,22 +183,17 @@ fn product_ref(product: &str) -> AppResult<ProductRef> {
     ProductRef::parse(product).map_err(|e| AppError::invalid("invalid_product_id", e))
 }
 
-pub async fn add_to_cart(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(product): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
+pub async fn add_to_cart(action: UiAction<String>) -> ApiResult<Response> {
+    let (state, user, product) = (&action.state, &action.user, &action.path);
     // The page's buttons name real products: a malformed one is no request of the page.
-    let product_ref = product_ref(&product)?;
+    let product_ref = product_ref(product)?;
     let outcome = async {
-        let quantity = quantity(&signals, &product)?;
-        let cart = cart::add_item(&state, &user, &product_ref, quantity, None).await?;
+        let quantity = quantity(&action.signals, product)?;
+        let cart = cart::add_item(state, user, &product_ref, quantity, None).await?;
         let name = cart
             .items
             .iter()
-            .find(|i| i.sku == product)
+            .find(|i| i.sku == *product)
             .map_or(product.as_str(), |i| i.name.as_str());
         let n = quantity.get();
         Ok(format!(
@@ -142,248 +202,147 @@ pub async fn add_to_cart(
         ))
     }
     .await;
-    let selection = Selection {
-        view: View::Products,
-        ..current(&state, &user, &page)
-    };
     let reset = Some(json!({"qty": {product.clone(): 1}}));
-    answer(&state, &user, &page, selection, outcome, reset).await
+    action
+        .answer(action.in_view(View::Products), outcome, reset)
+        .await
 }
 
-pub async fn remove_from_cart(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(product): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let product_ref = product_ref(&product)?;
-    let outcome = async {
-        let cart = cart::remove_item(&state, &user, &product_ref, None).await?;
-        Ok(format!(
-            "Removed {product}; the cart holds {}.",
-            cart.total_cents
-        ))
-    }
-    .await;
-    let selection = Selection {
-        view: View::Cart,
-        ..current(&state, &user, &page)
-    };
-    answer(&state, &user, &page, selection, outcome, None).await
+pub async fn remove_from_cart(action: UiAction<String>) -> ApiResult<Response> {
+    let product = &action.path;
+    let product_ref = product_ref(product)?;
+    let outcome = cart::remove_item(&action.state, &action.user, &product_ref, None)
+        .await
+        .map(|cart| format!("Removed {product}; the cart holds {}.", cart.total_cents));
+    action
+        .answer(action.in_view(View::Cart), outcome, None)
+        .await
 }
 
-pub async fn place_order(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
+pub async fn place_order(action: UiAction) -> ApiResult<Response> {
+    let (state, user) = (&action.state, &action.user);
     let placed = async {
-        let address = ShippingAddress::parse(&signals.address)
+        let address = ShippingAddress::parse(&action.signals.address)
             .map_err(|e| AppError::invalid("invalid_shipping_address", e))?;
         let order_id = checkout::new_order_id(user.username(), None);
-        checkout::place_order(&state, &user, order_id, address).await
+        checkout::place_order(state, user, order_id, address).await
     }
     .await;
-    let (selection, outcome, signals) = match placed {
-        Ok(reply) => {
-            let message = if reply.status == OrderStatus::AwaitingPayment {
-                format!(
-                    "Order {} placed. Pay for it at the payment gateway below.",
-                    reply.order_id
-                )
-            } else {
-                format!("Order {} is {}.", reply.order_id, reply.status.label())
-            };
-            let selection = Selection {
-                view: View::Orders,
-                order: Some(reply.order_id),
-            };
-            (
-                selection,
-                Ok(message),
-                Some(json!({"tab": "input", "address": ""})),
-            )
-        }
+    let reply = match placed {
+        Ok(reply) => reply,
         Err(e) => {
-            let selection = Selection {
-                view: View::Cart,
-                ..current(&state, &user, &page)
-            };
-            (selection, Err(e), None)
+            return action
+                .answer(action.in_view(View::Cart), Err(e), None)
+                .await;
         }
     };
-    answer(&state, &user, &page, selection, outcome, signals).await
+    let message = if reply.status == OrderStatus::AwaitingPayment {
+        format!(
+            "Order {} placed. Pay for it at the payment gateway below.",
+            reply.order_id
+        )
+    } else {
+        format!("Order {} is {}.", reply.order_id, reply.status.label())
+    };
+    let selection = Selection {
+        view: View::Orders,
+        order: Some(reply.order_id),
+    };
+    let signals = Some(json!({"tab": "input", "address": ""}));
+    action.answer(selection, Ok(message), signals).await
 }
 
 /// Pay or decline at the simulated gateway, which posts its signed callback to us.
-async fn settle(
-    state: AppState,
-    user: CurrentUser,
-    id: String,
-    signals: Signals,
-    decline: bool,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let reason = match signals.decline_reason.trim() {
+async fn settle(action: UiAction<String>, decline: bool) -> ApiResult<Response> {
+    let (state, user, id) = (&action.state, &action.user, &action.path);
+    let reason = match action.signals.decline_reason.trim() {
         "" => Reason::parse("card declined"),
         text => Reason::parse(text),
     };
     let outcome = match (decline, reason) {
-        (false, _) => payments::pay_at_gateway(&state, &user, &id, None).await,
-        (true, Ok(reason)) => payments::pay_at_gateway(&state, &user, &id, Some(reason)).await,
+        (false, _) => payments::pay_at_gateway(state, user, id, None).await,
+        (true, Ok(reason)) => payments::pay_at_gateway(state, user, id, Some(reason)).await,
         (true, Err(e)) => Err(AppError::invalid("invalid_reason", e)),
     };
-    let mut selection = current(&state, &user, &page);
-    if OrderId::parse(&id).is_ok() {
-        selection = Selection {
-            view: View::Orders,
-            order: Some(id),
-        };
-    }
     let signals = Some(json!({"tab": "output", "declineReason": ""}));
-    answer(&state, &user, &page, selection, outcome, signals).await
+    action
+        .answer(action.on_order(View::Orders, id), outcome, signals)
+        .await
 }
 
-pub async fn pay(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    settle(state, user, id, signals, false).await
+pub async fn pay(action: UiAction<String>) -> ApiResult<Response> {
+    settle(action, false).await
 }
 
-pub async fn decline(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    settle(state, user, id, signals, true).await
+pub async fn decline(action: UiAction<String>) -> ApiResult<Response> {
+    settle(action, true).await
 }
 
-/// After a decision the admin's workflow pane follows the order.
-fn decided(state: &AppState, user: &CurrentUser, page: &PageId, id: &str) -> Selection {
-    let mut selection = Selection {
-        view: View::Admin,
-        ..current(state, user, page)
-    };
-    if OrderId::parse(id).is_ok() {
-        selection.order = Some(id.to_owned());
-    }
-    selection
-}
-
-pub async fn approve(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let outcome = approvals::approve(&state, &user, &id)
+pub async fn approve(action: UiAction<String>) -> ApiResult<Response> {
+    let outcome = approvals::approve(&action.state, &action.user, &action.path)
         .await
         .map(|order_id| format!("Approved order {order_id}; it ships now."));
-    let selection = decided(&state, &user, &page, &id);
-    answer(&state, &user, &page, selection, outcome, None).await
+    // After a decision the admin's workflow pane follows the order.
+    let selection = action.on_order(View::Admin, &action.path);
+    action.answer(selection, outcome, None).await
 }
 
-pub async fn reject(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let reason = signals.reject_reason.trim();
-    let outcome = approvals::reject(&state, &user, &id, Some(reason))
+pub async fn reject(action: UiAction<String>) -> ApiResult<Response> {
+    let reason = action.signals.reject_reason.trim();
+    let outcome = approvals::reject(&action.state, &action.user, &action.path, Some(reason))
         .await
         .map(|order_id| match reason {
             "" => format!("Rejected order {order_id}."),
             reason => format!("Rejected order {order_id}: {reason}"),
         });
-    let selection = decided(&state, &user, &page, &id);
+    let selection = action.on_order(View::Admin, &action.path);
     let reset = Some(json!({"rejectReason": ""}));
-    answer(&state, &user, &page, selection, outcome, reset).await
+    action.answer(selection, outcome, reset).await
 }
 
-/// The customer cancels an order that has not shipped.
-pub async fn cancel(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    let outcome = approvals::cancel(&state, &user, &id, None)
+/// The customer (or an admin) cancels an order that has not shipped.
+pub async fn cancel(action: UiAction<String>) -> ApiResult<Response> {
+    let outcome = cancellation::cancel(&action.state, &action.user, &action.path, None)
         .await
         .map(|order_id| format!("Cancelled order {order_id}; what was taken is given back."));
-    let mut selection = current(&state, &user, &page);
-    if OrderId::parse(&id).is_ok() {
-        selection = Selection {
-            view: View::Orders,
-            order: Some(id),
-        };
-    }
     let tab = Some(json!({"tab": "output"}));
-    answer(&state, &user, &page, selection, outcome, tab).await
+    let selection = action.on_order(View::Orders, &action.path);
+    action.answer(selection, outcome, tab).await
 }
 
 /// A crash drill: SIGKILL to the service endpoint, or to restate-server.
-async fn crash_drill(
-    state: AppState,
-    user: CurrentUser,
-    signals: Signals,
-    target: Target,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    crate::app::require_admin(&user)?;
-    let outcome = drills::crash(&state, &user, target).await;
-    let selection = Selection {
-        view: View::Admin,
-        ..current(&state, &user, &page)
-    };
-    answer(&state, &user, &page, selection, outcome, None).await
+async fn crash_drill(action: UiAction, target: Target) -> ApiResult<Response> {
+    crate::app::require_admin(&action.user)?;
+    let outcome = drills::crash(&action.state, &action.user, target).await;
+    action
+        .answer(action.in_view(View::Admin), outcome, None)
+        .await
 }
 
-pub async fn crash(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    crash_drill(state, user, signals, Target::Endpoint).await
+pub async fn crash(action: UiAction) -> ApiResult<Response> {
+    crash_drill(action, Target::Endpoint).await
 }
 
-pub async fn crash_restate(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    crash_drill(state, user, signals, Target::Restate).await
+pub async fn crash_restate(action: UiAction) -> ApiResult<Response> {
+    crash_drill(action, Target::Restate).await
 }
 
 /// The carrier drill: how the carrier treats the next orders.
-pub async fn carrier(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    UiSignals(signals): UiSignals,
-) -> ApiResult<Response> {
-    let page = signals.page()?;
-    crate::app::require_admin(&user)?;
+pub async fn carrier(action: UiAction) -> ApiResult<Response> {
+    crate::app::require_admin(&action.user)?;
+    let signals = &action.signals;
     let orders = match &signals.carrier_orders {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
     let outcome = match orders {
-        Some(orders) => drills::carrier(&state, &user, &signals.carrier_mode, orders).await,
+        Some(orders) => {
+            drills::carrier(&action.state, &action.user, &signals.carrier_mode, orders).await
+        }
         None => Err(AppError::invalid("invalid_orders", "orders must be 0-100")),
     };
-    let selection = Selection {
-        view: View::Admin,
-        ..current(&state, &user, &page)
-    };
-    answer(&state, &user, &page, selection, outcome, None).await
+    action
+        .answer(action.in_view(View::Admin), outcome, None)
+        .await
 }

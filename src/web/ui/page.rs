@@ -84,6 +84,31 @@ struct PageTemplate {
     meta: String,
 }
 
+/// The signals a new page starts with: its id, every form empty, a quantity of one
+/// for each product.
+async fn first_signals(state: &AppState, page: &PageId) -> ApiResult<serde_json::Value> {
+    let products = catalog::products(state).await?;
+    let qty: serde_json::Map<String, serde_json::Value> = products
+        .products
+        .iter()
+        .map(|p| (p.sku.clone(), 1.into()))
+        .collect();
+    let signals = serde_json::json!({
+        "page": page.as_str(),
+        "tab": "output",
+        "live": false,
+        "qty": qty,
+        "address": "",
+        "declineReason": "",
+        "rejectReason": "",
+        "carrierMode": "fail",
+        "carrierOrders": 1,
+        "view": View::default().as_str(),
+        "order": "",
+    });
+    Ok(signals)
+}
+
 /// `?signin=…` after a refused sign-in: what the page says about it.
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -106,25 +131,7 @@ pub async fn page(
 ) -> ApiResult<Response> {
     let user = user.ok();
     let page = PageId::random();
-    let products = catalog::products(&state).await?;
-    let qty: serde_json::Map<String, serde_json::Value> = products
-        .products
-        .iter()
-        .map(|p| (p.sku.clone(), 1.into()))
-        .collect();
-    let signals = serde_json::json!({
-        "page": page.as_str(),
-        "tab": "output",
-        "live": false,
-        "qty": qty,
-        "address": "",
-        "declineReason": "",
-        "rejectReason": "",
-        "carrierMode": "fail",
-        "carrierOrders": 1,
-        "view": View::default().as_str(),
-        "order": "",
-    });
+    let signals = first_signals(&state, &page).await?;
     let selection = Selection::default();
     if let Some(user) = &user {
         state

@@ -24,7 +24,8 @@ use crate::web::AppState;
 use crate::web::datastar;
 use crate::web::error::ApiResult;
 use crate::web::extract::CurrentUser;
-use crate::web::live::{self, Events, Stop, notification_event};
+use crate::web::fragments::{self, notification_event};
+use crate::web::live::{self, Events, Stop};
 
 /// When the panes are looked at again after a change. Panes that show Restate's own
 /// state (the cart) can lag the notification by a moment; these settle it.
@@ -49,7 +50,7 @@ pub async fn stream(
         state: state.clone(),
         user,
         last_panes: views::Panes::default(),
-        meta_pane: live::MetaPane::default(),
+        meta_pane: fragments::MetaPane::default(),
     };
     Ok(live::stream(state.shutdown.clone(), slot, move |tx| {
         page.run(tx, list, feed, attached)
@@ -61,7 +62,7 @@ struct PageStream {
     user: CurrentUser,
     /// The panes and the workflow pane as last sent, so nothing is sent twice.
     last_panes: views::Panes,
-    meta_pane: live::MetaPane,
+    meta_pane: fragments::MetaPane,
 }
 
 impl PageStream {

@@ -2,13 +2,20 @@
 //! Output pane's markdown (as HTML) and the workflow metadata of the selected order.
 //! Every piece is a template with escaping on.
 
+mod admin;
+mod cart;
+mod dashboard;
+mod orders;
+mod products;
+
 use askama::Template;
 use axum::response::sse::Event;
 
 use super::pages::{Selection, View};
-use crate::app::cart::{self, CartView};
+use crate::app;
+use crate::app::cart::CartView;
 use crate::app::feed::HISTORY;
-use crate::app::orders::{self, OrderView};
+use crate::app::orders::OrderView;
 use crate::app::{catalog, drills, journal, payments};
 use crate::clock::now_rfc3339;
 use crate::db::Product;
@@ -18,8 +25,13 @@ use crate::web::AppState;
 use crate::web::datastar;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::CurrentUser;
-use crate::web::live::{WorkflowMeta, notification_html};
+use crate::web::fragments::{WorkflowMeta, notification_html};
 use crate::web::markdown;
+use admin::admin;
+use cart::{CartLine, Payable, cart_view, payable};
+use dashboard::dashboard;
+use orders::{OrderRow, order_row, orders_view, with_order};
+use products::{ProductRow, products};
 
 /// The panes that depend on the selection, each an element with a stable id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,44 +65,6 @@ struct Nav {
     users: Vec<crate::db::User>,
     current: Option<String>,
     items: Vec<NavItem>,
-}
-
-pub struct ProductRow {
-    sku: String,
-    name: String,
-    price: Cents,
-    stock: i64,
-    signal: String,
-    add_url: String,
-}
-
-pub struct CartLine {
-    sku: String,
-    name: String,
-    quantity: u32,
-    total: Cents,
-    remove_url: String,
-}
-
-/// The simulated payment gateway's form for an order waiting for payment.
-pub struct Payable {
-    order_id: String,
-    amount: Cents,
-    pay_url: String,
-    decline_url: String,
-}
-
-pub struct OrderRow {
-    order_id: String,
-    user: String,
-    status: &'static str,
-    total: Cents,
-    selected: bool,
-    select_url: String,
-    approve_url: String,
-    reject_url: String,
-    /// Where the customer cancels it, while it still can be.
-    cancel_url: Option<String>,
 }
 
 /// What the Input pane offers in each view.
@@ -204,7 +178,7 @@ pub async fn render(
     };
     // The selected order, if it is one the user may see.
     let order = match &selection.order {
-        Some(id) => orders::order(state, user, id).await.ok(),
+        Some(id) => app::orders::order(state, user, id).await.ok(),
         None => None,
     };
     let (input, output) = match view {
@@ -264,92 +238,6 @@ async fn nav(state: &AppState, user: Option<&CurrentUser>, view: View) -> ApiRes
 
 type ViewPanes = (Input, String);
 
-async fn dashboard(state: &AppState, user: &CurrentUser) -> ApiResult<ViewPanes> {
-    let counts = orders::counts(state, user).await?;
-    // The counts still show while Restate is unreachable; the cart line waits.
-    let cart = cart::cart(state, user).await.ok();
-    let title = if user.is_admin() {
-        "Dashboard: all orders"
-    } else {
-        "Dashboard"
-    };
-    let is_admin = user.is_admin();
-    Ok((
-        Input::Dashboard { is_admin },
-        markdown::dashboard(title, &counts, cart.as_ref()),
-    ))
-}
-
-async fn products(state: &AppState) -> ApiResult<ViewPanes> {
-    let products = catalog::products(state).await?;
-    let md = markdown::products(&products.products);
-    let rows = products.products.iter().map(product_row).collect();
-    Ok((Input::Products { products: rows }, md))
-}
-
-async fn cart_view(state: &AppState, user: &CurrentUser) -> ApiResult<ViewPanes> {
-    let cart = cart::cart(state, user).await?;
-    let pending = payable(state, user).await?;
-    let md = markdown::cart(&cart, pending.as_ref().map(|p| p.order_id.as_str()));
-    Ok((cart_input(cart, pending), md))
-}
-
-/// Markdown of the selected order, below a list.
-fn with_order(mut md: String, order: Option<&OrderView>) -> String {
-    if let Some(order) = order {
-        md.push_str("\n---\n\n");
-        md.push_str(&markdown::order(order));
-    }
-    md
-}
-
-async fn orders_view(
-    state: &AppState,
-    user: &CurrentUser,
-    selection: &Selection,
-    order: Option<&OrderView>,
-) -> ApiResult<ViewPanes> {
-    let list = orders::of_user(state, user).await?;
-    let md = with_order(markdown::orders(&list), order);
-    let rows = list
-        .iter()
-        .map(|o| order_row(o, selection.order.as_deref()))
-        .collect();
-    let pending = payable(state, user).await?;
-    Ok((
-        Input::Orders {
-            orders: rows,
-            pending,
-        },
-        md,
-    ))
-}
-
-async fn admin(
-    state: &AppState,
-    user: &CurrentUser,
-    selection: &Selection,
-    order: Option<&OrderView>,
-) -> ApiResult<ViewPanes> {
-    let waiting = orders::approval_queue(state, user).await?;
-    let counts = orders::counts(state, user).await?;
-    let mut md = markdown::approvals(&waiting);
-    md.push('\n');
-    md.push_str(&markdown::dashboard("All orders", &counts, None));
-    let md = with_order(md, order);
-    let pending = waiting
-        .iter()
-        .map(|o| order_row(o, selection.order.as_deref()))
-        .collect();
-    let input = Input::Admin {
-        pending,
-        can_crash: state.supervised.endpoint.is_some(),
-        can_crash_restate: state.supervised.restate.is_some(),
-        carrier: drills::carrier_state(state).await?,
-    };
-    Ok((input, md))
-}
-
 fn pane_input(view: View, input: Input) -> ApiResult<String> {
     InputPane {
         view: view.as_str(),
@@ -373,7 +261,7 @@ pub async fn meta(state: &AppState, order: Option<&OrderView>) -> ApiResult<Stri
     let Some(order) = order else {
         return NoWorkflow.render().map_err(render_err);
     };
-    let order_id = orders::parse_order_id(&order.order_id)?;
+    let order_id = app::orders::parse_order_id(&order.order_id)?;
     // The per-order board has the order's numbers when someone watches it already.
     if let Some(snapshot) = state.feed.meta().latest(&order_id) {
         let journal = snapshot.journal.clone();
@@ -391,65 +279,6 @@ pub async fn meta(state: &AppState, order: Option<&OrderView>) -> ApiResult<Stri
 /// The `#workflow-meta` pane for no order selected.
 pub fn no_meta() -> ApiResult<String> {
     NoWorkflow.render().map_err(render_err)
-}
-
-fn product_row(p: &Product) -> ProductRow {
-    ProductRow {
-        signal: format!("qty.{}", p.sku),
-        add_url: format!("/ui/cart/add/{}", p.sku),
-        price: cents(p.price_cents),
-        stock: p.stock_qty,
-        sku: p.sku.clone(),
-        name: p.name.clone(),
-    }
-}
-
-fn cart_input(cart: CartView, pending: Option<Payable>) -> Input {
-    let lines = cart
-        .items
-        .into_iter()
-        .map(|l| CartLine {
-            remove_url: format!("/ui/cart/remove/{}", l.sku),
-            quantity: l.quantity.get(),
-            total: l.line_total_cents,
-            sku: l.sku,
-            name: l.name,
-        })
-        .collect();
-    Input::Cart {
-        lines,
-        total: cart.total_cents,
-        pending,
-    }
-}
-
-fn order_row(o: &OrderSummary, selected: Option<&str>) -> OrderRow {
-    let cancellable = matches!(
-        o.status,
-        OrderStatus::AwaitingPayment | OrderStatus::AwaitingApproval
-    );
-    OrderRow {
-        cancel_url: cancellable.then(|| format!("/ui/cancel/{}", o.order_id)),
-        selected: selected == Some(o.order_id.as_str()),
-        select_url: format!("/ui/order/{}", o.order_id),
-        approve_url: format!("/ui/approve/{}", o.order_id),
-        reject_url: format!("/ui/reject/{}", o.order_id),
-        status: o.status.label(),
-        total: cents(o.total_cents),
-        user: o.user_id.clone(),
-        order_id: o.order_id.clone(),
-    }
-}
-
-/// The user's order that waits at the payment gateway, if any.
-async fn payable(state: &AppState, user: &CurrentUser) -> ApiResult<Option<Payable>> {
-    let payment = payments::waiting(state, user).await?;
-    Ok(payment.map(|p| Payable {
-        pay_url: format!("/ui/pay/{}", p.order_id),
-        decline_url: format!("/ui/decline/{}", p.order_id),
-        amount: cents(p.amount_cents),
-        order_id: p.order_id,
-    }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! The simulated payment gateway's records: one payment request per order, settled
+//! once, refunded once.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_rfc3339;
+use crate::db::Db;
+use crate::db::rows::from_row;
+use crate::domain::{OrderRecord, PaymentState};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    pub order_id: String,
+    pub user_id: String,
+    pub amount_cents: i64,
+    pub awakeable_id: String,
+    pub state: PaymentState,
+    pub transaction_id: Option<String>,
+    pub reason: Option<String>,
+}
+from_row!(PaymentRequest {
+    order_id,
+    user_id,
+    amount_cents,
+    awakeable_id,
+    state: String,
+    transaction_id,
+    reason
+});
+
+impl Db {
+    /// Records a payment request with the simulated gateway; a second call for the same
+    /// order changes nothing.
+    pub async fn register_payment(
+        &self,
+        order: &OrderRecord,
+        awakeable_id: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO payment_requests (order_id, user_id, amount_cents, awakeable_id, state, created_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order.order_id.as_str())
+        .bind(&order.user_id)
+        .bind(order.total_cents.get())
+        .bind(awakeable_id)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    const PAYMENT_COLUMNS: &str = "SELECT order_id, user_id, amount_cents, awakeable_id, state, transaction_id, reason FROM payment_requests";
+
+    pub async fn payment_by_awakeable(
+        &self,
+        awakeable_id: &str,
+    ) -> sqlx::Result<Option<PaymentRequest>> {
+        sqlx::query_as(&format!(
+            "{} WHERE awakeable_id = $1",
+            Self::PAYMENT_COLUMNS
+        ))
+        .bind(awakeable_id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    pub async fn payment_by_order(&self, order_id: &str) -> sqlx::Result<Option<PaymentRequest>> {
+        sqlx::query_as(&format!("{} WHERE order_id = $1", Self::PAYMENT_COLUMNS))
+            .bind(order_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Settles a pending payment; false when it was already settled (or timed out).
+    /// This conditional update is the one arbiter between callbacks and the timeout.
+    pub async fn settle_payment(
+        &self,
+        awakeable_id: &str,
+        state: PaymentState,
+        transaction_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> sqlx::Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE payment_requests SET state = $1, transaction_id = $2, reason = $3, settled_at = $4
+             WHERE awakeable_id = $5 AND state = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(transaction_id)
+        .bind(reason)
+        .bind(now_rfc3339())
+        .bind(awakeable_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Puts a settlement back when it could not be delivered to Restate.
+    pub async fn unsettle_payment(&self, awakeable_id: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE payment_requests SET state = 'pending', transaction_id = NULL, reason = NULL, settled_at = NULL
+             WHERE awakeable_id = $1",
+        )
+        .bind(awakeable_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Refunds the order's captured payment at the gateway, once; returns the amount
+    /// refunded (0 when nothing was captured).
+    pub async fn refund_payment(&self, order_id: &str) -> sqlx::Result<i64> {
+        sqlx::query(
+            "UPDATE payment_requests SET refunded_cents = amount_cents, refunded_at = $1
+             WHERE order_id = $2 AND state = 'succeeded' AND refunded_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(order_id)
+        .execute(self.pool())
+        .await?;
+        let refunded: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT refunded_cents FROM payment_requests WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(refunded.flatten().unwrap_or(0))
+    }
+}

@@ -1,0 +1,346 @@
+//! What the order lifecycle stores: the order read model, stock reservations,
+//! checkout claims, the simulated payment gateway and carrier, and the notification
+//! log, a file each. Every write is idempotent (keyed by order or event id, guarded by
+//! state), because the Restate handlers that make them may run a step again after a
+//! crash.
+
+mod carrier;
+mod checkout_claims;
+mod gateway;
+mod notifications;
+mod read_model;
+mod stock;
+
+pub use carrier::Shipment;
+pub use gateway::PaymentRequest;
+pub use notifications::Notification;
+pub use read_model::{DecisionClaim, OrderDetail, OrderInvocations, OrderSummary, Totals};
+pub use stock::ReserveOutcome;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::now_rfc3339;
+    use crate::db::Db;
+    use crate::domain::order::steps_for;
+    use crate::domain::{
+        BasketLine, Cents, OrderId, OrderRecord, OrderStatus, PaymentState, ProductId, Quantity,
+        ShippingAddress,
+    };
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        crate::db::test_db().await
+    }
+
+    fn order(id: &str, user: &str, lines: &[(i64, i64)]) -> OrderRecord {
+        OrderRecord {
+            order_id: OrderId::parse(id).unwrap(),
+            user_id: user.into(),
+            items: lines
+                .iter()
+                .map(|&(p, q)| BasketLine {
+                    product_id: ProductId::new(p).unwrap(),
+                    sku: format!("P{p:03}"),
+                    name: String::new(),
+                    unit_price_cents: Cents::new(100).unwrap(),
+                    quantity: Quantity::new(q).unwrap(),
+                })
+                .collect(),
+            total_cents: Cents::new(100).unwrap(),
+            shipping_address: ShippingAddress::parse("x").unwrap(),
+            created_at: now_rfc3339(),
+            status: OrderStatus::AwaitingPayment,
+            awakeable_id: None,
+            transaction_id: None,
+            failure_reason: None,
+        }
+    }
+
+    async fn stock(db: &Db, id: i64) -> i64 {
+        sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_read_model_holds_the_whole_order_in_one_row() {
+        let (_d, db) = db().await;
+        let o = order("o-read", "alice", &[(1, 2)]);
+        db.reserve_order(&o, "inv_1").await.unwrap();
+        db.register_payment(&o, "sign_1").await.unwrap();
+        let d = db.order_detail("o-read").await.unwrap().unwrap();
+        assert_eq!(
+            (d.status, d.user_id.as_str()),
+            (OrderStatus::AwaitingPayment, "alice")
+        );
+        assert_eq!(
+            (d.items, d.shipping_address.as_str()),
+            (o.items.clone(), "x")
+        );
+        assert_eq!(d.awakeable_id.as_deref(), Some("sign_1"));
+        assert_eq!(
+            d.steps,
+            steps_for(OrderStatus::AwaitingPayment),
+            "derived until the workflow runs"
+        );
+        assert!(d.compensations.is_empty() && d.shipment.is_none());
+
+        db.record_checkout("o-read", OrderStatus::AwaitingApproval, Some("txn-1"), None)
+            .await
+            .unwrap();
+        let mut steps = steps_for(OrderStatus::ShippingFailed);
+        steps[0].at = Some("2026-01-01T00:00:00.000Z".into());
+        db.book_shipment("o-read", "UPS", "1Z1").await.unwrap();
+        db.record_progress("o-read", OrderStatus::ShippingFailed, &steps, Some("lost"))
+            .await
+            .unwrap();
+        for name in ["cancel_shipment", "release_inventory", "cancel_shipment"] {
+            db.record_compensation("o-read", name, "2026-01-01T00:00:01.000Z")
+                .await
+                .unwrap();
+        }
+        let d = db.order_detail("o-read").await.unwrap().unwrap();
+        assert_eq!(d.status, OrderStatus::ShippingFailed);
+        assert_eq!(d.transaction_id.as_deref(), Some("txn-1"));
+        assert_eq!(d.failure_reason.as_deref(), Some("lost"));
+        assert_eq!(d.steps, steps);
+        assert_eq!(d.shipment, Some(("UPS".into(), "1Z1".into())));
+        let names: Vec<_> = d.compensations.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cancel_shipment", "release_inventory"],
+            "in order, once each"
+        );
+        assert!(db.order_detail("o-none").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reservations_are_all_or_nothing_and_idempotent() {
+        let (_d, db) = db().await;
+        let (s1, s7) = (stock(&db, 1).await, stock(&db, 7).await);
+        // Line 2 cannot be covered: nothing is taken, not even line 1.
+        let greedy = order("o1", "alice", &[(1, 2), (7, s7 + 1)]);
+        assert!(matches!(
+            db.reserve_order(&greedy, "inv_1").await.unwrap(),
+            ReserveOutcome::OutOfStock { .. }
+        ));
+        assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
+        assert!(db.order_summary("o1").await.unwrap().is_none());
+
+        let ok = order("o2", "alice", &[(1, 2), (7, 1)]);
+        assert_eq!(
+            db.reserve_order(&ok, "inv_1").await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        assert_eq!(
+            db.reserve_order(&ok, "inv_1").await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1 - 2, s7 - 1));
+        assert_eq!(
+            db.reserve_order(&order("o2", "bob", &[(1, 1)]), "inv_1")
+                .await
+                .unwrap(),
+            ReserveOutcome::OrderIdTaken
+        );
+
+        assert_eq!(db.release_reservation("o2").await.unwrap(), 2);
+        assert_eq!(db.release_reservation("o2").await.unwrap(), 0);
+        assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
+    }
+
+    #[tokio::test]
+    async fn a_decision_is_claimed_once_and_again_by_its_claimer() {
+        let (_d, db) = db().await;
+        let o = order("o-decide", "alice", &[(1, 1)]);
+        db.reserve_order(&o, "inv_1").await.unwrap();
+        db.register_payment(&o, "sign_1").await.unwrap();
+        let early = db.claim_decision("o-decide", "approved", "inv_a").await;
+        assert!(
+            matches!(early.unwrap(), DecisionClaim::Taken { .. }),
+            "not waiting yet"
+        );
+        db.record_progress("o-decide", OrderStatus::AwaitingApproval, &[], None)
+            .await
+            .unwrap();
+        let claim = |what, by| db.claim_decision("o-decide", what, by);
+        assert_eq!(
+            claim("approved", "inv_a").await.unwrap(),
+            DecisionClaim::Won
+        );
+        // Its step run again after a crash: still the winner.
+        assert_eq!(
+            claim("approved", "inv_a").await.unwrap(),
+            DecisionClaim::Won
+        );
+        assert!(matches!(
+            claim("rejected", "inv_b").await.unwrap(),
+            DecisionClaim::Taken { .. }
+        ));
+        assert!(matches!(
+            claim("approved", "inv_b").await.unwrap(),
+            DecisionClaim::Taken { .. }
+        ));
+        db.record_progress("o-decide", OrderStatus::Shipping, &[], None)
+            .await
+            .unwrap();
+        assert_eq!(
+            claim("approved", "inv_a").await.unwrap(),
+            DecisionClaim::Won
+        );
+        assert!(matches!(
+            claim("rejected", "inv_a").await.unwrap(),
+            DecisionClaim::Taken { .. }
+        ));
+    }
+
+    /// Many checkouts racing for the same scarce products, each in another order of
+    /// lines, then every release twice at once: never oversold, never given back twice,
+    /// no deadlock (on PostgreSQL the rows would otherwise lock in clashing orders).
+    #[tokio::test]
+    async fn racing_reservations_and_releases_conserve_stock() {
+        let (_d, db) = db().await;
+        let (scarce, other) = (7, 6); // 3 and 12 in stock
+        let before = (stock(&db, scarce).await, stock(&db, other).await);
+        let tries: Vec<_> = (0..12)
+            .map(|i| {
+                let db = db.clone();
+                let lines = if i % 2 == 0 {
+                    [(scarce, 1), (other, 1)]
+                } else {
+                    [(other, 1), (scarce, 1)]
+                };
+                let o = order(&format!("race-{i}"), "alice", &lines);
+                tokio::spawn(async move { db.reserve_order(&o, "inv").await.unwrap() })
+            })
+            .collect();
+        let mut reserved = 0;
+        for t in tries {
+            reserved += i64::from(t.await.unwrap() == ReserveOutcome::Reserved);
+        }
+        assert_eq!(reserved, before.0, "exactly the scarce stock was sold");
+        assert_eq!(stock(&db, scarce).await, 0);
+        assert_eq!(stock(&db, other).await, before.1 - reserved);
+
+        let releases: Vec<_> = (0..12)
+            .flat_map(|i| [i, i])
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { db.release_reservation(&format!("race-{i}")).await })
+            })
+            .collect();
+        let mut released = 0;
+        for r in releases {
+            released += r.await.unwrap().unwrap();
+        }
+        assert_eq!(released, 2 * reserved as u64, "two lines per order, once");
+        assert_eq!((stock(&db, scarce).await, stock(&db, other).await), before);
+    }
+
+    /// Writers racing: every notification lands once, and a reader tailing by id while
+    /// they write never skips one (ids become visible in order).
+    #[tokio::test]
+    async fn a_tail_by_id_misses_no_notification_written_concurrently() {
+        let (_d, db) = db().await;
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    for n in 0..25 {
+                        let event = format!("e-{w}-{n}");
+                        db.notify(&event, "alice", None, "k", "m").await.unwrap();
+                        db.notify(&event, "alice", None, "k", "m").await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let (mut seen, mut last) = (Vec::new(), 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while seen.len() < 200 {
+            assert!(std::time::Instant::now() < deadline, "saw {}", seen.len());
+            for n in db.notifications_after(last, 50).await.unwrap() {
+                last = n.id;
+                seen.push(n.id);
+            }
+            tokio::task::yield_now().await;
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let all: Vec<i64> = db
+            .notifications_after(0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(seen, all, "the tail saw every row, in order, once");
+    }
+
+    #[tokio::test]
+    async fn a_sale_keeps_the_stock_taken() {
+        let (_d, db) = db().await;
+        let s1 = stock(&db, 1).await;
+        db.reserve_order(&order("o3", "alice", &[(1, 3)]), "inv_1")
+            .await
+            .unwrap();
+        assert_eq!(db.sell_reservation("o3").await.unwrap(), 1);
+        assert_eq!(
+            db.release_reservation("o3").await.unwrap(),
+            0,
+            "a sold reservation is not released"
+        );
+        assert_eq!(stock(&db, 1).await, s1 - 3);
+    }
+
+    #[tokio::test]
+    async fn payments_settle_once() {
+        let (_d, db) = db().await;
+        let o = order("o4", "alice", &[(1, 1)]);
+        db.register_payment(&o, "sign_1").await.unwrap();
+        db.register_payment(&o, "sign_2").await.unwrap();
+        let p = db.payment_by_order("o4").await.unwrap().unwrap();
+        assert_eq!(
+            (p.awakeable_id.as_str(), p.state.as_str()),
+            ("sign_1", "pending")
+        );
+        assert!(
+            db.settle_payment("sign_1", PaymentState::Succeeded, Some("t1"), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.settle_payment("sign_1", PaymentState::Failed, None, Some("late"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.payment_by_awakeable("sign_1")
+                .await
+                .unwrap()
+                .unwrap()
+                .transaction_id
+                .as_deref(),
+            Some("t1")
+        );
+    }
+
+    #[tokio::test]
+    async fn shipments_and_notifications_are_idempotent() {
+        let (_d, db) = db().await;
+        let first = db.book_shipment("o5", "FedEx", "T1").await.unwrap();
+        let again = db.book_shipment("o5", "UPS", "T2").await.unwrap();
+        assert_eq!(first, again);
+        assert!(db.cancel_shipment("o5").await.unwrap());
+        assert!(!db.cancel_shipment("o5").await.unwrap());
+        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped")
+            .await
+            .unwrap();
+        db.notify("e1", "alice", Some("o5"), "shipped", "Shipped")
+            .await
+            .unwrap();
+        assert_eq!(db.notifications("alice", 0).await.unwrap().len(), 1);
+    }
+}

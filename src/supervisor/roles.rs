@@ -1,0 +1,53 @@
+//! The roles that run one part each: `shopflow web` (the UI and API against an external
+//! Restate) and `shopflow services` (the Restate service endpoint).
+
+use crate::app::App;
+use crate::config::Config;
+use crate::durable::RestateClient;
+use crate::shutdown::Shutdown;
+use crate::{net, web};
+
+/// Opens the database (migrated, demo data seeded) and adds the load-test data when
+/// `--seed bench` asks for it.
+pub(super) async fn open_db(config: &Config) -> anyhow::Result<crate::db::Db> {
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    if config.seed == crate::config::Seed::Bench {
+        db.seed_bench().await?;
+    }
+    Ok(db)
+}
+
+/// Runs only the web role, against an external Restate.
+pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let http = net::bind(config.http_addr, "SHOPFLOW_HTTP_ADDR")?;
+    let db = open_db(&config).await?;
+    let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
+    let supervised = crate::app::Supervised::default();
+    let app = App::new(
+        web::settings(&config)?,
+        db,
+        restate,
+        supervised,
+        shutdown.clone(),
+    )
+    .await?;
+    let state = web::AppState::new(&config, app, shutdown.clone());
+    println!("ShopFlow web is running: http://{}", config.http_addr);
+    web::serve(http, state, async move { shutdown.wait().await }).await?;
+    Ok(())
+}
+
+/// Runs only the Restate service endpoint.
+pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    crate::faults::arm(&config.data_dir, &config.hold_at)?;
+    let listener = net::bind(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    tracing::info!(addr = %config.services_addr, "service endpoint listening");
+    let timings = crate::durable::Timings {
+        payment_timeout: config.payment_timeout,
+        delivery_delay: config.delivery_delay,
+    };
+    let endpoint = crate::durable::endpoint(db, timings, config.restate_identity_key.as_deref())?;
+    crate::durable::serve(endpoint, listener, shutdown.wait()).await;
+    Ok(())
+}

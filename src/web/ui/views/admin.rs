@@ -1,0 +1,28 @@
+//! The Admin view: the approval queue, all orders' counts, and the drills.
+
+use super::*;
+
+pub(super) async fn admin(
+    state: &AppState,
+    user: &CurrentUser,
+    selection: &Selection,
+    order: Option<&OrderView>,
+) -> ApiResult<ViewPanes> {
+    let waiting = app::orders::approval_queue(state, user).await?;
+    let counts = app::orders::counts(state, user).await?;
+    let mut md = markdown::approvals(&waiting);
+    md.push('\n');
+    md.push_str(&markdown::dashboard("All orders", &counts, None));
+    let md = with_order(md, order);
+    let pending = waiting
+        .iter()
+        .map(|o| order_row(o, selection.order.as_deref()))
+        .collect();
+    let input = Input::Admin {
+        pending,
+        can_crash: state.supervised.endpoint.is_some(),
+        can_crash_restate: state.supervised.restate.is_some(),
+        carrier: drills::carrier_state(state).await?,
+    };
+    Ok((input, md))
+}
