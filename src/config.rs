@@ -126,7 +126,7 @@ pub struct Config {
 
     /// Database URL: `sqlite://…` (default: sqlite://{data dir}/shopflow.db) or
     /// `postgres://…` (shared by replicas).
-    #[arg(long, env = "SHOPFLOW_DATABASE_URL")]
+    #[arg(long, env = "SHOPFLOW_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// `spawn` starts restate-server as a child; `external` uses a running one.
