@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test test-postgres postgres sqlite cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test test-postgres postgres sqlite e2e-run cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -47,8 +47,12 @@ test: deps fmt-check browser loadgen postgres cluster-deps
 	$(CARGO) test --all-targets --no-run
 	$(CARGO) test
 	$(MAKE) test-postgres
+	$(MAKE) -j2 --output-sync=target e2e-run bench-smoke
+
+# The browser tests and the bench smoke run side by side: both mostly wait (on
+# Chromium, on timers), and their ports come from ranges that do not meet.
+e2e-run: deps browser
 	$(E2E)
-	$(MAKE) bench-smoke
 
 CLIPPY_DRIVER = $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
 

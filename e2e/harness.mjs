@@ -11,16 +11,23 @@ import { chromium } from 'playwright-core';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const shots = path.join(root, 'target', 'e2e');
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+/** A port nobody listens on, from 12000–19999: below Linux's ephemeral range (32768 and
+ * up), where a port the kernel called free may be taken the next moment as the local end
+ * of an outgoing connection (the load generators of the bench smoke run beside these
+ * tests), and below the 20000–31999 the Rust tests use. Each process starts at its own
+ * offset and counts up. */
+let nextPort = (process.pid * 7919) % 8000;
+export async function freePort() {
+  for (;;) {
+    const port = 12000 + (nextPort++ % 8000);
+    const free = await new Promise((resolve) => {
+      const server = net.createServer();
+      server.unref();
+      server.on('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 /** Polls `check` until it returns a truthy value or the deadline passes. */
