@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::TransactionManager;
+use sqlx::any::{AnyPoolOptions, AnyTransactionManager, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub mod orders;
@@ -206,6 +207,21 @@ impl Db {
                     .map(drop)
                 })
             });
+            // A connection that comes back still inside a transaction would hold the
+            // write lock for good (every other writer then waits and fails busy): it is
+            // closed instead, which rolls the transaction back. See `begin_write`.
+            options = options.before_acquire(|conn, _| {
+                Box::pin(async move {
+                    let depth = AnyTransactionManager::get_transaction_depth(conn);
+                    if depth > 0 {
+                        tracing::warn!(
+                            depth,
+                            "a pooled connection was still in a transaction; closing it"
+                        );
+                    }
+                    Ok(depth == 0)
+                })
+            });
         }
         let pool = options
             .connect(&url)
@@ -252,7 +268,16 @@ impl Db {
     /// products (and the catalog's cache version) in another order could deadlock.
     pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            // On a task of its own: a caller cancelled between sqlx's `BEGIN` and the
+            // `Transaction` it returns (a handler whose Restate connection dropped) would
+            // leave the connection in a transaction nobody ends. The task finishes the
+            // begin; a transaction nobody awaits any more is dropped, so rolled back.
+            Backend::Sqlite => {
+                let pool = self.pool.clone();
+                tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
+                    .await
+                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -445,6 +470,31 @@ mod tests {
             .fetch_one(db.pool())
             .await
             .unwrap()
+    }
+
+    /// Writers cancelled at every moment of beginning a transaction (as a handler is when
+    /// Restate's connection to it drops) leave no connection inside a transaction: the
+    /// writes after them go through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_writers_leave_no_transaction_open() {
+        let (_dir, db) = test_db().await;
+        for i in 0..400u64 {
+            let begin = db.begin_write();
+            if let Ok(Ok(tx)) = tokio::time::timeout(Duration::from_micros(i % 200), begin).await {
+                drop(tx);
+            }
+        }
+        for n in 0..20 {
+            let tx = tokio::time::timeout(Duration::from_secs(10), db.begin_write()).await;
+            let mut tx = tx
+                .unwrap_or_else(|_| panic!("write {n} after the cancellations: still waiting"))
+                .unwrap_or_else(|e| panic!("write {n} after the cancellations: {e}"));
+            sqlx::query("UPDATE products SET stock_qty = stock_qty WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("write {n} after the cancellations: {e}"));
+            tx.commit().await.unwrap();
+        }
     }
 
     #[tokio::test]
