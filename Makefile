@@ -44,6 +44,7 @@ $(NPM_STAMP): package.json package-lock.json
 test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_DRIVER)
 test: export CLIPPY_ARGS = -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 test: deps fmt-check browser loadgen postgres cluster-deps
+	@test -x "$(CLIPPY_DRIVER)" || { echo "clippy-driver not found (rustup component add clippy)"; exit 1; }
 	$(CARGO) test --all-targets --no-run
 	$(CARGO) test
 	$(MAKE) test-postgres

@@ -487,3 +487,38 @@ async fn overload_is_shed_not_queued() {
     })
     .await;
 }
+
+/// SIGTERM stops everything at once, also while Restate holds an invocation open on the
+/// endpoint (a checkout waiting for its payment): the children are stopped together, so
+/// the endpoint's graceful stop does not wait out its 10 s grace for connections only
+/// restate-server's stop ends. The checkout goes on after a restart.
+#[tokio::test]
+async fn sigterm_stops_at_once_with_a_checkout_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_with_a_cart(dir.path()).await;
+    let placed = app
+        .api
+        .checkout(
+            "alice",
+            &json!({"order_id": "sigterm-1", "shipping_address": "1 Stop St"}),
+            None,
+        )
+        .await;
+    assert_eq!(placed.0, 202, "checkout: {placed:?}");
+    let asked = std::time::Instant::now();
+    app.signal(libc::SIGTERM);
+    let status = app.wait_exit().await;
+    let took = asked.elapsed();
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "SIGTERM to exit with a checkout waiting took {took:?}, not under 8 s"
+    );
+    app.wait_ports_free().await;
+    let app = TestApp::start(app.config.clone()).await;
+    let order = app.api.order("alice", "sigterm-1").await;
+    assert_eq!(
+        order.1["status"], "awaiting_payment",
+        "after the restart: {order:?}"
+    );
+}

@@ -629,3 +629,30 @@ async fn a_settlement_recorded_but_not_delivered_is_delivered_on_retry() {
         .await;
     api.wait_stock("P005", before).await;
 }
+
+/// Staff is a role, not a name: an admin added by the operator hears that an order needs
+/// approval, as the seeded `admin` does, and a customer does not hear it as staff.
+#[tokio::test]
+async fn every_admin_hears_an_order_needs_approval() {
+    let (app, api) = app().await;
+    let (added, out, err) = app.cli(&["user", "add", "boss", "--admin", "--no-password"], "");
+    assert!(added, "shopflow user add boss --admin: {out}{err}");
+    let id = "staff-role-1";
+    let (awakeable, total) = api.place_order("leo", id, &[("P001", 1)]).await;
+    assert_eq!(api.pay(&awakeable, total).await.0, 200);
+    api.wait_status("leo", id, "awaiting_approval").await;
+    let needs_approval = |user: &'static str| {
+        let sql = format!(
+            "SELECT COUNT(*) FROM notifications WHERE order_id = $1 AND user_id = '{user}'
+             AND kind = 'approval_needed' AND message LIKE '%needs approval'"
+        );
+        async move { count(app, &sql, id).await }
+    };
+    let heard = eventually("both admins to hear of the order", || async {
+        let heard = (needs_approval("admin").await, needs_approval("boss").await);
+        (heard == (1, 1)).then_some(heard)
+    })
+    .await;
+    assert_eq!(heard, (1, 1), "approval_needed for admin and boss");
+    assert_eq!(needs_approval("leo").await, 0, "the customer is no staff");
+}
