@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, anyhow, bail};
 
 use crate::auth::{PasswordHash, Purpose, Signer, unix_now};
-use crate::config::{Command, Config, UserCommand};
+use crate::config::{Command, Config, RoleName, UserCommand};
 use crate::db::orders::PaymentRequest;
 use crate::db::{Db, Role as UserRole};
 use crate::domain::{DisplayName, OrderId, PaymentState, Reason, Username};
@@ -66,8 +66,55 @@ async fn user(command: UserCommand, db: &Db) -> anyhow::Result<()> {
             println!("password of {username} set; earlier tokens and sessions have ended");
             Ok(())
         }
+        UserCommand::SetRole { user, role } => {
+            let username = username(&user)?;
+            let role = match role {
+                RoleName::Admin => UserRole::Admin,
+                RoleName::Customer => UserRole::Customer,
+            };
+            if !db.set_role(&username, role).await? {
+                bail!("no user {username}");
+            }
+            println!(
+                "{username} is now {}; their sessions have ended",
+                role.as_str()
+            );
+            Ok(())
+        }
+        UserCommand::Sessions { user, revoke } => sessions(db, &user, revoke).await,
         UserCommand::List => list_users(db).await,
     }
+}
+
+/// A user's open sessions, or (`revoke`) the end of all of them.
+async fn sessions(db: &Db, user: &str, revoke: bool) -> anyhow::Result<()> {
+    let username = username(user)?;
+    if db.user(&username).await?.is_none() {
+        bail!("no user {username}");
+    }
+    if revoke {
+        let ended = db.end_sessions_of(&username).await?;
+        println!("ended {ended} session(s) of {username}");
+        return Ok(());
+    }
+    let time = |secs: i64| crate::clock::rfc3339(secs.saturating_mul(1000));
+    let mut out = format!(
+        "{:<24} {:<24} {:<24} {:<5} id\n",
+        "started", "last used", "expires", "demo"
+    );
+    for s in db.sessions_of(&username, unix_now()).await? {
+        let demo = if s.demo { "yes" } else { "no" };
+        out += &format!(
+            "{:<24} {:<24} {:<24} {:<5} {}\n",
+            time(s.created_at),
+            time(s.last_used_at),
+            time(s.expires_at),
+            demo,
+            &s.id_hash[..12]
+        );
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(())
 }
 
 async fn add_user(

@@ -77,8 +77,23 @@ pub enum UserCommand {
     },
     /// Set a user's password; every token and session issued before ends.
     SetPassword { user: String },
+    /// Give a user another role; their sessions end.
+    SetRole { user: String, role: RoleName },
+    /// List a user's open sessions of the page; --revoke ends them all.
+    Sessions {
+        user: String,
+        #[arg(long)]
+        revoke: bool,
+    },
     /// List users, their roles and whether they have a password.
     List,
+}
+
+/// A role, as `shopflow user set-role` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleName {
+    Customer,
+    Admin,
 }
 
 /// The reference data a start puts into the database.

@@ -51,6 +51,12 @@ use shutdown::Shutdown;
 /// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's
 /// command to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    secrets::keep_private(&cli.config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "data dir {} is not usable: {e}",
+            cli.config.data_dir.display()
+        )
+    })?;
     match cli.command {
         None => supervisor::run(cli.config, Shutdown::on_signals()?).await,
         Some(Command::Services) => {

@@ -5,6 +5,27 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// Keeps the data directory its owner's alone: whatever this process creates from now
+/// on is private (umask 077: the database and its journal files, keys, restate-server's
+/// data), the directory is made 0700 and a database file already there 0600. It holds
+/// password hashes, sessions, customers' addresses and the signing keys.
+pub fn keep_private(data_dir: &Path) -> std::io::Result<()> {
+    // SAFETY: umask only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    for name in ["shopflow.db", "shopflow.db-wal", "shopflow.db-shm"] {
+        let private = std::fs::Permissions::from_mode(0o600);
+        match std::fs::set_permissions(data_dir.join(name), private) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            done => done?,
+        }
+    }
+    Ok(())
+}
+
 /// `len` bytes from the operating system's random source.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut bytes = vec![0; len];

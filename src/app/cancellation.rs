@@ -135,9 +135,8 @@ async fn withdraw(app: &App, order_id: &OrderId, reason: &str) -> AppResult<bool
     {
         return Ok(false);
     }
-    if let Err(e) = app.restate.reject_awakeable(awakeable, reason).await {
-        app.db.unsettle_payment(awakeable).await?;
-        return Err(e.into());
-    }
+    // Recorded: a retry wakes the checkout again if Restate cannot be told now, and the
+    // checkout reads the withdrawal from the record when its timer ends at the latest.
+    app.restate.reject_awakeable(awakeable, reason).await?;
     Ok(true)
 }

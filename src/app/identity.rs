@@ -1,7 +1,7 @@
-//! Who is calling: signed credentials (API tokens, the page's session cookie), the
-//! bare user name of demo mode, and password sign-in. Password checks are slow on
-//! purpose (argon2id), so only a few run at once, and a user name that keeps failing
-//! is refused for a while.
+//! Who is calling: API tokens (signed credentials), the page's sessions (kept on the
+//! server), the bare user name of demo mode, and password sign-in. Password checks are
+//! slow on purpose (argon2id), so only a few run at once, and a user name that keeps
+//! failing is slowed down (never refused: the right password always gets in).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,39 +10,104 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::{App, AppError, AppResult};
-use crate::auth::{Claim, Purpose, TokenError, password, unix_now};
-use crate::db::User;
+use crate::auth::{Claim, Purpose, TokenError, password, session, unix_now};
+use crate::db::{Session, User};
 use crate::domain::Username;
 
 /// How long a token from a password sign-in lasts.
 pub const TOKEN_LIFETIME_SECS: i64 = 24 * 3600;
 /// How long the page's session lasts.
 pub const SESSION_LIFETIME_SECS: i64 = 7 * 24 * 3600;
-/// Failed sign-ins a user name may have within `FAILURE_WINDOW`...
-const MAX_FAILURES: u32 = 10;
-/// ...before it is refused until the window has passed.
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// User names whose failures are remembered at most.
-const MAX_TRACKED: usize = 10_000;
+/// How often a session's last use is written down at most.
+const TOUCH_EVERY_SECS: i64 = 60;
 
-/// The user a signed credential names, if its signature, expiry and the user's
-/// credential stamp hold.
-pub async fn authenticate(app: &App, purpose: Purpose, value: &str) -> AppResult<User> {
-    let what = match purpose {
-        Purpose::ApiToken => "token",
-        Purpose::SessionCookie => "session",
-    };
-    let refused = |e: TokenError| AppError::unauthorized(format!("the {what} is refused: {e}"));
+/// What a caller was recognised by: kept with the request, so that a live stream can
+/// ask again whether it still holds (and end when it does not).
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// `Authorization: Bearer <token>`.
+    Token(String),
+    /// The page's session cookie (its id).
+    Session(String),
+    /// Demo mode's bare `X-User-ID`.
+    Demo(String),
+}
+
+/// The user a credential names, if it still holds: a token's signature, expiry and
+/// the user's credential stamp; a session that exists, has not expired and was not
+/// made in demo mode when demo mode is off; demo mode on for a bare name.
+pub async fn authenticate(app: &App, credential: &Credential) -> AppResult<User> {
+    match credential {
+        Credential::Token(value) => token_user(app, value).await,
+        Credential::Session(id) => session_user(app, id).await,
+        Credential::Demo(name) => by_name(app, name).await,
+    }
+}
+
+async fn token_user(app: &App, value: &str) -> AppResult<User> {
+    let refused = |e: TokenError| AppError::unauthorized(format!("the token is refused: {e}"));
     let claim = Claim::parse(value).map_err(refused)?;
     let user = app
         .caches
         .user(&app.db, &claim.username)
         .await?
-        .ok_or_else(|| AppError::unauthorized(format!("the {what} names no known user")))?;
+        .ok_or_else(|| AppError::unauthorized("the token names no known user"))?;
     app.signer
-        .verify(purpose, &claim, &user.credential_stamp(), unix_now())
+        .verify(
+            Purpose::ApiToken,
+            &claim,
+            &user.credential_stamp(),
+            unix_now(),
+        )
         .map_err(refused)?;
     Ok(user)
+}
+
+async fn session_user(app: &App, id: &str) -> AppResult<User> {
+    let refused = |why: &str| AppError::unauthorized(format!("the session {why}; sign in again"));
+    if !session::well_formed(id) {
+        return Err(refused("is malformed"));
+    }
+    let hash = session::hash(id);
+    let found = app.db.session(&hash).await?;
+    let now = unix_now();
+    let s = found.ok_or_else(|| refused("has ended"))?;
+    if s.expires_at <= now {
+        return Err(refused("has expired"));
+    }
+    if s.demo && !app.demo {
+        return Err(refused("was made in demo mode, which is off"));
+    }
+    let name = Username::parse(&s.username).map_err(AppError::internal)?;
+    let user = app.caches.user(&app.db, &name).await?;
+    let user = user.ok_or_else(|| refused("names no known user"))?;
+    if now - s.last_used_at >= TOUCH_EVERY_SECS
+        && let Err(e) = app.db.touch_session(&hash, now).await
+    {
+        // Only a record for the operator: the session itself holds.
+        tracing::warn!(error = %e, "could not note a session's use");
+    }
+    Ok(user)
+}
+
+/// How often a live stream asks whether its credential still holds.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Returns once `credential` no longer names `username`: a token expired or outdated
+/// by a new password, a session signed out, revoked or expired, demo mode off, the user
+/// gone. Asked every `RECHECK_EVERY`; a look that fails (the database busy) is no end.
+pub async fn ended(app: App, credential: Credential, username: String) {
+    let mut every = tokio::time::interval(RECHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        match authenticate(&app, &credential).await {
+            Ok(user) if user.username == username => {}
+            Ok(_) | Err(AppError::Unauthorized(..)) => return,
+            Err(e) => tracing::debug!(error = %e, "could not check a stream's credential"),
+        }
+    }
 }
 
 /// Demo mode only: the user a bare name names.
@@ -57,26 +122,54 @@ pub async fn by_name(app: &App, name: &str) -> AppResult<User> {
     app.caches.user(&app.db, &name).await?.ok_or_else(unknown)
 }
 
-/// A signed credential for `user` that lasts `lifetime` seconds; and its expiry.
-pub fn issue(app: &App, purpose: Purpose, user: &User, lifetime: i64) -> AppResult<(String, i64)> {
+/// An API token for `user` that lasts `lifetime` seconds; and its expiry.
+pub fn issue(app: &App, user: &User, lifetime: i64) -> AppResult<(String, i64)> {
     let name = Username::parse(&user.username).map_err(AppError::internal)?;
     let expires_at = unix_now().saturating_add(lifetime);
-    let value = app
-        .signer
-        .issue(purpose, &name, &user.credential_stamp(), expires_at);
+    let value = app.signer.issue(
+        Purpose::ApiToken,
+        &name,
+        &user.credential_stamp(),
+        expires_at,
+    );
     Ok((value, expires_at))
 }
 
+/// Starts a page session for `user`: the id for the cookie. A session started while
+/// demo mode is on is marked so, and ends when demo mode does.
+pub async fn start_session(app: &App, user: &User) -> AppResult<String> {
+    let id = session::new_id();
+    let now = unix_now();
+    let stored = Session {
+        id_hash: session::hash(&id),
+        username: user.username.clone(),
+        demo: app.demo,
+        created_at: now,
+        last_used_at: now,
+        expires_at: now.saturating_add(SESSION_LIFETIME_SECS),
+    };
+    app.db.create_session(&stored).await?;
+    Ok(id)
+}
+
+/// Ends the page session with this id (signing out); nothing to end is no error.
+pub async fn end_session(app: &App, id: &str) -> AppResult<()> {
+    if session::well_formed(id) {
+        app.db.end_session(&session::hash(id)).await?;
+    }
+    Ok(())
+}
+
 /// The user whose password this is. Unknown users, users without a password and
-/// wrong passwords all get the same 401, in about the same time.
+/// wrong passwords all get the same 401, in about the same time. A user name with many
+/// recent failures is checked only after a pause (longer the more failures), so
+/// guessing slows down; nothing is refused for it, so the right password still gets in.
 pub async fn check_password(app: &App, username: &str, password: &str) -> AppResult<User> {
     let wrong = || AppError::unauthorized("wrong user name or password");
     let name = Username::parse(username.trim()).map_err(|_| wrong())?;
-    if app.sign_ins.throttled(name.as_str()) {
-        return Err(AppError::TooManyRequests(
-            "too_many_attempts".into(),
-            "too many failed sign-ins for this user; try again in 15 minutes".into(),
-        ));
+    let pause = app.sign_ins.pause(name.as_str());
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
     }
     let user = app.db.user(&name).await?;
     let _permit = app
@@ -99,6 +192,18 @@ pub async fn check_password(app: &App, username: &str, password: &str) -> AppRes
     }
 }
 
+/// Failed sign-ins a user name may have within `FAILURE_WINDOW` before its checks
+/// pause...
+const FREE_FAILURES: u32 = 5;
+/// ...first for this long, doubling with each further failure...
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+/// ...up to this.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+/// How long failures are remembered.
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// User names whose failures are remembered at most.
+const MAX_TRACKED: usize = 10_000;
+
 /// Password checks in flight and recent failures per user name. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SignIns {
@@ -119,11 +224,17 @@ impl Default for SignIns {
 }
 
 impl SignIns {
-    fn throttled(&self, name: &str) -> bool {
+    /// How long a check for `name` waits first: nothing until `FREE_FAILURES` recent
+    /// failures, then `FIRST_PAUSE` doubling per failure, at most `MAX_PAUSE`.
+    fn pause(&self, name: &str) -> Duration {
         let failures = self.failures.lock().expect("sign-in lock");
-        failures
-            .get(name)
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+        match failures.get(name) {
+            Some((n, since)) if *n >= FREE_FAILURES && since.elapsed() < FAILURE_WINDOW => {
+                let doublings = (n - FREE_FAILURES).min(16);
+                FIRST_PAUSE.saturating_mul(1 << doublings).min(MAX_PAUSE)
+            }
+            _ => Duration::ZERO,
+        }
     }
 
     fn record(&self, name: &str, ok: bool) {
@@ -152,16 +263,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_name_that_keeps_failing_is_refused_until_it_succeeds() {
+    fn a_name_that_keeps_failing_is_slowed_not_refused() {
         let s = SignIns::default();
-        for _ in 0..MAX_FAILURES - 1 {
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(s.pause("alice"), Duration::ZERO);
             s.record("alice", false);
         }
-        assert!(!s.throttled("alice"));
+        assert_eq!(s.pause("alice"), FIRST_PAUSE);
         s.record("alice", false);
-        assert!(s.throttled("alice"));
-        assert!(!s.throttled("bob"), "others are unaffected");
+        assert_eq!(s.pause("alice"), FIRST_PAUSE * 2);
+        for _ in 0..100 {
+            s.record("alice", false);
+        }
+        assert_eq!(s.pause("alice"), MAX_PAUSE, "the pause is bounded");
+        assert_eq!(s.pause("bob"), Duration::ZERO, "others are unaffected");
         s.record("alice", true);
-        assert!(!s.throttled("alice"));
+        assert_eq!(
+            s.pause("alice"),
+            Duration::ZERO,
+            "a success forgets the failures"
+        );
     }
 }

@@ -187,11 +187,9 @@ pub async fn settle(app: &App, callback: Callback) -> AppResult<CallbackReply> {
         return Err(AppError::invalid("amount_mismatch", message));
     }
     let state = claim(app, &cb).await?;
-    if let Err(e) = deliver(app, &cb).await {
-        // Put it back so the gateway's retry can deliver it.
-        app.db.unsettle_payment(&cb.awakeable_id).await?;
-        return Err(e.into());
-    }
+    // The record stays settled even when Restate cannot be told now: it is what the
+    // checkout reads when it wakes, and the gateway's retry delivers it again.
+    deliver(app, &cb).await?;
     Ok(CallbackReply {
         order_id: payment.order_id,
         status: state,

@@ -1,8 +1,10 @@
-//! Who is calling: bearer tokens and session cookies that name a user and an expiry,
-//! signed with a key kept in the data directory, and argon2id password hashes.
+//! Who is calling: bearer tokens that name a user and an expiry, signed with a key kept
+//! in the data directory; the random ids of server-side sessions; and argon2id
+//! password hashes.
 //! Nothing here knows HTTP; the web role's extractor and the command line use it.
 
 pub mod password;
+pub mod session;
 pub mod token;
 
 pub use password::PasswordHash;

@@ -1,8 +1,8 @@
 //! Signed credentials: `<user>.<expires unix seconds>.<hex HMAC-SHA256>`. The MAC
-//! covers what the credential is for (API token or session cookie), the user, the
-//! expiry and the user's credential stamp (derived from the password hash), so a
-//! cookie is no token, nothing outlives its expiry, and a new password ends every
-//! credential issued before it.
+//! covers what the credential is for (its purpose's tag), the user, the expiry and the
+//! user's credential stamp (derived from the password hash), so nothing outlives its
+//! expiry and a new password ends every credential issued before it. (The page's
+//! sessions are not signed credentials: they live on the server, `auth::session`.)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,15 +20,12 @@ pub const KEY_FILE: &str = "session.key";
 pub enum Purpose {
     /// `Authorization: Bearer` on the API.
     ApiToken,
-    /// The page's session cookie.
-    SessionCookie,
 }
 
 impl Purpose {
     fn tag(self) -> &'static [u8] {
         match self {
             Purpose::ApiToken => b"api-token",
-            Purpose::SessionCookie => b"session-cookie",
         }
     }
 }
@@ -60,16 +57,22 @@ impl Claim {
         else {
             return Err(TokenError::Malformed);
         };
+        // One spelling only, the one `issue` writes: no leading zeros or sign in the
+        // expiry, lower-case hex, the user name as stored.
         let expires_at = expires
             .parse::<i64>()
             .ok()
-            .filter(|e| *e > 0 && expires.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|e| *e > 0 && e.to_string() == expires)
             .ok_or(TokenError::Malformed)?;
-        let tag = hex::decode(tag)
-            .ok()
+        let tag = Some(tag)
+            .filter(|t| t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .and_then(|t| hex::decode(t).ok())
             .filter(|t| t.len() == 32)
             .ok_or(TokenError::Malformed)?;
-        let username = Username::parse(user).map_err(|_| TokenError::Malformed)?;
+        let username = Username::parse(user)
+            .ok()
+            .filter(|u| u.as_str() == user)
+            .ok_or(TokenError::Malformed)?;
         Ok(Claim {
             username,
             expires_at,
@@ -229,6 +232,30 @@ mod tests {
                 Malformed,
             ),
             (
+                "leading zero",
+                token.replacen(".1000.", ".01000.", 1),
+                "stamp",
+                0,
+                Malformed,
+            ),
+            (
+                "upper-case tag",
+                {
+                    let (head, tag) = token.rsplit_once('.').unwrap();
+                    format!("{head}.{}", tag.to_uppercase())
+                },
+                "stamp",
+                0,
+                Malformed,
+            ),
+            (
+                "name in capitals",
+                token.replacen("a.lice", "A.lice", 1),
+                "stamp",
+                0,
+                Malformed,
+            ),
+            (
                 "bad name",
                 token.replacen("a.lice", "a lice", 1),
                 "stamp",
@@ -243,11 +270,7 @@ mod tests {
                 "{what}"
             );
         }
-        // A cookie is not a token, and another server's key signs nothing here.
-        assert_eq!(
-            check(&s, Purpose::SessionCookie, &token, "stamp", 0),
-            Err(BadSignature)
-        );
+        // Another server's key signs nothing here.
         let other = Signer::new(b"another key, also 32 bytes long!".to_vec());
         assert_eq!(
             check(&other, Purpose::ApiToken, &token, "stamp", 0),

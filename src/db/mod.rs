@@ -14,6 +14,8 @@ use sqlx::{AnyPool, Executor};
 
 pub mod orders;
 mod rows;
+mod sessions;
+pub use sessions::Session;
 #[cfg(test)]
 pub mod test_postgres;
 
@@ -60,9 +62,13 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0006_reliability.sql"),
     migration!("sqlite", "0007_cache_versions.sql"),
     migration!("sqlite", "0008_order_invocations.sql"),
+    migration!("sqlite", "0009_sessions.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
-const POSTGRES_MIGRATIONS: Embedded = Embedded(&[migration!("postgres", "0001_schema.sql")]);
+const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
+    migration!("postgres", "0001_schema.sql"),
+    migration!("postgres", "0002_sessions.sql"),
+]);
 
 const SEED: &str = include_str!("seed.sql");
 const SEED_BENCH: &str = include_str!("seed_bench.sql");
@@ -418,18 +424,36 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets a user's password (ending every credential issued before); `false` for an
-    /// unknown user.
+    /// Sets a user's password, ending every credential issued before it (tokens by
+    /// their stamp, sessions by deleting them); `false` for an unknown user.
     pub async fn set_password(
         &self,
         username: &Username,
         password: &PasswordHash,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(password.as_str())
+        let sql = "UPDATE users SET password_hash = $1 WHERE username = $2";
+        self.change_user(username, sql, password.as_str()).await
+    }
+
+    /// Gives a user another role, ending their sessions; `false` for an unknown user.
+    pub async fn set_role(&self, username: &Username, role: Role) -> sqlx::Result<bool> {
+        let sql = "UPDATE users SET role = $1 WHERE username = $2";
+        self.change_user(username, sql, role.as_str()).await
+    }
+
+    /// `sql` with `value` and the user name, and the user's sessions ended, at once.
+    async fn change_user(&self, username: &Username, sql: &str, value: &str) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql)
+            .bind(value)
             .bind(username.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM sessions WHERE username = $1")
+            .bind(username.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -122,7 +122,8 @@ impl Username {
     pub const MAX_LEN: usize = 64;
 
     /// 1-64 letters, digits, '.', '_' and '-', starting with a letter or digit (so no
-    /// name is `.` or `..`, which would mean something else in a URL path).
+    /// name is `.` or `..`, which would mean something else in a URL path). Letters are
+    /// folded to lower case: `Admin`, `ADMIN` and `admin` are one user.
     pub fn parse(text: &str) -> Result<Username, String> {
         let ok = text.len() <= Self::MAX_LEN
             && text.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -130,7 +131,7 @@ impl Username {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if ok {
-            Ok(Username(text.to_owned()))
+            Ok(Username(text.to_ascii_lowercase()))
         } else {
             Err(format!(
                 "user name must be 1-{} letters, digits, '.', '_' or '-', starting with a letter or digit",

@@ -8,10 +8,17 @@ use serde::{Deserialize, Serialize};
 
 /// Characters no free-text field may hold: C0/C1 controls (NUL, CR, LF, ESC, DEL, NEL,
 /// …) except where a field allows LF, the Unicode line and paragraph separators, and
-/// the bidi embeddings, overrides and isolates that make text read other than it is.
+/// the invisible format characters that make text read other than it is or hide what
+/// it holds: bidi marks, embeddings, overrides and isolates (U+061C, U+200E/F,
+/// U+202A–E, U+2066–9), zero-width characters and joiners (U+200B–D, U+2060–4,
+/// U+FEFF), the soft hyphen, the Mongolian vowel separator, interlinear annotations
+/// and tag characters.
 pub fn is_forbidden(c: char, allow_newline: bool) -> bool {
     (c.is_control() && !(allow_newline && c == '\n'))
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c,
+            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}')
 }
 
 /// Trims `text` and checks it: 1..=`max_chars` characters, none of them forbidden.
@@ -34,7 +41,7 @@ pub fn parse_text(
             " (it is one line)"
         };
         return Err(format!(
-            "{field} must not contain control characters such as U+{:04X}{allowed}",
+            "{field} must not contain control or invisible characters such as U+{:04X}{allowed}",
             u32::from(c)
         ));
     }
@@ -143,9 +150,29 @@ impl fmt::Display for TransactionId {
 
 /// Every character a line-based format or a reader could trip over (for tests).
 #[cfg(test)]
-pub(crate) const HOSTILE: [char; 14] = [
-    '\r', '\n', '\0', '\t', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{2028}', '\u{2029}',
-    '\u{202e}', '\u{2066}', '\u{b}', '\u{c}',
+pub(crate) const HOSTILE: [char; 22] = [
+    '\r',
+    '\n',
+    '\0',
+    '\t',
+    '\u{7}',
+    '\u{1b}',
+    '\u{7f}',
+    '\u{85}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{202e}',
+    '\u{2066}',
+    '\u{b}',
+    '\u{c}',
+    '\u{200b}',
+    '\u{200e}',
+    '\u{200f}',
+    '\u{061c}',
+    '\u{feff}',
+    '\u{2060}',
+    '\u{00ad}',
+    '\u{e0041}',
 ];
 
 #[cfg(test)]

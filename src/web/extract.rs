@@ -4,14 +4,14 @@
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
 use super::session;
-use crate::app::{AppError, identity};
-use crate::auth::Purpose;
+use crate::app::AppError;
+use crate::app::identity::{self, Credential};
 use crate::db::User;
 
 /// Request bodies larger than this are refused with 413.
@@ -74,9 +74,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }
 
-/// The calling user, identified by (in this order) `Authorization: Bearer <token>`,
-/// the bare `X-User-ID` header (only in demo mode; refused otherwise), or the page's
-/// session cookie. Missing, malformed, forged, expired or unknown → 401.
 /// The optional `Idempotency-Key` header, checked (`app::idempotency_key`).
 pub struct IdempotencyKey(pub Option<String>);
 
@@ -89,19 +86,23 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The calling user, and what they were recognised by (see `identity::Credential`).
 #[derive(Clone, Debug)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser {
+    user: User,
+    pub credential: Credential,
+}
 
 impl CurrentUser {
     pub fn username(&self) -> &str {
-        &self.0.username
+        &self.user.username
     }
 }
 
 impl std::ops::Deref for CurrentUser {
     type Target = User;
     fn deref(&self) -> &User {
-        &self.0
+        &self.user
     }
 }
 
@@ -116,25 +117,33 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let headers = &parts.headers;
-        let user = if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let token = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(|| AppError::unauthorized("Authorization must be `Bearer <token>`"))?;
-            identity::authenticate(&state, Purpose::ApiToken, token.trim()).await?
-        } else if let Some(value) = headers.get(USER_HEADER) {
-            identity::by_name(&state, value.to_str().unwrap_or_default()).await?
-        } else if let Some(value) = session::cookie_value(headers) {
-            identity::authenticate(&state, Purpose::SessionCookie, value).await?
-        } else {
-            return Err(AppError::unauthorized(
-                "sign in: send `Authorization: Bearer <token>` (POST /api/session) or use the page",
-            )
-            .into());
-        };
-        Ok(CurrentUser(user))
+        let credential = credential(&parts.headers)?;
+        let user = identity::authenticate(&state, &credential).await?;
+        Ok(CurrentUser { user, credential })
+    }
+}
+
+/// What the request offers as its identity, in this order: `Authorization: Bearer
+/// <token>`, the bare `X-User-ID` header (honoured only in demo mode), the page's
+/// session cookie. None at all → 401.
+fn credential(headers: &HeaderMap) -> Result<Credential, AppError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| AppError::unauthorized("Authorization must be `Bearer <token>`"))?;
+        Ok(Credential::Token(token.trim().to_owned()))
+    } else if let Some(value) = headers.get(USER_HEADER) {
+        Ok(Credential::Demo(
+            value.to_str().unwrap_or_default().to_owned(),
+        ))
+    } else if let Some(value) = session::cookie_value(headers) {
+        Ok(Credential::Session(value.to_owned()))
+    } else {
+        Err(AppError::unauthorized(
+            "sign in: send `Authorization: Bearer <token>` (POST /api/session) or use the page",
+        ))
     }
 }
 

@@ -29,8 +29,21 @@ pub async fn guard(state: &AppState, request: Request, next: Next) -> Response {
     with_security_headers(next.run(request).await)
 }
 
-/// Refuses a request whose `Host` (or absolute URI's authority) is not allowed.
+/// Refuses a request whose `Host` (or absolute URI's authority) is not allowed, or
+/// that names its host twice (a proxy and we might each read another one).
 fn check_host(allowed: &[String], request: &Request) -> Result<(), ApiError> {
+    if request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::bad_request(
+            "duplicate_host",
+            "the request has more than one Host header",
+        ));
+    }
     let host = match request.uri().authority() {
         Some(authority) => Some(authority.as_str()),
         None => request

@@ -13,8 +13,11 @@ use axum::response::{IntoResponse, Response};
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
+use super::AppState;
 use super::error::ApiError;
+use super::extract::CurrentUser;
 use super::limits::StreamSlot;
+use crate::app::identity;
 
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -55,13 +58,23 @@ impl From<askama::Error> for Stop {
     }
 }
 
-/// A long-lived SSE response fed by `produce`, with keep-alive comments. The producer
-/// runs until it returns, the client goes away or the server shuts down; the stream holds `slot` (its place under the stream limits) until it ends.
-pub fn stream<F, Fut>(shutdown: crate::shutdown::Shutdown, slot: StreamSlot, produce: F) -> Response
+/// A long-lived SSE response for `user` fed by `produce`, with keep-alive comments. The
+/// producer runs until it returns, the client goes away, the server shuts down or the
+/// credential the stream was opened with ends (within `identity::RECHECK_EVERY`); the
+/// stream holds `slot` (its place under the stream limits) until it ends.
+pub fn stream<F, Fut>(
+    state: &AppState,
+    user: &CurrentUser,
+    slot: StreamSlot,
+    produce: F,
+) -> Response
 where
     F: FnOnce(Events) -> Fut,
     Fut: Future<Output = Result<(), Stop>> + Send + 'static,
 {
+    let shutdown = state.shutdown.clone();
+    let (credential, name) = (user.credential.clone(), user.username().to_owned());
+    let ended = identity::ended(state.app.clone(), credential, name);
     let (tx, rx) = mpsc::channel(64);
     let closed = tx.clone();
     let producer = produce(Events(tx));
@@ -70,6 +83,7 @@ where
         tokio::select! {
             _ = producer => {}
             () = shutdown.wait() => {}
+            () = ended => {}
             () = closed.closed() => {}
         }
     });

@@ -14,6 +14,7 @@ pub mod markdown;
 mod memory;
 pub mod metrics;
 pub mod origin;
+mod query;
 pub mod session;
 pub mod trace;
 pub mod ui;
@@ -24,7 +25,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::app::{App, Settings};
@@ -131,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             limits::shed_load,
         ))
         .layer(axum::middleware::from_fn(origin::refuse_cross_origin))
+        .layer(axum::middleware::from_fn(query::refuse_unknown))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // gzip for JSON, HTML, CSS and JS when the client accepts it; never for
         // `text/event-stream` (tower-http's default predicate leaves streams alone, so
@@ -152,17 +158,42 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Without TCP_NODELAY larger responses stall ~40 ms on delayed ACKs.
-    let listener = listener.tap_io(|tcp| {
+    let mut listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(memory::give_back_after_bursts(
         state.limits.clone(),
         state.shutdown.clone(),
     ));
-    // Served as a make-service that clones the router (one `Arc`) per connection:
-    // serving a bare `Router` rebuilds its route table for every connection, about
-    // 18 KB that each open stream would hold.
-    axum::serve(listener, router(state).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = router(state);
+    let mut connections = auto::Builder::new(TokioExecutor::new());
+    // A client gets this long to send a request's headers (slow-header clients hold no
+    // connection for long); a kept-alive connection's next request too.
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, _) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        // Each connection clones the router (one `Arc`).
+        let service = TowerToHyperService::new(router.clone());
+        let connection = connections.serve_connection(TokioIo::new(io), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "a connection ended with an error");
+            }
+        });
+    }
+    // Requests under way are answered; the live streams end with the same shutdown.
+    graceful.shutdown().await;
+    Ok(())
 }
+
+/// How long a client has to send a request's headers.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -525,6 +525,31 @@ async fn cluster_smoke() {
     }
     let after = stock(&api).await;
     check_invariants(&cluster, &orders, &before, &after).await;
+    metrics_only_on_the_private_front_end().await;
+}
+
+/// The balancer's public front end refuses /metrics in every spelling; the private
+/// one serves it and nothing else.
+async fn metrics_only_on_the_private_front_end() {
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(&url).send().await.unwrap().status().as_u16() }
+    };
+    for path in ["/metrics", "/METRICS", "/%6detrics", "/metrics?x=1"] {
+        let got = status(format!("http://127.0.0.1:27080{path}")).await;
+        assert_eq!(got, 404, "public {path}");
+    }
+    assert_eq!(
+        status("http://127.0.0.1:27085/metrics".into()).await,
+        200,
+        "private /metrics"
+    );
+    assert_eq!(
+        status("http://127.0.0.1:27085/api/products".into()).await,
+        404,
+        "private front end: only /metrics"
+    );
 }
 
 /// Many customers through every path while the chaos loop kills one process after

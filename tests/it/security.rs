@@ -6,6 +6,8 @@
 
 use crate::common;
 
+use std::time::{Duration, Instant};
+
 use common::{Api, AppConfig, Reply, TestApp, assert_error, eventually};
 use reqwest::Method;
 use reqwest::StatusCode;
@@ -16,14 +18,21 @@ use tokio::sync::OnceCell;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// One app per test binary, in the default (non-demo) mode, with two users that have
-/// passwords: `sam` (customer) and `root` (admin).
+/// One app per test binary, in the default (non-demo) mode, with users that have
+/// passwords: `sam`, `pat` and `una` (customers), `root` and `ivy` (admins).
 async fn app() -> &'static TestApp {
     static APP: OnceCell<TestApp> = OnceCell::const_new();
     APP.get_or_init(|| async {
         let _ = std::fs::remove_dir_all(data_dir());
         let app = TestApp::start(AppConfig::new(&data_dir())).await;
-        for (user, extra) in [("sam", None), ("root", Some("--admin")), ("pat", None)] {
+        let users = [
+            ("sam", None),
+            ("root", Some("--admin")),
+            ("pat", None),
+            ("una", None),
+            ("ivy", Some("--admin")),
+        ];
+        for (user, extra) in users {
             let mut args = vec!["user", "add", user];
             args.extend(extra);
             let (ok, out, err) = app.cli(&args, &format!("{PASSWORD}\n"));
@@ -128,8 +137,16 @@ async fn forged_expired_and_tampered_credentials_are_refused() {
             bearer(&key.issue(Purpose::ApiToken, &name("alice"), "", now - 1)),
         ),
         (
-            "a session cookie as a token",
-            bearer(&key.issue(Purpose::SessionCookie, &name("alice"), "", now + 60)),
+            "a leading zero in the expiry",
+            bearer(&token.replacen(".1", ".01", 1)),
+        ),
+        ("the signature in capitals", {
+            let (head, tag) = token.rsplit_once('.').unwrap();
+            bearer(&format!("{head}.{}", tag.to_uppercase()))
+        }),
+        (
+            "the name in capitals",
+            bearer(&token.replacen("sam.", "SAM.", 1)),
         ),
         // Sam has a password: a token without its stamp is not his.
         (
@@ -168,17 +185,16 @@ async fn forged_expired_and_tampered_credentials_are_refused() {
     }
     assert_eq!(sams_cart().await, before, "nothing changed");
 
-    // The same forgeries as the page's session cookie.
+    // The page's session cookie: a token is none, nor an id never issued, nor one in
+    // another spelling.
+    let alice = session_cookie("alice").await;
     let cookies = [
-        format!("shopflow_session={}", token),
-        format!(
-            "shopflow_session={}",
-            key.issue(Purpose::SessionCookie, &name("alice"), "", now - 1)
-        ),
-        format!(
-            "shopflow_session={}",
-            stranger.issue(Purpose::SessionCookie, &name("alice"), "", now + 60)
-        ),
+        format!("shopflow_session={token}"),
+        format!("shopflow_session={}", shopflow::auth::session::new_id()),
+        alice
+            .to_uppercase()
+            .replace("SHOPFLOW_SESSION=", "shopflow_session="),
+        format!("{alice}0"),
         "shopflow_session=admin".to_owned(),
         "shopflow_session=".to_owned(),
     ];
@@ -186,16 +202,19 @@ async fn forged_expired_and_tampered_credentials_are_refused() {
         let reply = call(Method::GET, "/api/cart", &[("cookie", cookie)], None).await;
         assert_error(&reply, 401, "unauthorized");
     }
-    // A valid cookie for alice (no password) works: it is the real thing.
-    let alice = key.issue(Purpose::SessionCookie, &name("alice"), "", now + 60);
-    let (status, _) = call(
+    // A session the server stored for alice (no password) works: it is the real thing.
+    let (status, _) = call(Method::GET, "/api/cart", &[("cookie", &alice)], None).await;
+    assert_eq!(status, 200);
+    // And a session id is no bearer token.
+    let id = alice.trim_start_matches("shopflow_session=");
+    let reply = call(
         Method::GET,
         "/api/cart",
-        &[("cookie", &format!("shopflow_session={alice}"))],
+        &[("authorization", &bearer(id))],
         None,
     )
     .await;
-    assert_eq!(status, 200);
+    assert_error(&reply, 401, "unauthorized");
 
     // A new password ends every token issued before it.
     let pat = token_of("pat").await;
@@ -297,16 +316,46 @@ async fn signing_in_needs_the_right_password_and_says_nothing_more() {
             "invalid_json",
         );
     }
-    // A user name that keeps failing is refused for a while, even with the password.
+    // A user name that keeps failing is slowed down, never locked out: after ten wrong
+    // guesses (ivy is this test's alone) each guess waits, and the right password
+    // still signs in.
+    let mut took = Duration::ZERO;
     for _ in 0..10 {
-        assert_error(&sign_in("root", "guess").await, 401, "unauthorized");
+        let started = Instant::now();
+        assert_error(&sign_in("ivy", "guess").await, 401, "unauthorized");
+        took = started.elapsed();
     }
-    assert_error(&sign_in("root", PASSWORD).await, 429, "too_many_attempts");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "the tenth guess took {took:?}"
+    );
+    let started = Instant::now();
+    let (status, body) = sign_in("ivy", PASSWORD).await;
+    assert_eq!(
+        status, 200,
+        "the right password after ten wrong ones: {body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         sign_in("sam", PASSWORD).await.0,
         200,
         "other users are unaffected"
     );
+    // One user whatever the case: `SAM` signs in as sam, and cannot be added.
+    let (status, body) = sign_in("SAM", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["token"].as_str().unwrap().starts_with("sam."),
+        "{body}"
+    );
+    let (ok, out, err) = app()
+        .await
+        .cli(&["user", "add", "Sam"], "another password\n");
+    assert!(!ok && err.contains("user sam exists"), "{out} {err}");
 }
 
 /// The page's sign-in form: the password decides, the cookie is strict and expires.
@@ -364,27 +413,43 @@ async fn the_page_signs_in_with_a_password_only() {
     ] {
         assert!(cookie.contains(part), "{part} missing: {cookie}");
     }
+    assert!(cookie.starts_with("__Host-shopflow_session="), "{cookie}");
     let value = cookie.split(';').next().unwrap().to_owned();
-    let (status, cart) = call(Method::GET, "/api/cart", &[("cookie", &value)], None).await;
+    let https = [("cookie", value.as_str()), ("x-forwarded-proto", "https")];
+    let (status, cart) = call(Method::GET, "/api/cart", &https, None).await;
     assert_eq!(
         (status.as_u16(), cart["user_id"].as_str()),
         (200, Some("sam"))
     );
-    // The cookie carries its expiry inside the signature.
-    let expires: i64 = value.rsplit('.').nth(1).unwrap().parse().unwrap();
-    assert!((expires - unix_now() - 604_800).abs() < 60, "{expires}");
+    // Behind https the cookie counts only under its `__Host-` name.
+    let plain = value.replace("__Host-", "");
+    let reply = call(
+        Method::GET,
+        "/api/cart",
+        &[("cookie", &plain), ("x-forwarded-proto", "https")],
+        None,
+    )
+    .await;
+    assert_error(&reply, 401, "unauthorized");
 
     let out = client
-        .execute(api.request(Method::POST, "/ui/sign-out").build().unwrap())
+        .execute(
+            api.request(Method::POST, "/ui/sign-out")
+                .header("cookie", &value)
+                .header("x-forwarded-proto", "https")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = out.headers()["set-cookie"].to_str().unwrap();
     assert!(
-        out.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("Max-Age=0")
+        cleared.starts_with("__Host-shopflow_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
     );
+    let (status, _) = call(Method::GET, "/api/cart", &https, None).await;
+    assert_eq!(status, 401, "signed out on the server");
     let (status, page) = call(Method::GET, "/?signin=failed", &[], None).await;
     assert_eq!(status, 200);
     assert!(
@@ -428,9 +493,8 @@ async fn action(method: Method, path: &str, cookie: &str, signals: &Value) -> Re
     api.send(req).await
 }
 
-fn session_cookie(user: &str) -> String {
-    let value = signer().issue(Purpose::SessionCookie, &name(user), "", unix_now() + 600);
-    format!("shopflow_session={value}")
+async fn session_cookie(user: &str) -> String {
+    app().await.session_cookie(user).await
 }
 
 #[tokio::test]
@@ -438,7 +502,7 @@ async fn customers_are_refused_on_every_admin_route() {
     let id = "sec-admin-only";
     order_awaiting_approval("bob", id).await;
     let api = api().await;
-    let customer = session_cookie("bob");
+    let customer = session_cookie("bob").await;
     let token = format!("Bearer {}", api.token("bob"));
     for (method, path, body) in [
         (Method::GET, "/api/admin/orders".to_owned(), None),
@@ -478,7 +542,7 @@ async fn another_users_order_cart_stream_and_gateway_are_out_of_reach() {
     let api = api().await;
     let id = "sec-carols";
     let (awakeable, _) = api.place_order("carol", id, &[("P008", 2)]).await;
-    let dave = session_cookie("dave");
+    let dave = session_cookie("dave").await;
     let dave_token = format!("Bearer {}", api.token("dave"));
     for path in [
         format!("/api/orders/{id}"),
@@ -496,7 +560,7 @@ async fn another_users_order_cart_stream_and_gateway_are_out_of_reach() {
         assert_error(&reply, 404, "unknown_order");
     }
     // The admin may read it, but pays for nobody.
-    let admin = session_cookie("admin");
+    let admin = session_cookie("admin").await;
     let reply = action(Method::POST, &format!("/ui/pay/{id}"), &admin, &signals()).await;
     assert_error(&reply, 403, "not_your_order");
     // Carts are keyed by the signed-in user; there is no way to name another.
@@ -577,9 +641,11 @@ async fn callbacks_must_be_signed_fresh_and_untampered() {
     assert_error(&api.callback(&body).await, 409, "payment_settled");
 }
 
-/// Every character that a line-based format or a reader trips over.
-const HOSTILE: [char; 9] = [
-    '\r', '\n', '\0', '\u{1b}', '\u{7f}', '\u{85}', '\u{2028}', '\u{202e}', '\u{b}',
+/// Every character that a line-based format or a reader trips over, and the invisible
+/// ones that hide what a text says.
+const HOSTILE: [char; 14] = [
+    '\r', '\n', '\0', '\u{1b}', '\u{7f}', '\u{85}', '\u{2028}', '\u{202e}', '\u{b}', '\u{200b}',
+    '\u{200e}', '\u{200f}', '\u{061c}', '\u{feff}',
 ];
 
 #[tokio::test]
@@ -597,8 +663,8 @@ async fn control_characters_are_refused_in_every_free_text_field() {
     let count_orders = "SELECT COUNT(*) FROM orders \
          WHERE user_id IN ('frank', 'grace', 'heidi') AND order_id LIKE $1";
     let orders_before = app.db_count(count_orders, "%").await;
-    let frank = session_cookie("frank");
-    let admin = session_cookie("admin");
+    let frank = session_cookie("frank").await;
+    let admin = session_cookie("admin").await;
     for c in HOSTILE {
         let text = format!("1 Main{c}Street");
         if c != '\n' {
@@ -837,32 +903,10 @@ async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
         0
     );
 
-    // An awakeable resolved behind the gateway's back for another amount pays nothing:
-    // checkout believes the gateway's record and the order total, not the receipt.
-    let api = api().await;
-    let id = "sec-forged-receipt";
-    let (awakeable, total) = api.place_order("kim", id, &[("P008", 1)]).await;
-    let resp = http
-        .post(format!("{ingress}/restate/awakeables/{awakeable}/resolve"))
-        .json(&json!({"transaction_id": "txn-forged", "amount_cents": total - 1}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-    let order = api.wait_status("kim", id, "payment_failed").await;
-    assert!(
-        order["failure_reason"]
-            .as_str()
-            .unwrap()
-            .contains("does not match"),
-        "{order}"
-    );
-    let reserved =
-        "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'reserved'";
-    assert_eq!(app.db_count(reserved, id).await, 0, "the stock went back");
-    let paid = "SELECT COUNT(*) FROM payment_requests WHERE order_id = $1 AND state = 'succeeded'";
-    assert_eq!(app.db_count(paid, id).await, 0);
-    assert_eq!(app.workflow_runs(id).await, 0, "nothing to fulfil");
+    // An awakeable resolved behind the gateway's back pays nothing, whatever it says.
+    for (id, amount) in [("sec-forged-receipt", -1), ("sec-forged-total", 0)] {
+        forged_receipt_pays_nothing(app, id, amount).await;
+    }
 
     // The endpoint serves only requests Restate signed.
     let h2 = reqwest::Client::builder()
@@ -886,8 +930,321 @@ async fn restate_private_handlers_and_the_endpoint_refuse_direct_calls() {
             .unwrap();
         assert_eq!(resp.status(), 401, "{path}");
     }
+    let api = api().await;
     eventually("the app to still be healthy", || async {
         (api.healthz().await.0 == 200).then_some(())
     })
     .await;
+}
+
+/// Completes an order's payment awakeable by hand through Restate's ingress with the
+/// order total plus `off`: the order fails as unpaid, the gateway's record says failed,
+/// no money is captured or refunded, the stock goes back, and the gateway's real
+/// callback coming afterwards changes nothing.
+async fn forged_receipt_pays_nothing(app: &TestApp, id: &str, off: i64) {
+    let api = api().await;
+    let (awakeable, total) = api.place_order("kim", id, &[("P008", 1)]).await;
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://{}/restate/awakeables/{awakeable}/resolve",
+            app.config.ingress
+        ))
+        .json(&json!({"transaction_id": "txn-forged", "amount_cents": total + off}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{id}: {}", resp.status());
+    let order = api.wait_status("kim", id, "payment_failed").await;
+    let reason = order["failure_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no record of this payment"),
+        "{id}: {order}"
+    );
+    let row = |sql: &'static str| async move { app.db_count(sql, id).await };
+    let reserved =
+        "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'reserved'";
+    assert_eq!(row(reserved).await, 0, "{id}: the stock went back");
+    let failed = "SELECT COUNT(*) FROM payment_requests WHERE order_id = $1 AND state = 'failed' \
+                  AND transaction_id IS NULL AND COALESCE(refunded_cents, 0) = 0";
+    assert_eq!(
+        row(failed).await,
+        1,
+        "{id}: the gateway's record says failed, no money"
+    );
+    assert_eq!(app.workflow_runs(id).await, 0, "{id}: nothing to fulfil");
+    // The gateway's own callback afterwards: settled already, nothing captured.
+    assert_error(&api.pay(&awakeable, total).await, 409, "payment_settled");
+    assert_error(&api.cancel("kim", id, None).await, 409, "too_late");
+    assert_eq!(row(failed).await, 1, "{id}: still failed, nothing refunded");
+}
+
+/// Signs in on the page with a form `body`; the `Cookie` header of the session it
+/// started (behind https when `https`).
+async fn page_sign_in(api: &Api, body: &str, https: bool) -> String {
+    let mut req = api
+        .request(Method::POST, "/ui/session")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    if https {
+        req = req.header("x-forwarded-proto", "https");
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client.execute(req.build().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(resp.headers()["location"], "/", "{body}");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// Signs out on the page with `cookie`.
+async fn page_sign_out(cookie: &str) {
+    let (status, _) = call(Method::POST, "/ui/sign-out", &[("cookie", cookie)], None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// The status of `GET /api/cart` with `cookie`.
+async fn cart_status(cookie: &str) -> u16 {
+    call(Method::GET, "/api/cart", &[("cookie", cookie)], None)
+        .await
+        .0
+        .as_u16()
+}
+
+/// `/stream/notifications`, opened with one header.
+async fn open_stream(api: &Api, header: (&str, &str)) -> reqwest::Response {
+    let resp = api
+        .request(Method::GET, "/stream/notifications")
+        .header(header.0, header.1)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp
+}
+
+/// Reads `stream` until the server ends it; fails if it is open after `within`.
+async fn ends_within(mut stream: reqwest::Response, within: Duration, what: &str) {
+    let read = async { while let Ok(Some(_)) = stream.chunk().await {} };
+    if tokio::time::timeout(within, read).await.is_err() {
+        panic!("{what}: the stream was still open after {within:?}");
+    }
+}
+
+/// The page's sessions live on the server: signing out ends one (a copy of its cookie
+/// too) and its live stream within seconds; a new password, a new role and the
+/// operator's revoke end them all. Ids are stored hashed.
+#[tokio::test]
+async fn page_sessions_end_on_sign_out_new_password_new_role_and_revoke() {
+    let (app, api) = (app().await, api().await);
+    let form = |password: &str| format!("user=una&password={}", password.replace(' ', "+"));
+    let first = page_sign_in(&api, &form(PASSWORD), false).await;
+    let second = page_sign_in(&api, &form(PASSWORD), false).await;
+    assert_ne!(first, second);
+    assert_eq!(
+        (cart_status(&first).await, cart_status(&second).await),
+        (200, 200)
+    );
+    let id = first.trim_start_matches("shopflow_session=");
+    let stored = "SELECT COUNT(*) FROM sessions WHERE id_hash = $1";
+    assert_eq!(
+        app.db_count(stored, id).await,
+        0,
+        "the id itself is not stored"
+    );
+    let (ok, listed, err) = app.cli(&["user", "sessions", "una"], "");
+    assert!(ok && listed.lines().count() == 3, "{listed} {err}");
+
+    let stream = open_stream(&api, ("cookie", &first)).await;
+    page_sign_out(&first).await;
+    assert_eq!(
+        cart_status(&first).await,
+        401,
+        "a copy of a signed-out cookie"
+    );
+    assert_eq!(cart_status(&second).await, 200, "the other session holds");
+    ends_within(stream, Duration::from_secs(6), "signed out").await;
+
+    let (ok, out, err) = app.cli(&["user", "sessions", "una", "--revoke"], "");
+    assert!(ok && out.contains("ended 1 session"), "{out} {err}");
+    assert_eq!(cart_status(&second).await, 401, "revoked");
+
+    let third = page_sign_in(&api, &form(PASSWORD), false).await;
+    let stream = open_stream(&api, ("cookie", &third)).await;
+    let new_password = "a new good password";
+    let (ok, out, err) = app.cli(
+        &["user", "set-password", "una"],
+        &format!("{new_password}\n"),
+    );
+    assert!(ok, "{out} {err}");
+    assert_eq!(cart_status(&third).await, 401, "a new password");
+    ends_within(stream, Duration::from_secs(6), "a new password").await;
+
+    let fourth = page_sign_in(&api, &form(new_password), true).await;
+    assert!(fourth.starts_with("__Host-shopflow_session="), "{fourth}");
+    let https = |cookie: &str| {
+        [
+            ("cookie", cookie.to_owned()),
+            ("x-forwarded-proto", "https".into()),
+        ]
+    };
+    let as_admin = || async {
+        let headers = https(&fourth);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        call(Method::GET, "/api/admin/orders", &headers, None)
+            .await
+            .0
+    };
+    assert_eq!(as_admin().await, 403);
+    let (ok, out, err) = app.cli(&["user", "set-role", "una", "admin"], "");
+    assert!(ok, "{out} {err}");
+    assert_eq!(as_admin().await, 401, "a new role ends the session");
+    let (ok, out, err) = app.cli(&["user", "set-role", "una", "customer"], "");
+    assert!(ok, "{out} {err}");
+}
+
+/// A live stream opened with a token ends within seconds of the token's expiry.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let api = api().await;
+    let token = api.token_until("alice", unix_now() + 3);
+    let stream = open_stream(&api, ("authorization", &format!("Bearer {token}"))).await;
+    ends_within(stream, Duration::from_secs(8), "an expired token").await;
+}
+
+/// A session made in demo mode, with the picker, is refused once the same data dir
+/// runs without demo mode; the admin it named must sign in for real.
+#[tokio::test]
+async fn demo_sessions_end_with_demo_mode() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("security-demo-app");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = AppConfig::new(&dir);
+    config.demo();
+    let mut demo = TestApp::start(config.clone()).await;
+    let cookie = page_sign_in(&demo.api, "user=admin", false).await;
+    let admin_orders = |api: Api, cookie: String| async move {
+        let req = api
+            .request(Method::GET, "/api/admin/orders")
+            .header("cookie", cookie);
+        api.send(req).await
+    };
+    assert_eq!(admin_orders(demo.api.clone(), cookie.clone()).await.0, 200);
+    demo.signal(libc::SIGTERM);
+    demo.wait_exit().await;
+    demo.wait_ports_free().await;
+
+    config
+        .extra_env
+        .retain(|(k, _)| k != "SHOPFLOW_TRUST_USER_HEADER");
+    let plain = TestApp::start(config).await;
+    let reply = admin_orders(plain.api.clone(), cookie.clone()).await;
+    assert_error(&reply, 401, "unauthorized");
+    assert!(reply.1.to_string().contains("demo mode"), "{}", reply.1);
+    let drill = plain
+        .api
+        .request(Method::POST, "/api/admin/drills/carrier")
+        .header("cookie", cookie)
+        .header("content-type", "application/json")
+        .body(r#"{"mode":"fail"}"#);
+    assert_error(&plain.api.send(drill).await, 401, "unauthorized");
+}
+
+/// `/api/users` is for admins outside demo mode.
+#[tokio::test]
+async fn the_user_list_is_for_admins() {
+    let api = api().await;
+    assert_error(
+        &call(Method::GET, "/api/users", &[], None).await,
+        401,
+        "unauthorized",
+    );
+    let as_user = |user: &str| format!("Bearer {}", api.token(user));
+    let customer = as_user("bob");
+    let reply = call(
+        Method::GET,
+        "/api/users",
+        &[("authorization", &customer)],
+        None,
+    )
+    .await;
+    assert_error(&reply, 403, "forbidden");
+    let admin = as_user("admin");
+    let (status, users) = call(
+        Method::GET,
+        "/api/users",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{users}");
+    assert!(users.as_array().is_some_and(|u| u.len() > 3), "{users}");
+}
+
+/// Every route refuses query parameters it does not take; two `Host` headers are
+/// refused; a client that never finishes its headers is cut off.
+#[tokio::test]
+async fn unknown_parameters_two_hosts_and_slow_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (app, api) = (app().await, api().await);
+    let admin = format!("Bearer {}", api.token("admin"));
+    for (path, auth) in [
+        ("/api/orders?status=shipping", admin.as_str()),
+        ("/api/users?role=admin", &admin),
+        ("/api/admin/orders?status=shipping&limit=1", &admin),
+        ("/api/products?page=2", ""),
+        ("/api/products/P001?x", ""),
+        ("/healthz?verbose=1", ""),
+    ] {
+        let reply = call(Method::GET, path, &[("authorization", auth)], None).await;
+        assert_error(&reply, 400, "unknown_parameter");
+    }
+    let reply = call(
+        Method::GET,
+        "/api/admin/orders?status=shipping",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await;
+    assert_eq!(reply.0, 200, "{}", reply.1);
+
+    let addr = app.config.http;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/products HTTP/1.1\r\nHost: {addr}\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("duplicate_host"),
+        "{answer}"
+    );
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut buf)).await;
+    let took = started.elapsed();
+    assert!(matches!(read, Ok(Ok(_) | Err(_))), "still open after 30 s");
+    assert!(took < Duration::from_secs(15), "cut off after {took:?}");
+}
+
+/// The data dir is its owner's alone, and so is the database in it.
+#[tokio::test]
+async fn the_data_dir_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    app().await;
+    let mode =
+        |path: std::path::PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data_dir()), 0o700);
+    if !common::postgres::wanted() {
+        assert_eq!(mode(data_dir().join("shopflow.db")), 0o600);
+    }
+    assert_eq!(mode(data_dir().join("session.key")), 0o600);
 }

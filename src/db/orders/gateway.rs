@@ -96,18 +96,6 @@ impl Db {
             == 1)
     }
 
-    /// Puts a settlement back when it could not be delivered to Restate.
-    pub async fn unsettle_payment(&self, awakeable_id: &str) -> sqlx::Result<()> {
-        sqlx::query(
-            "UPDATE payment_requests SET state = 'pending', transaction_id = NULL, reason = NULL, settled_at = NULL
-             WHERE awakeable_id = $1",
-        )
-        .bind(awakeable_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Refunds the order's captured payment at the gateway, once; returns the amount
     /// refunded (0 when nothing was captured).
     pub async fn refund_payment(&self, order_id: &str) -> sqlx::Result<i64> {

@@ -262,8 +262,7 @@ impl UserSession {
         let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
         let waited = async {
             self.open_payment(&ctx, &mut order, &awakeable_id).await?;
-            self.await_payment(&ctx, awakeable, &awakeable_id, order.total_cents)
-                .await
+            self.await_payment(&ctx, awakeable, &awakeable_id).await
         }
         .await;
         let payment = match waited {

@@ -28,20 +28,20 @@ pub(super) enum Payment {
 /// The reason an operator's cancellation of a checkout in Restate gives.
 pub(super) const OPERATOR_CANCEL: &str = "cancelled by an operator in Restate";
 
+/// Why a receipt the gateway's record does not hold pays for nothing.
+const UNRECORDED: &str = "the payment gateway has no record of this payment";
+
 /// What the gateway's record is claimed as: its state, transaction id and reason.
 type Claim = (PaymentState, Option<String>, Option<String>);
 
 impl Payment {
-    /// The gateway record's settlement this outcome claims.
-    fn claim(&self, total: Cents) -> Claim {
-        const MISMATCH: &str = "the payment does not match the order total";
+    /// The gateway record's settlement this outcome claims. A receipt claims nothing
+    /// paid: only the gateway's own callback path records a payment as succeeded, so an
+    /// awakeable completed by any other means (by hand through Restate's ingress, say)
+    /// settles a still-pending record as failed, and no money moves for it.
+    fn claim(&self) -> Claim {
         match self {
-            Payment::Paid(r) if r.amount_cents == total.get() => (
-                PaymentState::Succeeded,
-                Some(r.transaction_id.clone()),
-                None,
-            ),
-            Payment::Paid(_) => (PaymentState::Failed, None, Some(MISMATCH.to_owned())),
+            Payment::Paid(_) => (PaymentState::Failed, None, Some(UNRECORDED.to_owned())),
             Payment::Failed(reason) => (PaymentState::Failed, None, Some(reason.clone())),
             Payment::TimedOut => (
                 PaymentState::TimedOut,
@@ -75,7 +75,7 @@ impl Payment {
                 refund: false,
             },
             (PaymentState::TimedOut | PaymentState::Pending, Payment::Paid(_)) => {
-                Payment::Failed("the payment gateway did not confirm the payment".into())
+                Payment::Failed(UNRECORDED.into())
             }
             (PaymentState::TimedOut | PaymentState::Pending, _) => Payment::TimedOut,
         }
@@ -92,7 +92,6 @@ impl UserSession {
             Output = Result<Json<PaymentReceipt>, TerminalError>,
         >,
         awakeable_id: &str,
-        total: Cents,
     ) -> Result<Payment, TerminalError> {
         let outcome = restate_sdk::select! {
             receipt = awakeable => match receipt {
@@ -102,7 +101,7 @@ impl UserSession {
             _ = ctx.sleep(self.payment_timeout) => Payment::TimedOut,
             on_cancel => Payment::Cancelled { reason: OPERATOR_CANCEL.into(), refund: false },
         };
-        self.confirm(ctx, awakeable_id, total, outcome).await
+        self.confirm(ctx, awakeable_id, outcome).await
     }
 
     /// The gateway's record decides how the payment ended: this handler claims it for
@@ -114,10 +113,9 @@ impl UserSession {
         &self,
         ctx: &ObjectContext<'_>,
         awakeable_id: &str,
-        total: Cents,
         outcome: Payment,
     ) -> Result<Payment, TerminalError> {
-        let claim = outcome.claim(total);
+        let claim = outcome.claim();
         let id = awakeable_id.to_owned();
         let recorded = ctx
             .run(|| async move {

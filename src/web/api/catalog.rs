@@ -1,4 +1,5 @@
-//! `/api/users` (the demo picker's list) and `/api/products`: no identity needed.
+//! `/api/products`, which need no identity; and `/api/users`, for admins (and for the
+//! picker in demo mode).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::catalog;
+use crate::app::{catalog, require_admin};
 use crate::db::{Product, User};
 use crate::domain::ProductRef;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::extract::CurrentUser;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -23,10 +25,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(product))
 }
 
-/// The users the demo's picker offers.
-#[utoipa::path(get, path = "/api/users", tag = "catalog",
+/// The users and their roles: for admins; in demo mode for anyone (the picker's list).
+#[utoipa::path(get, path = "/api/users", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<User>)))]
-async fn users(State(state): State<AppState>) -> ApiResult<Json<Vec<User>>> {
+async fn users(
+    State(state): State<AppState>,
+    caller: Result<CurrentUser, ApiError>,
+) -> ApiResult<Json<Vec<User>>> {
+    if !state.demo {
+        require_admin(&*caller?)?;
+    }
     Ok(Json(catalog::users(&state).await?))
 }
 

@@ -8,7 +8,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::identity::{self, TOKEN_LIFETIME_SECS};
-use crate::auth::Purpose;
 use crate::clock::rfc3339;
 use crate::web::AppState;
 use crate::web::error::ApiResult;
@@ -32,8 +31,8 @@ struct TokenReply {
     expires_at: String,
 }
 
-/// A bearer token for a user name and password; 401 for either wrong (the same answer),
-/// 429 after repeated failures.
+/// A bearer token for a user name and password; 401 for either wrong (the same answer).
+/// A user name with many recent failures is answered after a pause of up to 2 s.
 #[utoipa::path(post, path = "/api/session", tag = "session", request_body = Credentials,
     responses((status = 200, body = TokenReply)))]
 async fn create(
@@ -41,8 +40,7 @@ async fn create(
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Json<TokenReply>> {
     let user = identity::check_password(&state, &body.username, &body.password).await?;
-    let (token, expires_at) =
-        identity::issue(&state, Purpose::ApiToken, &user, TOKEN_LIFETIME_SECS)?;
+    let (token, expires_at) = identity::issue(&state, &user, TOKEN_LIFETIME_SECS)?;
     Ok(Json(TokenReply {
         token,
         expires_at: rfc3339(expires_at.saturating_mul(1000)),

@@ -38,21 +38,17 @@ async fn notifications(
         .and_then(|v| v.trim().parse::<i64>().ok());
     let slot = state.limits.stream_slot(user.username())?;
     let (history, mut feed) = state.feed.for_user(user.username(), after).await?;
-    Ok(live::stream(
-        state.shutdown.clone(),
-        slot,
-        |tx| async move {
-            for n in &history {
+    Ok(live::stream(&state, &user, slot, |tx| async move {
+        for n in &history {
+            tx.send(notification_event(n)?).await?;
+        }
+        while let Some(batch) = feed.next().await {
+            for n in &batch {
                 tx.send(notification_event(n)?).await?;
             }
-            while let Some(batch) = feed.next().await {
-                for n in &batch {
-                    tx.send(notification_event(n)?).await?;
-                }
-            }
-            Ok(())
-        },
-    ))
+        }
+        Ok(())
+    }))
 }
 
 /// One order's workflow pane as SSE (`datastar-merge-fragments` events), as it changes.
@@ -70,21 +66,17 @@ async fn workflow(
     let order_id = orders::parse_order_id(&order.order_id)?;
     let slot = state.limits.stream_slot(user.username())?;
     let mut meta = state.feed.meta().watch(&order_id);
-    Ok(live::stream(
-        state.shutdown.clone(),
-        slot,
-        |tx| async move {
-            let mut pane = fragments::MetaPane::default();
-            loop {
-                let snapshot = meta.borrow_and_update().clone();
-                if let Some(event) = snapshot.map(|s| pane.update(&s)).transpose()?.flatten() {
-                    tx.send(event).await?;
-                }
-                // A finished order's pane no longer changes: keep the stream, send nothing.
-                if meta.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
+    Ok(live::stream(&state, &user, slot, |tx| async move {
+        let mut pane = fragments::MetaPane::default();
+        loop {
+            let snapshot = meta.borrow_and_update().clone();
+            if let Some(event) = snapshot.map(|s| pane.update(&s)).transpose()?.flatten() {
+                tx.send(event).await?;
             }
-        },
-    ))
+            // A finished order's pane no longer changes: keep the stream, send nothing.
+            if meta.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }))
 }

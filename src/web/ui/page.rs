@@ -118,7 +118,6 @@ pub struct PageQuery {
 fn sign_in_problem(query: Result<Query<PageQuery>, QueryRejection>) -> Option<&'static str> {
     match query.ok()?.0.signin.as_deref()? {
         "failed" => Some("Wrong user name or password."),
-        "throttled" => Some("Too many failed sign-ins for this user; try again in 15 minutes."),
         _ => None,
     }
 }

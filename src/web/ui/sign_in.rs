@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::app::AppError;
-use crate::app::identity::{self, SESSION_LIFETIME_SECS};
-use crate::auth::Purpose;
+use crate::app::identity;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::session;
@@ -37,24 +36,30 @@ pub async fn sign_in(
     } else {
         match identity::check_password(&state, &form.user, &form.password).await {
             Ok(user) => user,
-            Err(AppError::TooManyRequests(..)) => {
-                return Ok(Redirect::to("/?signin=throttled").into_response());
-            }
             Err(AppError::Unauthorized(..)) => {
                 return Ok(Redirect::to("/?signin=failed").into_response());
             }
             Err(e) => return Err(e.into()),
         }
     };
-    let (value, _) = identity::issue(&state, Purpose::SessionCookie, &user, SESSION_LIFETIME_SECS)?;
-    let cookie = session::set_cookie(&value, &headers);
+    // A session of the browser's from before ends: one browser, one session.
+    if let Some(old) = session::cookie_value(&headers) {
+        identity::end_session(&state, old).await?;
+    }
+    let id = identity::start_session(&state, &user).await?;
+    let cookie = session::set_cookie(&id, &headers);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
 }
 
-pub async fn sign_out(headers: HeaderMap) -> Response {
-    (
+/// Signing out ends the session on the server (a copy of the cookie is worth nothing
+/// from then on) and clears the browser's cookie.
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(id) = session::cookie_value(&headers) {
+        identity::end_session(&state, id).await?;
+    }
+    Ok((
         [(header::SET_COOKIE, session::clear_cookie(&headers))],
         Redirect::to("/"),
     )
-        .into_response()
+        .into_response())
 }

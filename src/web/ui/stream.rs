@@ -52,7 +52,8 @@ pub async fn stream(
         last_panes: views::Panes::default(),
         meta_pane: fragments::MetaPane::default(),
     };
-    Ok(live::stream(state.shutdown.clone(), slot, move |tx| {
+    let opened_as = page.user.clone();
+    Ok(live::stream(&state, &opened_as, slot, move |tx| {
         page.run(tx, list, feed, attached)
     }))
 }

@@ -693,6 +693,27 @@ impl TestApp {
         connect(&self.config.database_url).await
     }
 
+    /// A page session of `user`, stored as signing in stores one (for users without a
+    /// password outside demo mode), as the `Cookie` header that carries it.
+    pub async fn session_cookie(&self, user: &str) -> String {
+        use shopflow::auth::{session, unix_now};
+        let (id, now) = (session::new_id(), unix_now());
+        let pool = self.db().await;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, username, demo, created_at, last_used_at, expires_at) \
+             VALUES ($1, $2, 0, $3, $3, $4)",
+        )
+        .bind(session::hash(&id))
+        .bind(user)
+        .bind(now)
+        .bind(now + 3600)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        format!("shopflow_session={id}")
+    }
+
     /// One number from the app's database (read as another client would).
     pub async fn db_count(&self, query: &str, bind: &str) -> i64 {
         let pool = self.db().await;

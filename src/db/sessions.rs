@@ -1,0 +1,106 @@
+//! The page's sessions, kept on the server (see the `sessions` migration): rows keyed by
+//! the SHA-256 of the cookie's random id, ended by deleting them.
+
+use serde::Serialize;
+
+use super::Db;
+use crate::domain::Username;
+
+/// One session as the table holds it (times in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    pub id_hash: String,
+    pub username: String,
+    /// Made by demo mode's user picker, without a password.
+    pub demo: bool,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+}
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Session {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> sqlx::Result<Self> {
+        use sqlx::Row as _;
+        Ok(Session {
+            id_hash: row.try_get("id_hash")?,
+            username: row.try_get("username")?,
+            // An integer on both engines.
+            demo: row.try_get::<i64, _>("demo")? != 0,
+            created_at: row.try_get("created_at")?,
+            last_used_at: row.try_get("last_used_at")?,
+            expires_at: row.try_get("expires_at")?,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "SELECT id_hash, username, demo, created_at, last_used_at, expires_at FROM sessions";
+
+impl Db {
+    /// Stores a new session (and drops every expired one, so the table stays small).
+    pub async fn create_session(&self, session: &Session) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(session.created_at)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, username, demo, created_at, last_used_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&session.id_hash)
+        .bind(&session.username)
+        .bind(i64::from(session.demo))
+        .bind(session.created_at)
+        .bind(session.last_used_at)
+        .bind(session.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The session stored under `id_hash`, expired or not.
+    pub async fn session(&self, id_hash: &str) -> sqlx::Result<Option<Session>> {
+        sqlx::query_as(&format!("{COLUMNS} WHERE id_hash = $1"))
+            .bind(id_hash)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Notes that a session was used at `now`.
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> sqlx::Result<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends one session (signing out); `false` when there was none.
+    pub async fn end_session(&self, id_hash: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every session of a user; how many there were.
+    pub async fn end_sessions_of(&self, username: &Username) -> sqlx::Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE username = $1")
+            .bind(username.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A user's sessions that have not expired at `now`, newest first.
+    pub async fn sessions_of(&self, username: &Username, now: i64) -> sqlx::Result<Vec<Session>> {
+        sqlx::query_as(&format!(
+            "{COLUMNS} WHERE username = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash"
+        ))
+        .bind(username.as_str())
+        .bind(now)
+        .fetch_all(self.pool())
+        .await
+    }
+}
