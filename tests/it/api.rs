@@ -46,8 +46,8 @@ async fn health_reports_sqlite_and_restate() {
 }
 
 #[tokio::test]
-async fn users_for_the_picker() {
-    let (status, users) = api().await.users().await;
+async fn users_and_roles_for_admins() {
+    let (status, users) = api().await.users(Some("admin")).await;
     assert_eq!(status, 200);
     let users = users.as_array().unwrap();
     let find = |name: &str| users.iter().find(|u| u["username"] == name).cloned();

@@ -428,8 +428,9 @@ impl Api {
         self.get("/healthz", None).await
     }
 
-    pub async fn users(&self) -> Reply {
-        self.get("/api/users", None).await
+    /// `/api/users` as `user` (an admin, outside demo mode).
+    pub async fn users(&self, user: Option<&str>) -> Reply {
+        self.get("/api/users", user).await
     }
 
     pub async fn products(&self) -> Reply {
