@@ -35,8 +35,12 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Session {
 const COLUMNS: &str =
     "SELECT id_hash, username, demo, created_at, last_used_at, expires_at FROM sessions";
 
+/// Open sessions a user may have; signing in once more ends the oldest.
+pub const MAX_SESSIONS_PER_USER: i64 = 20;
+
 impl Db {
-    /// Stores a new session (and drops every expired one, so the table stays small).
+    /// Stores a new session, ending the user's oldest beyond `MAX_SESSIONS_PER_USER`
+    /// and every expired one, so the table stays small whoever signs in how often.
     pub async fn create_session(&self, session: &Session) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(session.created_at)
@@ -52,6 +56,15 @@ impl Db {
         .bind(session.created_at)
         .bind(session.last_used_at)
         .bind(session.expires_at)
+        .execute(self.pool())
+        .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE username = $1 AND id_hash NOT IN
+               (SELECT id_hash FROM sessions WHERE username = $1
+                ORDER BY created_at DESC, last_used_at DESC, id_hash LIMIT $2)",
+        )
+        .bind(&session.username)
+        .bind(MAX_SESSIONS_PER_USER)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -102,5 +115,72 @@ impl Db {
         .bind(now)
         .fetch_all(self.pool())
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Username;
+
+    fn session(n: i64, user: &str) -> Session {
+        Session {
+            id_hash: format!("{n:064x}"),
+            username: user.to_owned(),
+            demo: n % 2 == 0,
+            created_at: 1_000 + n,
+            last_used_at: 1_000 + n,
+            expires_at: 100_000 + n,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_stored_listed_capped_and_ended() {
+        let (_dir, db) = crate::db::test_db().await;
+        let (alice, bob) = (
+            Username::parse("alice").unwrap(),
+            Username::parse("bob").unwrap(),
+        );
+        db.create_session(&session(0, "bob")).await.unwrap();
+        for n in 1..=MAX_SESSIONS_PER_USER + 5 {
+            db.create_session(&session(n, "alice")).await.unwrap();
+        }
+        let open = db.sessions_of(&alice, 0).await.unwrap();
+        assert_eq!(open.len() as i64, MAX_SESSIONS_PER_USER, "the oldest ended");
+        assert_eq!(
+            open[0],
+            session(MAX_SESSIONS_PER_USER + 5, "alice"),
+            "newest first"
+        );
+        assert_eq!(
+            db.session(&session(1, "alice").id_hash).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            db.sessions_of(&bob, 0).await.unwrap(),
+            vec![session(0, "bob")]
+        );
+        assert!(
+            db.sessions_of(&bob, 200_000).await.unwrap().is_empty(),
+            "expired"
+        );
+
+        let last = session(MAX_SESSIONS_PER_USER + 5, "alice").id_hash;
+        db.touch_session(&last, 5_000).await.unwrap();
+        assert_eq!(
+            db.session(&last).await.unwrap().unwrap().last_used_at,
+            5_000
+        );
+        assert!(db.end_session(&last).await.unwrap());
+        assert!(!db.end_session(&last).await.unwrap(), "once");
+        assert_eq!(
+            db.end_sessions_of(&alice).await.unwrap() as i64,
+            MAX_SESSIONS_PER_USER - 1
+        );
+        assert_eq!(
+            db.sessions_of(&bob, 0).await.unwrap().len(),
+            1,
+            "bob's stay"
+        );
     }
 }

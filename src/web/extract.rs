@@ -17,30 +17,39 @@ use crate::db::User;
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The raw request body, limited to `MAX_BODY_BYTES`, rejections as error JSON.
+/// How long a client has to send a request's body (its headers: `web::HEADER_READ_TIMEOUT`).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The raw request body, limited to `MAX_BODY_BYTES` and `BODY_READ_TIMEOUT`, rejections
+/// as error JSON.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!(
-                            "request bodies are limited to {} KiB",
-                            MAX_BODY_BYTES / 1024
-                        ),
-                    )
-                } else {
-                    ApiError::bad_request("invalid_body", rejection.body_text())
-                }
-            })
+        let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state));
+        let Ok(read) = read.await else {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {BODY_READ_TIMEOUT:?}"),
+            ));
+        };
+        read.map(RawBody).map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "request bodies are limited to {} KiB",
+                        MAX_BODY_BYTES / 1024
+                    ),
+                )
+            } else {
+                ApiError::bad_request("invalid_body", rejection.body_text())
+            }
+        })
     }
 }
 

@@ -1228,16 +1228,44 @@ async fn unknown_parameters_two_hosts_and_slow_headers_are_refused() {
         "{answer}"
     );
 
-    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-    slow.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let mut buf = [0u8; 256];
-    let read = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut buf)).await;
-    let took = started.elapsed();
-    assert!(matches!(read, Ok(Ok(_) | Err(_))), "still open after 30 s");
-    assert!(took < Duration::from_secs(15), "cut off after {took:?}");
+    // Headers that never end, and a body that never arrives, side by side.
+    let slow_headers = async {
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("GET / HTTP/1.1\r\nHost: {addr}\r\n");
+        slow.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut buf)).await;
+        assert!(read.is_ok(), "headers: still open after 30 s");
+        started.elapsed()
+    };
+    let slow_body = async {
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /api/cart/add HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"product_id\"",
+            api.token("kim")
+        );
+        slow.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut answer = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), slow.read_to_string(&mut answer));
+        assert!(read.await.is_ok(), "body: still open after 30 s");
+        (started.elapsed(), answer)
+    };
+    let (headers_took, (body_took, answer)) = tokio::join!(slow_headers, slow_body);
+    assert!(
+        headers_took < Duration::from_secs(15),
+        "headers: cut off after {headers_took:?}"
+    );
+    assert!(
+        body_took < Duration::from_secs(15),
+        "body: answered after {body_took:?}"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains("body_timeout"),
+        "{answer}"
+    );
 }
 
 /// The data dir is its owner's alone, and so is the database in it.
@@ -1252,4 +1280,29 @@ async fn the_data_dir_and_database_are_private() {
         assert_eq!(mode(data_dir().join("shopflow.db")), 0o600);
     }
     assert_eq!(mode(data_dir().join("session.key")), 0o600);
+}
+
+/// `--help` names the settings that hold secrets but never prints their values.
+#[test]
+fn help_never_prints_a_secret() {
+    for args in [&["--help"][..], &["web", "--help"], &["services", "--help"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shopflow"))
+            .args(args)
+            .env(
+                "SHOPFLOW_DATABASE_URL",
+                "postgres://shop:S3cretPassw0rd@db/shop",
+            )
+            .env("SHOPFLOW_PAYMENT_WEBHOOK_SECRET", "whsec-S3cret")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text}");
+        if args.len() == 1 {
+            assert!(text.contains("SHOPFLOW_DATABASE_URL"), "{text}");
+        }
+        assert!(
+            !text.contains("S3cret"),
+            "{args:?} printed a secret: {text}"
+        );
+    }
 }

@@ -1,8 +1,7 @@
 //! Signing in on the page: a form posting a user name and a password (in demo mode, the
 //! user picker without one), answered with the session cookie; and signing out.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -11,6 +10,7 @@ use crate::app::AppError;
 use crate::app::identity;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::extract::RawBody;
 use crate::web::session;
 
 /// The sign-in form: a user name and a password; in demo mode the user picker, which
@@ -26,9 +26,10 @@ pub struct SignIn {
 pub async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<SignIn>, FormRejection>,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let Form(form) = form.map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+    let form: SignIn = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| ApiError::bad_request("invalid_form", format!("invalid sign-in form: {e}")))?;
     let user = if state.demo && form.password.is_empty() {
         identity::by_name(&state, &form.user)
             .await
