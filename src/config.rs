@@ -13,8 +13,11 @@ use crate::clock::{format_duration, parse_duration};
 /// The server's settings are flags of `shopflow` itself (before any subcommand) or
 /// `SHOPFLOW_*` environment variables; every subcommand reads them too.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "shopflow", version, about)]
+#[command(name = "shopflow", about, disable_version_flag = true)]
 pub struct Cli {
+    /// Print the version and the build id (of the executable), then exit.
+    #[arg(short = 'V', long)]
+    pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]

@@ -13,8 +13,9 @@
 //! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
 //!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
 //! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`],
-//!   [`shutdown`]: the time, secrets in the data dir, listeners, child processes, crash
-//!   points for fault-injection runs, traces, the shutdown request.
+//!   [`shutdown`], [`build`]: the time, secrets in the data dir, listeners, child
+//!   processes, crash points for fault-injection runs, traces, the shutdown request,
+//!   this build's identity.
 //! - [`auth`]: signed tokens and cookies, password hashes.
 //! - [`db`]: SQLite or PostgreSQL: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
@@ -29,6 +30,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod build;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -51,6 +53,10 @@ use shutdown::Shutdown;
 /// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's
 /// command to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.version {
+        println!("shopflow {}", build::describe());
+        return Ok(());
+    }
     secrets::keep_private(&cli.config.data_dir).map_err(|e| {
         anyhow::anyhow!(
             "data dir {} is not usable: {e}",

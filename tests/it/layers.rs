@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("faults", &[]),
     ("telemetry", &[]),
     ("shutdown", &[]),
+    ("build", &[]),
     ("auth", &["domain", "secrets"]),
     ("restate_identity", &["secrets"]),
     ("db", &["domain", "auth", "clock"]),

@@ -16,3 +16,4 @@ mod orders;
 mod security;
 mod tracing;
 mod ui;
+mod versions;
