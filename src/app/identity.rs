@@ -4,10 +4,12 @@
 //! failing is slowed down (never refused: the right password always gets in).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedMutexGuard, Semaphore};
 
 use super::{App, AppError, AppResult};
 use crate::auth::{Claim, Purpose, TokenError, password, session, unix_now};
@@ -81,6 +83,11 @@ async fn session_user(app: &App, id: &str) -> AppResult<User> {
     let name = Username::parse(&s.username).map_err(AppError::internal)?;
     let user = app.caches.user(&app.db, &name).await?;
     let user = user.ok_or_else(|| refused("names no known user"))?;
+    // Deleted when the password or role changed; and refused if it started meanwhile
+    // (a sign-in that had checked the old password).
+    if s.stamp != user.credential_stamp() || s.role != user.role {
+        return Err(refused("was made before a new password or role"));
+    }
     if now - s.last_used_at >= TOUCH_EVERY_SECS
         && let Err(e) = app.db.touch_session(&hash, now).await
     {
@@ -93,17 +100,18 @@ async fn session_user(app: &App, id: &str) -> AppResult<User> {
 /// How often a live stream asks whether its credential still holds.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// Returns once `credential` no longer names `username`: a token expired or outdated
-/// by a new password, a session signed out, revoked or expired, demo mode off, the user
-/// gone. Asked every `RECHECK_EVERY`; a look that fails (the database busy) is no end.
-pub async fn ended(app: App, credential: Credential, username: String) {
+/// Returns once `credential` no longer names `user` as they were (same name, same
+/// role): a token expired or outdated by a new password, a session signed out, revoked
+/// or expired, demo mode off, the user gone or given another role. Asked every
+/// `RECHECK_EVERY`; a look that fails (the database busy) is no end.
+pub async fn ended(app: App, credential: Credential, user: User) {
     let mut every = tokio::time::interval(RECHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
         every.tick().await;
         match authenticate(&app, &credential).await {
-            Ok(user) if user.username == username => {}
+            Ok(now) if now.username == user.username && now.role == user.role => {}
             Ok(_) | Err(AppError::Unauthorized(..)) => return,
             Err(e) => tracing::debug!(error = %e, "could not check a stream's credential"),
         }
@@ -143,6 +151,8 @@ pub async fn start_session(app: &App, user: &User) -> AppResult<String> {
     let stored = Session {
         id_hash: session::hash(&id),
         username: user.username.clone(),
+        stamp: user.credential_stamp(),
+        role: user.role.clone(),
         demo: app.demo,
         created_at: now,
         last_used_at: now,
@@ -160,17 +170,21 @@ pub async fn end_session(app: &App, id: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// The user whose password this is. Unknown users, users without a password and
-/// wrong passwords all get the same 401, in about the same time. A user name with many
-/// recent failures is checked only after a pause (longer the more failures), so
-/// guessing slows down; nothing is refused for it, so the right password still gets in.
-pub async fn check_password(app: &App, username: &str, password: &str) -> AppResult<User> {
+/// The user whose password this is, asked from `peer`. Unknown users, users without a
+/// password and wrong passwords all get the same 401, in about the same time. A user
+/// name with many recent failures is slowed down: its checks from one address take
+/// turns, each after a pause (longer the more failures), so guessing slows down however
+/// many requests an address sends at once. Nothing else is refused, so the right
+/// password gets in, from another address at once and from the same one in its turn.
+pub async fn check_password(
+    app: &App,
+    username: &str,
+    password: &str,
+    peer: IpAddr,
+) -> AppResult<User> {
     let wrong = || AppError::unauthorized("wrong user name or password");
     let name = Username::parse(username.trim()).map_err(|_| wrong())?;
-    let pause = app.sign_ins.pause(name.as_str());
-    if !pause.is_zero() {
-        tokio::time::sleep(pause).await;
-    }
+    let _turn = app.sign_ins.wait_turn(name.as_str(), peer).await?;
     let user = app.db.user(&name).await?;
     let _permit = app
         .sign_ins
@@ -199,16 +213,30 @@ const FREE_FAILURES: u32 = 5;
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 /// ...up to this.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
+/// Checks of a slowed-down user name from one address that may wait for their turn;
+/// more are refused (429) without a check.
+const MAX_WAITING: usize = 3;
 /// How long failures are remembered.
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// User names whose failures are remembered at most.
 const MAX_TRACKED: usize = 10_000;
 
-/// Password checks in flight and recent failures per user name. Cheap to clone.
+/// Password checks in flight, recent failures per user name, and the turns of a
+/// slowed-down name's checks per address. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SignIns {
     running: Arc<Semaphore>,
     failures: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
+    turns: Arc<Mutex<TurnsByNameAndPeer>>,
+}
+
+type TurnsByNameAndPeer = HashMap<(String, IpAddr), Arc<Turns>>;
+
+/// One user name's checks from one address, one at a time.
+#[derive(Debug, Default)]
+struct Turns {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    waiting: AtomicUsize,
 }
 
 impl Default for SignIns {
@@ -219,11 +247,42 @@ impl Default for SignIns {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             failures: Arc::default(),
+            turns: Arc::default(),
         }
     }
 }
 
 impl SignIns {
+    /// Waits until a check of `name` from `peer` may run: at once while the name has
+    /// few recent failures; otherwise in turn with the others from `peer`, after the
+    /// pause. 429 when `MAX_WAITING` already wait.
+    async fn wait_turn(&self, name: &str, peer: IpAddr) -> AppResult<Option<OwnedMutexGuard<()>>> {
+        if self.pause(name).is_zero() {
+            return Ok(None);
+        }
+        let turns = self.turns_of(name, peer);
+        if turns.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            turns.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(AppError::TooManyRequests(
+                "sign_in_busy".into(),
+                "sign-ins for this user from this address are waiting already; try again in a few seconds".into(),
+            ));
+        }
+        let turn = turns.turn.clone().lock_owned().await;
+        turns.waiting.fetch_sub(1, Ordering::AcqRel);
+        tokio::time::sleep(self.pause(name)).await;
+        Ok(Some(turn))
+    }
+
+    fn turns_of(&self, name: &str, peer: IpAddr) -> Arc<Turns> {
+        let mut turns = self.turns.lock().expect("sign-in lock");
+        if turns.len() >= MAX_TRACKED {
+            // Only those nobody holds or waits for.
+            turns.retain(|_, t| Arc::strong_count(t) > 1);
+        }
+        turns.entry((name.to_owned(), peer)).or_default().clone()
+    }
+
     /// How long a check for `name` waits first: nothing until `FREE_FAILURES` recent
     /// failures, then `FIRST_PAUSE` doubling per failure, at most `MAX_PAUSE`.
     fn pause(&self, name: &str) -> Duration {
@@ -283,5 +342,53 @@ mod tests {
             Duration::ZERO,
             "a success forgets the failures"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slowed_name_takes_turns_per_address() {
+        let s = SignIns::default();
+        let here: IpAddr = "10.0.0.1".parse().unwrap();
+        let there: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(
+            s.wait_turn("alice", here).await.unwrap().is_none(),
+            "no failures: at once"
+        );
+        for _ in 0..FREE_FAILURES + 10 {
+            s.record("alice", false);
+        }
+        let started = tokio::time::Instant::now();
+        let first = s.wait_turn("alice", here).await.unwrap();
+        assert!(first.is_some());
+        assert_eq!(started.elapsed(), MAX_PAUSE, "after the pause");
+        // While it runs, three more from here may wait; a fourth is refused, and another
+        // address is not held up by any of them.
+        let waiting: Vec<_> = (0..MAX_WAITING)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.wait_turn("alice", here).await.map(|t| t.is_some()) })
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let refused = s.wait_turn("alice", here).await.unwrap_err();
+        assert!(
+            matches!(refused, AppError::TooManyRequests(..)),
+            "{refused:?}"
+        );
+        let started = tokio::time::Instant::now();
+        assert!(s.wait_turn("alice", there).await.unwrap().is_some());
+        assert_eq!(
+            started.elapsed(),
+            MAX_PAUSE,
+            "another address waits only its pause"
+        );
+        drop(first);
+        for w in waiting {
+            assert!(
+                w.await.unwrap().unwrap(),
+                "each waiting check gets its turn"
+            );
+        }
     }
 }

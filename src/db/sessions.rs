@@ -11,7 +11,10 @@ use crate::domain::Username;
 pub struct Session {
     pub id_hash: String,
     pub username: String,
-    /// Made by demo mode's user picker, without a password.
+    /// The user's credential stamp (of the password) and role when it started.
+    pub stamp: String,
+    pub role: String,
+    /// Started while demo mode was on.
     pub demo: bool,
     pub created_at: i64,
     pub last_used_at: i64,
@@ -23,6 +26,8 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Session {
         Ok(Session {
             id_hash: row.try_get("id_hash")?,
             username: row.try_get("username")?,
+            stamp: row.try_get("stamp")?,
+            role: row.try_get("role")?,
             // An integer on both engines.
             demo: row.try_get::<i64, _>("demo")? != 0,
             created_at: row.try_get("created_at")?,
@@ -32,8 +37,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Session {
     }
 }
 
-const COLUMNS: &str =
-    "SELECT id_hash, username, demo, created_at, last_used_at, expires_at FROM sessions";
+const COLUMNS: &str = "SELECT id_hash, username, stamp, role, demo, created_at, last_used_at, expires_at FROM sessions";
 
 /// Open sessions a user may have; signing in once more ends the oldest.
 pub const MAX_SESSIONS_PER_USER: i64 = 20;
@@ -47,11 +51,13 @@ impl Db {
             .execute(self.pool())
             .await?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, username, demo, created_at, last_used_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id_hash, username, stamp, role, demo, created_at, last_used_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&session.id_hash)
         .bind(&session.username)
+        .bind(&session.stamp)
+        .bind(&session.role)
         .bind(i64::from(session.demo))
         .bind(session.created_at)
         .bind(session.last_used_at)
@@ -127,6 +133,8 @@ mod tests {
         Session {
             id_hash: format!("{n:064x}"),
             username: user.to_owned(),
+            stamp: format!("stamp-{n}"),
+            role: "customer".into(),
             demo: n % 2 == 0,
             created_at: 1_000 + n,
             last_used_at: 1_000 + n,

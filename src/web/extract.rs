@@ -142,7 +142,7 @@ fn credential(headers: &HeaderMap) -> Result<Credential, AppError> {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| AppError::unauthorized("Authorization must be `Bearer <token>`"))?;
-        Ok(Credential::Token(token.trim().to_owned()))
+        Ok(Credential::Token(token.to_owned()))
     } else if let Some(value) = headers.get(USER_HEADER) {
         Ok(Credential::Demo(
             value.to_str().unwrap_or_default().to_owned(),

@@ -73,8 +73,8 @@ where
     Fut: Future<Output = Result<(), Stop>> + Send + 'static,
 {
     let shutdown = state.shutdown.clone();
-    let (credential, name) = (user.credential.clone(), user.username().to_owned());
-    let ended = identity::ended(state.app.clone(), credential, name);
+    let opened_as = (**user).clone();
+    let ended = identity::ended(state.app.clone(), user.credential.clone(), opened_as);
     let (tx, rx) = mpsc::channel(64);
     let closed = tx.clone();
     let producer = produce(Events(tx));

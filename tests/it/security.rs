@@ -19,7 +19,8 @@ use tokio::sync::OnceCell;
 const PASSWORD: &str = "correct horse battery";
 
 /// One app per test binary, in the default (non-demo) mode, with users that have
-/// passwords: `sam`, `pat` and `una` (customers), `root` and `ivy` (admins).
+/// passwords: `sam`, `pat`, `una` and `ola` (customers), `root`, `ivy` and `vic`
+/// (admins).
 async fn app() -> &'static TestApp {
     static APP: OnceCell<TestApp> = OnceCell::const_new();
     APP.get_or_init(|| async {
@@ -31,6 +32,8 @@ async fn app() -> &'static TestApp {
             ("pat", None),
             ("una", None),
             ("ivy", Some("--admin")),
+            ("ola", None),
+            ("vic", Some("--admin")),
         ];
         for (user, extra) in users {
             let mut args = vec!["user", "add", user];
@@ -978,6 +981,14 @@ async fn forged_receipt_pays_nothing(app: &TestApp, id: &str, off: i64) {
 /// Signs in on the page with a form `body`; the `Cookie` header of the session it
 /// started (behind https when `https`).
 async fn page_sign_in(api: &Api, body: &str, https: bool) -> String {
+    let (location, cookie) = try_page_sign_in(api, body, https).await;
+    assert_eq!(location, "/", "{body}");
+    cookie.unwrap_or_else(|| panic!("{body}: no session cookie"))
+}
+
+/// Signs in on the page with a form `body`: where the page went next, and the session
+/// cookie if one was set.
+async fn try_page_sign_in(api: &Api, body: &str, https: bool) -> (String, Option<String>) {
     let mut req = api
         .request(Method::POST, "/ui/session")
         .header("content-type", "application/x-www-form-urlencoded")
@@ -991,9 +1002,12 @@ async fn page_sign_in(api: &Api, body: &str, https: bool) -> String {
         .unwrap();
     let resp = client.execute(req.build().unwrap()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{body}");
-    assert_eq!(resp.headers()["location"], "/", "{body}");
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = resp.headers().get("set-cookie").map(|c| {
+        let c = c.to_str().unwrap();
+        c.split(';').next().unwrap().to_owned()
+    });
+    (location, cookie)
 }
 
 /// Signs out on the page with `cookie`.
@@ -1305,4 +1319,63 @@ fn help_never_prints_a_secret() {
             "{args:?} printed a secret: {text}"
         );
     }
+}
+
+/// Sign-ins that checked the old password while it was being changed get sessions
+/// that are refused: a session holds only with the password and role it began with.
+#[tokio::test]
+async fn sign_ins_racing_a_new_password_get_no_session_that_holds() {
+    let (app, api) = (app().await, api().await);
+    let form = format!("user=ola&password={}", PASSWORD.replace(' ', "+"));
+    let sign_ins: Vec<_> = (0..30)
+        .map(|_| {
+            let (api, form) = (api.clone(), form.clone());
+            tokio::spawn(async move {
+                let answer = try_page_sign_in(&api, &form, false).await;
+                (answer, Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (ok, out, err) = app.cli(&["user", "set-password", "ola"], "a newer password\n");
+    assert!(ok, "{out} {err}");
+    let changed = Instant::now();
+    let (mut cookies, mut after) = (0, 0);
+    for sign_in in sign_ins {
+        let ((location, cookie), at) = sign_in.await.unwrap();
+        let Some(cookie) = cookie else { continue };
+        assert_eq!(location, "/");
+        cookies += 1;
+        after += usize::from(at > changed);
+        assert_eq!(
+            cart_status(&cookie).await,
+            401,
+            "a session begun with the old password"
+        );
+    }
+    eprintln!("{cookies} sessions begun with the old password, {after} of them after the change");
+    assert!(
+        after > 0,
+        "no sign-in finished after the change: the race was not run"
+    );
+}
+
+/// A live stream opened by an admin ends within seconds of the admin becoming a
+/// customer, although the token itself still holds.
+#[tokio::test]
+async fn a_stream_ends_when_its_user_gets_another_role() {
+    let (app, api) = (app().await, api().await);
+    let token = token_of("vic").await;
+    let stream = open_stream(&api, ("authorization", &format!("Bearer {token}"))).await;
+    let (ok, out, err) = app.cli(&["user", "set-role", "vic", "customer"], "");
+    assert!(ok, "{out} {err}");
+    ends_within(stream, Duration::from_secs(6), "a new role").await;
+    let (status, _) = call(
+        Method::GET,
+        "/api/cart",
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the token itself holds, as a customer's");
 }

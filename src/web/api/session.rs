@@ -1,7 +1,9 @@
 //! `POST /api/session`: a user name and password for a bearer token.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,9 +39,11 @@ struct TokenReply {
     responses((status = 200, body = TokenReply)))]
 async fn create(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Json<TokenReply>> {
-    let user = identity::check_password(&state, &body.username, &body.password).await?;
+    let (name, password) = (&body.username, &body.password);
+    let user = identity::check_password(&state, name, password, peer.ip()).await?;
     let (token, expires_at) = identity::issue(&state, &user, TOKEN_LIFETIME_SECS)?;
     Ok(Json(TokenReply {
         token,

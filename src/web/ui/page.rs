@@ -118,6 +118,7 @@ pub struct PageQuery {
 fn sign_in_problem(query: Result<Query<PageQuery>, QueryRejection>) -> Option<&'static str> {
     match query.ok()?.0.signin.as_deref()? {
         "failed" => Some("Wrong user name or password."),
+        "busy" => Some("Too many sign-ins for this user at once; try again in a few seconds."),
         _ => None,
     }
 }

@@ -1,7 +1,9 @@
 //! Signing in on the page: a form posting a user name and a password (in demo mode, the
 //! user picker without one), answered with the session cookie; and signing out.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -25,6 +27,7 @@ pub struct SignIn {
 
 pub async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
@@ -35,8 +38,11 @@ pub async fn sign_in(
             .await
             .map_err(|_| ApiError::bad_request("unknown_user", "pick one of the listed users"))?
     } else {
-        match identity::check_password(&state, &form.user, &form.password).await {
+        match identity::check_password(&state, &form.user, &form.password, peer.ip()).await {
             Ok(user) => user,
+            Err(AppError::TooManyRequests(..)) => {
+                return Ok(Redirect::to("/?signin=busy").into_response());
+            }
             Err(AppError::Unauthorized(..)) => {
                 return Ok(Redirect::to("/?signin=failed").into_response());
             }

@@ -701,8 +701,8 @@ impl TestApp {
         let (id, now) = (session::new_id(), unix_now());
         let pool = self.db().await;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, username, demo, created_at, last_used_at, expires_at) \
-             VALUES ($1, $2, 0, $3, $3, $4)",
+            "INSERT INTO sessions (id_hash, username, stamp, role, demo, created_at, last_used_at, expires_at) \
+             SELECT $1, username, '', role, 0, $3, $3, $4 FROM users WHERE username = $2",
         )
         .bind(session::hash(&id))
         .bind(user)
