@@ -17,14 +17,49 @@ pub fn id() -> &'static str {
     })
 }
 
+/// Whether `segment` can be a build id (and so a directory name under `builds/` and
+/// one segment of a URI).
+pub fn is_id(segment: &str) -> bool {
+    (1..=64).contains(&segment.len())
+        && !segment.starts_with('.')
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The URI the deployment of `build` is registered at: its own path under the
+/// endpoint's URL.
+pub fn uri(services_url: &str, build: &str) -> String {
+    format!("{}/{build}", services_url.trim_end_matches('/'))
+}
+
 /// `<version> (build <id>)`.
 pub fn describe() -> String {
     format!("{VERSION} (build {})", id())
 }
 
 fn executable_hash() -> std::io::Result<String> {
-    let mut file = std::fs::File::open(std::env::current_exe()?)?;
+    // The image this process runs, even when its file was replaced since the start.
+    let image = std::path::Path::new("/proc/self/exe");
+    let mut file = match std::fs::File::open(image) {
+        Ok(file) => file,
+        Err(_) => std::fs::File::open(std::env::current_exe()?)?,
+    };
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hex::encode(&hasher.finalize()[..6]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_ids_are_plain_names() {
+        assert!(is_id("0123456789ab"));
+        assert!(is_id("test-b.1"));
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert!(!is_id(bad), "{bad:?} taken as a build id");
+        }
+    }
 }

@@ -13,8 +13,10 @@ use crate::domain::{DisplayName, OrderId, PaymentState, Reason, Username};
 
 /// Runs one operator command to its end.
 pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
-    if command == Command::Identity {
-        return identity(config);
+    match command {
+        Command::Identity => return identity(config),
+        Command::Deployments => return deployments(config).await,
+        _ => {}
     }
     let db = Db::open(&config.database_url()).await?;
     match command {
@@ -25,8 +27,33 @@ pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             decline,
             curl,
         } => pay(&order_id, decline.as_deref(), curl, config, &db).await,
-        Command::Services | Command::Web | Command::Identity => bail!("not an operator command"),
+        Command::Services | Command::Web | Command::Identity | Command::Deployments => {
+            bail!("not an operator command")
+        }
     }
+}
+
+/// ShopFlow's Restate deployments, one line per build, as `GET /api/admin/deployments`.
+async fn deployments(config: &Config) -> anyhow::Result<()> {
+    let restate = crate::durable::RestateClient::new(config.ingress_url(), config.admin_url())?;
+    let all = restate.deployments().await?;
+    println!(
+        "{:<34} {:<14} {:<9} {:>9}  URI",
+        "DEPLOYMENT", "BUILD", "STATE", "IN FLIGHT"
+    );
+    for d in all {
+        let build = d.build.as_deref().unwrap_or("-");
+        let current = if d.current { " (current)" } else { "" };
+        println!(
+            "{:<34} {:<14} {:<9} {:>9}  {}{current}",
+            d.deployment_id,
+            build,
+            d.state.name(),
+            d.in_flight,
+            d.uri
+        );
+    }
+    Ok(())
 }
 
 /// The key pair Restate's calls to the endpoint are signed with, as the settings that

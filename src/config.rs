@@ -46,6 +46,9 @@ pub enum Command {
     /// environment settings: the public key for `shopflow services`, the private key
     /// file for every restate-server node.
     Identity,
+    /// List ShopFlow's Restate deployments (one per build), what is still pinned to
+    /// each, and which are active, draining or drained.
+    Deployments,
     /// Settle ORDER_ID's pending payment as the payment gateway would: a signed
     /// callback to the running web role.
     Pay {
@@ -176,8 +179,20 @@ pub struct Config {
     pub restate_node_addr: SocketAddr,
 
     /// URL Restate is told to call for the service endpoint; defaults to http://{services addr}.
+    /// Each build registers its own deployment at `{this URL}/{build id}`.
     #[arg(long, env = "SHOPFLOW_SERVICES_URL")]
     pub services_url: Option<String>,
+
+    /// Listen on this Unix socket instead of the services address: how the supervisor
+    /// runs an older build's endpoint (`<data dir>/builds/<id>/endpoint.sock`).
+    #[arg(long, env = "SHOPFLOW_SERVICES_SOCKET", hide = true)]
+    pub services_socket: Option<PathBuf>,
+
+    /// DANGEROUS: when Restate already has a deployment at this build's URI with other
+    /// handlers (two builds given one SHOPFLOW_BUILD_ID), replace it. Every invocation
+    /// pinned to it then replays on this build's code, and a changed journal fails it.
+    #[arg(long, env = "SHOPFLOW_FORCE_REGISTRATION", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub force_registration: bool,
 
     /// How long the delivery timer of an order waits.
     #[arg(long, env = "SHOPFLOW_DELIVERY_DELAY", default_value = "5s", value_parser = parse_duration)]
@@ -346,6 +361,16 @@ impl Config {
         String::from_utf8(bytes)
             .map(|s| s.trim().to_owned())
             .map_err(|_| std::io::Error::other("webhook.secret is not text"))
+    }
+
+    /// Where the supervisor keeps a copy of each build it registered.
+    pub fn builds_dir(&self) -> PathBuf {
+        self.data_dir.join("builds")
+    }
+
+    /// The URI of this build's deployment.
+    pub fn build_uri(&self) -> String {
+        crate::build::uri(&self.services_url(), crate::build::id())
     }
 
     pub fn restate_dir(&self) -> PathBuf {

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Owns the thread children are forked from. Dropping it (or the whole process dying,
+/// Owns the thread children are forked from. Dropping it and its clones (or the whole process dying,
 /// SIGKILL included) sends SIGKILL to every child started through it.
+#[derive(Clone)]
 pub struct Spawner {
     jobs: mpsc::Sender<Job>,
 }

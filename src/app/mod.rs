@@ -9,6 +9,7 @@ pub mod cancellation;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod deployments;
 pub mod drills;
 pub mod error;
 pub mod feed;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::body::Bytes;
 use axum::http::{Request as HttpRequest, Response as HttpResponse};
 use reqwest::StatusCode;
@@ -45,12 +45,12 @@ pub type Ingress = restate_sdk::ingress::Client<Executor>;
 /// Calls Restate on behalf of the web role. Cheap to clone.
 #[derive(Clone)]
 pub struct RestateClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// HTTP/2 without TLS, as Restate calls the service endpoint (its health check).
     h2: reqwest::Client,
     ingress: Ingress,
     ingress_url: String,
-    admin_url: String,
+    pub(super) admin_url: String,
 }
 
 impl std::fmt::Debug for RestateClient {
@@ -314,36 +314,6 @@ impl RestateClient {
             self.http.get(url).timeout(Duration::from_secs(2)).send().await,
             Ok(r) if r.status().is_success()
         )
-    }
-
-    /// Registers the service endpoint at `uri`. A changed set of handlers is refused by
-    /// Restate with 409 on a plain registration; then the registration is forced.
-    pub async fn register_deployment(&self, uri: &str) -> anyhow::Result<()> {
-        let url = format!("{}/deployments", self.admin_url);
-        for force in [false, true] {
-            let resp = self
-                .http
-                .post(&url)
-                .timeout(Duration::from_secs(30))
-                .json(&serde_json::json!({ "uri": uri, "force": force }))
-                .send()
-                .await
-                .with_context(|| {
-                    format!("cannot reach Restate's admin API at {}", self.admin_url)
-                })?;
-            let status = resp.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            let text = resp.text().await.unwrap_or_default();
-            if status != StatusCode::CONFLICT || force {
-                bail!(
-                    "Restate refused to register {uri}: {status} {}",
-                    text.trim()
-                );
-            }
-        }
-        unreachable!("the forced registration either succeeds or fails")
     }
 }
 

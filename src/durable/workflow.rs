@@ -172,6 +172,12 @@ impl OrderFulfillmentWorkflow {
             .await?;
         st.started_at = started_at.clone();
         st.updated_at = started_at;
+        if super::extra_step() {
+            let build = crate::build::id();
+            ctx.run(|| async { Ok(build.to_owned()) })
+                .name("next_release_step")
+                .await?;
+        }
         ctx.set(SAGA, Json(saga.clone()));
         let waiting = format!("Order {order_id}: waiting for the store's approval");
         let for_admin = format!("Order {order_id} from {user_id} ({total}) needs approval");

@@ -12,6 +12,7 @@ use tokio::process::Child;
 use super::{Backoff, READY_DEADLINE};
 use crate::config::Config;
 use crate::durable::RestateClient;
+use crate::durable::deployments::Refused;
 use crate::process::Spawner;
 
 /// A command running this very binary. On Linux it is the image this process runs
@@ -59,12 +60,14 @@ impl Services {
         &mut self,
         restate: &RestateClient,
         uri: &str,
+        force: bool,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            let err = match restate.register_deployment(uri).await {
+            let err = match restate.register_deployment(uri, force).await {
                 Ok(()) => return Ok(()),
-                Err(e) => e,
+                Err(e @ Refused::Conflict(_)) => bail!("cannot register {uri}: {e}"),
+                Err(e) => anyhow::Error::new(e),
             };
             if let Some(status) = self.child.try_wait()? {
                 bail!("`shopflow services` exited during start-up ({status})");

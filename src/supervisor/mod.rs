@@ -3,6 +3,7 @@
 //! stops everything on SIGINT/SIGTERM. The roles that run one part each are in
 //! [`roles`].
 
+mod builds;
 mod endpoint;
 mod restate;
 mod roles;
@@ -77,6 +78,8 @@ struct Supervisor {
     restate_control: Option<ChildControl>,
     services: Services,
     endpoint_control: ChildControl,
+    /// The endpoints of older builds until they drain.
+    older_builds: JoinHandle<()>,
     shutdown: Shutdown,
 }
 
@@ -149,10 +152,15 @@ impl Supervisor {
             control.started(child.id());
             control
         });
+        builds::keep_current(&config)?;
         let mut services = Services::start(&spawner, &config)?;
-        services.register(&restate, &config.services_url()).await?;
+        services
+            .register(&restate, &config.build_uri(), config.force_registration)
+            .await?;
         let endpoint_control = ChildControl::new(config.services_addr);
         endpoint_control.started(services.child.id());
+        let older = builds::Builds::new(config.clone(), spawner.clone(), restate.clone());
+        let older_builds = tokio::spawn(older.run(shutdown.clone()));
         Ok(Supervisor {
             config,
             spawner,
@@ -162,6 +170,7 @@ impl Supervisor {
             restate_control,
             services,
             endpoint_control,
+            older_builds,
             shutdown,
         })
     }
@@ -238,11 +247,24 @@ impl Supervisor {
     /// open connections, which end when restate-server stops (a terminal's Ctrl-C
     /// reaches both anyway).
     async fn stop(mut self) {
-        tokio::join!(terminate(&mut self.services.child, STOP_GRACE), async {
-            if let Some(child) = self.restate_server.as_mut() {
-                terminate(child, STOP_GRACE).await;
+        let older_builds = async {
+            // They stop on a shutdown; otherwise (the web server failed) at once.
+            if tokio::time::timeout(STOP_GRACE, &mut self.older_builds)
+                .await
+                .is_err()
+            {
+                self.older_builds.abort();
             }
-        });
+        };
+        tokio::join!(
+            terminate(&mut self.services.child, STOP_GRACE),
+            older_builds,
+            async {
+                if let Some(child) = self.restate_server.as_mut() {
+                    terminate(child, STOP_GRACE).await;
+                }
+            }
+        );
     }
 }
 

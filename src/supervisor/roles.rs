@@ -1,9 +1,12 @@
 //! The roles that run one part each: `shopflow web` (the UI and API against an external
 //! Restate) and `shopflow services` (the Restate service endpoint).
 
+use anyhow::Context;
+
 use crate::app::App;
 use crate::config::Config;
 use crate::durable::RestateClient;
+use crate::durable::router::Listener;
 use crate::shutdown::Shutdown;
 use crate::{net, web};
 
@@ -37,17 +40,27 @@ pub async fn run_web(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs only the Restate service endpoint.
+/// Runs only the Restate service endpoint: on the services address, or on the socket
+/// the supervisor gives an older build.
 pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::faults::arm(&config.data_dir, &config.hold_at)?;
-    let listener = net::bind(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?;
+    let listener = match &config.services_socket {
+        Some(path) => {
+            // A socket left by a killed run of this build.
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("cannot listen on {}", path.display()))?;
+            Listener::Unix(listener)
+        }
+        None => Listener::Tcp(net::bind(config.services_addr, "SHOPFLOW_SERVICES_ADDR")?),
+    };
     let db = crate::db::Db::open(&config.database_url()).await?;
-    tracing::info!(addr = %config.services_addr, "service endpoint listening");
+    tracing::info!(addr = %config.services_addr, build = crate::build::id(), "service endpoint listening");
     let timings = crate::durable::Timings {
         payment_timeout: config.payment_timeout,
         delivery_delay: config.delivery_delay,
     };
     let endpoint = crate::durable::endpoint(db, timings, config.restate_identity_key.as_deref())?;
-    crate::durable::serve(endpoint, listener, shutdown.wait()).await;
+    crate::durable::serve(endpoint, listener, config.builds_dir(), shutdown.wait()).await;
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use pulldown_cmark::{Event, Options, Parser};
 
 use crate::app::cart::CartView;
+use crate::app::deployments::Deployment;
 use crate::app::orders::OrderView;
 use crate::db::Product;
 use crate::db::orders::OrderSummary;
@@ -245,6 +246,38 @@ pub fn approvals(pending: &[OrderSummary]) -> String {
     } else {
         order_table(&mut md, pending, true);
     }
+    md
+}
+
+/// The builds' deployments in Restate: which takes new orders, which still drain.
+pub fn deployments(all: Result<&[Deployment], &str>) -> String {
+    let mut md = String::from("# Builds\n\n");
+    let all = match all {
+        Ok(all) => all,
+        Err(why) => {
+            let _ = writeln!(md, "Cannot list them now: {}", escape(why));
+            return md;
+        }
+    };
+    md.push_str(
+        "| Build | State | In flight | Deployment |\n|-------|-------|----------:|------------|\n",
+    );
+    for d in all {
+        let build = d.build.as_deref().unwrap_or("(before builds)");
+        let current = if d.current { " (current)" } else { "" };
+        let _ = writeln!(
+            md,
+            "| `{}`{current} | {} | {} | `{}` |",
+            escape(build),
+            d.state.name(),
+            d.in_flight,
+            escape(&d.deployment_id)
+        );
+    }
+    md.push_str(
+        "\nAn order stays on the build it started on; an older build runs until nothing \
+         is pinned to it, then its deployment and copy are removed.\n",
+    );
     md
 }
 

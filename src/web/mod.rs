@@ -101,7 +101,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
         webhook_secret,
         callback_url: format!("http://{own}/api/payment/callback"),
         callback_host,
-        services_url: config.services_url(),
+        services_url: config.build_uri(),
     })
 }
 

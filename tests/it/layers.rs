@@ -22,7 +22,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("db", &["domain", "auth", "clock"]),
     (
         "durable",
-        &["domain", "db", "clock", "net", "faults", "telemetry"],
+        &[
+            "domain",
+            "db",
+            "clock",
+            "net",
+            "faults",
+            "telemetry",
+            "build",
+        ],
     ),
     (
         "app",
@@ -30,7 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "domain", "auth", "db", "durable", "clock", "process", "secrets", "shutdown",
         ],
     ),
-    ("config", &["clock", "secrets"]),
+    ("config", &["clock", "secrets", "build"]),
     (
         "web",
         &[
@@ -55,6 +63,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secrets",
             "clock",
             "restate_identity",
+            "durable",
         ],
     ),
     (
@@ -70,6 +79,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "restate_identity",
             "faults",
             "shutdown",
+            "build",
         ],
     ),
 ];

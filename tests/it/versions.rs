@@ -48,3 +48,166 @@ fn the_version_names_the_build() {
     assert!(other.starts_with(&prefix), "{other:?}");
     assert_ne!(other, first, "another executable is another build");
 }
+
+/// The `next_journal` example: `shopflow` with one more durable step in the workflow.
+fn next_release() -> std::path::PathBuf {
+    let exe = Path::new(env!("CARGO_BIN_EXE_shopflow"));
+    exe.parent().unwrap().join("examples/next_journal")
+}
+
+/// Restate's deployments as the admin API lists them: (build, state, in_flight).
+async fn deployments(api: &crate::common::Api) -> Vec<(String, String, i64)> {
+    let (status, body) = api.get("/api/admin/deployments", Some("admin")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let rows = body.as_array().unwrap_or_else(|| panic!("{body}"));
+    rows.iter()
+        .map(|d| {
+            (
+                d["build"].as_str().unwrap_or("").to_owned(),
+                d["state"].as_str().unwrap().to_owned(),
+                d["in_flight"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The build id `--version` gives for `exe`.
+fn build_of(exe: &Path) -> String {
+    let v = version(exe);
+    v.trim_end()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// An upgrade while orders wait. Build A (`shopflow`) takes three orders: one awaiting
+/// payment, one awaiting approval, one in its delivery timer. Build B (the next
+/// release, whose workflow journals one step more) replaces it on the same data dir.
+/// The orders A started finish on A's code, with no journal mismatch (replayed on B
+/// they would fail: B's extra step sits where A journaled something else), while the
+/// new order runs on B. Then A drains: its deployment is removed from Restate and its
+/// copy from the data dir.
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_in_flight_finish_on_the_build_they_started_on() {
+    use crate::common::{AppConfig, TestApp, eventually};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config.demo();
+    config
+        .extra_env
+        .push(("SHOPFLOW_DELIVERY_DELAY".into(), "12s".into()));
+    let (a, b) = (
+        build_of(Path::new(&config.binary)),
+        build_of(&next_release()),
+    );
+    assert_ne!(a, b, "two builds");
+
+    let mut app = TestApp::start(config.clone()).await;
+    let api = app.api.clone();
+    let (to_pay, to_pay_total) = api.place_order("alice", "up-pay", &[("P001", 1)]).await;
+    let (awk, total) = api.place_order("bob", "up-approve", &[("P002", 1)]).await;
+    assert_eq!(api.pay(&awk, total).await.0, 200);
+    api.wait_status("bob", "up-approve", "awaiting_approval")
+        .await;
+    let (awk, total) = api.place_order("carol", "up-timer", &[("P003", 1)]).await;
+    assert_eq!(api.pay(&awk, total).await.0, 200);
+    api.wait_status("carol", "up-timer", "awaiting_approval")
+        .await;
+    assert_eq!(api.approve("admin", "up-timer").await.0, 200);
+    api.wait_status("carol", "up-timer", "in_transit").await;
+    let before = deployments(&api).await;
+    assert!(
+        matches!(&before[..], [(build, state, n)] if *build == a && state == "active" && *n >= 3),
+        "before the upgrade, build {a} alone and active with the three orders: {before:?}"
+    );
+
+    app.signal(libc::SIGTERM);
+    app.wait_exit().await;
+    app.wait_ports_free().await;
+    config.binary = next_release();
+    let app = TestApp::start(config.clone()).await;
+    let api = app.api.clone();
+    let during = deployments(&api).await;
+    assert_eq!(during.len(), 2, "both builds: {during:?}");
+    assert_eq!(
+        (&during[0].0[..], &during[0].1[..]),
+        (&b[..], "active"),
+        "{during:?}"
+    );
+    assert_eq!(
+        (&during[1].0[..], &during[1].1[..]),
+        (&a[..], "draining"),
+        "{during:?}"
+    );
+    let kept = dir.path().join("builds").join(&a).join("shopflow");
+    assert!(
+        kept.exists(),
+        "build {a} is kept at {kept:?} while it drains"
+    );
+
+    // The old orders go on; a new one starts on B.
+    assert_eq!(api.pay(&to_pay, to_pay_total).await.0, 200);
+    assert_eq!(api.approve("admin", "up-approve").await.0, 200);
+    let (awk, total) = api.place_order("dave", "up-new", &[("P001", 1)]).await;
+    assert_eq!(api.pay(&awk, total).await.0, 200);
+    api.wait_status("dave", "up-new", "awaiting_approval").await;
+    let steps = |order: &'static str| {
+        let app = &app;
+        async move {
+            let sql = format!(
+                "SELECT j.name AS name, i.pinned_deployment_id AS dp FROM sys_journal j \
+                 JOIN sys_invocation i ON j.id = i.id WHERE i.target_service_name = \
+                 'OrderFulfillmentWorkflow' AND i.target_service_key = '{order}' \
+                 AND i.target_handler_name = 'Run'"
+            );
+            app.restate_sql(&sql).await
+        }
+    };
+    let named = |rows: &[serde_json::Value]| rows.iter().any(|r| r["name"] == "next_release_step");
+    for old in ["up-approve", "up-timer"] {
+        let rows = steps(old).await;
+        assert!(
+            !rows.is_empty() && !named(&rows),
+            "{old} runs on build {a}: {rows:?}"
+        );
+    }
+    // The order that was awaiting payment had checked out on A; its workflow (started
+    // after the payment) is new, and new work runs on B.
+    for new in ["up-new", "up-pay"] {
+        let rows = eventually(
+            &format!("{new}'s workflow to have started"),
+            || async move {
+                let rows = steps(new).await;
+                named(&rows).then_some(rows)
+            },
+        )
+        .await;
+        assert!(named(&rows), "{new} runs on build {b}");
+    }
+    assert_eq!(api.approve("admin", "up-pay").await.0, 200);
+    assert_eq!(api.approve("admin", "up-new").await.0, 200);
+    for (user, order) in [
+        ("alice", "up-pay"),
+        ("bob", "up-approve"),
+        ("carol", "up-timer"),
+        ("dave", "up-new"),
+    ] {
+        api.wait_status(user, order, "delivered").await;
+    }
+
+    let after = eventually("build A to drain and go", || {
+        let api = api.clone();
+        async move {
+            let all = deployments(&api).await;
+            (all.len() == 1).then_some(all)
+        }
+    })
+    .await;
+    assert_eq!(after[0].0, b, "only the new build is left: {after:?}");
+    eventually("build A's copy to be deleted", || async {
+        (!kept.exists()).then_some(())
+    })
+    .await;
+}

@@ -1,4 +1,5 @@
-//! The admin's fault drills over the API: crash a supervised process, set the carrier.
+//! The admin's operations over the API: crash a supervised process, set the carrier,
+//! list the builds' deployments.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::deployments::Deployment;
 use crate::app::drills::{self, Target};
 use crate::web::AppState;
 use crate::web::error::ApiResult;
@@ -16,6 +18,18 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(crash))
         .routes(routes!(carrier))
+        .routes(routes!(deployments))
+}
+
+/// Admin: ShopFlow's Restate deployments, one per build: the current one takes new
+/// invocations, older ones run what is pinned to them until drained, then go.
+#[utoipa::path(get, path = "/api/admin/deployments", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Deployment>)))]
+async fn deployments(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<Deployment>>> {
+    Ok(Json(crate::app::deployments::list(&state, &user).await?))
 }
 
 #[derive(Serialize, ToSchema)]

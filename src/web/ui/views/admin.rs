@@ -1,4 +1,4 @@
-//! The Admin view: the approval queue, all orders' counts, and the drills.
+//! The Admin view: the approval queue, all orders' counts, the builds, and the drills.
 
 use super::*;
 
@@ -13,6 +13,12 @@ pub(super) async fn admin(
     let mut md = markdown::approvals(&waiting);
     md.push('\n');
     md.push_str(&markdown::dashboard("All orders", &counts, None));
+    md.push('\n');
+    let deployments = app::deployments::list(state, user).await;
+    let deployments = deployments.as_deref().map_err(|e| e.to_string());
+    md.push_str(&markdown::deployments(
+        deployments.as_deref().map_err(|e| &e[..]),
+    ));
     let md = with_order(md, order);
     let pending = waiting
         .iter()
