@@ -21,7 +21,8 @@ pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<OrderId> {
     require_admin(user)?;
     let order_id = decidable(app, id).await?;
     let workflow = app.restate.workflow(order_id.as_str());
-    ingress::body(workflow.approve().call().await)?;
+    let request = ingress::acting(workflow.approve(), &user.username);
+    ingress::body(request.call().await)?;
     Ok(order_id)
 }
 
@@ -38,7 +39,8 @@ pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
     let order_id = decidable(app, id).await?;
     let request = RejectRequest { reason };
     let workflow = app.restate.workflow(order_id.as_str());
-    ingress::body(workflow.reject(Json(request)).call().await)?;
+    let request = ingress::acting(workflow.reject(Json(request)), &user.username);
+    ingress::body(request.call().await)?;
     Ok(order_id)
 }
 

@@ -38,7 +38,16 @@ pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
             .order_summary(order_id.as_str())
             .await?
             .ok_or_else(|| orders::unknown(&order_id))?;
-        if next_step(app, &order_id, summary.status, &reason, &mut asked).await? {
+        if next_step(
+            app,
+            &order_id,
+            summary.status,
+            &reason,
+            &user.username,
+            &mut asked,
+        )
+        .await?
+        {
             return Ok(order_id);
         }
         tokio::select! {
@@ -77,6 +86,7 @@ async fn next_step(
     order_id: &OrderId,
     status: OrderStatus,
     reason: &str,
+    actor: &str,
     asked: &mut bool,
 ) -> AppResult<bool> {
     match status {
@@ -86,7 +96,8 @@ async fn next_step(
             let request = CancelRequest {
                 reason: Reason::parse(reason).map_err(AppError::internal)?,
             };
-            ingress::body(workflow.cancel(Json(request)).call().await)?;
+            let request = ingress::acting(workflow.cancel(Json(request)), actor);
+            ingress::body(request.call().await)?;
             *asked = true;
         }
         OrderStatus::AwaitingPayment if !*asked => *asked = withdraw(app, order_id, reason).await?,

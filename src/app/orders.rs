@@ -154,6 +154,20 @@ pub async fn counts(app: &App, user: &User) -> AppResult<Vec<(OrderStatus, i64)>
 }
 
 /// An order the caller may see, with its durable steps as Restate journaled them.
+/// The order's business history from ShopFlow's own tables, oldest first.
+pub async fn timeline(
+    app: &App,
+    user: &User,
+    id: &str,
+) -> AppResult<Vec<crate::db::orders::TimelineEvent>> {
+    let order = visible(app, user, id).await?;
+    let order_id = parse_order_id(&order.order_id)?;
+    app.db
+        .timeline(order_id.as_str())
+        .await?
+        .ok_or_else(|| unknown(&order_id))
+}
+
 pub async fn journal(
     app: &App,
     user: &User,

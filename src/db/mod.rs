@@ -63,11 +63,13 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0007_cache_versions.sql"),
     migration!("sqlite", "0008_order_invocations.sql"),
     migration!("sqlite", "0009_sessions.sql"),
+    migration!("sqlite", "0010_decision_actor.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
 const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
     migration!("postgres", "0001_schema.sql"),
     migration!("postgres", "0002_sessions.sql"),
+    migration!("postgres", "0003_decision_actor.sql"),
 ]);
 
 const SEED: &str = include_str!("seed.sql");

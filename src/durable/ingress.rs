@@ -122,6 +122,20 @@ pub fn body<Res: restate_sdk::serde::Deserialize>(
     Ok(answer?.into_body()?)
 }
 
+/// The request, saying that `user` asks for it.
+pub fn acting<Req, Res>(
+    request: restate_sdk::ingress::Request<Executor, Req, Res>,
+    user: &str,
+) -> restate_sdk::ingress::Request<Executor, Req, Res> {
+    match reqwest::header::HeaderValue::from_str(user) {
+        Ok(value) => request.header(
+            reqwest::header::HeaderName::from_static(super::ACTOR_HEADER),
+            value,
+        ),
+        Err(_) => request,
+    }
+}
+
 /// The request with the client's idempotency key, if it gave one: Restate then runs
 /// it once, and every try with the same key gets that run's answer.
 pub fn keyed<Req, Res>(

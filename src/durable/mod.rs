@@ -39,6 +39,11 @@ fn extra_step() -> bool {
     EXTRA_STEP.load(Ordering::Relaxed)
 }
 
+/// The header that names who asked for a decision (approve, reject, cancel), for the
+/// order's timeline. Whoever reaches Restate's ingress can decide anyway; this only
+/// says who did.
+pub const ACTOR_HEADER: &str = "x-shopflow-actor";
+
 /// Timings the durable services take from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Timings {

@@ -382,9 +382,15 @@ impl OrderFulfillmentWorkflow {
     ) -> Result<(), HandlerError> {
         let (order_id, what) = (ctx.key().to_owned(), decision.as_str());
         let by = ctx.invocation_id().to_owned();
+        // Who asked, as the web role says (part of the invocation, so the same on replay).
+        let actor = ctx
+            .headers()
+            .get(super::ACTOR_HEADER)
+            .and_then(|v| crate::domain::Username::parse(v).ok());
         let claim = ctx
             .run(|| async move {
-                let claim = self.db.claim_decision(&order_id, what, &by).await?;
+                let actor = actor.as_ref().map(|u| u.as_str());
+                let claim = self.db.claim_decision(&order_id, what, &by, actor).await?;
                 faults::point("claim_decision").await;
                 Ok(Json(claim))
             })

@@ -117,6 +117,11 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
         .await;
     assert_eq!(api.approve("admin", "up-timer").await.0, 200);
     api.wait_status("carol", "up-timer", "in_transit").await;
+    // State A writes that B reads: a cart (the user's virtual object).
+    let (code, cart) = api
+        .add_to_cart("erin", serde_json::Value::from("P002"), 2)
+        .await;
+    assert_eq!(code, 200, "{cart}");
     let before = deployments(&api).await;
     assert!(
         matches!(&before[..], [(build, state, n)] if *build == a && state == "active" && *n >= 3),
@@ -140,6 +145,11 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
         (&during[1].0[..], &during[1].1[..]),
         (&a[..], "draining"),
         "{during:?}"
+    );
+    assert_eq!(
+        api.cart_lines("erin").await,
+        [("P002".to_owned(), 2)],
+        "the cart build {a} kept, read by build {b}"
     );
     let kept = dir.path().join("builds").join(&a).join("shopflow");
     assert!(
@@ -196,6 +206,19 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
     ] {
         api.wait_status(user, order, "delivered").await;
     }
+    let (_, timeline) = api
+        .get("/api/orders/up-approve/timeline", Some("bob"))
+        .await;
+    let approved = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "approved");
+    assert_eq!(
+        approved.map(|e| &e["actor"]),
+        Some(&serde_json::Value::from("admin")),
+        "the timeline names who approved: {timeline}"
+    );
 
     let after = eventually("build A to drain and go", || {
         let api = api.clone();
@@ -210,4 +233,89 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
         (!kept.exists()).then_some(())
     })
     .await;
+}
+
+/// A database the previous release wrote (`tests/fixtures/previous-release.sqlite`,
+/// made by running that release: orders delivered, awaiting approval, awaiting
+/// payment, rejected, cancelled and refunded, declined; a user with a password) is
+/// migrated forward when this build starts on it, and everything in it reads as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_the_previous_release_is_migrated_forward() {
+    use crate::common::{AppConfig, TestApp};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shopflow.db");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/previous-release.sqlite"
+        ),
+        &db,
+    )
+    .unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config.database_url = format!("sqlite://{}", db.display());
+    config.demo();
+    let app = TestApp::start(config).await;
+    let api = &app.api;
+
+    let expected = [
+        ("alice", "fx-delivered", "delivered"),
+        ("bob", "fx-waiting", "awaiting_approval"),
+        ("carol", "fx-unpaid", "awaiting_payment"),
+        ("dave", "fx-rejected", "rejected"),
+        ("erin", "fx-cancelled", "cancelled"),
+        ("frank", "fx-declined", "payment_failed"),
+    ];
+    for (user, order, status) in expected {
+        let (code, body) = api.order(user, order).await;
+        assert_eq!(code, 200, "{order}: {body}");
+        assert_eq!(body["status"], status, "{order}: {body}");
+    }
+    let (_, waiting) = api.admin_orders("admin", "?status=awaiting_approval").await;
+    assert_eq!(waiting[0]["order_id"], "fx-waiting", "{waiting}");
+
+    let events = |body: &serde_json::Value| -> Vec<String> {
+        let all = body.as_array().unwrap_or_else(|| panic!("{body}"));
+        all.iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (code, delivered) = api
+        .get("/api/orders/fx-delivered/timeline", Some("alice"))
+        .await;
+    assert_eq!(code, 200, "{delivered}");
+    assert_eq!(
+        events(&delivered),
+        ["placed", "paid", "approved", "shipped", "delivered"],
+        "{delivered}"
+    );
+    assert_eq!(
+        delivered[2]["actor"], "system",
+        "who approved was not kept then: {delivered}"
+    );
+    let (_, cancelled) = api
+        .get("/api/orders/fx-cancelled/timeline", Some("erin"))
+        .await;
+    assert_eq!(
+        events(&cancelled),
+        ["placed", "paid", "cancelled", "refunded"],
+        "{cancelled}"
+    );
+    assert_eq!(
+        cancelled[3]["amount_cents"], cancelled[1]["amount_cents"],
+        "{cancelled}"
+    );
+    let (_, declined) = api
+        .get("/api/orders/fx-declined/timeline", Some("frank"))
+        .await;
+    assert_eq!(
+        events(&declined),
+        ["placed", "payment_failed"],
+        "{declined}"
+    );
+    assert_eq!(declined[1]["note"], "card expired", "{declined}");
+
+    let body = serde_json::json!({"username": "gina", "password": "correct horse battery"});
+    let (code, session) = api.post("/api/session", None, &body).await;
+    assert_eq!(code, 200, "gina's password still holds: {session}");
 }

@@ -10,12 +10,14 @@ mod gateway;
 mod notifications;
 mod read_model;
 mod stock;
+mod timeline;
 
 pub use carrier::Shipment;
 pub use gateway::PaymentRequest;
 pub use notifications::Notification;
 pub use read_model::{DecisionClaim, OrderDetail, OrderInvocations, OrderSummary, Totals};
 pub use stock::ReserveOutcome;
+pub use timeline::TimelineEvent;
 
 #[cfg(test)]
 mod tests {
@@ -157,7 +159,9 @@ mod tests {
         let o = order("o-decide", "alice", &[(1, 1)]);
         db.reserve_order(&o, "inv_1").await.unwrap();
         db.register_payment(&o, "sign_1").await.unwrap();
-        let early = db.claim_decision("o-decide", "approved", "inv_a").await;
+        let early = db
+            .claim_decision("o-decide", "approved", "inv_a", None)
+            .await;
         assert!(
             matches!(early.unwrap(), DecisionClaim::Taken { .. }),
             "not waiting yet"
@@ -165,7 +169,7 @@ mod tests {
         db.record_progress("o-decide", OrderStatus::AwaitingApproval, &[], None)
             .await
             .unwrap();
-        let claim = |what, by| db.claim_decision("o-decide", what, by);
+        let claim = |what, by| db.claim_decision("o-decide", what, by, Some("root"));
         assert_eq!(
             claim("approved", "inv_a").await.unwrap(),
             DecisionClaim::Won

@@ -210,9 +210,11 @@ impl Db {
         order_id: &str,
         decision: &str,
         by: &str,
+        actor: Option<&str>,
     ) -> sqlx::Result<DecisionClaim> {
         let won = sqlx::query(
-            "UPDATE orders SET decision = $1, decided_at = COALESCE(decided_at, $2), decided_by = $3
+            "UPDATE orders SET decision = $1, decided_at = COALESCE(decided_at, $2), decided_by = $3,
+                               decision_actor = $5
              WHERE order_id = $4 AND ((decision IS NULL AND status = 'awaiting_approval')
                                       OR (decided_by = $3 AND decision = $1))",
         )
@@ -220,6 +222,7 @@ impl Db {
         .bind(now_rfc3339())
         .bind(by)
         .bind(order_id)
+        .bind(actor)
         .execute(self.pool())
         .await?
         .rows_affected()

@@ -15,7 +15,7 @@ use crate::app::checkout::{self, CheckoutReply};
 use crate::app::journal::JournalInvocation;
 use crate::app::orders::OrderView;
 use crate::app::{approvals, cancellation, orders};
-use crate::db::orders::OrderSummary;
+use crate::db::orders::{OrderSummary, TimelineEvent};
 use crate::domain::{OrderId, ShippingAddress};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(detail))
         .routes(routes!(journal))
+        .routes(routes!(timeline))
         .routes(routes!(admin_list))
         .routes(routes!(approve))
         .routes(routes!(reject))
@@ -116,6 +117,19 @@ async fn journal(
         order_id: id,
         invocations,
     }))
+}
+
+/// The order's business history, oldest first, from ShopFlow's own tables (it outlives
+/// Restate's journal): who did what and when, with the amounts paid and refunded.
+#[utoipa::path(get, path = "/api/orders/{id}/timeline", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    responses((status = 200, body = Vec<TimelineEvent>)))]
+async fn timeline(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TimelineEvent>>> {
+    Ok(Json(orders::timeline(&state, &user, &id).await?))
 }
 
 /// `/api/admin/orders?status=…`: nothing else is understood, so nothing else is taken.
