@@ -46,6 +46,12 @@ pub enum Command {
     /// environment settings: the public key for `shopflow services`, the private key
     /// file for every restate-server node.
     Identity,
+    /// Back up Restate's data, the SQLite database, the secrets and the kept builds
+    /// into DIR (new or empty). restate-server stops for the moment its data is copied.
+    Backup { dir: PathBuf },
+    /// Fill the (new or empty) data dir from a backup in DIR; then start ShopFlow with
+    /// the same addresses as the original.
+    Restore { dir: PathBuf },
     /// List ShopFlow's Restate deployments (one per build), what is still pinned to
     /// each, and which are active, draining or drained.
     Deployments,

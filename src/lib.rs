@@ -13,9 +13,10 @@
 //! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
 //!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
 //! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`],
-//!   [`shutdown`], [`build`]: the time, secrets in the data dir, listeners, child
-//!   processes, crash points for fault-injection runs, traces, the shutdown request,
-//!   this build's identity.
+//!   [`shutdown`], [`build`], [`control`]: the time, secrets in the data dir,
+//!   listeners, child processes, crash points for fault-injection runs, traces, the
+//!   shutdown request, this build's identity, the operator's line to a running
+//!   supervisor.
 //! - [`auth`]: signed tokens and cookies, password hashes.
 //! - [`db`]: SQLite or PostgreSQL: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
@@ -34,6 +35,7 @@ pub mod build;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod domain;
 pub mod durable;

@@ -4,6 +4,7 @@
 //! (`$1` placeholders, `ON CONFLICT`, `RETURNING`); the few that differ ask
 //! [`Db::backend`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -90,6 +91,21 @@ pub struct Db {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Db {
+    /// A consistent copy of the SQLite database at `path`, made while it is in use.
+    pub async fn snapshot_to(&self, path: &Path) -> anyhow::Result<()> {
+        if self.backend != Backend::Sqlite {
+            bail!("only a SQLite database is copied; dump PostgreSQL with pg_dump");
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.display().to_string())
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("cannot copy the database to {}", path.display()))?;
+        Ok(())
+    }
 }
 
 impl Backend {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use tokio::process::Child;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
@@ -23,7 +23,7 @@ use crate::durable::RestateClient;
 use crate::process::{ChildControl, Spawner, terminate};
 use crate::restate_identity::Identity;
 use crate::shutdown::Shutdown;
-use crate::{net, web};
+use crate::{control, net, web};
 use endpoint::Services;
 pub use roles::{run_services, run_web};
 
@@ -80,6 +80,10 @@ struct Supervisor {
     endpoint_control: ChildControl,
     /// The endpoints of older builds until they drain.
     older_builds: JoinHandle<()>,
+    /// The operator's requests (`shopflow backup`), and whether restate-server is
+    /// stopped for one.
+    control: mpsc::Receiver<control::Request>,
+    restate_paused: bool,
     shutdown: Shutdown,
 }
 
@@ -161,6 +165,8 @@ impl Supervisor {
         endpoint_control.started(services.child.id());
         let older = builds::Builds::new(config.clone(), spawner.clone(), restate.clone());
         let older_builds = tokio::spawn(older.run(shutdown.clone()));
+        let (requests, control) = mpsc::channel(4);
+        control::listen(&config.data_dir, requests)?;
         Ok(Supervisor {
             config,
             spawner,
@@ -171,6 +177,8 @@ impl Supervisor {
             services,
             endpoint_control,
             older_builds,
+            control,
+            restate_paused: false,
             shutdown,
         })
     }
@@ -183,6 +191,7 @@ impl Supervisor {
                 () = self.shutdown.wait() => return Ok(()),
                 status = self.services.child.wait() => self.endpoint_died(status).await,
                 status = wait_optional(self.restate_server.as_mut()) => self.restate_died(status).await,
+                Some(request) = self.control.recv() => self.on_request(request).await,
                 result = &mut *web => return Err(match result {
                     Ok(Ok(())) => anyhow!("the web server stopped unexpectedly"),
                     Ok(Err(e)) => anyhow!("the web server failed: {e}"),
@@ -241,6 +250,64 @@ impl Supervisor {
         }
         self.restate_server = Some(child);
         true
+    }
+
+    /// An operator's request. False when the supervisor is stopping instead.
+    async fn on_request(&mut self, request: control::Request) -> bool {
+        match request {
+            control::Request::PauseRestate(reply) => {
+                let outcome = self.pause_restate().await;
+                let _ = reply.send(outcome);
+                true
+            }
+            control::Request::ResumeRestate(reply) => {
+                if !self.restate_paused {
+                    let _ = reply.send(Ok(()));
+                    return true;
+                }
+                tracing::info!("starting restate-server again");
+                let (spawner, config, identity) =
+                    (&self.spawner, &self.config, self.identity.as_ref());
+                let restate = &self.restate;
+                let Some(child) = until_up("restate-server", &self.shutdown, || {
+                    restate::restart(spawner, config, identity, restate)
+                })
+                .await
+                else {
+                    let _ = reply.send(Err("the supervisor is stopping".into()));
+                    return false;
+                };
+                if let Some(control) = &self.restate_control {
+                    control.started(child.id());
+                }
+                self.restate_server = Some(child);
+                self.restate_paused = false;
+                let _ = reply.send(Ok(()));
+                true
+            }
+        }
+    }
+
+    /// Stops restate-server (for a backup of its data) until asked to resume.
+    async fn pause_restate(&mut self) -> Result<(), String> {
+        let Some(child) = self.restate_server.as_mut() else {
+            return Err(match self.config.restate {
+                RestateMode::External => {
+                    "Restate runs elsewhere (SHOPFLOW_RESTATE=external): back its data up \
+                     where it runs"
+                        .into()
+                }
+                RestateMode::Spawn => "restate-server is not running right now".into(),
+            });
+        };
+        tracing::info!("stopping restate-server for a backup of its data");
+        if let Some(control) = &self.restate_control {
+            control.started(None);
+        }
+        terminate(child, STOP_GRACE).await;
+        self.restate_server = None;
+        self.restate_paused = true;
+        Ok(())
     }
 
     /// Stops both children at once: the endpoint's graceful stop waits for Restate's

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("telemetry", &[]),
     ("shutdown", &[]),
     ("build", &[]),
+    ("control", &[]),
     ("auth", &["domain", "secrets"]),
     ("restate_identity", &["secrets"]),
     ("db", &["domain", "auth", "clock"]),
@@ -64,6 +65,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock",
             "restate_identity",
             "durable",
+            "control",
+            "build",
         ],
     ),
     (
@@ -80,6 +83,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "faults",
             "shutdown",
             "build",
+            "control",
         ],
     ),
 ];

@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod backup;
 mod chaos;
 mod cluster;
 mod durability;

@@ -1,6 +1,8 @@
 //! The operator's commands: users and passwords, bearer tokens, and a signed payment
 //! callback (what a real gateway would send), all against the configured data dir.
 
+mod backup;
+
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, anyhow, bail};
@@ -16,6 +18,8 @@ pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
     match command {
         Command::Identity => return identity(config),
         Command::Deployments => return deployments(config).await,
+        Command::Backup { dir } => return backup::backup(config, &dir).await,
+        Command::Restore { dir } => return backup::restore(config, &dir),
         _ => {}
     }
     let db = Db::open(&config.database_url()).await?;
@@ -27,7 +31,12 @@ pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             decline,
             curl,
         } => pay(&order_id, decline.as_deref(), curl, config, &db).await,
-        Command::Services | Command::Web | Command::Identity | Command::Deployments => {
+        Command::Services
+        | Command::Web
+        | Command::Identity
+        | Command::Deployments
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {
             bail!("not an operator command")
         }
     }
