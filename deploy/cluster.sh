@@ -9,6 +9,11 @@
 #   deploy/cluster.sh kill NAME     kill -9 one process (n1, services-2, web-1, postgres, …)
 #   deploy/cluster.sh start NAME    start one process again
 #   deploy/cluster.sh clean         stop everything and delete its state
+#   deploy/cluster.sh upgrade BIN   roll the shop onto another build of shopflow: its
+#                                   service replicas start beside the running ones,
+#                                   it is registered, the web replicas move to it one
+#                                   by one, the old build drains (what was started on
+#                                   it finishes there) and is retired
 #
 # State, logs and pid files go to $CLUSTER_DIR (default target/cluster). PostgreSQL runs
 # as the `postgres` user when this runs as root: its data then goes where that user can
@@ -34,7 +39,19 @@ case "$(uname -s)-$(uname -m)" in
 esac
 RESTATE=${RESTATE_SERVER_BIN:-$ROOT/node_modules/@restatedev/restate-server-$platform/bin/restate-server}
 
-ALL="s3 postgres n1 n2 n3 services-1 services-2 haproxy web-1 web-2"
+ALL="s3 postgres n1 n2 n3 services-1 services-2 services-3 services-4 haproxy web-1 web-2"
+
+# Each build's service replicas sit behind a front end of their own (the balancer's
+# backends are fixed): blue on 27090 (services-1, services-2), green on 27095
+# (services-3, services-4). Restate calls a build at http://127.0.0.1:<port>/<build id>.
+# An upgrade starts the new build in the other colour.
+colour() { cat "$RUN/colour" 2>/dev/null || echo blue; }
+other_colour() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
+colour_port() { if [ "$1" = blue ]; then echo 27090; else echo 27095; fi; }
+colour_services() { if [ "$1" = blue ]; then echo services-1 services-2; else echo services-3 services-4; fi; }
+# The shopflow binary process $1 runs (an upgrade gives each its own).
+bin_of() { cat "$RUN/bin/$1" 2>/dev/null || echo "$SHOPFLOW"; }
+build_id() { "$1" --version | sed -n 's/.*(build \(.*\))$/\1/p'; }
 
 pidfile() { echo "$RUN/pids/$1.pid"; }
 
@@ -77,6 +94,7 @@ shopflow_env() {
   echo "SHOPFLOW_DATA_DIR=$RUN/shared"
   grep '^SHOPFLOW_RESTATE_IDENTITY_KEY=' "$RUN/identity.env"
   env | grep '^SHOPFLOW_' | grep -v '^SHOPFLOW_BIN=' || true
+  echo "SHOPFLOW_SERVICES_URL=http://127.0.0.1:$(colour_port "$(colour)")"
 }
 
 start_s3() {
@@ -145,7 +163,15 @@ start_shopflow() {
   local name=$1 role=${1%-*}
   local vars
   mapfile -t vars < <(shopflow_env "$name")
-  launch "$name" env "${vars[@]}" "$SHOPFLOW" "$role"
+  launch "$name" env "${vars[@]}" "$(bin_of "$name")" "$role"
+}
+
+# An operator's command of shopflow $1 against the cluster (`deployments`).
+shopflow_cli() {
+  local bin=$1 vars
+  shift
+  mapfile -t vars < <(shopflow_env web-1)
+  env "${vars[@]}" "$bin" "$@"
 }
 
 wait_shopflow() {
@@ -172,11 +198,59 @@ start_one() {
   esac
 }
 
+# Registers the build of the current colour: one deployment URL for its service
+# replicas, the balancer's front end of that colour and the build's own path.
 register() {
-  # One deployment URL for both service replicas: the balancer.
+  local c uri
+  c=$(colour)
+  uri="http://127.0.0.1:$(colour_port "$c")/$(build_id "$(bin_of "$(colour_services "$c" | cut -d' ' -f1)")")"
   wait_for "the endpoint behind the balancer" 60 \
     curl -fsS -o /dev/null --max-time 5 -X POST http://127.0.0.1:27170/deployments \
-    -H 'content-type: application/json' -d '{"uri": "http://127.0.0.1:27090"}'
+    -H 'content-type: application/json' -d "{\"uri\": \"$uri\"}"
+}
+
+# Whether build $2's deployment has nothing in flight (as `shopflow deployments` of
+# binary $1 lists it); prints its deployment id.
+drained() {
+  shopflow_cli "$1" deployments | awk -v b="$2" '$2 == b { print $1; if ($4 == 0) ok = 1 } END { exit !ok }'
+}
+
+upgrade() {
+  local new old old_id id from to name dp
+  new=$(realpath "${1:?which shopflow binary}")
+  from=$(colour)
+  to=$(other_colour "$from")
+  old=$(bin_of "$(colour_services "$from" | cut -d' ' -f1)")
+  old_id=$(build_id "$old")
+  id=$(build_id "$new")
+  [ -n "$id" ] && [ "$id" != "$old_id" ] || { echo "cluster: $new is not another build (build ${id:-?})" >&2; return 1; }
+  # A copy of its own, so a rebuild of the file meanwhile changes nothing.
+  mkdir -p "$RUN/builds/$id" "$RUN/bin"
+  cp "$new" "$RUN/builds/$id/shopflow"
+  echo "upgrading from build $old_id ($from) to build $id ($to)"
+  for name in $(colour_services "$to"); do
+    stop_one "$name"
+    echo "$RUN/builds/$id/shopflow" >"$RUN/bin/$name"
+    start_one "$name"
+  done
+  echo "$to" >"$RUN/colour"
+  register
+  echo "build $id takes new orders"
+  for name in web-1 web-2; do
+    echo "$RUN/builds/$id/shopflow" >"$RUN/bin/$name"
+    stop_one "$name"
+    start_one "$name"
+  done
+  wait_for "the shop through the balancer" 30 http_ok "$URL/healthz/ready"
+  echo "waiting for build $old_id to drain (at most ${UPGRADE_DRAIN_SECONDS:-3600}s)"
+  wait_for "build $old_id to drain" "${UPGRADE_DRAIN_SECONDS:-3600}" drained "$RUN/builds/$id/shopflow" "$old_id"
+  dp=$(drained "$RUN/builds/$id/shopflow" "$old_id")
+  curl -fsS -o /dev/null -X DELETE "http://127.0.0.1:27170/deployments/$dp?force=true"
+  for name in $(colour_services "$from"); do
+    stop_one "$name"
+    rm -f "$RUN/bin/$name"
+  done
+  echo "build $old_id drained and retired; build $id serves the shop"
 }
 
 up() {
@@ -188,7 +262,7 @@ up() {
   # can hold the replicated log.
   for n in n1 n2 n3; do running "$n" || start_node "$n"; done
   for n in n1 n2 n3; do wait_restate "$n"; done
-  for name in services-1 services-2 haproxy; do running "$name" || start_one "$name"; done
+  for name in $(colour_services "$(colour)") haproxy; do running "$name" || start_one "$name"; done
   register
   for name in web-1 web-2; do running "$name" || start_one "$name"; done
   # The balancer marks a replica up at its next health check.
@@ -207,7 +281,7 @@ stop_one() {
 
 down() {
   local name
-  for name in web-2 web-1 haproxy services-2 services-1 n3 n2 n1 postgres s3; do
+  for name in web-2 web-1 haproxy services-4 services-3 services-2 services-1 n3 n2 n1 postgres s3; do
     stop_one "$name"
   done
   echo "ShopFlow cluster stopped"
@@ -233,5 +307,6 @@ case ${1:-} in
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
     rm -f "$(pidfile "$2")" ;;
   start) start_one "${2:?which process}" ;;
-  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
+  upgrade) upgrade "${2:-}" ;;
+  *) sed -n '2,23p' "$0" >&2; exit 2 ;;
 esac

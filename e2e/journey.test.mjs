@@ -262,6 +262,17 @@ test('an admin rejection shows its reason to the shopper', async () => {
   assertNoProblems();
 });
 
+test("the admin's output shows the builds Restate has, this one active", async () => {
+  const build = app.cli(['--version']).match(/\(build (\S+)\)/)[1];
+  const admin = await adminQueue();
+  await admin.click('#tab-output');
+  const row = admin.locator('#output-pane tr', { hasText: `${build} (current)` });
+  await eventually(async () => (await row.count()) === 1, `build ${build} in the Builds table`);
+  const cells = await row.locator('td').allTextContents();
+  assert.equal(cells[1], 'active', `the current build's state: ${cells.join(' | ')}`);
+  assert.match(cells[2], /^\d+$/, `the invocations in flight on it: ${cells.join(' | ')}`);
+});
+
 test('notifications survive a reload, newest first, none twice', async () => {
   const shopper = await signIn('alice');
   const ids = () =>

@@ -1,8 +1,7 @@
 //! `shopflow` with the next release's workflow journal (one more durable step): the
 //! second build of the upgrade test (`tests/it/versions.rs`). Not for use otherwise.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     shopflow::durable::journal_with_extra_step();
-    shopflow::main().await
+    shopflow::main()
 }

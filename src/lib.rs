@@ -53,8 +53,23 @@ use config::{Cli, Command};
 use shutdown::Shutdown;
 
 /// The `shopflow` executable: reads the command line, sets up logging (`RUST_LOG`,
-/// `--log-format`) and traces (`OTEL_EXPORTER_OTLP_ENDPOINT`), then [`run`]s.
-pub async fn main() -> std::process::ExitCode {
+/// `--log-format`) and traces (`OTEL_EXPORTER_OTLP_ENDPOINT`), then [`run`]s on a
+/// multi-threaded runtime. (The runtime is started here rather than in `main.rs`, so
+/// the whole tree of futures is compiled once, in this crate.)
+pub fn main() -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(start()),
+        Err(e) => {
+            eprintln!("shopflow: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start() -> std::process::ExitCode {
     use std::io::IsTerminal;
 
     use clap::Parser;

@@ -63,25 +63,7 @@ impl Cluster {
     }
 
     fn try_script(&self, args: &[&str]) -> Result<(), String> {
-        let mut cmd = Command::new(Path::new(ROOT).join("deploy/cluster.sh"));
-        cmd.args(args)
-            .env("CLUSTER_DIR", &self.dir)
-            .env("SHOPFLOW_BIN", env!("CARGO_BIN_EXE_shopflow"))
-            .env("CLUSTER_VENV", Path::new(ROOT).join("target/cluster-venv"));
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cluster.sh {args:?}: {e}"))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "cluster.sh {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        run_script(&self.dir, &self.env, args)
     }
 
     fn kill(&self, name: &str) {
@@ -123,6 +105,29 @@ impl Drop for Cluster {
             eprintln!("{e}");
         }
     }
+}
+
+/// Runs `deploy/cluster.sh ARGS` on the cluster in `dir`, with `env` on top.
+fn run_script(dir: &Path, env: &[(String, String)], args: &[&str]) -> Result<(), String> {
+    let mut cmd = Command::new(Path::new(ROOT).join("deploy/cluster.sh"));
+    cmd.args(args)
+        .env("CLUSTER_DIR", dir)
+        .env("SHOPFLOW_BIN", env!("CARGO_BIN_EXE_shopflow"))
+        .env("CLUSTER_VENV", Path::new(ROOT).join("target/cluster-venv"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cluster.sh {args:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "cluster.sh {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
 /// Asks until the answer is not a passing failure (502, 503 or 504, or no answer while
@@ -176,6 +181,8 @@ enum Ending {
     /// The carrier refuses every booking (`FAIL_SHIP` in the order id): the saga
     /// refunds and gives the stock back.
     ShippingFailed,
+    /// Paid, and left waiting for the admin's decision.
+    AwaitingApproval,
 }
 
 /// Places, pays (or declines) and decides one order for `user`, retrying every step
@@ -232,7 +239,10 @@ async fn one_order(api: &Api, user: &str, id: &str, sku: &str, path: Ending) -> 
     if path == Ending::Declined {
         return wait_for(api, user, id, "payment_failed").await;
     }
-    wait_for(api, user, id, "awaiting_approval").await;
+    let waiting = wait_for(api, user, id, "awaiting_approval").await;
+    if path == Ending::AwaitingApproval {
+        return waiting;
+    }
     let action = if path == Ending::Rejected {
         "reject"
     } else {
@@ -526,6 +536,84 @@ async fn cluster_smoke() {
     let after = stock(&api).await;
     check_invariants(&cluster, &orders, &before, &after).await;
     metrics_only_on_the_private_front_end().await;
+    rolling_upgrade(&cluster).await;
+}
+
+/// Builds the admin API lists through the balancer, as (build, state).
+async fn builds(api: &Api) -> Vec<(String, String)> {
+    let admin = api.token("admin");
+    let reply = until_answered("the deployments", || {
+        send(
+            api.request(reqwest::Method::GET, "/api/admin/deployments")
+                .bearer_auth(&admin),
+        )
+    })
+    .await;
+    let all = reply.1.as_array().unwrap_or_else(|| panic!("{reply:?}"));
+    all.iter()
+        .map(|d| {
+            (
+                d["build"].as_str().unwrap_or("").to_owned(),
+                d["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `cluster.sh upgrade` onto another build while an order waits for approval on the
+/// running one: the new build takes new orders at once, the waiting order is approved
+/// and delivered on its own build, which then drains and is retired.
+async fn rolling_upgrade(cluster: &Cluster) {
+    let api = cluster.api();
+    let old = builds(&api).await;
+    assert!(
+        matches!(&old[..], [(_, state)] if state == "active"),
+        "one build before the upgrade: {old:?}"
+    );
+    one_order(&api, "bob", "upgrade-old", "P002", Ending::AwaitingApproval).await;
+    // Another build: the same executable with one more line.
+    let next = cluster.dir.join("next-shopflow");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_shopflow")).unwrap();
+    bytes.extend_from_slice(b"\nthe next build\n");
+    std::fs::write(&next, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let upgrade = {
+        let (dir, mut env) = (cluster.dir.clone(), cluster.env.clone());
+        env.push(("UPGRADE_DRAIN_SECONDS".into(), "120".into()));
+        std::thread::spawn(move || run_script(&dir, &env, &["upgrade", next.to_str().unwrap()]))
+    };
+    let during = common::eventually("the new build to take new orders", || {
+        let api = api.clone();
+        async move {
+            let all = builds(&api).await;
+            (all.len() == 2 && all[0].1 == "active" && all[1].1 == "draining").then_some(all)
+        }
+    })
+    .await;
+    assert_eq!(during[1].0, old[0].0, "the old build drains: {during:?}");
+    let fresh = one_order(&api, "carol", "upgrade-new", "P003", Ending::Delivered).await;
+    assert_eq!(fresh["status"], "delivered");
+    let admin = api.token("admin");
+    let approved = until_answered("approve the waiting order", || {
+        send(
+            api.request(reqwest::Method::POST, "/api/workflow/upgrade-old/approve")
+                .bearer_auth(&admin),
+        )
+    })
+    .await;
+    assert_eq!(approved.0, 200, "{approved:?}");
+    wait_for(&api, "bob", "upgrade-old", "delivered").await;
+    let outcome = tokio::task::spawn_blocking(move || upgrade.join().unwrap())
+        .await
+        .unwrap();
+    outcome.unwrap_or_else(|e| panic!("{e}"));
+    let after = builds(&api).await;
+    assert_eq!(
+        after,
+        [(during[0].0.clone(), "active".to_owned())],
+        "the old build is retired"
+    );
 }
 
 /// The balancer's public front end refuses /metrics in every spelling; the private
