@@ -41,10 +41,15 @@ pub fn describe() -> String {
 fn executable_hash() -> std::io::Result<String> {
     // The image this process runs, even when its file was replaced since the start.
     let image = std::path::Path::new("/proc/self/exe");
-    let mut file = match std::fs::File::open(image) {
-        Ok(file) => file,
-        Err(_) => std::fs::File::open(std::env::current_exe()?)?,
-    };
+    match hash_of(image) {
+        Ok(hash) => Ok(hash),
+        Err(_) => hash_of(&std::env::current_exe()?),
+    }
+}
+
+/// The build id of the executable at `path`: the first 12 hex digits of its SHA-256.
+pub fn hash_of(path: &std::path::Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hex::encode(&hasher.finalize()[..6]))

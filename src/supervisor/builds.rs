@@ -39,19 +39,39 @@ pub(super) fn keep_current(config: &Config) -> anyhow::Result<()> {
     let parent = target.parent().expect("a build's copy is in its directory");
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create {}", parent.display()))?;
-    // The image this process runs, even when the file it started from is gone.
-    let image = Path::new("/proc/self/exe");
-    let source = if image.exists() {
-        image.to_owned()
-    } else {
-        std::env::current_exe().context("cannot find the shopflow executable")?
-    };
     let partial = parent.join("shopflow.partial");
-    std::fs::copy(&source, &partial)
-        .with_context(|| format!("cannot copy this build to {}", partial.display()))?;
+    let _ = std::fs::remove_file(&partial);
+    // A second name for the executable's file when it is still the image this process
+    // runs and on the same file system (no copy: a build replaced on disk by a new file,
+    // as cargo, install or mv do, leaves this one alone); a copy of the image otherwise.
+    let exe = std::env::current_exe().context("cannot find the shopflow executable")?;
+    let image = Path::new("/proc/self/exe");
+    let linked = same_file(&exe, image) && std::fs::hard_link(&exe, &partial).is_ok();
+    if !linked {
+        let source = if image.exists() { image } else { exe.as_path() };
+        std::fs::copy(source, &partial)
+            .with_context(|| format!("cannot copy this build to {}", partial.display()))?;
+    }
     std::fs::rename(&partial, &target)
         .with_context(|| format!("cannot keep this build at {}", target.display()))?;
     Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Whether the kept executable of `build` is still that build: its hash names it (a
+/// build named at compile time cannot be checked). A kept file written over in place
+/// (`cp` onto the old executable) is another build, and must not run the old one's
+/// invocations.
+fn still_the_build(exe: &Path, build: &str) -> bool {
+    let named = build.len() == 12 && build.bytes().all(|b| b.is_ascii_hexdigit());
+    !named || crate::build::hash_of(exe).is_ok_and(|hash| hash == build)
 }
 
 /// One older build's endpoint.
@@ -148,6 +168,18 @@ impl Builds {
             }
             return;
         }
+        if !self.running.contains_key(build) && !still_the_build(&exe, build) {
+            if self.missing.insert(build.to_owned()) {
+                tracing::error!(
+                    build,
+                    "the kept copy of build {build} at {} is no longer that build (written \
+                     over in place?); its invocations wait until that build's executable \
+                     is put back there",
+                    exe.display()
+                );
+            }
+            return;
+        }
         let now = Instant::now();
         let running = self.running.entry(build.to_owned()).or_insert(Running {
             child: None,
@@ -226,6 +258,26 @@ impl Builds {
             build,
             deployment = deployment.deployment_id,
             "build drained: its deployment is removed and its copy deleted"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_executable_written_over_is_no_longer_its_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("shopflow");
+        std::fs::write(&exe, b"build one").unwrap();
+        let id = crate::build::hash_of(&exe).unwrap();
+        assert!(still_the_build(&exe, &id), "the file its id was taken from");
+        std::fs::write(&exe, b"build two").unwrap();
+        assert!(!still_the_build(&exe, &id), "written over in place");
+        assert!(
+            still_the_build(&exe, "release-2026-12"),
+            "a named build is not checked"
         );
     }
 }
