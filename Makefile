@@ -46,7 +46,7 @@ test: export CLIPPY_ARGS = -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 test: deps fmt-check browser loadgen postgres cluster-deps
 	@test -x "$(CLIPPY_DRIVER)" || { echo "clippy-driver not found (rustup component add clippy)"; exit 1; }
 	$(CARGO) test --all-targets --no-run
-	$(CARGO) test
+	$(CARGO) test -- --test-threads=$(TEST_THREADS)
 	$(MAKE) test-postgres
 	$(MAKE) -j2 --output-sync=target e2e-run bench-smoke
 
@@ -55,12 +55,16 @@ test: deps fmt-check browser loadgen postgres cluster-deps
 e2e-run: deps browser
 	$(E2E)
 
+# The integration tests mostly wait (on restate-server, timers, the database): four at a
+# time on two cores took 81-88 s instead of 139-149 s, and as green.
+TEST_THREADS ?= 4
+
 CLIPPY_DRIVER = $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
 
 ## test-postgres: the unit and integration tests again, each app on its own database of
 ## a real PostgreSQL server the tests start (Debian's package, a temp dir, a free port)
 test-postgres: postgres
-	SHOPFLOW_TEST_DATABASE=postgres $(CARGO) test --tests
+	SHOPFLOW_TEST_DATABASE=postgres $(CARGO) test --tests -- --test-threads=$(TEST_THREADS)
 
 ## postgres: Debian's PostgreSQL server programs, installed when missing (the tests run
 ## their own server; nothing is started here)

@@ -157,27 +157,7 @@ impl Builds {
     fn keep_running(&mut self, build: &str) {
         let dir = self.config.builds_dir();
         let exe = executable(&dir, build);
-        if !exe.exists() {
-            if self.missing.insert(build.to_owned()) {
-                tracing::error!(
-                    build,
-                    "Restate has invocations pinned to build {build}, but no copy of it is \
-                     kept at {}; they wait until that build's endpoint is back",
-                    exe.display()
-                );
-            }
-            return;
-        }
-        if !self.running.contains_key(build) && !still_the_build(&exe, build) {
-            if self.missing.insert(build.to_owned()) {
-                tracing::error!(
-                    build,
-                    "the kept copy of build {build} at {} is no longer that build (written \
-                     over in place?); its invocations wait until that build's executable \
-                     is put back there",
-                    exe.display()
-                );
-            }
+        if !self.usable(build, &exe) {
             return;
         }
         let now = Instant::now();
@@ -225,6 +205,27 @@ impl Builds {
                 running.next_start = now + running.backoff.next();
             }
         }
+    }
+
+    /// Whether the kept copy of `build` is there and still that build (checked before
+    /// its first start); reported once when not.
+    fn usable(&mut self, build: &str, exe: &Path) -> bool {
+        let problem = if !exe.exists() {
+            "no copy of it is kept there"
+        } else if !self.running.contains_key(build) && !still_the_build(exe, build) {
+            "the file kept there is no longer that build (written over in place?)"
+        } else {
+            return true;
+        };
+        if self.missing.insert(build.to_owned()) {
+            tracing::error!(
+                build,
+                "Restate has invocations pinned to build {build} ({}): {problem}; they wait \
+                 until that build's executable is back there",
+                exe.display()
+            );
+        }
+        false
     }
 
     async fn stop(&mut self, build: &str) {

@@ -235,25 +235,28 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
     .await;
 }
 
-/// A database the previous release wrote (`tests/fixtures/previous-release.sqlite`,
-/// made by running that release: orders delivered, awaiting approval, awaiting
-/// payment, rejected, cancelled and refunded, declined; a user with a password) is
-/// migrated forward when this build starts on it, and everything in it reads as before.
+/// A database the previous release wrote (`tests/fixtures/previous-release.sqlite`, and
+/// `previous-release.pgsql` for the PostgreSQL pass, each made by running that release:
+/// orders delivered, awaiting approval, awaiting payment, rejected, cancelled and
+/// refunded, declined; a user with a password) is migrated forward when this build
+/// starts on it, and everything in it reads as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_of_the_previous_release_is_migrated_forward() {
     use crate::common::{AppConfig, TestApp};
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shopflow.db");
-    std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/previous-release.sqlite"
-        ),
-        &db,
-    )
-    .unwrap();
     let mut config = AppConfig::new(dir.path());
-    config.database_url = format!("sqlite://{}", db.display());
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    if crate::common::postgres::wanted() {
+        // AppConfig made an empty database; the dump fills it.
+        let dump = std::fs::read_to_string(format!("{fixtures}/previous-release.pgsql")).unwrap();
+        let pool = crate::common::connect(&config.database_url).await;
+        sqlx::raw_sql(&dump).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let db = dir.path().join("shopflow.db");
+        std::fs::copy(format!("{fixtures}/previous-release.sqlite"), &db).unwrap();
+        config.database_url = format!("sqlite://{}", db.display());
+    }
     config.demo();
     let app = TestApp::start(config).await;
     let api = &app.api;

@@ -35,8 +35,9 @@ pub fn spawner() -> &'static Spawner {
 
 /// A port nobody listens on, below Linux's ephemeral range (32768 and up): a port the
 /// kernel hands out as "free" may be taken the next moment as the local end of some
-/// outgoing connection, and then the app cannot bind it. Each test binary starts at its
-/// own offset and counts up.
+/// outgoing connection, and then the app cannot bind it; and outside 27000–27999, where
+/// the cluster of `deploy/` listens. Each test binary starts at its own offset and
+/// counts up.
 pub fn free_addr() -> SocketAddr {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
@@ -50,6 +51,10 @@ pub fn free_addr() -> SocketAddr {
     );
     loop {
         let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        // The loopback cluster's fixed ports (deploy/): another test may start it.
+        if (27_000..28_000).contains(&port) {
+            continue;
+        }
         let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
         if TcpListener::bind(addr).is_ok() {
             return addr;
