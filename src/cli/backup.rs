@@ -29,15 +29,15 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let restate_dir = config.restate_dir();
     let pause = RestatePause::begin(&config.data_dir).await?;
-    let paused_at = Instant::now();
     let copied = copy_tree(&restate_dir, &dir.join("restate"));
-    let paused_for = paused_at.elapsed();
     if let Some(pause) = pause {
         pause
             .resume()
             .await
             .context("restate-server did not start again")?;
     }
+    // From the request to stop until restate-server answered again.
+    let paused_for = started.elapsed();
     copied.with_context(|| format!("cannot copy {}", restate_dir.display()))?;
     let database = match Backend::of(&config.database_url())? {
         Backend::Sqlite => {
@@ -59,7 +59,7 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<()> {
     copy_builds(&config.builds_dir(), &dir.join("builds"))?;
     println!(
         "backed up to {}: Restate's data, {database}, the secrets and the kept builds, \
-         in {:.1} s; restate-server was stopped for {:.1} s",
+         in {:.2} s; Restate did not answer for {:.2} s (stopped, copied, started again)",
         dir.display(),
         started.elapsed().as_secs_f64(),
         paused_for.as_secs_f64()

@@ -34,7 +34,7 @@ async fn orders_in_flight_at_a_backup_finish_after_a_restore() {
     let backup_arg = backup.display().to_string();
     let (ok, out, err) = app.cli(&["backup", &backup_arg], "");
     assert!(ok, "backup: {out}{err}");
-    assert!(out.contains("restate-server was stopped for"), "{out}");
+    assert!(out.contains("Restate did not answer for"), "{out}");
     // Still serving after the backup: Restate came back.
     api.wait_status("alice", "bk-approve", "awaiting_approval")
         .await;
