@@ -33,6 +33,12 @@ pub fn uri(services_url: &str, build: &str) -> String {
     format!("{}/{build}", services_url.trim_end_matches('/'))
 }
 
+/// Whether the id was given at compile time (`SHOPFLOW_BUILD_ID`) rather than taken
+/// from the executable's hash.
+pub fn named() -> bool {
+    option_env!("SHOPFLOW_BUILD_ID").is_some_and(|id| !id.is_empty())
+}
+
 /// `<version> (build <id>)`.
 pub fn describe() -> String {
     format!("{VERSION} (build {})", id())

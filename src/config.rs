@@ -197,7 +197,8 @@ pub struct Config {
     /// DANGEROUS: when Restate already has a deployment at this build's URI with other
     /// handlers (two builds given one SHOPFLOW_BUILD_ID), replace it. Every invocation
     /// pinned to it then replays on this build's code, and a changed journal fails it.
-    #[arg(long, env = "SHOPFLOW_FORCE_REGISTRATION", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SHOPFLOW_FORCE_REGISTRATION", default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub force_registration: bool,
 
     /// How long the delivery timer of an order waits.
@@ -481,6 +482,17 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forcing_a_registration_is_a_plain_flag() {
+        let cli = Cli::try_parse_from(["shopflow", "--force-registration", "deployments"]).unwrap();
+        assert!(cli.config.force_registration);
+        assert_eq!(cli.command, Some(Command::Deployments));
+        let cli = Cli::try_parse_from(["shopflow", "--force-registration=false"]).unwrap();
+        assert!(!cli.config.force_registration);
+        let cli = Cli::try_parse_from(["shopflow"]).unwrap();
+        assert!(!cli.config.force_registration);
+    }
 
     #[test]
     fn the_npm_restate_server_is_the_one_for_this_machine() {

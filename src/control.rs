@@ -1,7 +1,8 @@
 //! The operator's line to a running supervisor: a Unix socket in the data dir
 //! (`control.sock`, reachable only by whoever may read the data dir). `shopflow backup`
 //! asks through it for restate-server to stop while Restate's data is copied, and for
-//! it to start again; a connection that ends while Restate is stopped starts it again.
+//! it to start again; a connection that ends while Restate is stopped starts it again,
+//! and so does the end of ten minutes.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,8 @@ pub fn socket(data_dir: &Path) -> PathBuf {
 }
 
 const PAUSE: &str = "pause-restate";
+/// The longest restate-server stays stopped for one request.
+const PAUSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 const RESUME: &str = "resume-restate";
 
 /// What the supervisor is asked to do; it answers on the channel.
@@ -45,7 +48,20 @@ async fn serve(stream: UnixStream, requests: mpsc::Sender<Request>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     let mut paused = false;
-    while let Ok(Some(line)) = lines.next_line().await {
+    loop {
+        // A pause ends at the latest after PAUSE_LIMIT, whatever the other end does.
+        let next = if paused {
+            match tokio::time::timeout(PAUSE_LIMIT, lines.next_line()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!("a backup kept restate-server stopped too long; starting it");
+                    break;
+                }
+            }
+        } else {
+            lines.next_line().await
+        };
+        let Ok(Some(line)) = next else { break };
         let (reply, answer) = oneshot::channel();
         let request = match line.trim() {
             PAUSE if !paused => Request::PauseRestate(reply),

@@ -100,7 +100,9 @@ async fn next_step(
             ingress::body(request.call().await)?;
             *asked = true;
         }
-        OrderStatus::AwaitingPayment if !*asked => *asked = withdraw(app, order_id, reason).await?,
+        OrderStatus::AwaitingPayment if !*asked => {
+            *asked = withdraw(app, order_id, reason, actor).await?
+        }
         OrderStatus::AwaitingPayment | OrderStatus::AwaitingApproval => {}
         status if !*asked => {
             return Err(AppError::conflict(
@@ -123,7 +125,7 @@ async fn next_step(
 /// gives the stock back. `false` when the payment is not pending (just paid: the order
 /// is about to wait for approval; or being settled otherwise): look again. A payment
 /// withdrawn already is withdrawn again, idempotently.
-async fn withdraw(app: &App, order_id: &OrderId, reason: &str) -> AppResult<bool> {
+async fn withdraw(app: &App, order_id: &OrderId, reason: &str, actor: &str) -> AppResult<bool> {
     let Some(payment) = app.db.payment_by_order(order_id.as_str()).await? else {
         return Ok(false);
     };
@@ -146,6 +148,7 @@ async fn withdraw(app: &App, order_id: &OrderId, reason: &str) -> AppResult<bool
     {
         return Ok(false);
     }
+    app.db.record_actor(order_id.as_str(), actor).await?;
     // Recorded: a retry wakes the checkout again if Restate cannot be told now, and the
     // checkout reads the withdrawal from the record when its timer ends at the latest.
     app.restate.reject_awakeable(awakeable, reason).await?;

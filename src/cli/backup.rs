@@ -25,10 +25,21 @@ fn is_secret(name: &str) -> bool {
 }
 
 pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<()> {
+    apart(dir, &config.data_dir)?;
     empty_dir(dir)?;
+    let outcome = backup_into(config, dir).await;
+    if outcome.is_err() {
+        // Nothing half-done is left to be taken for a backup.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    outcome
+}
+
+async fn backup_into(config: &Config, dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let restate_dir = config.restate_dir();
     let pause = RestatePause::begin(&config.data_dir).await?;
+    let running = pause.is_some();
     let copied = copy_tree(&restate_dir, &dir.join("restate"));
     if let Some(pause) = pause {
         pause
@@ -56,14 +67,38 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<()> {
             std::fs::copy(entry.path(), dir.join(&name))?;
         }
     }
-    copy_builds(&config.builds_dir(), &dir.join("builds"))?;
+    if config.builds_dir().is_dir() {
+        copy_tree(&config.builds_dir(), &dir.join("builds"))?;
+    }
+    let pause = if running {
+        format!(
+            "Restate did not answer for {:.2} s (stopped, copied, started again)",
+            paused_for.as_secs_f64()
+        )
+    } else {
+        "ShopFlow was not running: copied as it was".to_owned()
+    };
     println!(
         "backed up to {}: Restate's data, {database}, the secrets and the kept builds, \
-         in {:.2} s; Restate did not answer for {:.2} s (stopped, copied, started again)",
+         in {:.2} s; {pause}",
         dir.display(),
         started.elapsed().as_secs_f64(),
-        paused_for.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Refuses a backup inside the data dir or a data dir inside the backup: either copy
+/// would copy itself.
+fn apart(backup: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let backup = std::path::absolute(backup)?;
+    let data_dir = std::path::absolute(data_dir)?;
+    if backup.starts_with(&data_dir) || data_dir.starts_with(&backup) {
+        bail!(
+            "{} and the data dir {} must not be inside one another",
+            backup.display(),
+            data_dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -75,6 +110,7 @@ pub fn restore(config: &Config, dir: &Path) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    apart(dir, &config.data_dir)?;
     empty_dir(&config.data_dir)?;
     copy_tree(dir, &config.data_dir)
         .with_context(|| format!("cannot restore into {}", config.data_dir.display()))?;
@@ -117,18 +153,21 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The kept builds' executables (an order in flight may be pinned to one of them).
-fn copy_builds(from: &Path, to: &Path) -> std::io::Result<()> {
-    let Ok(builds) = std::fs::read_dir(from) else {
-        return Ok(());
-    };
-    for build in builds {
-        let build = build?;
-        let exe = build.path().join("shopflow");
-        if exe.is_file() {
-            std::fs::create_dir_all(to.join(build.file_name()))?;
-            std::fs::copy(&exe, to.join(build.file_name()).join("shopflow"))?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_and_the_data_dir_stay_apart() {
+        let ok = apart(Path::new("/srv/backups/b1"), Path::new("/srv/shop/data"));
+        assert!(ok.is_ok(), "{ok:?}");
+        for (backup, data) in [
+            ("/srv/shop/data/restate/b1", "/srv/shop/data"),
+            ("/srv/shop", "/srv/shop/data"),
+            ("/srv/shop/data", "/srv/shop/data"),
+        ] {
+            let refused = apart(Path::new(backup), Path::new(data));
+            assert!(refused.is_err(), "backup {backup}, data dir {data}");
         }
     }
-    Ok(())
 }

@@ -183,6 +183,27 @@ impl RestateClient {
         })
     }
 
+    /// Makes the deployment at `uri` (this build's, just registered) the one new
+    /// invocations go to. Registering a build Restate already has changes nothing, so a
+    /// build started again after a newer one (a rollback) would stay behind it; its
+    /// registration is then replaced by the same build's, which replays nothing on other
+    /// code. True when it had to.
+    pub async fn make_current(&self, uri: &str) -> anyhow::Result<bool> {
+        let uri = uri.trim_end_matches('/');
+        let listed: Listed = self.admin_get("deployments").await?;
+        let services: Services = self.admin_get("services").await?;
+        let mine = listed
+            .deployments
+            .iter()
+            .find(|d| d.uri.as_deref().map(|u| u.trim_end_matches('/')) == Some(uri));
+        let current = |id: &str| services.services.iter().all(|s| s.deployment_id == id);
+        if mine.is_none_or(|d| current(&d.id)) {
+            return Ok(false);
+        }
+        self.register_deployment(uri, true).await?;
+        Ok(true)
+    }
+
     /// Removes a drained deployment. Restate refuses to remove one that still serves
     /// the newest revision of a service.
     pub async fn remove_deployment(&self, id: &str) -> anyhow::Result<()> {

@@ -29,16 +29,28 @@ fn executable(builds_dir: &Path, build: &str) -> PathBuf {
     builds_dir.join(build).join("shopflow")
 }
 
+/// The file that marks a kept build as named at compile time (its hash is not its id).
+const NAMED: &str = "named";
+
 /// Keeps a copy of the running executable as this build's (once per build).
 pub(super) fn keep_current(config: &Config) -> anyhow::Result<()> {
+    let id = crate::build::id();
+    anyhow::ensure!(
+        crate::build::is_id(id),
+        "this build has no usable id ({id:?}): SHOPFLOW_BUILD_ID, when set at compile time, \
+         is 1-64 of A-Z a-z 0-9 . _ - (not starting with a dot)"
+    );
     let dir = config.builds_dir();
-    let target = executable(&dir, crate::build::id());
+    let target = executable(&dir, id);
     if target.exists() {
         return Ok(());
     }
     let parent = target.parent().expect("a build's copy is in its directory");
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create {}", parent.display()))?;
+    if crate::build::named() {
+        std::fs::write(parent.join(NAMED), b"")?;
+    }
     let partial = parent.join("shopflow.partial");
     let _ = std::fs::remove_file(&partial);
     // A second name for the executable's file when it is still the image this process
@@ -66,12 +78,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Whether the kept executable of `build` is still that build: its hash names it (a
-/// build named at compile time cannot be checked). A kept file written over in place
-/// (`cp` onto the old executable) is another build, and must not run the old one's
-/// invocations.
+/// build named at compile time, marked so when kept, cannot be checked). A kept file
+/// written over in place (`cp` onto the old executable) is another build, and must not
+/// run the old one's invocations.
 fn still_the_build(exe: &Path, build: &str) -> bool {
-    let named = build.len() == 12 && build.bytes().all(|b| b.is_ascii_hexdigit());
-    !named || crate::build::hash_of(exe).is_ok_and(|hash| hash == build)
+    let named = exe.with_file_name(NAMED).exists();
+    named || crate::build::hash_of(exe).is_ok_and(|hash| hash == build)
 }
 
 /// One older build's endpoint.
@@ -277,8 +289,13 @@ mod tests {
         std::fs::write(&exe, b"build two").unwrap();
         assert!(!still_the_build(&exe, &id), "written over in place");
         assert!(
-            still_the_build(&exe, "release-2026-12"),
-            "a named build is not checked"
+            !still_the_build(&exe, "202612041530"),
+            "a name that looks like a hash is checked unless marked"
+        );
+        std::fs::write(dir.path().join(NAMED), b"").unwrap();
+        assert!(
+            still_the_build(&exe, "202612041530"),
+            "a build marked as named is not checked"
         );
     }
 }

@@ -65,7 +65,20 @@ impl Services {
         let started = Instant::now();
         loop {
             let err = match restate.register_deployment(uri, force).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => match restate.make_current(uri).await {
+                    Ok(made) => {
+                        if made {
+                            tracing::info!(
+                                uri,
+                                "this build was registered before a newer one; it takes \
+                                 new invocations again"
+                            );
+                        }
+                        return Ok(());
+                    }
+                    // Restate still starting: asked again below.
+                    Err(e) => e,
+                },
                 Err(e @ Refused::Conflict(_)) => bail!("cannot register {uri}: {e}"),
                 Err(e) => anyhow::Error::new(e),
             };

@@ -297,6 +297,11 @@ impl Supervisor {
                      where it runs"
                         .into()
                 }
+                RestateMode::Spawn if self.restate_paused => {
+                    "restate-server is stopped for another backup right now; try again when \
+                     it is done"
+                        .into()
+                }
                 RestateMode::Spawn => "restate-server is not running right now".into(),
             });
         };

@@ -187,6 +187,20 @@ async fn the_customer_cancels_before_it_ships() {
     );
     assert_error(&api.pay(&awakeable, total).await, 409, "payment_settled");
     api.wait_stock("P004", before).await;
+    let (_, timeline) = api
+        .get(&format!("/api/orders/{id}/timeline"), Some("dave"))
+        .await;
+    let last = timeline.as_array().and_then(|all| all.last()).cloned();
+    assert_eq!(
+        last.as_ref()
+            .map(|e| (&e["event"], &e["actor"], &e["note"])),
+        Some((
+            &json!("cancelled"),
+            &json!("dave"),
+            &json!("changed my mind")
+        )),
+        "the timeline names who cancelled: {timeline}"
+    );
 
     let id = "lc-cancel-paid";
     let total = paid(&api, "dave", id, "P004").await;

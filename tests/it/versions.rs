@@ -71,6 +71,18 @@ async fn deployments(api: &crate::common::Api) -> Vec<(String, String, i64)> {
         .collect()
 }
 
+/// The journal entries of the workflow run of `order`, with the deployment it is
+/// pinned to.
+async fn workflow_steps(app: &crate::common::TestApp, order: &str) -> Vec<serde_json::Value> {
+    let sql = format!(
+        "SELECT j.name AS name, i.pinned_deployment_id AS dp FROM sys_journal j \
+         JOIN sys_invocation i ON j.id = i.id WHERE i.target_service_name = \
+         'OrderFulfillmentWorkflow' AND i.target_service_key = '{order}' \
+         AND i.target_handler_name = 'Run'"
+    );
+    app.restate_sql(&sql).await
+}
+
 /// The build id `--version` gives for `exe`.
 fn build_of(exe: &Path) -> String {
     let v = version(exe);
@@ -163,18 +175,7 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
     let (awk, total) = api.place_order("dave", "up-new", &[("P001", 1)]).await;
     assert_eq!(api.pay(&awk, total).await.0, 200);
     api.wait_status("dave", "up-new", "awaiting_approval").await;
-    let steps = |order: &'static str| {
-        let app = &app;
-        async move {
-            let sql = format!(
-                "SELECT j.name AS name, i.pinned_deployment_id AS dp FROM sys_journal j \
-                 JOIN sys_invocation i ON j.id = i.id WHERE i.target_service_name = \
-                 'OrderFulfillmentWorkflow' AND i.target_service_key = '{order}' \
-                 AND i.target_handler_name = 'Run'"
-            );
-            app.restate_sql(&sql).await
-        }
-    };
+    let steps = |order: &'static str| workflow_steps(&app, order);
     let named = |rows: &[serde_json::Value]| rows.iter().any(|r| r["name"] == "next_release_step");
     for old in ["up-approve", "up-timer"] {
         let rows = steps(old).await;
@@ -321,4 +322,63 @@ async fn a_database_of_the_previous_release_is_migrated_forward() {
     let body = serde_json::json!({"username": "gina", "password": "correct horse battery"});
     let (code, session) = api.post("/api/session", None, &body).await;
     assert_eq!(code, 200, "gina's password still holds: {session}");
+}
+
+/// Going back to an older build while a newer one still has orders pinned to it (a
+/// rollback): the older build takes new orders again, and what started on the newer
+/// one finishes there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_started_again_after_a_newer_one_takes_new_orders() {
+    use crate::common::{AppConfig, TestApp, eventually};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(dir.path());
+    config.demo();
+    let older = config.binary.clone();
+    let (a, b) = (build_of(&older), build_of(&next_release()));
+
+    let mut app = TestApp::start(config.clone()).await;
+    app.signal(libc::SIGTERM);
+    app.wait_exit().await;
+    app.wait_ports_free().await;
+    config.binary = next_release();
+    let mut app = TestApp::start(config.clone()).await;
+    let api = app.api.clone();
+    let (awk, total) = api.place_order("bob", "rb-on-b", &[("P002", 1)]).await;
+    assert_eq!(api.pay(&awk, total).await.0, 200);
+    api.wait_status("bob", "rb-on-b", "awaiting_approval").await;
+    app.signal(libc::SIGTERM);
+    app.wait_exit().await;
+    app.wait_ports_free().await;
+
+    config.binary = older;
+    let app = TestApp::start(config.clone()).await;
+    let api = app.api.clone();
+    let all = deployments(&api).await;
+    assert_eq!(all[0].0, a, "build {a} is current again: {all:?}");
+    assert_eq!(all[0].1, "active", "{all:?}");
+    assert!(
+        all.iter().any(|d| d.0 == b && d.1 == "draining"),
+        "build {b} drains its order: {all:?}"
+    );
+    let (awk, total) = api.place_order("carol", "rb-on-a", &[("P003", 1)]).await;
+    assert_eq!(api.pay(&awk, total).await.0, 200);
+    api.wait_status("carol", "rb-on-a", "awaiting_approval")
+        .await;
+    let named = |rows: &[serde_json::Value]| rows.iter().any(|r| r["name"] == "next_release_step");
+    let on_a = workflow_steps(&app, "rb-on-a").await;
+    assert!(
+        !on_a.is_empty() && !named(&on_a),
+        "the new order runs on {a}: {on_a:?}"
+    );
+    let on_b = workflow_steps(&app, "rb-on-b").await;
+    assert!(named(&on_b), "the order {b} started stays on {b}: {on_b:?}");
+    for (user, order) in [("bob", "rb-on-b"), ("carol", "rb-on-a")] {
+        assert_eq!(api.approve("admin", order).await.0, 200);
+        api.wait_status(user, order, "delivered").await;
+    }
+    eventually("build B to drain and go", || {
+        let api = api.clone();
+        async move { (deployments(&api).await.len() == 1).then_some(()) }
+    })
+    .await;
 }

@@ -244,6 +244,18 @@ impl Db {
         })
     }
 
+    /// Who withdrew an order before any decision (a cancel while it awaited payment).
+    pub async fn record_actor(&self, order_id: &str, actor: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE orders SET decision_actor = $1 WHERE order_id = $2 AND decision_actor IS NULL",
+        )
+        .bind(actor)
+        .bind(order_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// A compensation that ran; recorded once, however often a retry runs it.
     pub async fn record_compensation(
         &self,

@@ -125,7 +125,8 @@ fn order_events(order: &OrderRow) -> Vec<TimelineEvent> {
         _ => None,
     };
     if let Some((name, note)) = ended {
-        events.push(event(updated.clone(), SYSTEM, name, None, note));
+        let by = if name == "cancelled" { actor } else { SYSTEM };
+        events.push(event(updated.clone(), by, name, None, note));
     }
     events
 }
