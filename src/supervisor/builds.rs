@@ -23,6 +23,10 @@ use crate::shutdown::Shutdown;
 
 /// How often Restate's deployments are looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long a deployment must be seen with nothing pinned before it is removed: a
+/// restate-server that has just started may answer for a moment before its partitions
+/// are back, and one empty answer must not retire a build that still has work.
+const DRAINED_FOR: Duration = Duration::from_secs(10);
 
 /// The copy of `build` under `builds_dir`.
 fn executable(builds_dir: &Path, build: &str) -> PathBuf {
@@ -102,6 +106,8 @@ pub(super) struct Builds {
     running: HashMap<String, Running>,
     /// Builds whose copy is missing, already reported.
     missing: HashSet<String>,
+    /// Since when each deployment has been seen drained, without a break.
+    drained_since: HashMap<String, Instant>,
 }
 
 impl Builds {
@@ -112,6 +118,7 @@ impl Builds {
             restate,
             running: HashMap::new(),
             missing: HashSet::new(),
+            drained_since: HashMap::new(),
         }
     }
 
@@ -138,6 +145,11 @@ impl Builds {
     async fn check(&mut self, deployments: &[Deployment]) {
         let own = crate::build::id();
         let mut wanted = HashSet::new();
+        self.drained_since.retain(|id, _| {
+            deployments
+                .iter()
+                .any(|d| d.deployment_id == *id && d.state == DeploymentState::Drained)
+        });
         for d in deployments {
             if d.build.as_deref() == Some(own) {
                 continue;
@@ -150,7 +162,15 @@ impl Builds {
                     wanted.insert(build.to_owned());
                 }
                 DeploymentState::Active | DeploymentState::Draining => {}
-                DeploymentState::Drained => self.retire(d, build).await,
+                DeploymentState::Drained => {
+                    let since = *self
+                        .drained_since
+                        .entry(d.deployment_id.clone())
+                        .or_insert_with(Instant::now);
+                    if since.elapsed() >= DRAINED_FOR {
+                        self.retire(d, build).await;
+                    }
+                }
             }
         }
         let unwanted: Vec<String> = (self.running.keys())

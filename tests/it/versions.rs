@@ -365,13 +365,19 @@ async fn a_build_started_again_after_a_newer_one_takes_new_orders() {
     api.wait_status("carol", "rb-on-a", "awaiting_approval")
         .await;
     let named = |rows: &[serde_json::Value]| rows.iter().any(|r| r["name"] == "next_release_step");
-    let on_a = workflow_steps(&app, "rb-on-a").await;
-    assert!(
-        !on_a.is_empty() && !named(&on_a),
-        "the new order runs on {a}: {on_a:?}"
-    );
-    let on_b = workflow_steps(&app, "rb-on-b").await;
-    assert!(named(&on_b), "the order {b} started stays on {b}: {on_b:?}");
+    // The order is recorded as awaiting approval just before its workflow starts: its
+    // journal is looked at once it is under way.
+    let app = &app;
+    let on_a = eventually("the new order's workflow to get going", || async move {
+        let rows = workflow_steps(app, "rb-on-a").await;
+        (rows.len() > 3).then_some(rows)
+    })
+    .await;
+    assert!(!named(&on_a), "the new order runs on {a}: {on_a:?}");
+    eventually("the order build B started to go on on B", || async move {
+        named(&workflow_steps(app, "rb-on-b").await).then_some(())
+    })
+    .await;
     for (user, order) in [("bob", "rb-on-b"), ("carol", "rb-on-a")] {
         assert_eq!(api.approve("admin", order).await.0, 200);
         api.wait_status(user, order, "delivered").await;
