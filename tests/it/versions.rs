@@ -134,6 +134,14 @@ async fn orders_in_flight_finish_on_the_build_they_started_on() {
         .add_to_cart("erin", serde_json::Value::from("P002"), 2)
         .await;
     assert_eq!(code, 200, "{cart}");
+    // Both workflows under way on A (an invocation is pinned once it has journaled).
+    for order in ["up-approve", "up-timer"] {
+        let app = &app;
+        eventually(&format!("{order}'s workflow to get going"), || async move {
+            (workflow_steps(app, order).await.len() > 3).then_some(())
+        })
+        .await;
+    }
     let before = deployments(&api).await;
     assert!(
         matches!(&before[..], [(build, state, n)] if *build == a && state == "active" && *n >= 3),
@@ -346,6 +354,14 @@ async fn a_build_started_again_after_a_newer_one_takes_new_orders() {
     let (awk, total) = api.place_order("bob", "rb-on-b", &[("P002", 1)]).await;
     assert_eq!(api.pay(&awk, total).await.0, 200);
     api.wait_status("bob", "rb-on-b", "awaiting_approval").await;
+    // Its workflow under way on B (an invocation is pinned once it has journaled).
+    let named = |rows: &[serde_json::Value]| rows.iter().any(|r| r["name"] == "next_release_step");
+    let on_b = &app;
+    eventually(
+        "the workflow of the order on B to get going",
+        || async move { named(&workflow_steps(on_b, "rb-on-b").await).then_some(()) },
+    )
+    .await;
     app.signal(libc::SIGTERM);
     app.wait_exit().await;
     app.wait_ports_free().await;
@@ -364,7 +380,6 @@ async fn a_build_started_again_after_a_newer_one_takes_new_orders() {
     assert_eq!(api.pay(&awk, total).await.0, 200);
     api.wait_status("carol", "rb-on-a", "awaiting_approval")
         .await;
-    let named = |rows: &[serde_json::Value]| rows.iter().any(|r| r["name"] == "next_release_step");
     // The order is recorded as awaiting approval just before its workflow starts: its
     // journal is looked at once it is under way.
     let app = &app;
