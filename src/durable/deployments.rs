@@ -143,9 +143,20 @@ impl RestateClient {
             .collect())
     }
 
+    /// The id of the deployment Restate has at `uri`, if it has one.
+    pub(super) async fn registered_at(&self, uri: &str) -> anyhow::Result<Option<String>> {
+        let uri = uri.trim_end_matches('/');
+        let listed: Listed = self.admin_get("deployments").await?;
+        Ok(listed
+            .deployments
+            .into_iter()
+            .find(|d| d.uri.as_deref().map(|u| u.trim_end_matches('/')) == Some(uri))
+            .map(|d| d.id))
+    }
+
     async fn admin_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let url = format!("{}/{path}", self.admin_url);
-        let resp = self.http.get(&url).timeout(Duration::from_secs(5)).send();
+        let resp = self.http.get(&url).timeout(Duration::from_secs(2)).send();
         let resp = resp.await.with_context(|| format!("cannot reach {url}"))?;
         let resp = resp
             .error_for_status()
@@ -190,14 +201,11 @@ impl RestateClient {
     /// code. True when it had to.
     pub async fn make_current(&self, uri: &str) -> anyhow::Result<bool> {
         let uri = uri.trim_end_matches('/');
-        let listed: Listed = self.admin_get("deployments").await?;
+        let Some(mine) = self.registered_at(uri).await? else {
+            return Ok(false);
+        };
         let services: Services = self.admin_get("services").await?;
-        let mine = listed
-            .deployments
-            .iter()
-            .find(|d| d.uri.as_deref().map(|u| u.trim_end_matches('/')) == Some(uri));
-        let current = |id: &str| services.services.iter().all(|s| s.deployment_id == id);
-        if mine.is_none_or(|d| current(&d.id)) {
+        if services.services.iter().all(|s| s.deployment_id == mine) {
             return Ok(false);
         }
         self.register_deployment(uri, true).await?;

@@ -289,31 +289,8 @@ impl RestateClient {
     /// HTTP/2 health check. The endpoint checks Restate's request identity, so this
     /// unsigned probe may be refused (401): an answer all the same.
     pub async fn endpoint_ready(&self, uri: &str) -> bool {
-        #[derive(serde::Deserialize)]
-        struct Deployments {
-            deployments: Vec<Deployment>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Deployment {
-            /// HTTP deployments have one; Lambda ones do not.
-            uri: Option<String>,
-        }
-        let listed = async {
-            let url = format!("{}/deployments", self.admin_url);
-            let r = self.http.get(url).timeout(Duration::from_secs(2)).send();
-            let r = r.await.ok()?.error_for_status().ok()?;
-            r.json::<Deployments>().await.ok()
-        };
-        let Some(listed) = listed.await else {
-            return false;
-        };
         let uri = uri.trim_end_matches('/');
-        let registered = listed
-            .deployments
-            .iter()
-            .filter_map(|d| d.uri.as_deref())
-            .any(|u| u.trim_end_matches('/') == uri);
-        registered
+        self.registered_at(uri).await.is_ok_and(|id| id.is_some())
             && self
                 .h2
                 .get(format!("{uri}/health"))
