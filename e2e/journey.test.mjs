@@ -389,3 +389,48 @@ test('the content security policy keeps injected scripts from running', async ()
   problems.splice(0, problems.length, ...problems.filter((p) => !refused.includes(p)));
   assertNoProblems();
 });
+
+test('a shopper returns an item, the admin approves and receives it, the refund shows', async () => {
+  const shopper = await signIn('judy');
+  const orderId = await checkout(shopper, 'P004', 2, '31 Park Avenue', null);
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+  const admin = await adminQueue();
+  await admin.getByRole('button', { name: `Approve ${orderId}` }).click();
+  await workflowStatus(shopper, 'delivered');
+
+  await shopper.click('#tab-input');
+  await shopper.locator('#return-form').waitFor();
+  await shopper.fill('#return-P004', '1');
+  await shopper.fill('#return-reason', 'one was enough');
+  await shopper.click('#return-button');
+  await flash(shopper, 'requested; the store decides next');
+  const returnId = (await shopper.textContent('#flash')).match(/Return (\S+) requested/)[1];
+  await waitForNotification(shopper, `Return ${returnId} requested`);
+  await screenshot(shopper, '12-return-requested');
+
+  await navigate(admin, 'Admin');
+  await admin.click('#tab-input');
+  await admin.getByRole('button', { name: `Approve return ${returnId}` }).click();
+  await flash(admin, `Approved return ${returnId}: label`);
+  await admin.getByRole('button', { name: `Received ${returnId}, back on sale` }).click();
+  await flash(admin, `Received return ${returnId} (back on sale); $14.50 refunded.`);
+  await eventually(
+    async () => (await admin.getByRole('button', { name: `Approve return ${returnId}` }).count()) === 0
+      && (await admin.getByRole('button', { name: `Received ${returnId}, back on sale` }).count()) === 0,
+    `${returnId} to leave the returns queue`,
+    2000,
+  );
+  await screenshot(admin, '13-return-received');
+
+  await waitForNotification(shopper, `Return ${returnId} received (back on sale): $14.50 refunded`);
+  await shopper.click('#tab-output');
+  await eventually(
+    async () => {
+      const text = await shopper.textContent('#output-pane');
+      return text.includes(returnId) && text.includes('refunded') && text.includes('one was enough');
+    },
+    'the return and its refund in the order view',
+  );
+  assertNoProblems();
+});

@@ -9,6 +9,15 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+/// Now, as milliseconds since the Unix epoch.
+pub fn now_unix_ms() -> i64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 /// Milliseconds since the Unix epoch as RFC 3339 UTC (times before 1970 read as 1970).
 pub fn rfc3339(unix_ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));

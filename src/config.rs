@@ -209,6 +209,14 @@ pub struct Config {
     #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub payment_timeout: Duration,
 
+    /// How long after its delivery an order may be returned.
+    #[arg(long, env = "SHOPFLOW_RETURN_WINDOW", default_value = "30d", value_parser = parse_duration)]
+    pub return_window: Duration,
+
+    /// How long an approved return waits for its parcel before it expires.
+    #[arg(long, env = "SHOPFLOW_RETURN_PARCEL_WINDOW", default_value = "14d", value_parser = parse_duration)]
+    pub return_parcel_window: Duration,
+
     /// Shared secret that signs payment callbacks; generated into the data dir
     /// (`webhook.secret`, mode 0600) when unset. Callbacks are always signed.
     #[arg(long, env = "SHOPFLOW_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
@@ -413,6 +421,14 @@ impl Config {
             (
                 "SHOPFLOW_PAYMENT_TIMEOUT",
                 format_duration(self.payment_timeout),
+            ),
+            (
+                "SHOPFLOW_RETURN_WINDOW",
+                format_duration(self.return_window),
+            ),
+            (
+                "SHOPFLOW_RETURN_PARCEL_WINDOW",
+                format_duration(self.return_parcel_window),
             ),
             (
                 "SHOPFLOW_TRUST_USER_HEADER",

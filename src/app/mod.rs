@@ -18,6 +18,8 @@ pub mod journal;
 pub mod meta;
 pub mod orders;
 pub mod payments;
+pub mod refunds;
+pub mod returns;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -65,6 +67,8 @@ pub struct App {
     pub supervised: Supervised,
     /// The service endpoint as registered with Restate.
     pub services_url: String,
+    /// How long after delivery an order may be returned.
+    pub return_window: std::time::Duration,
 }
 
 /// The children this process supervises (none for `shopflow web`).
@@ -87,6 +91,7 @@ pub struct Settings<'a> {
     pub callback_host: String,
     /// The service endpoint as registered with Restate (what readiness checks).
     pub services_url: String,
+    pub return_window: std::time::Duration,
 }
 
 impl App {
@@ -121,6 +126,7 @@ impl App {
             caches,
             supervised,
             services_url: settings.services_url,
+            return_window: settings.return_window,
         })
     }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
-use crate::db::orders::{OrderDetail, OrderSummary};
+use crate::db::orders::{OrderDetail, OrderSummary, Refund, ReturnRecord};
 use crate::domain::{CompensationRun, OrderId, OrderStatus, Step};
 
 /// One order as clients see it.
@@ -24,6 +24,8 @@ pub struct OrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
     pub compensations: Vec<CompensationRun>,
+    /// The order's returns, oldest first.
+    pub returns: Vec<ReturnRecord>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -42,11 +44,15 @@ pub struct PaymentView {
     pub awakeable_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
-    /// What was given back when the order did not ship, and when.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refunded_cents: Option<i64>,
+    /// What the gateway captured: the order's total once paid, else 0.
+    pub captured_cents: i64,
+    /// The sum of every refund; never more than was captured.
+    pub refunded_cents: i64,
+    /// When the last refund was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refunded_at: Option<String>,
+    /// Each refund with its reason, oldest first.
+    pub refunds: Vec<Refund>,
 }
 
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
@@ -83,8 +89,10 @@ impl From<OrderDetail> for OrderView {
             payment: PaymentView {
                 awakeable_id: order.awakeable_id,
                 transaction_id: order.transaction_id,
-                refunded_cents: order.refunded_cents,
+                captured_cents: order.captured_cents,
+                refunded_cents: order.refunded_cents.unwrap_or(0),
                 refunded_at: order.refunded_at,
+                refunds: Vec::new(),
             },
             shipment: ShipmentView {
                 carrier,
@@ -93,6 +101,7 @@ impl From<OrderDetail> for OrderView {
             steps: order.steps,
             failure_reason: order.failure_reason,
             compensations: order.compensations,
+            returns: Vec::new(),
         }
     }
 }
@@ -120,13 +129,16 @@ pub async fn visible(app: &App, user: &User, id: &str) -> AppResult<OrderSummary
     }
 }
 
-/// An order the caller may see, from the read model in one query.
+/// An order the caller may see, from the read model, with its returns and refunds.
 pub async fn order(app: &App, user: &User, id: &str) -> AppResult<OrderView> {
     let order_id = parse_order_id(id)?;
-    match app.db.order_detail(order_id.as_str()).await? {
-        Some(order) if may_see(user, &order.user_id) => Ok(order.into()),
-        _ => Err(unknown(&order_id)),
-    }
+    let mut view: OrderView = match app.db.order_detail(order_id.as_str()).await? {
+        Some(order) if may_see(user, &order.user_id) => order.into(),
+        _ => return Err(unknown(&order_id)),
+    };
+    view.returns = app.db.returns_of_order(order_id.as_str()).await?;
+    view.payment.refunds = app.db.refunds_of_order(order_id.as_str()).await?;
+    Ok(view)
 }
 
 /// The caller's orders, newest first.

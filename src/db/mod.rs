@@ -65,12 +65,14 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0008_order_invocations.sql"),
     migration!("sqlite", "0009_sessions.sql"),
     migration!("sqlite", "0010_decision_actor.sql"),
+    migration!("sqlite", "0011_returns.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
 const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
     migration!("postgres", "0001_schema.sql"),
     migration!("postgres", "0002_sessions.sql"),
     migration!("postgres", "0003_decision_actor.sql"),
+    migration!("postgres", "0004_returns.sql"),
 ]);
 
 const SEED: &str = include_str!("seed.sql");

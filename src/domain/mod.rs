@@ -8,6 +8,7 @@ pub mod order;
 pub mod payment;
 pub mod quantity;
 pub mod retry;
+pub mod returns;
 pub mod saga;
 pub mod text;
 
@@ -21,5 +22,8 @@ pub use order::{
 pub use payment::PaymentState;
 pub use quantity::Quantity;
 pub use retry::RetryConfig;
+pub use returns::{
+    RefundKind, ReturnId, ReturnItem, ReturnLine, ReturnRefusal, ReturnStatus, price_return,
+};
 pub use saga::{Compensation, Saga};
 pub use text::{DisplayName, Reason, TransactionId};

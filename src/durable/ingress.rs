@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::errors::split_code;
+use super::returns::ReturnWorkflowIngressClient;
 use super::user_session::UserSessionIngressClient;
 use super::workflow::OrderFulfillmentWorkflowIngressClient;
 
@@ -194,6 +195,11 @@ impl RestateClient {
     /// The fulfillment workflow of `order_id`.
     pub fn workflow(&self, order_id: &str) -> OrderFulfillmentWorkflowIngressClient<Executor> {
         OrderFulfillmentWorkflowIngressClient::from_client(self.ingress.clone(), order_id)
+    }
+
+    /// The workflow of return `return_id`.
+    pub fn return_workflow(&self, return_id: &str) -> ReturnWorkflowIngressClient<Executor> {
+        ReturnWorkflowIngressClient::from_client(self.ingress.clone(), return_id)
     }
 
     /// Completes an awakeable with a value.

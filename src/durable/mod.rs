@@ -5,6 +5,7 @@ pub mod deployments;
 pub mod errors;
 pub mod ingress;
 pub mod notify;
+pub mod returns;
 pub mod router;
 pub mod shipping;
 pub mod user_session;
@@ -18,6 +19,7 @@ use restate_sdk::endpoint::Endpoint;
 
 use crate::db::Db;
 pub use ingress::RestateClient;
+pub use returns::ReturnWorkflow;
 pub use shipping::ShippingService;
 pub use user_session::UserSession;
 pub use workflow::OrderFulfillmentWorkflow;
@@ -49,6 +51,7 @@ pub const ACTOR_HEADER: &str = "x-shopflow-actor";
 pub struct Timings {
     pub payment_timeout: Duration,
     pub delivery_delay: Duration,
+    pub return_parcel_window: Duration,
 }
 
 /// Every durable service ShopFlow offers, bound to one endpoint. With `identity_key`
@@ -59,6 +62,10 @@ pub fn endpoint(db: Db, timings: Timings, identity_key: Option<&str>) -> anyhow:
         .bind(OrderFulfillmentWorkflow::new(
             db.clone(),
             timings.delivery_delay,
+        ))
+        .bind(ReturnWorkflow::new(
+            db.clone(),
+            timings.return_parcel_window,
         ))
         .bind(ShippingService::new(db));
     if let Some(key) = identity_key {

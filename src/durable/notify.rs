@@ -33,16 +33,27 @@ impl Event {
     }
 
     /// Makes the event id unique among repeated events of one kind (retries).
-    pub fn nth(mut self, n: i64) -> Event {
-        self.event_id = format!("{}:{n}", self.event_id);
+    pub fn nth(self, n: i64) -> Event {
+        self.keyed(&n.to_string())
+    }
+
+    /// Makes the event id unique among events of one kind about one order (its returns).
+    pub fn keyed(mut self, key: &str) -> Event {
+        self.event_id = format!("{}:{key}", self.event_id);
         self
     }
 
     /// Writes the event to the log, once per recipient however often it runs.
     pub async fn write(&self, db: &Db) -> sqlx::Result<()> {
         if self.user_id.is_empty() {
+            // `{order}::{kind}…` becomes `{order}:{admin}:{kind}…` for each admin.
+            let staff_prefix = format!("{}::", self.order_id);
+            let rest = self
+                .event_id
+                .strip_prefix(&staff_prefix)
+                .unwrap_or(self.kind);
             for admin in db.admins().await? {
-                let event_id = format!("{}:{admin}:{}", self.order_id, self.kind);
+                let event_id = format!("{}:{admin}:{rest}", self.order_id);
                 let order = Some(self.order_id.as_str());
                 db.notify(&event_id, &admin, order, self.kind, &self.message)
                     .await?;

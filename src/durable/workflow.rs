@@ -299,6 +299,7 @@ impl OrderFulfillmentWorkflow {
         compensation: Compensation,
     ) -> Result<String, TerminalError> {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+        let why = st.failure_reason.clone().unwrap_or_default();
         if compensation == Compensation::CancelShipment {
             ctx.service_client::<ShippingServiceClient>()
                 .cancel_shipment(order_id.clone())
@@ -316,7 +317,7 @@ impl OrderFulfillmentWorkflow {
                     format!("Order {order_id}: reserved stock released")
                 }
                 Compensation::RefundPayment => {
-                    let refunded = self.db.refund_payment(&order_id).await?;
+                    let refunded = self.db.refund_payment(&order_id, &why).await?;
                     let amount = crate::domain::Cents::new(refunded).unwrap_or_default();
                     format!("Order {order_id}: payment of {amount} refunded")
                 }

@@ -59,6 +59,7 @@ pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<
     let timings = crate::durable::Timings {
         payment_timeout: config.payment_timeout,
         delivery_delay: config.delivery_delay,
+        return_parcel_window: config.return_parcel_window,
     };
     let endpoint = crate::durable::endpoint(db, timings, config.restate_identity_key.as_deref())?;
     crate::durable::serve(endpoint, listener, config.builds_dir(), shutdown.wait()).await;

@@ -92,8 +92,9 @@ pub fn order(o: &OrderView) -> String {
     if let Some(reason) = &o.failure_reason {
         let _ = writeln!(md, "\n**Reason**: {}", escape(reason));
     }
-    if let Some(refunded) = o.payment.refunded_cents {
-        let _ = writeln!(md, "\n**Refunded**: {} to the customer", money(refunded));
+    if o.payment.refunded_cents > 0 {
+        let refunded = money(o.payment.refunded_cents);
+        let _ = writeln!(md, "\n**Refunded**: {refunded} to the customer");
     }
     let _ = writeln!(
         md,
@@ -126,7 +127,64 @@ pub fn order(o: &OrderView) -> String {
             let _ = writeln!(md, "- ↩ {} at {}", escape(&c.name), escape(&c.ran_at));
         }
     }
+    returns_and_refunds(&mut md, o);
     md
+}
+
+/// The order's returns and every refund, with its reason.
+fn returns_and_refunds(md: &mut String, o: &OrderView) {
+    if !o.returns.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Returns\n\n| Return | Items | Status | Refunded | Why |\n|---|---|---|---|---|"
+        );
+        for r in &o.returns {
+            let items: Vec<String> = r
+                .items
+                .iter()
+                .map(|l| format!("{} × {}", l.quantity, escape(&l.name)))
+                .collect();
+            let status = match &r.label {
+                Some(l) if r.status == crate::domain::ReturnStatus::AwaitingParcel => format!(
+                    "awaiting parcel ({} `{}`)",
+                    escape(&l.carrier),
+                    l.tracking_number.replace('`', "")
+                ),
+                _ => r.status.as_str().replace('_', " "),
+            };
+            let why = r.reject_reason.as_deref().map_or_else(
+                || escape(&r.reason),
+                |n| format!("{} (rejected: {})", escape(&r.reason), escape(n)),
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {} | {status} | {} | {why} |",
+                escape(&r.return_id),
+                items.join(", "),
+                money(r.refund_cents)
+            );
+        }
+    }
+    if !o.payment.refunds.is_empty() {
+        let (captured, refunded) = (
+            money(o.payment.captured_cents),
+            money(o.payment.refunded_cents),
+        );
+        let _ = writeln!(
+            md,
+            "\n## Refunds\n\n{refunded} of {captured} paid.\n\n| When | Amount | Kind | Why |\n|---|---|---|---|"
+        );
+        for r in &o.payment.refunds {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                escape(&r.created_at),
+                money(r.amount_cents),
+                r.kind.as_str(),
+                escape(&r.reason)
+            );
+        }
+    }
 }
 
 /// Markdown to HTML, tables on. Raw HTML in the source is shown as text, never

@@ -102,6 +102,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
         callback_url: format!("http://{own}/api/payment/callback"),
         callback_host,
         services_url: config.build_uri(),
+        return_window: config.return_window,
     })
 }
 

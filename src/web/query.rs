@@ -12,7 +12,7 @@ fn allowed(route: &str) -> &'static [&'static str] {
     match route {
         // A refused sign-in comes back as `/?signin=failed`.
         "/" => &["signin"],
-        "/api/admin/orders" => &["status"],
+        "/api/admin/orders" | "/api/admin/returns" => &["status"],
         // The page's actions carry datastar's signals in `?datastar=` when they GET.
         _ if route.starts_with("/ui/") => &["datastar"],
         _ => &[],

@@ -1,12 +1,13 @@
 //! The simulated payment gateway's records: one payment request per order, settled
-//! once, refunded once.
+//! once; its refunds are in `refunds`.
 
 use serde::{Deserialize, Serialize};
 
+use super::refunds::{NewRefund, RefundAmount, RefundOutcome};
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::rows::from_row;
-use crate::domain::{OrderRecord, PaymentState};
+use crate::domain::{OrderRecord, PaymentState, RefundKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRequest {
@@ -96,22 +97,22 @@ impl Db {
             == 1)
     }
 
-    /// Refunds the order's captured payment at the gateway, once; returns the amount
-    /// refunded (0 when nothing was captured).
-    pub async fn refund_payment(&self, order_id: &str) -> sqlx::Result<i64> {
-        sqlx::query(
-            "UPDATE payment_requests SET refunded_cents = amount_cents, refunded_at = $1
-             WHERE order_id = $2 AND state = 'succeeded' AND refunded_at IS NULL",
-        )
-        .bind(now_rfc3339())
-        .bind(order_id)
-        .execute(self.pool())
-        .await?;
-        let refunded: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT refunded_cents FROM payment_requests WHERE order_id = $1")
-                .bind(order_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(refunded.flatten().unwrap_or(0))
+    /// Refunds what is left of the order's captured payment at the gateway (the order
+    /// did not ship), once; returns the amount this refund gave back (0 when nothing was
+    /// captured or nothing is left).
+    pub async fn refund_payment(&self, order_id: &str, reason: &str) -> sqlx::Result<i64> {
+        let refund_id = format!("{order_id}:order");
+        let new = NewRefund {
+            refund_id: &refund_id,
+            order_id,
+            kind: RefundKind::Order,
+            amount: RefundAmount::AtMost(i64::MAX),
+            reason,
+            actor: None,
+        };
+        Ok(match self.refund(&new).await? {
+            RefundOutcome::Made(refund) => refund.amount_cents,
+            RefundOutcome::Exceeds { .. } | RefundOutcome::NothingToRefund => 0,
+        })
     }
 }

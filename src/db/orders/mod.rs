@@ -1,14 +1,16 @@
 //! What the order lifecycle stores: the order read model, stock reservations,
-//! checkout claims, the simulated payment gateway and carrier, and the notification
-//! log, a file each. Every write is idempotent (keyed by order or event id, guarded by
-//! state), because the Restate handlers that make them may run a step again after a
-//! crash.
+//! checkout claims, the simulated payment gateway (payments and refunds) and carrier,
+//! returns, and the notification log, a file each. Every write is idempotent (keyed by
+//! order, return, refund or event id, guarded by state), because the Restate handlers
+//! that make them may run a step again after a crash.
 
 mod carrier;
 mod checkout_claims;
 mod gateway;
 mod notifications;
 mod read_model;
+mod refunds;
+mod returns;
 mod stock;
 mod timeline;
 
@@ -16,6 +18,8 @@ pub use carrier::Shipment;
 pub use gateway::PaymentRequest;
 pub use notifications::Notification;
 pub use read_model::{DecisionClaim, OrderDetail, OrderInvocations, OrderSummary, Totals};
+pub use refunds::{NewRefund, Refund, RefundAmount, RefundOutcome};
+pub use returns::{NewReturn, OpenOutcome, ReturnClaim, ReturnLabel, ReturnRecord};
 pub use stock::ReserveOutcome;
 pub use timeline::TimelineEvent;
 

@@ -64,7 +64,9 @@ pub struct OrderDetail {
     pub items: Vec<BasketLine>,
     pub awakeable_id: Option<String>,
     pub transaction_id: Option<String>,
-    /// What the gateway gave back, and when, for an order that did not ship.
+    /// What the gateway captured (0 unless the payment succeeded).
+    pub captured_cents: i64,
+    /// What the gateway gave back in all, and when last.
     pub refunded_cents: Option<i64>,
     pub refunded_at: Option<String>,
     /// Carrier and tracking number, once a shipment was booked.
@@ -84,6 +86,7 @@ struct OrderDetailRow {
     items: String,
     awakeable_id: Option<String>,
     transaction_id: Option<String>,
+    captured_cents: i64,
     refunded_cents: Option<i64>,
     refunded_at: Option<String>,
     carrier: Option<String>,
@@ -102,6 +105,7 @@ from_row!(OrderDetailRow {
     items,
     awakeable_id,
     transaction_id,
+    captured_cents,
     refunded_cents,
     refunded_at,
     carrier,
@@ -133,6 +137,7 @@ impl TryFrom<OrderDetailRow> for OrderDetail {
             items: serde_json::from_str(&r.items).map_err(json)?,
             awakeable_id: r.awakeable_id,
             transaction_id: r.transaction_id,
+            captured_cents: r.captured_cents,
             refunded_cents: r.refunded_cents,
             refunded_at: r.refunded_at,
             shipment: r.carrier.zip(r.tracking_number),
@@ -324,6 +329,7 @@ impl Db {
         let row: Option<OrderDetailRow> = sqlx::query_as(&format!(
             "SELECT o.order_id, o.user_id, o.status, o.total_cents, o.created_at,
                     o.shipping_address, o.items, p.awakeable_id, o.transaction_id,
+                    CASE WHEN p.state = 'succeeded' THEN p.amount_cents ELSE 0 END AS captured_cents,
                     p.refunded_cents, p.refunded_at,
                     s.carrier, s.tracking_number, o.steps, o.failure_reason,
                     {compensations} AS compensations

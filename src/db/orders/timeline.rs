@@ -1,9 +1,36 @@
 //! An order's business history, from ShopFlow's own tables (the read model, the
-//! gateway's and the carrier's records), so it outlives Restate's journal retention.
+//! gateway's and the carrier's records, returns and refunds), so it outlives Restate's
+//! journal retention.
 
 use serde::Serialize;
 
+use super::{Refund, ReturnRecord};
 use crate::db::Db;
+use crate::domain::{RefundKind, ReturnStatus};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelineKind {
+    Placed,
+    Paid,
+    PaymentFailed,
+    Approved,
+    Rejected,
+    Cancelled,
+    Shipped,
+    Delivered,
+    ShippingFailed,
+    /// What was left of the payment, given back when the order did not ship.
+    Refunded,
+    ReturnRequested,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnReceived,
+    ReturnExpired,
+    ReturnRefunded,
+    GoodwillRefund,
+}
 
 /// One event of an order's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -11,10 +38,7 @@ pub struct TimelineEvent {
     pub at: String,
     /// The user who acted, or `system`.
     pub actor: String,
-    /// `placed`, `paid`, `payment_failed`, `approved`, `rejected`, `cancelled`,
-    /// `shipped`, `delivered`, `shipping_failed` or `refunded`.
-    #[schema(value_type = String)]
-    pub event: &'static str,
+    pub event: TimelineKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amount_cents: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,8 +64,6 @@ type PaymentRow = (
     i64,            // amount_cents
     Option<String>, // reason
     Option<String>, // settled_at
-    Option<i64>,    // refunded_cents
-    Option<String>, // refunded_at
 );
 
 impl Db {
@@ -59,8 +81,7 @@ impl Db {
             return Ok(None);
         };
         let payment: Option<PaymentRow> = sqlx::query_as(
-            "SELECT state, amount_cents, reason, settled_at, refunded_cents, refunded_at
-             FROM payment_requests WHERE order_id = $1",
+            "SELECT state, amount_cents, reason, settled_at FROM payment_requests WHERE order_id = $1",
         )
         .bind(order_id)
         .fetch_optional(self.pool())
@@ -77,10 +98,19 @@ impl Db {
             events.push(event(
                 at,
                 SYSTEM,
-                "shipped",
+                TimelineKind::Shipped,
                 None,
                 Some(format!("{carrier} {tracking}")),
             ));
+        }
+        events.extend(
+            self.refunds_of_order(order_id)
+                .await?
+                .into_iter()
+                .map(refund_event),
+        );
+        for r in self.returns_of_order(order_id).await? {
+            events.extend(return_events(r));
         }
         events.sort_by(|a, b| a.at.cmp(&b.at));
         Ok(Some(events))
@@ -90,7 +120,7 @@ impl Db {
 fn event(
     at: String,
     actor: &str,
-    event: &'static str,
+    event: TimelineKind,
     amount_cents: Option<i64>,
     note: Option<String>,
 ) -> TimelineEvent {
@@ -106,47 +136,136 @@ fn event(
 /// Placed, the decision, and how the order ended.
 fn order_events(order: &OrderRow) -> Vec<TimelineEvent> {
     let (user, status, total, created, updated, decision, decided_at, actor, reason) = order;
-    let mut events = vec![event(created.clone(), user, "placed", Some(*total), None)];
+    let placed = event(
+        created.clone(),
+        user,
+        TimelineKind::Placed,
+        Some(*total),
+        None,
+    );
+    let mut events = vec![placed];
     let actor = actor.as_deref().unwrap_or(SYSTEM);
     let decided = match decision.as_deref() {
-        Some("approved") => Some(("approved", None)),
-        Some("rejected") => Some(("rejected", reason.clone())),
-        Some("cancelled") => Some(("cancelled", reason.clone())),
+        Some("approved") => Some((TimelineKind::Approved, None)),
+        Some("rejected") => Some((TimelineKind::Rejected, reason.clone())),
+        Some("cancelled") => Some((TimelineKind::Cancelled, reason.clone())),
         _ => None,
     };
     if let (Some((name, note)), Some(at)) = (decided, decided_at) {
         events.push(event(at.clone(), actor, name, None, note));
     }
     let ended = match status.as_str() {
-        "delivered" => Some(("delivered", None)),
-        "shipping_failed" => Some(("shipping_failed", reason.clone())),
+        "delivered" => Some((TimelineKind::Delivered, None)),
+        "shipping_failed" => Some((TimelineKind::ShippingFailed, reason.clone())),
         // Cancelled before any decision: withdrawn while it waited for its payment.
-        "cancelled" if decision.is_none() => Some(("cancelled", reason.clone())),
+        "cancelled" if decision.is_none() => Some((TimelineKind::Cancelled, reason.clone())),
         _ => None,
     };
     if let Some((name, note)) = ended {
-        let by = if name == "cancelled" { actor } else { SYSTEM };
+        let by = if name == TimelineKind::Cancelled {
+            actor
+        } else {
+            SYSTEM
+        };
         events.push(event(updated.clone(), by, name, None, note));
     }
     events
 }
 
-/// Paid or not, and what was given back.
+/// Paid or not.
 fn payment_events(payment: PaymentRow) -> Vec<TimelineEvent> {
-    let (state, amount, reason, settled_at, refunded, refunded_at) = payment;
-    let mut events = Vec::new();
+    let (state, amount, reason, settled_at) = payment;
     let Some(settled_at) = settled_at else {
-        return events;
+        return Vec::new();
     };
     match state.as_str() {
-        "succeeded" => events.push(event(settled_at, SYSTEM, "paid", Some(amount), None)),
+        "succeeded" => vec![event(
+            settled_at,
+            SYSTEM,
+            TimelineKind::Paid,
+            Some(amount),
+            None,
+        )],
         "failed" | "timed_out" => {
-            events.push(event(settled_at, SYSTEM, "payment_failed", None, reason))
+            vec![event(
+                settled_at,
+                SYSTEM,
+                TimelineKind::PaymentFailed,
+                None,
+                reason,
+            )]
         }
-        _ => {}
+        _ => Vec::new(),
     }
-    if let (Some(cents), Some(at)) = (refunded, refunded_at) {
-        events.push(event(at, SYSTEM, "refunded", Some(cents), None));
+}
+
+/// A refund, as the kind it was.
+fn refund_event(r: Refund) -> TimelineEvent {
+    let kind = match r.kind {
+        RefundKind::Order => TimelineKind::Refunded,
+        RefundKind::Return => TimelineKind::ReturnRefunded,
+        RefundKind::Goodwill => TimelineKind::GoodwillRefund,
+    };
+    let actor = r.actor.as_deref().unwrap_or(SYSTEM);
+    event(
+        r.created_at,
+        actor,
+        kind,
+        Some(r.amount_cents),
+        Some(r.reason),
+    )
+}
+
+/// A return asked for, decided, and received or expired (its refund is a refund's).
+fn return_events(r: ReturnRecord) -> Vec<TimelineEvent> {
+    let rid = &r.return_id;
+    let note = format!("{rid}: {}", r.reason);
+    let asked = event(
+        r.created_at.clone(),
+        &r.user_id,
+        TimelineKind::ReturnRequested,
+        Some(r.worth_cents),
+        Some(note),
+    );
+    let mut events = vec![asked];
+    let decider = r.decision_actor.as_deref().unwrap_or(SYSTEM);
+    if let Some(at) = r.decided_at.clone() {
+        let decided = match (&r.reject_reason, &r.label) {
+            (Some(why), _) => Some((TimelineKind::ReturnRejected, format!("{rid}: {why}"))),
+            (None, Some(l)) => Some((
+                TimelineKind::ReturnApproved,
+                format!("{rid}: {} {}", l.carrier, l.tracking_number),
+            )),
+            (None, None) => None,
+        };
+        if let Some((kind, note)) = decided {
+            events.push(event(at, decider, kind, None, Some(note)));
+        }
+    }
+    if let Some(at) = r.received_at.clone() {
+        let back = if r.restock == Some(true) {
+            "restocked"
+        } else {
+            "not restocked"
+        };
+        let by = r.receipt_actor.as_deref().unwrap_or(SYSTEM);
+        events.push(event(
+            at,
+            by,
+            TimelineKind::ReturnReceived,
+            None,
+            Some(format!("{rid}: {back}")),
+        ));
+    }
+    if r.status == ReturnStatus::Expired {
+        let note = format!("{rid}: no parcel came");
+        events.push(event(
+            r.updated_at,
+            SYSTEM,
+            TimelineKind::ReturnExpired,
+            None,
+            Some(note),
+        ));
     }
     events
 }

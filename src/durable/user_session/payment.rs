@@ -186,10 +186,14 @@ impl UserSession {
         refund: bool,
     ) -> Result<(), HandlerError> {
         let (id, user) = (order.order_id.to_string(), order.user_id.clone());
+        let why = order
+            .failure_reason
+            .clone()
+            .unwrap_or_else(|| "cancelled".into());
         ctx.run(|| async move {
             let mut undone = Vec::new();
             if refund {
-                let amount = self.db.refund_payment(&id).await?;
+                let amount = self.db.refund_payment(&id, &why).await?;
                 let amount = Cents::new(amount).unwrap_or_default();
                 let message = format!("Order {id}: payment of {amount} refunded");
                 Event::new(&user, &id, "refund_payment", message)

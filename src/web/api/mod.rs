@@ -9,6 +9,7 @@ mod drills;
 mod health;
 mod orders;
 mod payment;
+mod returns;
 mod session;
 mod streams;
 
@@ -42,6 +43,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(payment::router())
+        .merge(returns::router())
         .merge(streams::router())
         .merge(drills::router())
         .merge(super::metrics::router())

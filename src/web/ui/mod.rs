@@ -35,6 +35,14 @@ pub fn router() -> Router<AppState> {
         .route("/ui/approve/{id}", post(actions::approve))
         .route("/ui/reject/{id}", post(actions::reject))
         .route("/ui/cancel/{id}", post(actions::cancel))
+        .route("/ui/return/{id}", post(actions::returns::request))
+        .route("/ui/return-approve/{id}", post(actions::returns::approve))
+        .route("/ui/return-reject/{id}", post(actions::returns::reject))
+        .route("/ui/return-restock/{id}", post(actions::returns::restock))
+        .route(
+            "/ui/return-write-off/{id}",
+            post(actions::returns::write_off),
+        )
         .route("/ui/admin/crash", post(actions::crash))
         .route("/ui/admin/crash-restate", post(actions::crash_restate))
         .route("/ui/admin/carrier", post(actions::carrier))

@@ -20,6 +20,11 @@ pub struct Signals {
     pub address: String,
     pub decline_reason: String,
     pub reject_reason: String,
+    /// The return form: how many of each product (`p<id>`), and why.
+    pub ret_qty: std::collections::HashMap<String, serde_json::Value>,
+    pub return_reason: String,
+    /// Why the store rejects a return.
+    pub return_note: String,
     /// The carrier drill's form.
     pub carrier_mode: String,
     pub carrier_orders: serde_json::Value,
@@ -58,6 +63,8 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
             (&signals.address, true),
             (&signals.decline_reason, false),
             (&signals.reject_reason, false),
+            (&signals.return_reason, false),
+            (&signals.return_note, false),
         ];
         for (text, multi_line) in fields {
             if text.chars().any(|c| is_forbidden(c, multi_line)) {

@@ -26,6 +26,7 @@ pub(super) async fn admin(
         .collect();
     let input = Input::Admin {
         pending,
+        returns: returns_queue(state, user).await?,
         can_crash: state.supervised.endpoint.is_some(),
         can_crash_restate: state.supervised.restate.is_some(),
         carrier: drills::carrier_state(state).await?,

@@ -7,6 +7,7 @@ mod cart;
 mod dashboard;
 mod orders;
 mod products;
+mod returns;
 
 use askama::Template;
 use axum::response::sse::Event;
@@ -32,6 +33,7 @@ use cart::{CartLine, Payable, cart_view, payable};
 use dashboard::dashboard;
 use orders::{OrderRow, order_row, orders_view, with_order};
 use products::{ProductRow, products};
+use returns::{ReturnForm, ReturnRow, return_form, returns_queue};
 
 /// The panes that depend on the selection, each an element with a stable id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,9 +88,13 @@ pub enum Input {
     Orders {
         orders: Vec<OrderRow>,
         pending: Option<Payable>,
+        /// The form to return items of the selected order, when it can be.
+        returnable: Option<ReturnForm>,
     },
     Admin {
         pending: Vec<OrderRow>,
+        /// Returns waiting for a decision or their parcel.
+        returns: Vec<ReturnRow>,
         /// Which children the crash drills can kill here.
         can_crash: bool,
         can_crash_restate: bool,
@@ -319,6 +325,7 @@ mod tests {
             View::Admin,
             Input::Admin {
                 pending: vec![row],
+                returns: Vec::new(),
                 can_crash: true,
                 can_crash_restate: true,
                 carrier: None,

@@ -41,6 +41,7 @@ pub(super) async fn orders_view(
         Input::Orders {
             orders: rows,
             pending,
+            returnable: super::return_form(order, user),
         },
         md,
     ))

@@ -9,13 +9,15 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+pub mod returns;
+
 use super::pages::{PageId, Selection, View};
 use super::{Signals, UiSignals, views};
 use crate::app::drills::Target;
 use crate::app::{
     AppError, AppResult, approvals, cancellation, cart, checkout, drills, orders, payments,
 };
-use crate::domain::{OrderId, OrderStatus, ProductRef, Quantity, Reason, ShippingAddress};
+use crate::domain::{Cents, OrderId, OrderStatus, ProductRef, Quantity, Reason, ShippingAddress};
 use crate::web::AppState;
 use crate::web::datastar;
 use crate::web::error::{ApiError, ApiResult};
