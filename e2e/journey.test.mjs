@@ -407,7 +407,7 @@ test('a shopper returns an item, the admin approves and receives it, the refund 
   await flash(shopper, 'requested; the store decides next');
   const returnId = (await shopper.textContent('#flash')).match(/Return (\S+) requested/)[1];
   await waitForNotification(shopper, `Return ${returnId} requested`);
-  await screenshot(shopper, '12-return-requested');
+  await screenshot(shopper, '20-return-requested');
 
   await navigate(admin, 'Admin');
   await admin.click('#tab-input');
@@ -421,7 +421,7 @@ test('a shopper returns an item, the admin approves and receives it, the refund 
     `${returnId} to leave the returns queue`,
     2000,
   );
-  await screenshot(admin, '13-return-received');
+  await screenshot(admin, '21-return-received');
 
   await waitForNotification(shopper, `Return ${returnId} received (back on sale): $14.50 refunded`);
   await shopper.click('#tab-output');

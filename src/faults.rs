@@ -37,6 +37,14 @@ pub const POINTS: &[&str] = &[
     "compensate_refund_payment",
     "compensate_release_inventory",
     "compensate_cancel_shipment",
+    // A return (`ReturnWorkflow`): asked for, approved, received, refunded.
+    "return_requested",
+    "claim_return_decision",
+    "return_label",
+    "claim_receipt",
+    "refund_return",
+    "restock",
+    "return_refunded",
 ];
 struct Armed {
     points: Vec<String>,

@@ -65,7 +65,8 @@ impl ReturnWorkflow {
                     )
                     .into());
                 };
-                self.db.record_return_invocation(&rid, &run).await?;
+                self.db.record_return_invocation(&rid, &run, true).await?;
+                faults::point("return_requested").await;
                 let worth = Cents::new(r.worth_cents).unwrap_or_default();
                 let items: u32 = r.items.iter().map(|l| l.quantity.get()).sum();
                 let what = format!("{items} item(s) of order {}, worth {worth}", r.order_id);
@@ -191,6 +192,7 @@ impl ReturnWorkflow {
         }
         ctx.run(|| async {
             self.db.finish_return(&rid, refunded).await?;
+            faults::point("return_refunded").await;
             let amount = Cents::new(refunded).unwrap_or_default();
             let back = if restock {
                 "back on sale"
@@ -308,6 +310,7 @@ impl ReturnWorkflow {
                     .db
                     .claim_return_decision(&rid, "approved", &by, actor, None)
                     .await?;
+                self.db.record_return_invocation(&rid, &by, false).await?;
                 faults::point("claim_return_decision").await;
                 Ok(Json(claim))
             })
@@ -340,6 +343,7 @@ impl ReturnWorkflow {
                     .db
                     .claim_return_decision(&rid, "rejected", &by, actor, Some(&why))
                     .await?;
+                self.db.record_return_invocation(&rid, &by, false).await?;
                 faults::point("claim_return_decision").await;
                 Ok(Json(claim))
             })
@@ -371,6 +375,7 @@ impl ReturnWorkflow {
                     .db
                     .claim_receipt(&rid, receipt.restock, &by, actor)
                     .await?;
+                self.db.record_return_invocation(&rid, &by, false).await?;
                 faults::point("claim_receipt").await;
                 Ok(Json(claim))
             })

@@ -49,10 +49,13 @@ enum Path {
     /// The customer cancels before paying: the payment is withdrawn, stock goes back.
     CancelUnpaid,
     Decline,
+    /// Delivered, then one unit returned (approved, received, restocked) and a
+    /// goodwill refund.
+    Return,
 }
 
 impl Path {
-    const ALL: [Path; 8] = [
+    const ALL: [Path; 9] = [
         Path::Deliver,
         Path::Flaky,
         Path::ShipFail,
@@ -61,6 +64,7 @@ impl Path {
         Path::CancelPaid,
         Path::CancelUnpaid,
         Path::Decline,
+        Path::Return,
     ];
 
     fn tag(self) -> &'static str {
@@ -73,12 +77,13 @@ impl Path {
             Path::CancelPaid => "cancel",
             Path::CancelUnpaid => "withdraw",
             Path::Decline => "decline",
+            Path::Return => "return",
         }
     }
 
     fn final_status(self) -> &'static str {
         match self {
-            Path::Deliver | Path::Flaky => "delivered",
+            Path::Deliver | Path::Flaky | Path::Return => "delivered",
             Path::ShipFail | Path::DeliveryFail => "shipping_failed",
             Path::Reject => "rejected",
             Path::CancelPaid | Path::CancelUnpaid => "cancelled",
@@ -330,6 +335,62 @@ async fn drive(api: Api, order: Planned, paid: Arc<AtomicUsize>) {
         }
     }
     wait_status(&api, user, &id, path.final_status()).await;
+    if path == Path::Return {
+        give_back(&api, user, &id).await;
+    }
+}
+
+/// Returns one unit of the delivered order `id` and grants a goodwill refund, retrying
+/// what got no answer with the same idempotency keys; waits for the return's refund.
+async fn give_back(api: &Api, user: &str, id: &str) {
+    let (_, order) = until_answered("order", || api.order(user, id)).await;
+    let product = order["items"][0]["product_id"].clone();
+    let body = json!({"items": [{"product_id": product, "quantity": 1}], "reason": "chaos"});
+    let path = format!("/api/orders/{id}/returns");
+    let ask = || {
+        let req = api
+            .request(Method::POST, &path)
+            .bearer_auth(api.token(user));
+        api.send(req.header("idempotency-key", "return-1").json(&body))
+    };
+    let (status, asked) = until_answered("return", ask).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "return of {id}: {asked}");
+    let rid = asked["return_id"].as_str().unwrap().to_owned();
+    let refund = json!({"amount_cents": 100, "reason": "chaos"});
+    let refund_path = format!("/api/admin/orders/{id}/refunds");
+    let grant = || {
+        let req = api
+            .request(Method::POST, &refund_path)
+            .bearer_auth(api.token(ADMIN));
+        api.send(req.header("idempotency-key", "goodwill-1").json(&refund))
+    };
+    let (status, granted) = until_answered("goodwill", grant).await;
+    assert_eq!(status, StatusCode::OK, "goodwill for {id}: {granted}");
+    // A 409 is a step an earlier, unanswered try already took.
+    for (action, body, was) in [
+        ("approve", json!({}), "not_requested"),
+        ("receive", json!({"restock": true}), "not_awaiting_parcel"),
+    ] {
+        let action_path = format!("/api/admin/returns/{rid}/{action}");
+        let reply = until_answered(action, || api.post(&action_path, Some(ADMIN), &body)).await;
+        let repeated = reply.0 == StatusCode::CONFLICT && reply.1["error"]["code"] == was;
+        assert!(
+            reply.0 == StatusCode::OK || repeated,
+            "{action} {rid}: {reply:?}"
+        );
+    }
+    let started = Instant::now();
+    loop {
+        let (_, order) = api.order(user, id).await;
+        if order["returns"][0]["status"] == "refunded" {
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "return {rid} not refunded: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls the order until it is `status`; panics if it ends otherwise or takes too long.
@@ -608,11 +669,13 @@ async fn check(
     .await
     .unwrap();
     let now = stock(run).await;
+    let restocked = restocked(&pool).await;
     for (sku, held) in held {
+        let back = restocked.get(&sku).copied().unwrap_or(0);
         assert_eq!(
-            now[&sku] + held,
-            initial[&sku],
-            "stock of {sku} is conserved"
+            (now[&sku] + held - back, back),
+            (initial[&sku], back),
+            "stock of {sku} is conserved: (available + reserved + sold - restocked, restocked) vs (initial, restocked)"
         );
     }
     // Nothing is reserved any more, and no customer's cart is still locked.
@@ -667,6 +730,24 @@ async fn check(
     fingerprints
 }
 
+/// Units put back on sale by returns, per SKU.
+async fn restocked(pool: &sqlx::AnyPool) -> BTreeMap<String, i64> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT items FROM returns WHERE restocked_at IS NOT NULL")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut back = BTreeMap::new();
+    for (items,) in rows {
+        let items: Value = serde_json::from_str(&items).unwrap();
+        for line in items.as_array().unwrap() {
+            let sku = line["sku"].as_str().unwrap().to_owned();
+            *back.entry(sku).or_default() += line["quantity"].as_i64().unwrap();
+        }
+    }
+    back
+}
+
 /// One text value about the order `id` (`$1` in `sql`), if the row exists.
 async fn text(pool: &sqlx::AnyPool, id: &str, sql: &str) -> Option<Option<String>> {
     sqlx::query_scalar::<_, Option<String>>(sql)
@@ -706,14 +787,26 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
     let stock = text(pool, id, &stock).await;
     let shipment = text(pool, id, "SELECT state FROM shipments WHERE order_id = $1").await;
     let compensations = text(pool, id, &compensations).await;
+    let returns = format!(
+        "SELECT {join}(status || ' refund=' || COALESCE(CAST(refund_cents AS TEXT), '-') || ' restocked=' || COALESCE(restock, 0), ',')
+         FROM (SELECT * FROM returns WHERE order_id = $1 ORDER BY created_at) AS r"
+    );
+    let refunds = format!(
+        "SELECT {join}(kind || ':' || amount_cents, ',')
+         FROM (SELECT * FROM refunds WHERE order_id = $1 ORDER BY kind, amount_cents) AS f"
+    );
+    let returns = text(pool, id, &returns).await;
+    let refunds = text(pool, id, &refunds).await;
     let show = |v: Option<Option<String>>| v.flatten().unwrap_or_else(|| "-".into());
     format!(
-        "status={}; payment={}; stock={}; shipment={}; compensations={}; workflows={workflows}; notifications=[{}]",
+        "status={}; payment={}; stock={}; shipment={}; compensations={}; returns={}; refunds={}; workflows={workflows}; notifications=[{}]",
         show(status),
         show(payment),
         show(stock),
         show(shipment),
         show(compensations),
+        show(returns),
+        show(refunds),
         notes.join(" | ")
     )
 }

@@ -261,13 +261,29 @@ impl Db {
         rows.into_iter().map(ReturnRecord::try_from).collect()
     }
 
-    /// The workflow that runs the return, for the durable-steps pane.
-    pub async fn record_return_invocation(&self, return_id: &str, run: &str) -> sqlx::Result<()> {
-        sqlx::query("UPDATE returns SET invocation_id = $1 WHERE return_id = $2")
-            .bind(run)
-            .bind(return_id)
-            .execute(self.pool())
-            .await?;
+    /// An invocation that worked on the return (its workflow, a decision, the receipt),
+    /// listed with its order's for the durable-steps pane; `run` is the workflow's own.
+    pub async fn record_return_invocation(
+        &self,
+        return_id: &str,
+        invocation_id: &str,
+        run: bool,
+    ) -> sqlx::Result<()> {
+        if run {
+            sqlx::query("UPDATE returns SET invocation_id = $1 WHERE return_id = $2")
+                .bind(invocation_id)
+                .bind(return_id)
+                .execute(self.pool())
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO order_invocations (order_id, invocation_id)
+             SELECT order_id, $1 FROM returns WHERE return_id = $2 ON CONFLICT DO NOTHING",
+        )
+        .bind(invocation_id)
+        .bind(return_id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
