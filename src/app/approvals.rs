@@ -48,38 +48,33 @@ pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
 /// recorded as waiting yet: that is waited out on the live feed.
 async fn decidable(app: &App, id: &str) -> AppResult<OrderId> {
     let order_id = parse_order_id(id)?;
-    let mut watch = app.feed.watch_order(order_id.as_str());
-    let deadline = tokio::time::sleep(PAYMENT_RECORD_DEADLINE);
-    tokio::pin!(deadline);
-    loop {
+    let (id, oid) = (order_id.as_str(), &order_id);
+    let waiting = app.feed.wait_for(id, PAYMENT_RECORD_DEADLINE, || async {
         let summary = app
             .db
-            .order_summary(order_id.as_str())
+            .order_summary(id)
             .await?
-            .ok_or_else(|| orders::unknown(&order_id))?;
+            .ok_or_else(|| orders::unknown(oid))?;
+        if summary.status == OrderStatus::AwaitingApproval {
+            return Ok(Some(()));
+        }
         let just_paid = summary.status == OrderStatus::AwaitingPayment
             && app
                 .db
-                .payment_by_order(order_id.as_str())
+                .payment_by_order(id)
                 .await?
                 .is_some_and(|p| p.state == PaymentState::Succeeded);
-        if summary.status == OrderStatus::AwaitingApproval {
-            return Ok(order_id);
-        }
         if !just_paid {
-            return Err(AppError::conflict(
-                "not_awaiting_approval",
-                format!("order {order_id} is {}", summary.status),
-            ));
+            let why = format!("order {oid} is {}", summary.status);
+            return Err(AppError::conflict("not_awaiting_approval", why));
         }
-        tokio::select! {
-            _ = watch.changed() => {}
-            () = &mut deadline => {
-                return Err(AppError::unavailable(
-                    "payment_not_recorded",
-                    format!("the payment of order {order_id} is not recorded yet; try again shortly"),
-                ));
-            }
-        }
+        Ok(None)
+    });
+    match waiting.await? {
+        Some(()) => Ok(order_id),
+        None => Err(AppError::unavailable(
+            "payment_not_recorded",
+            format!("the payment of order {order_id} is not recorded yet; try again shortly"),
+        )),
     }
 }

@@ -2,6 +2,7 @@
 //! request is withdrawn and checkout gives the stock back; once paid, the workflow's
 //! decision is `Cancel` and its saga refunds and releases.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use restate_sdk::serde::Json;
@@ -28,41 +29,27 @@ pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
     let summary = orders::visible(app, user, id).await?;
     let order_id = parse_order_id(&summary.order_id)?;
     let reason = reason_for(&summary, user, reason)?;
-    let mut watch = app.feed.watch_order(order_id.as_str());
-    let deadline = tokio::time::sleep(CANCEL_DEADLINE);
-    tokio::pin!(deadline);
-    let mut asked = false;
-    loop {
-        let summary = app
-            .db
-            .order_summary(order_id.as_str())
-            .await?
-            .ok_or_else(|| orders::unknown(&order_id))?;
-        if next_step(
-            app,
-            &order_id,
-            summary.status,
-            &reason,
-            &user.username,
-            &mut asked,
-        )
-        .await?
-        {
-            return Ok(order_id);
-        }
-        tokio::select! {
-            _ = watch.changed() => {}
-            () = &mut deadline => {
-                if asked {
-                    return Ok(order_id);
-                }
-                return Err(AppError::unavailable(
-                    "cancel_pending",
-                    format!("order {order_id} is between steps; try again shortly"),
-                ));
-            }
-        }
+    let asked = AtomicBool::new(false);
+    let (actor, asked_ref) = (&user.username, &asked);
+    let cancelled = app
+        .feed
+        .wait_for(order_id.as_str(), CANCEL_DEADLINE, || async {
+            let summary = app
+                .db
+                .order_summary(order_id.as_str())
+                .await?
+                .ok_or_else(|| orders::unknown(&order_id))?;
+            let done = next_step(app, &order_id, summary.status, &reason, actor, asked_ref).await?;
+            Ok(done.then_some(()))
+        });
+    // Asked, but not over yet: the order is on its way to `cancelled`.
+    if cancelled.await?.is_some() || asked.load(Ordering::SeqCst) {
+        return Ok(order_id);
     }
+    Err(AppError::unavailable(
+        "cancel_pending",
+        format!("order {order_id} is between steps; try again shortly"),
+    ))
 }
 
 /// The reason the cancellation gives: the caller's, or who cancelled.
@@ -87,24 +74,25 @@ async fn next_step(
     status: OrderStatus,
     reason: &str,
     actor: &str,
-    asked: &mut bool,
+    asked: &AtomicBool,
 ) -> AppResult<bool> {
     match status {
         OrderStatus::Cancelled => return Ok(true),
-        OrderStatus::AwaitingApproval if !*asked => {
+        OrderStatus::AwaitingApproval if !asked.load(Ordering::SeqCst) => {
             let workflow = app.restate.workflow(order_id.as_str());
             let request = CancelRequest {
                 reason: Reason::parse(reason).map_err(AppError::internal)?,
             };
             let request = ingress::acting(workflow.cancel(Json(request)), actor);
             ingress::body(request.call().await)?;
-            *asked = true;
+            asked.store(true, Ordering::SeqCst);
         }
-        OrderStatus::AwaitingPayment if !*asked => {
-            *asked = withdraw(app, order_id, reason, actor).await?
+        OrderStatus::AwaitingPayment if !asked.load(Ordering::SeqCst) => {
+            let withdrawn = withdraw(app, order_id, reason, actor).await?;
+            asked.store(withdrawn, Ordering::SeqCst);
         }
         OrderStatus::AwaitingPayment | OrderStatus::AwaitingApproval => {}
-        status if !*asked => {
+        status if !asked.load(Ordering::SeqCst) => {
             return Err(AppError::conflict(
                 "too_late",
                 format!("order {order_id} is {status}; it can no longer be cancelled"),

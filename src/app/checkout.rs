@@ -148,26 +148,19 @@ async fn known_order(
     if known.status != OrderStatus::AwaitingPayment {
         return reply(app, &known).await;
     }
-    let mut watch = app.feed.watch_order(order_id.as_str());
-    let deadline = tokio::time::sleep(START_DEADLINE);
-    tokio::pin!(deadline);
-    loop {
-        let summary = app.db.order_summary(order_id.as_str()).await?;
-        let payment = app.db.payment_by_order(order_id.as_str()).await?;
-        match summary {
-            Some(summary) if payment.is_some() || summary.status != known.status => {
-                return reply(app, &summary).await;
-            }
-            _ => {}
-        }
-        tokio::select! {
-            _ = watch.changed() => {}
-            () = &mut deadline => {
-                let message = format!(
-                    "checkout of {order_id} is still under way; ask again with the same order_id"
-                );
-                return Err(AppError::unavailable("checkout_pending", message));
-            }
+    let id = order_id.as_str();
+    let placed = app.feed.wait_for(id, START_DEADLINE, || async {
+        let summary = app.db.order_summary(id).await?;
+        let payment = app.db.payment_by_order(id).await?;
+        Ok(summary.filter(|s| payment.is_some() || s.status != known.status))
+    });
+    match placed.await? {
+        Some(summary) => reply(app, &summary).await,
+        None => {
+            let message = format!(
+                "checkout of {order_id} is still under way; ask again with the same order_id"
+            );
+            Err(AppError::unavailable("checkout_pending", message))
         }
     }
 }

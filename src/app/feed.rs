@@ -119,6 +119,33 @@ impl Feed {
         }
     }
 
+    /// Asks `look` until it has an answer, again each time the order's log moves, for at
+    /// most `deadline`: `None` when the time is up. A use case waits for a durable step
+    /// this way instead of polling.
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        order_id: &str,
+        deadline: Duration,
+        mut look: F,
+    ) -> super::AppResult<Option<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = super::AppResult<Option<T>>>,
+    {
+        let mut watch = self.watch_order(order_id);
+        let deadline = tokio::time::sleep(deadline);
+        tokio::pin!(deadline);
+        loop {
+            if let Some(answer) = look().await? {
+                return Ok(Some(answer));
+            }
+            tokio::select! {
+                _ = watch.changed() => {}
+                () = &mut deadline => return Ok(None),
+            }
+        }
+    }
+
     /// The per-order board of workflow metadata (see `meta::MetaBoard`).
     pub fn meta(&self) -> &Arc<super::meta::MetaBoard> {
         &self.inner.meta

@@ -79,7 +79,11 @@ pub async fn request(
             return Err(AppError::conflict("idempotency_key_reused", why));
         }
     };
-    start(app, &record.return_id).await?;
+    // Recorded, so not lost: when Restate cannot start its workflow now, the store's
+    // first action on it does (a retry without a key would ask for a second return).
+    if let Err(e) = start(app, &record.return_id).await {
+        tracing::warn!(r#return = record.return_id, error = %e, "return recorded, its workflow not started yet");
+    }
     Ok(record)
 }
 
@@ -162,22 +166,20 @@ pub async fn receive(app: &App, user: &User, id: &str, restock: bool) -> AppResu
 /// The return once its workflow has moved it on from `from` (the answer of an admin's
 /// action); 503 when that takes longer than a moment.
 async fn settled(app: &App, record: &ReturnRecord, from: ReturnStatus) -> AppResult<ReturnRecord> {
-    let mut watch = app.feed.watch_order(&record.order_id);
-    let deadline = tokio::time::sleep(STEP_DEADLINE);
-    tokio::pin!(deadline);
-    loop {
-        let now = app.db.return_record(&record.return_id).await?;
-        if let Some(now) = now.filter(|r| r.status != from) {
-            return Ok(now);
-        }
-        tokio::select! {
-            _ = watch.changed() => {}
-            () = &mut deadline => {
-                let why = format!("return {} is between steps; look again shortly", record.return_id);
-                return Err(AppError::unavailable("return_pending", why));
-            }
-        }
-    }
+    let rid = &record.return_id;
+    let moved = app
+        .feed
+        .wait_for(&record.order_id, STEP_DEADLINE, || async {
+            Ok(app
+                .db
+                .return_record(rid)
+                .await?
+                .filter(|r| r.status != from))
+        });
+    moved.await?.ok_or_else(|| {
+        let why = format!("return {rid} is between steps; look again shortly");
+        AppError::unavailable("return_pending", why)
+    })
 }
 
 /// Admin: the returns in `status` (every one when absent), oldest first.

@@ -4,13 +4,21 @@
 use crate::db::Db;
 use crate::domain::OrderRecord;
 
-/// One event of an order's life for one user, or for the store's staff (every user with
-/// the admin role, as the log holds them when it is written).
+/// Who an event is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    User(String),
+    /// Every user with the admin role, as the log holds them when it is written.
+    Staff,
+}
+
+/// One event of an order's life for one user, or for the store's staff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// `{order}:{user}:{kind}[:{key}]`; `{order}::{kind}[:{key}]` for the staff, written
+    /// once per admin with the admin's name in the middle.
     pub event_id: String,
-    /// The user it is for; empty for the staff.
-    pub user_id: String,
+    pub to: Recipient,
     pub order_id: String,
     pub kind: &'static str,
     pub message: String,
@@ -20,7 +28,7 @@ impl Event {
     pub fn new(user_id: &str, order_id: &str, kind: &'static str, message: String) -> Event {
         Event {
             event_id: format!("{order_id}:{user_id}:{kind}"),
-            user_id: user_id.to_owned(),
+            to: Recipient::User(user_id.to_owned()),
             order_id: order_id.to_owned(),
             kind,
             message,
@@ -29,7 +37,10 @@ impl Event {
 
     /// An event for the store's staff.
     pub fn for_staff(order_id: &str, kind: &'static str, message: String) -> Event {
-        Event::new("", order_id, kind, message)
+        Event {
+            to: Recipient::Staff,
+            ..Event::new("", order_id, kind, message)
+        }
     }
 
     /// Makes the event id unique among repeated events of one kind (retries).
@@ -45,7 +56,7 @@ impl Event {
 
     /// Writes the event to the log, once per recipient however often it runs.
     pub async fn write(&self, db: &Db) -> sqlx::Result<()> {
-        if self.user_id.is_empty() {
+        let Recipient::User(user) = &self.to else {
             // `{order}::{kind}…` becomes `{order}:{admin}:{kind}…` for each admin.
             let staff_prefix = format!("{}::", self.order_id);
             let rest = self
@@ -59,10 +70,10 @@ impl Event {
                     .await?;
             }
             return Ok(());
-        }
+        };
         db.notify(
             &self.event_id,
-            &self.user_id,
+            user,
             Some(&self.order_id),
             self.kind,
             &self.message,

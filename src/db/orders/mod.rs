@@ -335,6 +335,71 @@ mod tests {
         );
     }
 
+    /// Refunds racing each other and the order's own refund: never more than was
+    /// captured, each id once, the running sum equal to the rows.
+    #[tokio::test]
+    async fn racing_refunds_never_exceed_what_was_captured() {
+        let (_d, db) = db().await;
+        let o = order("o-refund", "alice", &[(1, 1)]); // 100 cents
+        db.register_payment(&o, "sign_r").await.unwrap();
+        let goodwill = |id: String, cents| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let new = NewRefund {
+                    refund_id: &id,
+                    order_id: "o-refund",
+                    kind: crate::domain::RefundKind::Goodwill,
+                    amount: RefundAmount::Exactly(cents),
+                    reason: "sorry",
+                    actor: Some("admin"),
+                };
+                db.refund(&new).await.unwrap()
+            })
+        };
+        let unpaid = goodwill("g-early".into(), 10).await.unwrap();
+        assert_eq!(
+            unpaid,
+            RefundOutcome::Exceeds { left: 0 },
+            "nothing captured yet"
+        );
+        db.settle_payment("sign_r", PaymentState::Succeeded, Some("t"), None)
+            .await
+            .unwrap();
+        let racing: Vec<_> = (0..12).map(|i| goodwill(format!("g-{i}"), 30)).collect();
+        let mut made = 0;
+        for r in racing {
+            made += i64::from(matches!(r.await.unwrap(), RefundOutcome::Made(_)));
+        }
+        assert_eq!(made, 3, "three refunds of 30 fit in 100");
+        assert!(
+            matches!(
+                goodwill("g-0".into(), 30).await.unwrap(),
+                RefundOutcome::Made(r) if r.amount_cents == 30
+            ),
+            "the same id is the same refund, made once"
+        );
+        assert_eq!(
+            db.refund_payment("o-refund", "rejected").await.unwrap(),
+            10,
+            "what is left"
+        );
+        assert_eq!(
+            db.refund_payment("o-refund", "rejected").await.unwrap(),
+            10,
+            "again: the same refund"
+        );
+        let rows = db.refunds_of_order("o-refund").await.unwrap();
+        let sum: i64 = rows.iter().map(|r| r.amount_cents).sum();
+        assert_eq!((rows.len(), sum), (4, 100), "{rows:?}");
+        let total: Option<i64> = sqlx::query_scalar(
+            "SELECT refunded_cents FROM payment_requests WHERE order_id = 'o-refund'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(total, Some(100), "the running sum equals the rows");
+    }
+
     #[tokio::test]
     async fn shipments_and_notifications_are_idempotent() {
         let (_d, db) = db().await;
