@@ -52,7 +52,7 @@ async fn decidable(app: &App, id: &str) -> AppResult<OrderId> {
     let waiting = app.feed.wait_for(id, PAYMENT_RECORD_DEADLINE, || async {
         let summary = app
             .db
-            .order_summary(id)
+            .order_summary(oid)
             .await?
             .ok_or_else(|| orders::unknown(oid))?;
         if summary.status == OrderStatus::AwaitingApproval {
@@ -61,7 +61,7 @@ async fn decidable(app: &App, id: &str) -> AppResult<OrderId> {
         let just_paid = summary.status == OrderStatus::AwaitingPayment
             && app
                 .db
-                .payment_by_order(id)
+                .payment_by_order(oid)
                 .await?
                 .is_some_and(|p| p.state == PaymentState::Succeeded);
         if !just_paid {

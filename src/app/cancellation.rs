@@ -36,7 +36,7 @@ pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
         .wait_for(order_id.as_str(), CANCEL_DEADLINE, || async {
             let summary = app
                 .db
-                .order_summary(order_id.as_str())
+                .order_summary(&order_id)
                 .await?
                 .ok_or_else(|| orders::unknown(&order_id))?;
             let done = next_step(app, &order_id, summary.status, &reason, actor, asked_ref).await?;
@@ -114,7 +114,7 @@ async fn next_step(
 /// is about to wait for approval; or being settled otherwise): look again. A payment
 /// withdrawn already is withdrawn again, idempotently.
 async fn withdraw(app: &App, order_id: &OrderId, reason: &str, actor: &str) -> AppResult<bool> {
-    let Some(payment) = app.db.payment_by_order(order_id.as_str()).await? else {
+    let Some(payment) = app.db.payment_by_order(order_id).await? else {
         return Ok(false);
     };
     let awakeable = &payment.awakeable_id;
@@ -136,7 +136,7 @@ async fn withdraw(app: &App, order_id: &OrderId, reason: &str, actor: &str) -> A
     {
         return Ok(false);
     }
-    app.db.record_actor(order_id.as_str(), actor).await?;
+    app.db.record_actor(order_id, actor).await?;
     // Recorded: a retry wakes the checkout again if Restate cannot be told now, and the
     // checkout reads the withdrawal from the record when its timer ends at the latest.
     app.restate.reject_awakeable(awakeable, reason).await?;

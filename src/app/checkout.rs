@@ -52,7 +52,7 @@ pub async fn place_order(
     order_id: OrderId,
     shipping_address: ShippingAddress,
 ) -> AppResult<CheckoutReply> {
-    if let Some(known) = app.db.order_summary(order_id.as_str()).await? {
+    if let Some(known) = app.db.order_summary(&order_id).await? {
         if known.user_id != user.username {
             return Err(AppError::conflict(
                 "order_id_taken",
@@ -67,7 +67,7 @@ pub async fn place_order(
         crate::clock::rfc3339(crate::auth::unix_now().saturating_sub(CLAIM_STALE_SECS) * 1000);
     let holder = app
         .db
-        .claim_checkout(&user.username, order_id.as_str(), &stale)
+        .claim_checkout(&user.username, &order_id, &stale)
         .await?;
     if holder != order_id.as_str() {
         return Err(super::cart::checkout_in_progress(&holder));
@@ -90,9 +90,7 @@ pub async fn place_order(
     let sent = match sent {
         Ok(sent) => sent,
         Err(e) => {
-            app.db
-                .release_checkout(&user.username, order_id.as_str())
-                .await?;
+            app.db.release_checkout(&user.username, &order_id).await?;
             return Err(CallError::from(e).into());
         }
     };
@@ -112,8 +110,8 @@ async fn wait_placed(
     let deadline = tokio::time::sleep(START_DEADLINE);
     tokio::pin!(deadline);
     loop {
-        if let Some(summary) = app.db.order_summary(order_id.as_str()).await?
-            && app.db.payment_by_order(order_id.as_str()).await?.is_some()
+        if let Some(summary) = app.db.order_summary(order_id).await?
+            && app.db.payment_by_order(order_id).await?.is_some()
         {
             return reply(app, &summary).await;
         }
@@ -150,8 +148,8 @@ async fn known_order(
     }
     let id = order_id.as_str();
     let placed = app.feed.wait_for(id, START_DEADLINE, || async {
-        let summary = app.db.order_summary(id).await?;
-        let payment = app.db.payment_by_order(id).await?;
+        let summary = app.db.order_summary(order_id).await?;
+        let payment = app.db.payment_by_order(order_id).await?;
         Ok(summary.filter(|s| payment.is_some() || s.status != known.status))
     });
     match placed.await? {
@@ -166,7 +164,8 @@ async fn known_order(
 }
 
 async fn reply(app: &App, summary: &OrderSummary) -> AppResult<CheckoutReply> {
-    let payment = app.db.payment_by_order(&summary.order_id).await?;
+    let order_id = OrderId::parse(&summary.order_id).map_err(AppError::internal)?;
+    let payment = app.db.payment_by_order(&order_id).await?;
     Ok(CheckoutReply {
         order_id: summary.order_id.clone(),
         status: summary.status,

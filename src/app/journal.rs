@@ -68,7 +68,7 @@ pub async fn read_with_retries(
     restate: &RestateClient,
     order_id: &OrderId,
 ) -> AppResult<(Vec<JournalInvocation>, Retries)> {
-    let known = db.order_invocations(order_id.as_str()).await?;
+    let known = db.order_invocations(order_id).await?;
     let mut ids: Vec<String> = known.ids.into_iter().filter(|id| is_id(id)).collect();
     if !known.recorded {
         ids = found_by_key(restate, order_id, ids).await?;

@@ -137,7 +137,7 @@ impl MetaBoard {
                 continue;
             }
             looked = tokio::time::Instant::now();
-            let finished = match self.db.order_detail(order_id.as_str()).await {
+            let finished = match self.db.order_detail(&order_id).await {
                 Ok(Some(order)) => {
                     let finished = order.status.is_final();
                     let snapshot = self.snapshot(&order_id, order).await;

@@ -123,7 +123,7 @@ fn may_see(user: &User, owner: &str) -> bool {
 /// Malformed → 400; unknown or someone else's → 404.
 pub async fn visible(app: &App, user: &User, id: &str) -> AppResult<OrderSummary> {
     let order_id = parse_order_id(id)?;
-    match app.db.order_summary(order_id.as_str()).await? {
+    match app.db.order_summary(&order_id).await? {
         Some(summary) if may_see(user, &summary.user_id) => Ok(summary),
         _ => Err(unknown(&order_id)),
     }
@@ -132,12 +132,12 @@ pub async fn visible(app: &App, user: &User, id: &str) -> AppResult<OrderSummary
 /// An order the caller may see, from the read model, with its returns and refunds.
 pub async fn order(app: &App, user: &User, id: &str) -> AppResult<OrderView> {
     let order_id = parse_order_id(id)?;
-    let mut view: OrderView = match app.db.order_detail(order_id.as_str()).await? {
+    let mut view: OrderView = match app.db.order_detail(&order_id).await? {
         Some(order) if may_see(user, &order.user_id) => order.into(),
         _ => return Err(unknown(&order_id)),
     };
-    view.returns = app.db.returns_of_order(order_id.as_str()).await?;
-    view.payment.refunds = app.db.refunds_of_order(order_id.as_str()).await?;
+    view.returns = app.db.returns_of_order(&order_id).await?;
+    view.payment.refunds = app.db.refunds_of_order(&order_id).await?;
     Ok(view)
 }
 
@@ -175,7 +175,7 @@ pub async fn timeline(
     let order = visible(app, user, id).await?;
     let order_id = parse_order_id(&order.order_id)?;
     app.db
-        .timeline(order_id.as_str())
+        .timeline(&order_id)
         .await?
         .ok_or_else(|| unknown(&order_id))
 }

@@ -295,6 +295,7 @@ pub async fn waiting(app: &App, user: &User) -> AppResult<Option<PaymentRequest>
     let Some(order_id) = app.db.pending_checkout(&user.username).await? else {
         return Ok(None);
     };
+    let order_id = super::orders::parse_order_id(&order_id)?;
     let payment = app.db.payment_by_order(&order_id).await?;
     Ok(payment.filter(|p| p.state == PaymentState::Pending))
 }
@@ -310,7 +311,7 @@ pub async fn pay_at_gateway(
     decline: Option<Reason>,
 ) -> AppResult<String> {
     let summary = super::orders::visible(app, user, id).await?;
-    let order_id = summary.order_id;
+    let order_id = super::orders::parse_order_id(&summary.order_id)?;
     if summary.user_id != user.username {
         return Err(AppError::forbidden(
             "not_your_order",

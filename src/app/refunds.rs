@@ -33,10 +33,10 @@ pub async fn goodwill(
     let reason = Reason::parse(reason).map_err(|e| AppError::invalid("invalid_reason", e))?;
     let order = app
         .db
-        .order_summary(order_id.as_str())
+        .order_summary(&order_id)
         .await?
         .ok_or_else(|| orders::unknown(&order_id))?;
-    let paid = app.db.payment_by_order(order_id.as_str()).await?;
+    let paid = app.db.payment_by_order(&order_id).await?;
     if !paid.is_some_and(|p| p.state == PaymentState::Succeeded) {
         let why = format!("order {order_id} was never paid; there is nothing to refund");
         return Err(AppError::conflict("not_paid", why));

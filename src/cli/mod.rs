@@ -260,7 +260,7 @@ async fn pay(
 ) -> anyhow::Result<()> {
     let order_id = OrderId::parse(order_id).map_err(|e| anyhow!(e))?;
     let payment = db
-        .payment_by_order(order_id.as_str())
+        .payment_by_order(&order_id)
         .await?
         .ok_or_else(|| anyhow!("order {order_id} has no payment request"))?;
     if payment.state != PaymentState::Pending {

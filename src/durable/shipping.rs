@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::notify::Event;
 use crate::db::Db;
 use crate::domain::ids::stable_hash;
-use crate::domain::{CarrierMode, RetryConfig};
+use crate::domain::{CarrierMode, OrderId, RetryConfig};
 use crate::faults;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShipmentRequest {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub user_id: String,
 }
 
@@ -103,6 +103,7 @@ impl ShippingService {
         ctx: Context<'_>,
         order_id: String,
     ) -> Result<bool, HandlerError> {
+        let order_id = OrderId::parse(&order_id).map_err(TerminalError::new)?;
         Ok(ctx
             .run(|| async {
                 self.db
@@ -122,7 +123,7 @@ impl ShippingService {
     /// notified); only a failure of our own (the database) is an error, retried by Restate.
     async fn book(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         user_id: &str,
         invocation_id: &str,
         attempt: u32,
@@ -130,7 +131,7 @@ impl ShippingService {
         // The durable-steps pane finds the booking (and its retries) by its id.
         self.db.record_invocation(order_id, invocation_id).await?;
         let mode = self.db.carrier_mode(order_id).await?;
-        match carrier_api(order_id, attempt, mode) {
+        match carrier_api(order_id.as_str(), attempt, mode) {
             Ok((carrier, tracking)) => {
                 let s = self.db.book_shipment(order_id, &carrier, &tracking).await?;
                 faults::point("book_with_carrier").await;
@@ -145,7 +146,7 @@ impl ShippingService {
                 let message = format!(
                     "Order {order_id}: carrier attempt {attempt} of {max} failed: {reason}"
                 );
-                Event::new(user_id, order_id, "shipping_retry", message)
+                Event::new(user_id, order_id.as_str(), "shipping_retry", message)
                     .nth(attempt.into())
                     .write(&self.db)
                     .await?;

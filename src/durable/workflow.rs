@@ -18,7 +18,7 @@ use crate::db::Db;
 use crate::db::orders::DecisionClaim;
 use crate::domain::order::steps_for;
 use crate::domain::{
-    Compensation, CompensationRun, OrderRecord, OrderStatus, Reason, Saga, Step, StepState,
+    Compensation, CompensationRun, OrderId, OrderRecord, OrderStatus, Reason, Saga, Step, StepState,
 };
 use crate::faults;
 
@@ -31,7 +31,7 @@ pub const ADMIN_APPROVAL: &str = "admin_approval";
 /// Everything the workflow knows about its order, as `GetStatus` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FulfillmentStatus {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub user_id: String,
     pub status: OrderStatus,
     pub steps: Vec<Step>,
@@ -46,7 +46,7 @@ impl FulfillmentStatus {
     /// The state of an order that was just paid for.
     fn new(order: &OrderRecord) -> Self {
         FulfillmentStatus {
-            order_id: order.order_id.to_string(),
+            order_id: order.order_id.clone(),
             user_id: order.user_id.clone(),
             status: OrderStatus::AwaitingPayment,
             steps: steps_for(OrderStatus::AwaitingPayment),
@@ -182,8 +182,8 @@ impl OrderFulfillmentWorkflow {
         let waiting = format!("Order {order_id}: waiting for the store's approval");
         let for_admin = format!("Order {order_id} from {user_id} ({total}) needs approval");
         let events = vec![
-            Event::new(&user_id, &order_id, "approval_needed", waiting),
-            Event::for_staff(&order_id, "approval_needed", for_admin),
+            Event::new(&user_id, order_id.as_str(), "approval_needed", waiting),
+            Event::for_staff(order_id.as_str(), "approval_needed", for_admin),
         ];
         self.advance(ctx, st, OrderStatus::AwaitingApproval, events)
             .await
@@ -212,7 +212,7 @@ impl OrderFulfillmentWorkflow {
         ctx.sleep(self.delivery_delay).await?;
         // Simulation hook: the parcel is lost after it shipped, so the saga has to
         // cancel the shipment before it refunds and releases the stock.
-        if st.order_id.contains("FAIL_DELIVERY") {
+        if st.order_id.as_str().contains("FAIL_DELIVERY") {
             let reason = "the carrier lost the parcel in transit".to_owned();
             return Err(Stop::Ends(OrderStatus::ShippingFailed, reason));
         }
@@ -229,7 +229,7 @@ impl OrderFulfillmentWorkflow {
     ) -> Result<(), Stop> {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
         let approved = format!("Order {order_id}: approved, booking the shipment");
-        let event = Event::new(&user_id, &order_id, "approved", approved);
+        let event = Event::new(&user_id, order_id.as_str(), "approved", approved);
         self.advance(ctx, st, OrderStatus::Shipping, vec![event])
             .await?;
         let request = ShipmentRequest {
@@ -261,7 +261,7 @@ impl OrderFulfillmentWorkflow {
             format_duration(self.delivery_delay)
         );
         st.shipment = Some(shipment);
-        let event = Event::new(&user_id, &order_id, "shipment_initiated", message);
+        let event = Event::new(&user_id, order_id.as_str(), "shipment_initiated", message);
         self.advance(ctx, st, OrderStatus::InTransit, vec![event])
             .await?;
         Ok(())
@@ -285,7 +285,7 @@ impl OrderFulfillmentWorkflow {
         saga.clear();
         ctx.set(SAGA, Json(saga.clone()));
         let delivered = format!("Order {}: delivered", st.order_id);
-        let event = Event::new(&st.user_id, &st.order_id, "delivered", delivered);
+        let event = Event::new(&st.user_id, st.order_id.as_str(), "delivered", delivered);
         self.advance(ctx, st, OrderStatus::Delivered, vec![event])
             .await
     }
@@ -302,7 +302,7 @@ impl OrderFulfillmentWorkflow {
         let why = st.failure_reason.clone().unwrap_or_default();
         if compensation == Compensation::CancelShipment {
             ctx.service_client::<ShippingServiceClient>()
-                .cancel_shipment(order_id.clone())
+                .cancel_shipment(order_id.to_string())
                 .call()
                 .await?;
             if let Some(shipping) = st.steps.iter_mut().find(|s| s.name == "shipping") {
@@ -323,7 +323,7 @@ impl OrderFulfillmentWorkflow {
                 }
                 Compensation::CancelShipment => format!("Order {order_id}: shipment cancelled"),
             };
-            Event::new(&user_id, &order_id, name, message)
+            Event::new(&user_id, order_id.as_str(), name, message)
                 .write(&self.db)
                 .await?;
             let ran_at = now_rfc3339();
@@ -366,7 +366,7 @@ impl OrderFulfillmentWorkflow {
             OrderStatus::Cancelled => ("cancelled", format!("Order {id}: cancelled: {reason}")),
             _ => ("order_failed", format!("Order {id}: failed: {reason}")),
         };
-        let event = Event::new(&st.user_id, &st.order_id, kind, message);
+        let event = Event::new(&st.user_id, st.order_id.as_str(), kind, message);
         self.advance(ctx, st, status, vec![event]).await?;
         Err(TerminalError::new_with_code(409, reason).into())
     }
@@ -381,7 +381,11 @@ impl OrderFulfillmentWorkflow {
         ctx: &SharedWorkflowContext<'_>,
         decision: Decision,
     ) -> Result<(), HandlerError> {
-        let (order_id, what) = (ctx.key().to_owned(), decision.as_str());
+        let what = decision.as_str();
+        let Ok(order_id) = OrderId::parse(ctx.key()) else {
+            let unknown = refusal(404, "unknown_order", "no order is known under this id");
+            return Err(unknown.into());
+        };
         let by = ctx.invocation_id().to_owned();
         // Who asked, as the web role says (part of the invocation, so the same on replay).
         let actor = ctx
@@ -406,30 +410,17 @@ impl OrderFulfillmentWorkflow {
             DecisionClaim::Unknown => {
                 refusal(404, "unknown_order", "no order is known under this id")
             }
-            DecisionClaim::Taken {
-                status,
-                decision: Some(taken),
-            } => refusal(
-                409,
-                if what == "cancelled" {
-                    "too_late"
-                } else {
-                    "not_awaiting_approval"
-                },
-                format!("the order is {status}: already {taken}"),
-            ),
-            DecisionClaim::Taken {
-                status,
-                decision: None,
-            } => refusal(
-                409,
-                if what == "cancelled" {
-                    "too_late"
-                } else {
-                    "not_awaiting_approval"
-                },
-                format!("the order is {status}"),
-            ),
+            DecisionClaim::Taken { status, decision } => {
+                let code = match what {
+                    "cancelled" => "too_late",
+                    _ => "not_awaiting_approval",
+                };
+                let why = match decision {
+                    Some(taken) => format!("the order is {status}: already {taken}"),
+                    None => format!("the order is {status}"),
+                };
+                refusal(409, code, why)
+            }
         };
         Err(refused.into())
     }

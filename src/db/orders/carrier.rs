@@ -7,6 +7,7 @@ use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::rows::from_row;
 use crate::domain::CarrierMode;
+use crate::domain::OrderId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
@@ -26,19 +27,19 @@ impl Db {
     /// The carrier an order meets, fixed at its first booking attempt: what the order id
     /// asks for, else the admin's carrier drill while it has orders left (taking one),
     /// else a normal one.
-    pub async fn carrier_mode(&self, order_id: &str) -> sqlx::Result<CarrierMode> {
+    pub async fn carrier_mode(&self, order_id: &OrderId) -> sqlx::Result<CarrierMode> {
         let decode = |e: String| sqlx::Error::Decode(e.into());
         let mut tx = self.begin_write().await?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT mode FROM carrier_order_modes WHERE order_id = $1")
-                .bind(order_id)
+                .bind(order_id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(mode) = known {
             tx.commit().await?;
             return CarrierMode::parse(&mode).map_err(decode);
         }
-        let mode = match CarrierMode::of_order_id(order_id) {
+        let mode = match CarrierMode::of_order_id(order_id.as_str()) {
             Some(mode) => mode,
             None => {
                 let drill: Option<String> = sqlx::query_scalar(
@@ -54,7 +55,7 @@ impl Db {
             }
         };
         sqlx::query("INSERT INTO carrier_order_modes (order_id, mode) VALUES ($1, $2)")
-            .bind(order_id)
+            .bind(order_id.as_str())
             .bind(mode.as_str())
             .execute(&mut *tx)
             .await?;
@@ -100,7 +101,7 @@ impl Db {
     /// Records a booked shipment; a second booking for the order returns the first.
     pub async fn book_shipment(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         carrier: &str,
         tracking: &str,
     ) -> sqlx::Result<Shipment> {
@@ -108,7 +109,7 @@ impl Db {
             "INSERT INTO shipments (order_id, carrier, tracking_number, state, created_at)
              VALUES ($1, $2, $3, 'booked', $4) ON CONFLICT (order_id) DO NOTHING",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .bind(carrier)
         .bind(tracking)
         .bind(now_rfc3339())
@@ -119,22 +120,22 @@ impl Db {
             .ok_or(sqlx::Error::RowNotFound)
     }
 
-    pub async fn shipment(&self, order_id: &str) -> sqlx::Result<Option<Shipment>> {
+    pub async fn shipment(&self, order_id: &OrderId) -> sqlx::Result<Option<Shipment>> {
         sqlx::query_as(
             "SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = $1",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await
     }
 
     /// Cancels a booked shipment; idempotent.
-    pub async fn cancel_shipment(&self, order_id: &str) -> sqlx::Result<bool> {
+    pub async fn cancel_shipment(&self, order_id: &OrderId) -> sqlx::Result<bool> {
         Ok(sqlx::query(
             "UPDATE shipments SET state = 'cancelled', cancelled_at = $1 WHERE order_id = $2 AND state = 'booked'",
         )
         .bind(now_rfc3339())
-        .bind(order_id)
+        .bind(order_id.as_str())
         .execute(self.pool())
         .await?
         .rows_affected()

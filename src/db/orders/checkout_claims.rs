@@ -2,6 +2,7 @@
 
 use crate::clock::now_rfc3339;
 use crate::db::Db;
+use crate::domain::OrderId;
 
 impl Db {
     /// Claims the user's one checkout under way for `order_id`: taken when the user has
@@ -10,7 +11,7 @@ impl Db {
     pub async fn claim_checkout(
         &self,
         user_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         stale_before: &str,
     ) -> sqlx::Result<String> {
         sqlx::query(
@@ -23,7 +24,7 @@ impl Db {
                         AND o.status = 'awaiting_payment'))",
         )
         .bind(user_id)
-        .bind(order_id)
+        .bind(order_id.as_str())
         .bind(now_rfc3339())
         .bind(stale_before)
         .execute(self.pool())
@@ -43,10 +44,10 @@ impl Db {
     }
 
     /// Ends the user's checkout claim for `order_id` (a claim of another order stays).
-    pub async fn release_checkout(&self, user_id: &str, order_id: &str) -> sqlx::Result<()> {
+    pub async fn release_checkout(&self, user_id: &str, order_id: &OrderId) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM checkout_claims WHERE user_id = $1 AND order_id = $2")
             .bind(user_id)
-            .bind(order_id)
+            .bind(order_id.as_str())
             .execute(self.pool())
             .await?;
         Ok(())

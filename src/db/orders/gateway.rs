@@ -7,6 +7,7 @@ use super::refunds::{NewRefund, RefundAmount, RefundOutcome};
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::rows::from_row;
+use crate::domain::OrderId;
 use crate::domain::{OrderRecord, PaymentState, RefundKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,9 +67,12 @@ impl Db {
         .await
     }
 
-    pub async fn payment_by_order(&self, order_id: &str) -> sqlx::Result<Option<PaymentRequest>> {
+    pub async fn payment_by_order(
+        &self,
+        order_id: &OrderId,
+    ) -> sqlx::Result<Option<PaymentRequest>> {
         sqlx::query_as(&format!("{} WHERE order_id = $1", Self::PAYMENT_COLUMNS))
-            .bind(order_id)
+            .bind(order_id.as_str())
             .fetch_optional(self.pool())
             .await
     }
@@ -100,11 +104,11 @@ impl Db {
     /// Refunds what is left of the order's captured payment at the gateway (the order
     /// did not ship), once; returns the amount this refund gave back (0 when nothing was
     /// captured or nothing is left).
-    pub async fn refund_payment(&self, order_id: &str, reason: &str) -> sqlx::Result<i64> {
+    pub async fn refund_payment(&self, order_id: &OrderId, reason: &str) -> sqlx::Result<i64> {
         let refund_id = format!("{order_id}:order");
         let new = NewRefund {
             refund_id: &refund_id,
-            order_id,
+            order_id: order_id.as_str(),
             kind: RefundKind::Order,
             amount: RefundAmount::AtMost(i64::MAX),
             reason,

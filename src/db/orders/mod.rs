@@ -34,6 +34,10 @@ mod tests {
         ShippingAddress,
     };
 
+    fn id(text: &str) -> OrderId {
+        OrderId::parse(text).unwrap()
+    }
+
     async fn db() -> (tempfile::TempDir, Db) {
         crate::db::test_db().await
     }
@@ -76,7 +80,7 @@ mod tests {
         let o = order("o-read", "alice", &[(1, 2)]);
         db.reserve_order(&o, "inv_1").await.unwrap();
         db.register_payment(&o, "sign_1").await.unwrap();
-        let d = db.order_detail("o-read").await.unwrap().unwrap();
+        let d = db.order_detail(&id("o-read")).await.unwrap().unwrap();
         assert_eq!(
             (d.status, d.user_id.as_str()),
             (OrderStatus::AwaitingPayment, "alice")
@@ -93,21 +97,31 @@ mod tests {
         );
         assert!(d.compensations.is_empty() && d.shipment.is_none());
 
-        db.record_checkout("o-read", OrderStatus::AwaitingApproval, Some("txn-1"), None)
-            .await
-            .unwrap();
+        db.record_checkout(
+            &id("o-read"),
+            OrderStatus::AwaitingApproval,
+            Some("txn-1"),
+            None,
+        )
+        .await
+        .unwrap();
         let mut steps = steps_for(OrderStatus::ShippingFailed);
         steps[0].at = Some("2026-01-01T00:00:00.000Z".into());
-        db.book_shipment("o-read", "UPS", "1Z1").await.unwrap();
-        db.record_progress("o-read", OrderStatus::ShippingFailed, &steps, Some("lost"))
-            .await
-            .unwrap();
+        db.book_shipment(&id("o-read"), "UPS", "1Z1").await.unwrap();
+        db.record_progress(
+            &id("o-read"),
+            OrderStatus::ShippingFailed,
+            &steps,
+            Some("lost"),
+        )
+        .await
+        .unwrap();
         for name in ["cancel_shipment", "release_inventory", "cancel_shipment"] {
-            db.record_compensation("o-read", name, "2026-01-01T00:00:01.000Z")
+            db.record_compensation(&id("o-read"), name, "2026-01-01T00:00:01.000Z")
                 .await
                 .unwrap();
         }
-        let d = db.order_detail("o-read").await.unwrap().unwrap();
+        let d = db.order_detail(&id("o-read")).await.unwrap().unwrap();
         assert_eq!(d.status, OrderStatus::ShippingFailed);
         assert_eq!(d.transaction_id.as_deref(), Some("txn-1"));
         assert_eq!(d.failure_reason.as_deref(), Some("lost"));
@@ -119,7 +133,7 @@ mod tests {
             ["cancel_shipment", "release_inventory"],
             "in order, once each"
         );
-        assert!(db.order_detail("o-none").await.unwrap().is_none());
+        assert!(db.order_detail(&id("o-none")).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -133,7 +147,7 @@ mod tests {
             ReserveOutcome::OutOfStock { .. }
         ));
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
-        assert!(db.order_summary("o1").await.unwrap().is_none());
+        assert!(db.order_summary(&id("o1")).await.unwrap().is_none());
 
         let ok = order("o2", "alice", &[(1, 2), (7, 1)]);
         assert_eq!(
@@ -152,8 +166,8 @@ mod tests {
             ReserveOutcome::OrderIdTaken
         );
 
-        assert_eq!(db.release_reservation("o2").await.unwrap(), 2);
-        assert_eq!(db.release_reservation("o2").await.unwrap(), 0);
+        assert_eq!(db.release_reservation(&id("o2")).await.unwrap(), 2);
+        assert_eq!(db.release_reservation(&id("o2")).await.unwrap(), 0);
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
     }
 
@@ -164,16 +178,17 @@ mod tests {
         db.reserve_order(&o, "inv_1").await.unwrap();
         db.register_payment(&o, "sign_1").await.unwrap();
         let early = db
-            .claim_decision("o-decide", "approved", "inv_a", None)
+            .claim_decision(&id("o-decide"), "approved", "inv_a", None)
             .await;
         assert!(
             matches!(early.unwrap(), DecisionClaim::Taken { .. }),
             "not waiting yet"
         );
-        db.record_progress("o-decide", OrderStatus::AwaitingApproval, &[], None)
+        db.record_progress(&id("o-decide"), OrderStatus::AwaitingApproval, &[], None)
             .await
             .unwrap();
-        let claim = |what, by| db.claim_decision("o-decide", what, by, Some("root"));
+        let decided = id("o-decide");
+        let claim = |what, by| db.claim_decision(&decided, what, by, Some("root"));
         assert_eq!(
             claim("approved", "inv_a").await.unwrap(),
             DecisionClaim::Won
@@ -191,7 +206,7 @@ mod tests {
             claim("approved", "inv_b").await.unwrap(),
             DecisionClaim::Taken { .. }
         ));
-        db.record_progress("o-decide", OrderStatus::Shipping, &[], None)
+        db.record_progress(&id("o-decide"), OrderStatus::Shipping, &[], None)
             .await
             .unwrap();
         assert_eq!(
@@ -236,7 +251,7 @@ mod tests {
             .flat_map(|i| [i, i])
             .map(|i| {
                 let db = db.clone();
-                tokio::spawn(async move { db.release_reservation(&format!("race-{i}")).await })
+                tokio::spawn(async move { db.release_reservation(&id(&format!("race-{i}"))).await })
             })
             .collect();
         let mut released = 0;
@@ -294,9 +309,9 @@ mod tests {
         db.reserve_order(&order("o3", "alice", &[(1, 3)]), "inv_1")
             .await
             .unwrap();
-        assert_eq!(db.sell_reservation("o3").await.unwrap(), 1);
+        assert_eq!(db.sell_reservation(&id("o3")).await.unwrap(), 1);
         assert_eq!(
-            db.release_reservation("o3").await.unwrap(),
+            db.release_reservation(&id("o3")).await.unwrap(),
             0,
             "a sold reservation is not released"
         );
@@ -309,7 +324,7 @@ mod tests {
         let o = order("o4", "alice", &[(1, 1)]);
         db.register_payment(&o, "sign_1").await.unwrap();
         db.register_payment(&o, "sign_2").await.unwrap();
-        let p = db.payment_by_order("o4").await.unwrap().unwrap();
+        let p = db.payment_by_order(&id("o4")).await.unwrap().unwrap();
         assert_eq!(
             (p.awakeable_id.as_str(), p.state.as_str()),
             ("sign_1", "pending")
@@ -379,16 +394,20 @@ mod tests {
             "the same id is the same refund, made once"
         );
         assert_eq!(
-            db.refund_payment("o-refund", "rejected").await.unwrap(),
+            db.refund_payment(&id("o-refund"), "rejected")
+                .await
+                .unwrap(),
             10,
             "what is left"
         );
         assert_eq!(
-            db.refund_payment("o-refund", "rejected").await.unwrap(),
+            db.refund_payment(&id("o-refund"), "rejected")
+                .await
+                .unwrap(),
             10,
             "again: the same refund"
         );
-        let rows = db.refunds_of_order("o-refund").await.unwrap();
+        let rows = db.refunds_of_order(&id("o-refund")).await.unwrap();
         let sum: i64 = rows.iter().map(|r| r.amount_cents).sum();
         assert_eq!((rows.len(), sum), (4, 100), "{rows:?}");
         let total: Option<i64> = sqlx::query_scalar(
@@ -403,11 +422,11 @@ mod tests {
     #[tokio::test]
     async fn shipments_and_notifications_are_idempotent() {
         let (_d, db) = db().await;
-        let first = db.book_shipment("o5", "FedEx", "T1").await.unwrap();
-        let again = db.book_shipment("o5", "UPS", "T2").await.unwrap();
+        let first = db.book_shipment(&id("o5"), "FedEx", "T1").await.unwrap();
+        let again = db.book_shipment(&id("o5"), "UPS", "T2").await.unwrap();
         assert_eq!(first, again);
-        assert!(db.cancel_shipment("o5").await.unwrap());
-        assert!(!db.cancel_shipment("o5").await.unwrap());
+        assert!(db.cancel_shipment(&id("o5")).await.unwrap());
+        assert!(!db.cancel_shipment(&id("o5")).await.unwrap());
         db.notify("e1", "alice", Some("o5"), "shipped", "Shipped")
             .await
             .unwrap();

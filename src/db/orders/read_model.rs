@@ -7,7 +7,7 @@ use crate::clock::now_rfc3339;
 use crate::db::rows::from_row;
 use crate::db::{Backend, Db};
 use crate::domain::order::steps_for;
-use crate::domain::{BasketLine, Cents, CompensationRun, OrderStatus, Step};
+use crate::domain::{BasketLine, Cents, CompensationRun, OrderId, OrderStatus, Step};
 
 /// Totals for monitoring: orders per status, payment requests per state,
 /// compensations per step, and how many orders ran any (saga runs).
@@ -162,7 +162,7 @@ impl Db {
     /// id or the failure's reason.
     pub async fn record_checkout(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         status: OrderStatus,
         transaction_id: Option<&str>,
         failure_reason: Option<&str>,
@@ -176,7 +176,7 @@ impl Db {
         .bind(transaction_id)
         .bind(failure_reason)
         .bind(now_rfc3339())
-        .bind(order_id)
+        .bind(order_id.as_str())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -185,7 +185,7 @@ impl Db {
     /// The workflow's progress in the read model: status, checklist, failure reason.
     pub async fn record_progress(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         status: OrderStatus,
         steps: &[Step],
         failure_reason: Option<&str>,
@@ -200,7 +200,7 @@ impl Db {
         .bind(steps)
         .bind(failure_reason)
         .bind(now_rfc3339())
-        .bind(order_id)
+        .bind(order_id.as_str())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -212,7 +212,7 @@ impl Db {
     /// again (its step re-run after a crash) wins again.
     pub async fn claim_decision(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         decision: &str,
         by: &str,
         actor: Option<&str>,
@@ -226,7 +226,7 @@ impl Db {
         .bind(decision)
         .bind(now_rfc3339())
         .bind(by)
-        .bind(order_id)
+        .bind(order_id.as_str())
         .bind(actor)
         .execute(self.pool())
         .await?
@@ -237,7 +237,7 @@ impl Db {
         }
         let row: Option<(String, Option<String>)> =
             sqlx::query_as("SELECT status, decision FROM orders WHERE order_id = $1")
-                .bind(order_id)
+                .bind(order_id.as_str())
                 .fetch_optional(self.pool())
                 .await?;
         Ok(match row {
@@ -250,12 +250,12 @@ impl Db {
     }
 
     /// Who withdrew an order before any decision (a cancel while it awaited payment).
-    pub async fn record_actor(&self, order_id: &str, actor: &str) -> sqlx::Result<()> {
+    pub async fn record_actor(&self, order_id: &OrderId, actor: &str) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE orders SET decision_actor = $1 WHERE order_id = $2 AND decision_actor IS NULL",
         )
         .bind(actor)
-        .bind(order_id)
+        .bind(order_id.as_str())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -264,7 +264,7 @@ impl Db {
     /// A compensation that ran; recorded once, however often a retry runs it.
     pub async fn record_compensation(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         name: &str,
         ran_at: &str,
     ) -> sqlx::Result<()> {
@@ -272,7 +272,7 @@ impl Db {
             "INSERT INTO order_compensations (order_id, name, ran_at) VALUES ($1, $2, $3)
              ON CONFLICT (order_id, name) DO NOTHING",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .bind(name)
         .bind(ran_at)
         .execute(self.pool())
@@ -281,12 +281,16 @@ impl Db {
     }
 
     /// Records that `invocation_id` works on the order (once; idempotent).
-    pub async fn record_invocation(&self, order_id: &str, invocation_id: &str) -> sqlx::Result<()> {
+    pub async fn record_invocation(
+        &self,
+        order_id: &OrderId,
+        invocation_id: &str,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO order_invocations (order_id, invocation_id) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .bind(invocation_id)
         .execute(self.pool())
         .await?;
@@ -295,13 +299,13 @@ impl Db {
 
     /// Every invocation known to have worked on the order: its checkout, the decision
     /// that won, and those that recorded themselves (the workflow, its shipping calls).
-    pub async fn order_invocations(&self, order_id: &str) -> sqlx::Result<OrderInvocations> {
+    pub async fn order_invocations(&self, order_id: &OrderId) -> sqlx::Result<OrderInvocations> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT invocation_id, 1 FROM order_invocations WHERE order_id = $1
              UNION SELECT checkout_invocation, 0 FROM orders WHERE order_id = $1 AND checkout_invocation IS NOT NULL
              UNION SELECT decided_by, 0 FROM orders WHERE order_id = $1 AND decided_by IS NOT NULL",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_all(self.pool())
         .await?;
         let recorded = rows.iter().any(|(_, recorded)| *recorded == 1);
@@ -312,7 +316,7 @@ impl Db {
     }
 
     /// One order from the read model, in one query.
-    pub async fn order_detail(&self, order_id: &str) -> sqlx::Result<Option<OrderDetail>> {
+    pub async fn order_detail(&self, order_id: &OrderId) -> sqlx::Result<Option<OrderDetail>> {
         // The compensations as one JSON array: [{"name", "ran_at"}], oldest first.
         let compensations = match self.backend() {
             Backend::Sqlite => {
@@ -338,17 +342,17 @@ impl Db {
              LEFT JOIN shipments s ON s.order_id = o.order_id
              WHERE o.order_id = $1"
         ))
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await?;
         row.map(OrderDetail::try_from).transpose()
     }
 
-    pub async fn order_summary(&self, order_id: &str) -> sqlx::Result<Option<OrderSummary>> {
+    pub async fn order_summary(&self, order_id: &OrderId) -> sqlx::Result<Option<OrderSummary>> {
         sqlx::query_as(
             "SELECT order_id, user_id, status, total_cents, created_at FROM orders WHERE order_id = $1",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await
     }

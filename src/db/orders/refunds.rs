@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::rows::from_row;
+use crate::domain::OrderId;
 use crate::domain::RefundKind;
 
 /// One refund as the order shows it.
@@ -128,11 +129,11 @@ impl Db {
     }
 
     /// The order's refunds, oldest first.
-    pub async fn refunds_of_order(&self, order_id: &str) -> sqlx::Result<Vec<Refund>> {
+    pub async fn refunds_of_order(&self, order_id: &OrderId) -> sqlx::Result<Vec<Refund>> {
         sqlx::query_as(&format!(
             "{REFUND_COLUMNS} WHERE order_id = $1 ORDER BY created_at, refund_id"
         ))
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_all(self.pool())
         .await
     }

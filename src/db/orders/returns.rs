@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{now_rfc3339, parse_rfc3339};
 use crate::db::Db;
 use crate::db::rows::from_row;
+use crate::domain::OrderId;
 use crate::domain::{
     BasketLine, OrderStatus, ProductId, ReturnItem, ReturnLine, ReturnRefusal, ReturnStatus,
     price_return,
@@ -237,11 +238,11 @@ impl Db {
     }
 
     /// The order's returns, oldest first.
-    pub async fn returns_of_order(&self, order_id: &str) -> sqlx::Result<Vec<ReturnRecord>> {
+    pub async fn returns_of_order(&self, order_id: &OrderId) -> sqlx::Result<Vec<ReturnRecord>> {
         let rows: Vec<ReturnRow> = sqlx::query_as(&format!(
             "{RETURN_COLUMNS} WHERE order_id = $1 ORDER BY created_at, return_id"
         ))
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_all(self.pool())
         .await?;
         rows.into_iter().map(ReturnRecord::try_from).collect()

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::domain::{BasketLine, OrderRecord};
+use crate::domain::{BasketLine, OrderId, OrderRecord};
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,13 +52,13 @@ impl Db {
 
     /// Gives reserved stock back. Idempotent: only rows still `reserved` are released,
     /// and claiming them first (`RETURNING`) lets one of two racing releases win.
-    pub async fn release_reservation(&self, order_id: &str) -> sqlx::Result<u64> {
+    pub async fn release_reservation(&self, order_id: &OrderId) -> sqlx::Result<u64> {
         let mut tx = self.begin_write().await?;
         let mut released: Vec<(i64, i64)> = sqlx::query_as(
             "UPDATE stock_reservations SET state = 'released'
              WHERE order_id = $1 AND state = 'reserved' RETURNING product_id, quantity",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_all(&mut *tx)
         .await?;
         released.sort();
@@ -74,11 +74,11 @@ impl Db {
     }
 
     /// Turns the reservation into a sale: the stock stays taken for good.
-    pub async fn sell_reservation(&self, order_id: &str) -> sqlx::Result<u64> {
+    pub async fn sell_reservation(&self, order_id: &OrderId) -> sqlx::Result<u64> {
         Ok(sqlx::query(
             "UPDATE stock_reservations SET state = 'sold' WHERE order_id = $1 AND state = 'reserved'",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .execute(self.pool())
         .await?
         .rows_affected())

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Refund, ReturnRecord};
 use crate::db::Db;
+use crate::domain::OrderId;
 use crate::domain::{RefundKind, ReturnStatus};
 
 /// What happened.
@@ -68,13 +69,13 @@ type PaymentRow = (
 
 impl Db {
     /// The order's events, oldest first; `None` for an unknown order.
-    pub async fn timeline(&self, order_id: &str) -> sqlx::Result<Option<Vec<TimelineEvent>>> {
+    pub async fn timeline(&self, order_id: &OrderId) -> sqlx::Result<Option<Vec<TimelineEvent>>> {
         let order: Option<OrderRow> = sqlx::query_as(
             "SELECT user_id, status, total_cents, created_at, updated_at, decision, decided_at,
                     decision_actor, failure_reason
              FROM orders WHERE order_id = $1",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await?;
         let Some(order) = order else {
@@ -83,13 +84,13 @@ impl Db {
         let payment: Option<PaymentRow> = sqlx::query_as(
             "SELECT state, amount_cents, reason, settled_at FROM payment_requests WHERE order_id = $1",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await?;
         let shipment: Option<(String, String, String)> = sqlx::query_as(
             "SELECT carrier, tracking_number, created_at FROM shipments WHERE order_id = $1",
         )
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await?;
         let mut events = order_events(&order);

@@ -49,7 +49,7 @@ impl UserSession {
         ctx: &ObjectContext<'_>,
         order_id: &OrderId,
     ) -> Result<(), TerminalError> {
-        let (user, id) = (ctx.key().to_owned(), order_id.to_string());
+        let (user, id) = (ctx.key().to_owned(), order_id.clone());
         ctx.run(|| async move { Ok(self.db.release_checkout(&user, &id).await?) })
             .name("release_claim")
             .await
@@ -163,7 +163,7 @@ impl UserSession {
         events: Vec<Event>,
         release_stock: bool,
     ) -> Result<(), HandlerError> {
-        let (id, status) = (order.order_id.to_string(), order.status);
+        let (id, status) = (order.order_id.clone(), order.status);
         let (txn, reason) = (order.transaction_id.clone(), order.failure_reason.clone());
         let user = order.user_id.clone();
         ctx.run(|| async move {

@@ -185,7 +185,7 @@ impl UserSession {
         order: &OrderRecord,
         refund: bool,
     ) -> Result<(), HandlerError> {
-        let (id, user) = (order.order_id.to_string(), order.user_id.clone());
+        let (id, user) = (order.order_id.clone(), order.user_id.clone());
         let why = order
             .failure_reason
             .clone()
@@ -196,7 +196,7 @@ impl UserSession {
                 let amount = self.db.refund_payment(&id, &why).await?;
                 let amount = Cents::new(amount).unwrap_or_default();
                 let message = format!("Order {id}: payment of {amount} refunded");
-                Event::new(&user, &id, "refund_payment", message)
+                Event::new(&user, id.as_str(), "refund_payment", message)
                     .write(&self.db)
                     .await?;
                 undone.push("refund_payment");
