@@ -49,10 +49,12 @@ async function navigate(page, label) {
 }
 
 async function flash(page, text) {
-  await eventually(
-    async () => (await page.textContent('#flash')).includes(text),
-    `"${text}" in the status line`,
-  );
+  let shown = '';
+  try {
+    await eventually(async () => (shown = await page.textContent('#flash')).includes(text), `"${text}" in the status line`);
+  } catch (e) {
+    throw new Error(`${e.message} (it shows "${shown.trim()}")`);
+  }
 }
 
 async function notificationTexts(page) {
@@ -262,6 +264,58 @@ test('an admin rejection shows its reason to the shopper', async () => {
   assertNoProblems();
 });
 
+test('a shopper returns an item, the admin approves and receives it, the refund shows', async () => {
+  const shopper = await signIn('judy');
+  const orderId = await checkout(shopper, 'P004', 2, '31 Park Avenue', null);
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+  const admin = await adminQueue();
+  await admin.getByRole('button', { name: `Approve ${orderId}` }).click();
+  await workflowStatus(shopper, 'delivered');
+
+  await shopper.click('#tab-input');
+  await shopper.locator('#return-form').waitFor();
+  await shopper.fill('#return-P004', '1');
+  await shopper.fill('#return-reason', 'one was enough');
+  await shopper.click('#return-button');
+  await flash(shopper, 'requested; the store decides next');
+  const returnId = (await shopper.textContent('#flash')).match(/Return (\S+) requested/)[1];
+  await waitForNotification(shopper, `Return ${returnId} requested`);
+  await screenshot(shopper, '20-return-requested');
+
+  await navigate(admin, 'Admin');
+  await admin.click('#tab-input');
+  await admin.getByRole('button', { name: `Approve return ${returnId}` }).click();
+  await flash(admin, `Approved return ${returnId}: label`);
+  await admin.getByRole('button', { name: `Received ${returnId}, back on sale` }).click();
+  await flash(admin, `Received return ${returnId} (back on sale); $14.50 refunded.`);
+  await eventually(
+    async () => (await admin.getByRole('button', { name: `Approve return ${returnId}` }).count()) === 0
+      && (await admin.getByRole('button', { name: `Received ${returnId}, back on sale` }).count()) === 0,
+    `${returnId} to leave the returns queue`,
+    2000,
+  );
+  await eventually(
+    async () => {
+      const steps = await admin.textContent('#workflow-meta');
+      return steps.includes(`ReturnWorkflow/${returnId}/Run`) && /refund_return/.test(steps) && /restock/.test(steps);
+    },
+    "the return's durable steps in the admin's workflow pane",
+  );
+  await screenshot(admin, '21-return-received');
+
+  await waitForNotification(shopper, `Return ${returnId} received (back on sale): $14.50 refunded`);
+  await shopper.click('#tab-output');
+  await eventually(
+    async () => {
+      const text = await shopper.textContent('#output-pane');
+      return text.includes(returnId) && text.includes('refunded') && text.includes('one was enough');
+    },
+    'the return and its refund in the order view',
+  );
+  assertNoProblems();
+});
+
 test("the admin's output shows the builds Restate has, this one active", async () => {
   const build = app.cli(['--version']).match(/\(build (\S+)\)/)[1];
   const admin = await adminQueue();
@@ -387,50 +441,5 @@ test('the content security policy keeps injected scripts from running', async ()
   const refused = problems.filter((p) => p.includes('Content Security Policy'));
   assert.equal(refused.length, 1, problems.join('\n'));
   problems.splice(0, problems.length, ...problems.filter((p) => !refused.includes(p)));
-  assertNoProblems();
-});
-
-test('a shopper returns an item, the admin approves and receives it, the refund shows', async () => {
-  const shopper = await signIn('judy');
-  const orderId = await checkout(shopper, 'P004', 2, '31 Park Avenue', null);
-  await shopper.click('#pay-button');
-  await workflowStatus(shopper, 'awaiting_approval');
-  const admin = await adminQueue();
-  await admin.getByRole('button', { name: `Approve ${orderId}` }).click();
-  await workflowStatus(shopper, 'delivered');
-
-  await shopper.click('#tab-input');
-  await shopper.locator('#return-form').waitFor();
-  await shopper.fill('#return-P004', '1');
-  await shopper.fill('#return-reason', 'one was enough');
-  await shopper.click('#return-button');
-  await flash(shopper, 'requested; the store decides next');
-  const returnId = (await shopper.textContent('#flash')).match(/Return (\S+) requested/)[1];
-  await waitForNotification(shopper, `Return ${returnId} requested`);
-  await screenshot(shopper, '20-return-requested');
-
-  await navigate(admin, 'Admin');
-  await admin.click('#tab-input');
-  await admin.getByRole('button', { name: `Approve return ${returnId}` }).click();
-  await flash(admin, `Approved return ${returnId}: label`);
-  await admin.getByRole('button', { name: `Received ${returnId}, back on sale` }).click();
-  await flash(admin, `Received return ${returnId} (back on sale); $14.50 refunded.`);
-  await eventually(
-    async () => (await admin.getByRole('button', { name: `Approve return ${returnId}` }).count()) === 0
-      && (await admin.getByRole('button', { name: `Received ${returnId}, back on sale` }).count()) === 0,
-    `${returnId} to leave the returns queue`,
-    2000,
-  );
-  await screenshot(admin, '21-return-received');
-
-  await waitForNotification(shopper, `Return ${returnId} received (back on sale): $14.50 refunded`);
-  await shopper.click('#tab-output');
-  await eventually(
-    async () => {
-      const text = await shopper.textContent('#output-pane');
-      return text.includes(returnId) && text.includes('refunded') && text.includes('one was enough');
-    },
-    'the return and its refund in the order view',
-  );
   assertNoProblems();
 });
