@@ -12,6 +12,8 @@ CREATE TABLE returns (
     items          TEXT    NOT NULL,
     worth_cents    BIGINT NOT NULL CHECK (worth_cents >= 0),
     reason         TEXT    NOT NULL,
+    -- The customer's Idempotency-Key, if any: the same key, the same return.
+    idempotency_key TEXT,
     created_at     TEXT    NOT NULL,
     updated_at     TEXT    NOT NULL,
     invocation_id  TEXT,
@@ -34,6 +36,7 @@ CREATE TABLE returns (
     refund_cents   BIGINT
 );
 CREATE INDEX returns_by_order ON returns (order_id, created_at);
+CREATE UNIQUE INDEX returns_by_key ON returns (order_id, idempotency_key);
 CREATE INDEX returns_by_status ON returns (status, created_at);
 
 -- Money given back, one row per refund: the order's remainder when it did not ship, a

@@ -99,7 +99,9 @@ async fn make(
     };
     let refund = match app.db.refund(&new).await? {
         RefundOutcome::Made(refund)
-            if refund.amount_cents != amount.get() || refund.kind != RefundKind::Goodwill =>
+            if refund.amount_cents != amount.get()
+                || refund.kind != RefundKind::Goodwill
+                || refund.reason != reason =>
         {
             let why = "this Idempotency-Key was used for another refund";
             return Err(AppError::conflict("idempotency_key_reused", why));

@@ -12,7 +12,6 @@ use super::orders::{self, parse_order_id};
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
 use crate::db::orders::{NewReturn, OpenOutcome, ReturnRecord};
-use crate::domain::ids::stable_hash;
 use crate::domain::{Reason, ReturnId, ReturnItem, ReturnRefusal, ReturnStatus};
 use crate::durable::ingress;
 use crate::durable::returns::{ReceiveParcel, RejectReturn};
@@ -20,16 +19,10 @@ use crate::durable::returns::{ReceiveParcel, RejectReturn};
 /// How long an admin's action waits for the workflow to take its step.
 const STEP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A return's id: from the client's idempotency key (the same key, the same return),
-/// else a new one.
-fn new_return_id(user: &str, order_id: &str, key: Option<&str>) -> ReturnId {
-    let suffix = match key {
-        Some(key) => format!(
-            "{:016x}",
-            stable_hash(format!("{user}\0{order_id}\0{key}").as_bytes())
-        ),
-        None => uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
-    };
+/// A new return's id: random, so nobody can guess one to start its workflow first
+/// (a client's idempotency key finds its return by the key).
+fn new_return_id() -> ReturnId {
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..16];
     ReturnId::parse(&format!("return-{suffix}")).expect("a valid return id")
 }
 
@@ -45,13 +38,14 @@ pub async fn request(
 ) -> AppResult<ReturnRecord> {
     let order_id = parse_order_id(id)?;
     let reason = Reason::parse(reason).map_err(|e| AppError::invalid("invalid_reason", e))?;
-    let return_id = new_return_id(&user.username, order_id.as_str(), key);
+    let return_id = new_return_id();
     let new = NewReturn {
         return_id: return_id.as_str(),
         order_id: order_id.as_str(),
         user_id: &user.username,
         items,
         reason: reason.as_str(),
+        key,
         window: app.return_window,
     };
     let record = match app.db.open_return(&new).await? {
@@ -74,8 +68,8 @@ pub async fn request(
         OpenOutcome::Refused(refusal) => {
             return Err(AppError::invalid("invalid_items", refusal.to_string()));
         }
-        OpenOutcome::IdTaken => {
-            let why = "this Idempotency-Key was used for another order's return";
+        OpenOutcome::KeyReused => {
+            let why = "this Idempotency-Key was used for another return of this order";
             return Err(AppError::conflict("idempotency_key_reused", why));
         }
     };
@@ -117,16 +111,12 @@ fn not_in(record: &ReturnRecord, code: &'static str, wanted: ReturnStatus) -> Ap
 #[tracing::instrument(skip_all, fields(user = user.username, r#return = id))]
 pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<ReturnRecord> {
     let record = known(app, user, id).await?;
-    if record.status != ReturnStatus::Requested {
-        return Err(not_in(&record, "not_requested", ReturnStatus::Requested));
+    if deciding(&record, "approved")? {
+        start(app, &record.return_id).await?;
+        let workflow = app.restate.return_workflow(&record.return_id);
+        let request = ingress::acting(workflow.approve(), &user.username);
+        ingress::body(request.call().await)?;
     }
-    start(app, &record.return_id).await?;
-    let workflow = app.restate.return_workflow(&record.return_id);
-    ingress::body(
-        ingress::acting(workflow.approve(), &user.username)
-            .call()
-            .await,
-    )?;
     settled(app, &record, ReturnStatus::Requested).await
 }
 
@@ -135,32 +125,47 @@ pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<ReturnRecord
 pub async fn reject(app: &App, user: &User, id: &str, reason: &str) -> AppResult<ReturnRecord> {
     let record = known(app, user, id).await?;
     let reason = Reason::parse(reason).map_err(|e| AppError::invalid("invalid_reason", e))?;
-    if record.status != ReturnStatus::Requested {
-        return Err(not_in(&record, "not_requested", ReturnStatus::Requested));
+    if deciding(&record, "rejected")? {
+        start(app, &record.return_id).await?;
+        let workflow = app.restate.return_workflow(&record.return_id);
+        let request = workflow.reject(Json(RejectReturn { reason }));
+        ingress::body(ingress::acting(request, &user.username).call().await)?;
     }
-    start(app, &record.return_id).await?;
-    let workflow = app.restate.return_workflow(&record.return_id);
-    let request = workflow.reject(Json(RejectReturn { reason }));
-    ingress::body(ingress::acting(request, &user.username).call().await)?;
     settled(app, &record, ReturnStatus::Requested).await
 }
 
+/// Whether the decision `what` is still to be asked for: `false` when it was claimed
+/// already (an earlier request whose answer was lost; the workflow is carrying it out);
+/// 409 `not_requested` when the return is decided otherwise or past its decision.
+fn deciding(record: &ReturnRecord, what: &str) -> AppResult<bool> {
+    match (record.status, record.decision.as_deref()) {
+        (ReturnStatus::Requested, None) => Ok(true),
+        (ReturnStatus::Requested, Some(taken)) if taken == what => Ok(false),
+        (ReturnStatus::Requested, Some(taken)) => {
+            let why = format!("return {} is being {taken}", record.return_id);
+            Err(AppError::conflict("not_requested", why))
+        }
+        _ => Err(not_in(record, "not_requested", ReturnStatus::Requested)),
+    }
+}
+
 /// The admin receives the return's parcel: its lines are refunded, and the goods put
-/// back on sale when `restock`.
+/// back on sale when `restock`. Received already (an earlier request whose answer was
+/// lost), the same receipt is answered once its refund is done.
 #[tracing::instrument(skip_all, fields(user = user.username, r#return = id))]
 pub async fn receive(app: &App, user: &User, id: &str, restock: bool) -> AppResult<ReturnRecord> {
     let record = known(app, user, id).await?;
-    if record.status != ReturnStatus::AwaitingParcel {
-        return Err(not_in(
-            &record,
-            "not_awaiting_parcel",
-            ReturnStatus::AwaitingParcel,
-        ));
+    let wanted = ReturnStatus::AwaitingParcel;
+    let claimed = record.received_at.is_some();
+    if record.status != wanted || (claimed && record.restock != Some(restock)) {
+        return Err(not_in(&record, "not_awaiting_parcel", wanted));
     }
-    let workflow = app.restate.return_workflow(&record.return_id);
-    let request = workflow.receive(Json(ReceiveParcel { restock }));
-    ingress::body(ingress::acting(request, &user.username).call().await)?;
-    settled(app, &record, ReturnStatus::AwaitingParcel).await
+    if !claimed {
+        let workflow = app.restate.return_workflow(&record.return_id);
+        let request = workflow.receive(Json(ReceiveParcel { restock }));
+        ingress::body(ingress::acting(request, &user.username).call().await)?;
+    }
+    settled(app, &record, wanted).await
 }
 
 /// The return once its workflow has moved it on from `from` (the answer of an admin's

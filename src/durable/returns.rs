@@ -218,6 +218,10 @@ impl ReturnWorkflow {
             ReturnClaim::Unknown => {
                 Err(refusal(404, "unknown_return", "no return is known under this id").into())
             }
+            ReturnClaim::Taken(ReturnStatus::Requested) if wanted == "not_requested" => {
+                let why = "the return's decision was taken by another request";
+                Err(refusal(409, wanted, why).into())
+            }
             ReturnClaim::Taken(status) => {
                 Err(refusal(409, wanted, format!("the return is {status}")).into())
             }

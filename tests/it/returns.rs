@@ -302,6 +302,9 @@ async fn every_refusal_is_clear_and_changes_nothing() {
     );
     assert_eq!(first.1["return_id"], again.1["return_id"]);
     assert_eq!(app.db_count(count, id).await, 1);
+    let other = json!([{"product_id": p1, "quantity": 2}]);
+    let reused = ask(&api, user, id, other, Some("k-1")).await;
+    assert_error(&reused, 409, "idempotency_key_reused");
     let rid = first.1["return_id"].as_str().unwrap().to_owned();
 
     let customer = api

@@ -50,6 +50,10 @@ pub struct ReturnRecord {
     pub restock: Option<bool>,
     /// What was refunded: 0 until the parcel is received.
     pub refund_cents: i64,
+    /// The decision claimed (`approved` or `rejected`), which the workflow may still be
+    /// carrying out.
+    #[serde(skip)]
+    pub decision: Option<String>,
     #[serde(skip)]
     pub decided_at: Option<String>,
     #[serde(skip)]
@@ -77,6 +81,7 @@ struct ReturnRow {
     received_at: Option<String>,
     restock: Option<i64>,
     refund_cents: Option<i64>,
+    decision: Option<String>,
     decided_at: Option<String>,
     decision_actor: Option<String>,
     receipt_actor: Option<String>,
@@ -99,6 +104,7 @@ from_row!(ReturnRow {
     received_at,
     restock,
     refund_cents,
+    decision,
     decided_at,
     decision_actor,
     receipt_actor,
@@ -107,7 +113,7 @@ from_row!(ReturnRow {
 
 const RETURN_COLUMNS: &str = "SELECT return_id, order_id, user_id, status, items, worth_cents,
     reason, created_at, updated_at, label_carrier, label_tracking, parcel_due, reject_reason,
-    received_at, restock, refund_cents, decided_at, decision_actor, receipt_actor,
+    received_at, restock, refund_cents, decision, decided_at, decision_actor, receipt_actor,
     invocation_id FROM returns";
 
 impl TryFrom<ReturnRow> for ReturnRecord {
@@ -137,6 +143,7 @@ impl TryFrom<ReturnRow> for ReturnRecord {
             reject_reason: r.reject_reason,
             received_at: r.received_at,
             refund_cents: r.refund_cents.unwrap_or(0),
+            decision: r.decision,
             decided_at: r.decided_at,
             decision_actor: r.decision_actor,
             receipt_actor: r.receipt_actor,
@@ -153,6 +160,8 @@ pub struct NewReturn<'a> {
     pub user_id: &'a str,
     pub items: &'a [ReturnItem],
     pub reason: &'a str,
+    /// The client's idempotency key: a return asked for with it before is that return.
+    pub key: Option<&'a str>,
     /// How long after delivery a return may be asked for.
     pub window: Duration,
 }
@@ -170,8 +179,9 @@ pub enum OpenOutcome {
         delivered_at: String,
     },
     Refused(ReturnRefusal),
-    /// The return id is used by another order.
-    IdTaken,
+    /// The idempotency key was used for another return of the order (other items or
+    /// reason), or the return id by another order.
+    KeyReused,
 }
 
 /// How a claim on a return (its decision, its parcel's receipt) fared.
@@ -190,20 +200,21 @@ impl Db {
     /// in one write transaction.
     pub async fn open_return(&self, new: &NewReturn<'_>) -> sqlx::Result<OpenOutcome> {
         let mut tx = self.begin_write().await?;
-        let existing: Option<ReturnRow> =
-            sqlx::query_as(&format!("{RETURN_COLUMNS} WHERE return_id = $1"))
-                .bind(new.return_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing: Option<ReturnRow> = sqlx::query_as(&format!(
+            "{RETURN_COLUMNS} WHERE return_id = $1 OR (order_id = $2 AND idempotency_key = $3)"
+        ))
+        .bind(new.return_id)
+        .bind(new.order_id)
+        .bind(new.key)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(row) = existing {
             let record = ReturnRecord::try_from(row)?;
-            return Ok(
-                if record.order_id == new.order_id && record.user_id == new.user_id {
-                    OpenOutcome::Opened(Box::new(record))
-                } else {
-                    OpenOutcome::IdTaken
-                },
-            );
+            return Ok(if same_request(&record, new) {
+                OpenOutcome::Opened(Box::new(record))
+            } else {
+                OpenOutcome::KeyReused
+            });
         }
         let order: Option<OrderFacts> = sqlx::query_as(
             "SELECT user_id, status, items, updated_at FROM orders WHERE order_id = $1",
@@ -459,6 +470,26 @@ impl Db {
     }
 }
 
+/// Whether a return recorded earlier is the one `new` asks for again.
+fn same_request(record: &ReturnRecord, new: &NewReturn<'_>) -> bool {
+    let mut asked: Vec<_> = new
+        .items
+        .iter()
+        .map(|i| (i.product_id, i.quantity))
+        .collect();
+    let mut kept: Vec<_> = record
+        .items
+        .iter()
+        .map(|l| (l.product_id, l.quantity))
+        .collect();
+    asked.sort();
+    kept.sort();
+    record.order_id == new.order_id
+        && record.user_id == new.user_id
+        && record.reason == new.reason
+        && asked == kept
+}
+
 /// The order's delivered lines, if the customer may return some now.
 fn returnable(
     order: Option<OrderFacts>,
@@ -492,8 +523,8 @@ async fn insert_return(
     let items = serde_json::to_string(lines).map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO returns (return_id, order_id, user_id, status, items, worth_cents,
-                              reason, created_at, updated_at)
-         VALUES ($1, $2, $3, 'requested', $4, $5, $6, $7, $7)",
+                              reason, idempotency_key, created_at, updated_at)
+         VALUES ($1, $2, $3, 'requested', $4, $5, $6, $7, $8, $8)",
     )
     .bind(new.return_id)
     .bind(new.order_id)
@@ -501,6 +532,7 @@ async fn insert_return(
     .bind(items)
     .bind(worth_cents)
     .bind(new.reason)
+    .bind(new.key)
     .bind(now_rfc3339())
     .execute(conn)
     .await?;
