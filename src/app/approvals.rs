@@ -16,18 +16,18 @@ use restate_sdk::serde::Json;
 const PAYMENT_RECORD_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The admin approves an order that waits for approval.
-#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = id))]
 pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<OrderId> {
     require_admin(user)?;
     let order_id = decidable(app, id).await?;
     let workflow = app.restate.workflow(order_id.as_str());
-    let request = ingress::acting(workflow.approve(), &user.username);
+    let request = ingress::acting(workflow.approve(), user.username.as_str());
     ingress::body(request.call().await)?;
     Ok(order_id)
 }
 
 /// The admin rejects an order that waits for approval, optionally saying why.
-#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = id))]
 pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
     require_admin(user)?;
     let reason = match reason.map(str::trim) {
@@ -39,7 +39,7 @@ pub async fn reject(app: &App, user: &User, id: &str, reason: Option<&str>) -> A
     let order_id = decidable(app, id).await?;
     let request = RejectRequest { reason };
     let workflow = app.restate.workflow(order_id.as_str());
-    let request = ingress::acting(workflow.reject(Json(request)), &user.username);
+    let request = ingress::acting(workflow.reject(Json(request)), user.username.as_str());
     ingress::body(request.call().await)?;
     Ok(order_id)
 }

@@ -151,7 +151,9 @@ impl Caches {
                 };
             }
             if users.version == version {
-                users.by_name.insert(user.username.clone(), user.clone());
+                users
+                    .by_name
+                    .insert(user.username.to_string(), user.clone());
             }
         }
         Ok(user)

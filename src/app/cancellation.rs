@@ -24,13 +24,13 @@ const CANCEL_DEADLINE: Duration = Duration::from_secs(10);
 /// workflow's decision is `Cancel` (against an approval at the same moment, one wins)
 /// and its saga refunds and releases. Later → 409 `too_late`; an order already cancelled
 /// stays so (200).
-#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = id))]
 pub async fn cancel(app: &App, user: &User, id: &str, reason: Option<&str>) -> AppResult<OrderId> {
     let summary = orders::visible(app, user, id).await?;
     let order_id = parse_order_id(&summary.order_id)?;
     let reason = reason_for(&summary, user, reason)?;
     let asked = AtomicBool::new(false);
-    let (actor, asked_ref) = (&user.username, &asked);
+    let (actor, asked_ref) = (user.username.as_str(), &asked);
     let cancelled = app
         .feed
         .wait_for(order_id.as_str(), CANCEL_DEADLINE, || async {

@@ -68,14 +68,14 @@ async fn ensure_unlocked(app: &App, user: &User) -> AppResult<()> {
 
 /// The user's cart.
 pub async fn cart(app: &App, user: &User) -> AppResult<CartView> {
-    let session = app.restate.user_session(&user.username);
+    let session = app.restate.user_session(user.username.as_str());
     let basket = ingress::body(session.get_basket().call().await)?;
-    Ok(CartView::new(&user.username, basket.into_inner()))
+    Ok(CartView::new(user.username.as_str(), basket.into_inner()))
 }
 
 /// Adds `quantity` of a product to the user's cart; tries with the same idempotency
 /// key add it once.
-#[tracing::instrument(skip_all, fields(user = user.username))]
+#[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn add_item(
     app: &App,
     user: &User,
@@ -89,17 +89,17 @@ pub async fn add_item(
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
         quantity,
     };
-    let session = app.restate.user_session(&user.username);
+    let session = app.restate.user_session(user.username.as_str());
     let basket = ingress::body(
         ingress::keyed(session.add_item(Json(input)), key)
             .call()
             .await,
     )?;
-    Ok(CartView::new(&user.username, basket.into_inner()))
+    Ok(CartView::new(user.username.as_str(), basket.into_inner()))
 }
 
 /// Removes a product from the user's cart; tries with the same idempotency key are one.
-#[tracing::instrument(skip_all, fields(user = user.username))]
+#[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn remove_item(
     app: &App,
     user: &User,
@@ -111,11 +111,11 @@ pub async fn remove_item(
     let input = RemoveItem {
         product_id: ProductId::new(product.id).expect("catalog ids are positive"),
     };
-    let session = app.restate.user_session(&user.username);
+    let session = app.restate.user_session(user.username.as_str());
     let basket = ingress::body(
         ingress::keyed(session.remove_item(Json(input)), key)
             .call()
             .await,
     )?;
-    Ok(CartView::new(&user.username, basket.into_inner()))
+    Ok(CartView::new(user.username.as_str(), basket.into_inner()))
 }

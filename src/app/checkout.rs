@@ -45,7 +45,7 @@ pub fn new_order_id(user: &str, key: Option<&str>) -> OrderId {
 /// Starts the checkout of the user's cart as `order_id` and waits until the order
 /// reaches the payment gateway (or is refused). A known order id answers with that
 /// order and starts nothing.
-#[tracing::instrument(skip_all, fields(user = user.username, order = %order_id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = %order_id))]
 pub async fn place_order(
     app: &App,
     user: &User,
@@ -83,7 +83,7 @@ pub async fn place_order(
     // and a client's Idempotency-Key has already chosen the order id.
     let sent = app
         .restate
-        .user_session(&user.username)
+        .user_session(user.username.as_str())
         .checkout(Json(request))
         .send()
         .await;

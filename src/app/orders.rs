@@ -116,7 +116,7 @@ pub(crate) fn unknown(order_id: &OrderId) -> AppError {
 }
 
 fn may_see(user: &User, owner: &str) -> bool {
-    owner == user.username || user.is_admin()
+    user.username == owner || user.is_admin()
 }
 
 /// The list entry of an order the caller may see: their own, or any for an admin.

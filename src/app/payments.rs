@@ -303,7 +303,7 @@ pub async fn waiting(app: &App, user: &User) -> AppResult<Option<PaymentRequest>
 /// The customer pays (or, with a reason, declines) at the simulated gateway, which
 /// posts its signed callback to our own route over HTTP. Only the order's owner pays.
 /// Returns what happened, in words.
-#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = id))]
 pub async fn pay_at_gateway(
     app: &App,
     user: &User,

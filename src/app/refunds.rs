@@ -11,7 +11,7 @@ use crate::domain::{Cents, OrderId, PaymentState, Reason, RefundKind};
 use crate::durable::notify::Event;
 
 /// The admin refunds `amount_cents` of order `id` for `reason`.
-#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = id))]
 pub async fn goodwill(
     app: &App,
     user: &User,
@@ -41,8 +41,23 @@ pub async fn goodwill(
         let why = format!("order {order_id} was never paid; there is nothing to refund");
         return Err(AppError::conflict("not_paid", why));
     }
-    let refund = make(app, &order_id, amount, reason.as_str(), key, &user.username).await?;
-    tell(app, &order.user_id, &order_id, &refund, &user.username).await?;
+    let refund = make(
+        app,
+        &order_id,
+        amount,
+        reason.as_str(),
+        key,
+        user.username.as_str(),
+    )
+    .await?;
+    tell(
+        app,
+        &order.user_id,
+        &order_id,
+        &refund,
+        user.username.as_str(),
+    )
+    .await?;
     Ok(refund)
 }
 

@@ -27,7 +27,7 @@ fn new_return_id() -> ReturnId {
 }
 
 /// The customer asks to send back `items` of their delivered order `id`.
-#[tracing::instrument(skip_all, fields(user = user.username, order = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, order = id))]
 pub async fn request(
     app: &App,
     user: &User,
@@ -42,7 +42,7 @@ pub async fn request(
     let new = NewReturn {
         return_id: return_id.as_str(),
         order_id: order_id.as_str(),
-        user_id: &user.username,
+        user_id: user.username.as_str(),
         items,
         reason: reason.as_str(),
         key,
@@ -108,20 +108,20 @@ fn not_in(record: &ReturnRecord, code: &'static str, wanted: ReturnStatus) -> Ap
 }
 
 /// The admin approves a requested return: its label is issued and the parcel awaited.
-#[tracing::instrument(skip_all, fields(user = user.username, r#return = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, r#return = id))]
 pub async fn approve(app: &App, user: &User, id: &str) -> AppResult<ReturnRecord> {
     let record = known(app, user, id).await?;
     if deciding(&record, "approved")? {
         start(app, &record.return_id).await?;
         let workflow = app.restate.return_workflow(&record.return_id);
-        let request = ingress::acting(workflow.approve(), &user.username);
+        let request = ingress::acting(workflow.approve(), user.username.as_str());
         ingress::body(request.call().await)?;
     }
     settled(app, &record, ReturnStatus::Requested).await
 }
 
 /// The admin rejects a requested return, saying why.
-#[tracing::instrument(skip_all, fields(user = user.username, r#return = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, r#return = id))]
 pub async fn reject(app: &App, user: &User, id: &str, reason: &str) -> AppResult<ReturnRecord> {
     let record = known(app, user, id).await?;
     let reason = Reason::parse(reason).map_err(|e| AppError::invalid("invalid_reason", e))?;
@@ -129,7 +129,11 @@ pub async fn reject(app: &App, user: &User, id: &str, reason: &str) -> AppResult
         start(app, &record.return_id).await?;
         let workflow = app.restate.return_workflow(&record.return_id);
         let request = workflow.reject(Json(RejectReturn { reason }));
-        ingress::body(ingress::acting(request, &user.username).call().await)?;
+        ingress::body(
+            ingress::acting(request, user.username.as_str())
+                .call()
+                .await,
+        )?;
     }
     settled(app, &record, ReturnStatus::Requested).await
 }
@@ -152,7 +156,7 @@ fn deciding(record: &ReturnRecord, what: &str) -> AppResult<bool> {
 /// The admin receives the return's parcel: its lines are refunded, and the goods put
 /// back on sale when `restock`. Received already (an earlier request whose answer was
 /// lost), the same receipt is answered once its refund is done.
-#[tracing::instrument(skip_all, fields(user = user.username, r#return = id))]
+#[tracing::instrument(skip_all, fields(user = %user.username, r#return = id))]
 pub async fn receive(app: &App, user: &User, id: &str, restock: bool) -> AppResult<ReturnRecord> {
     let record = known(app, user, id).await?;
     let wanted = ReturnStatus::AwaitingParcel;
@@ -163,7 +167,11 @@ pub async fn receive(app: &App, user: &User, id: &str, restock: bool) -> AppResu
     if !claimed {
         let workflow = app.restate.return_workflow(&record.return_id);
         let request = workflow.receive(Json(ReceiveParcel { restock }));
-        ingress::body(ingress::acting(request, &user.username).call().await)?;
+        ingress::body(
+            ingress::acting(request, user.username.as_str())
+                .call()
+                .await,
+        )?;
     }
     settled(app, &record, wanted).await
 }

@@ -152,7 +152,8 @@ pub struct CacheVersions {
 /// A user: what the user picker shows, and the password hash that never leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
-    pub username: String,
+    #[schema(value_type = String)]
+    pub username: Username,
     pub name: String,
     pub role: String,
     #[serde(skip)]
@@ -183,14 +184,16 @@ from_row!(UserRow {
     password_hash
 });
 
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> User {
-        User {
-            username: r.username,
+impl TryFrom<UserRow> for User {
+    type Error = sqlx::Error;
+
+    fn try_from(r: UserRow) -> sqlx::Result<User> {
+        Ok(User {
+            username: Username::parse(&r.username).map_err(|e| sqlx::Error::Decode(e.into()))?,
             name: r.name,
             role: r.role,
             password_hash: r.password_hash.map(PasswordHash::from_stored),
-        }
+        })
     }
 }
 
@@ -401,7 +404,7 @@ impl Db {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(User::from).collect())
+        rows.into_iter().map(User::try_from).collect()
     }
 
     /// The store's staff: every user with the admin role.
@@ -418,7 +421,7 @@ impl Db {
         .bind(username.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(User::from))
+        row.map(User::try_from).transpose()
     }
 
     /// Adds a user; `false` when the name is taken.

@@ -104,7 +104,7 @@ pub struct CurrentUser {
 
 impl CurrentUser {
     pub fn username(&self) -> &str {
-        &self.user.username
+        self.user.username.as_str()
     }
 }
 

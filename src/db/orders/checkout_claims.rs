@@ -3,6 +3,7 @@
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::domain::OrderId;
+use crate::domain::Username;
 
 impl Db {
     /// Claims the user's one checkout under way for `order_id`: taken when the user has
@@ -10,7 +11,7 @@ impl Db {
     /// and never reached the payment gateway. Returns the order that holds the claim.
     pub async fn claim_checkout(
         &self,
-        user_id: &str,
+        user_id: &Username,
         order_id: &OrderId,
         stale_before: &str,
     ) -> sqlx::Result<String> {
@@ -23,30 +24,34 @@ impl Db {
                         SELECT 1 FROM orders o WHERE o.order_id = checkout_claims.order_id
                         AND o.status = 'awaiting_payment'))",
         )
-        .bind(user_id)
+        .bind(user_id.as_str())
         .bind(order_id.as_str())
         .bind(now_rfc3339())
         .bind(stale_before)
         .execute(self.pool())
         .await?;
         sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = $1")
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_one(self.pool())
             .await
     }
 
     /// The order the user's checkout claim names, if any.
-    pub async fn checkout_claim(&self, user_id: &str) -> sqlx::Result<Option<String>> {
+    pub async fn checkout_claim(&self, user_id: &Username) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = $1")
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_optional(self.pool())
             .await
     }
 
     /// Ends the user's checkout claim for `order_id` (a claim of another order stays).
-    pub async fn release_checkout(&self, user_id: &str, order_id: &OrderId) -> sqlx::Result<()> {
+    pub async fn release_checkout(
+        &self,
+        user_id: &Username,
+        order_id: &OrderId,
+    ) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM checkout_claims WHERE user_id = $1 AND order_id = $2")
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(order_id.as_str())
             .execute(self.pool())
             .await?;
@@ -54,11 +59,11 @@ impl Db {
     }
 
     /// The user's order that is waiting for payment, if any: their cart is locked.
-    pub async fn pending_checkout(&self, user_id: &str) -> sqlx::Result<Option<String>> {
+    pub async fn pending_checkout(&self, user_id: &Username) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar(
             "SELECT order_id FROM orders WHERE user_id = $1 AND status = 'awaiting_payment' LIMIT 1",
         )
-        .bind(user_id)
+        .bind(user_id.as_str())
         .fetch_optional(self.pool())
         .await
     }

@@ -7,7 +7,7 @@ use crate::clock::now_rfc3339;
 use crate::db::rows::from_row;
 use crate::db::{Backend, Db};
 use crate::domain::order::steps_for;
-use crate::domain::{BasketLine, Cents, CompensationRun, OrderId, OrderStatus, Step};
+use crate::domain::{BasketLine, Cents, CompensationRun, OrderId, OrderStatus, Step, Username};
 
 /// Totals for monitoring: orders per status, payment requests per state,
 /// compensations per step, and how many orders ran any (saga runs).
@@ -357,12 +357,12 @@ impl Db {
         .await
     }
 
-    pub async fn orders_of_user(&self, user_id: &str) -> sqlx::Result<Vec<OrderSummary>> {
+    pub async fn orders_of_user(&self, user_id: &Username) -> sqlx::Result<Vec<OrderSummary>> {
         sqlx::query_as(
             "SELECT order_id, user_id, status, total_cents, created_at FROM orders
              WHERE user_id = $1 ORDER BY created_at DESC, order_id",
         )
-        .bind(user_id)
+        .bind(user_id.as_str())
         .fetch_all(self.pool())
         .await
     }

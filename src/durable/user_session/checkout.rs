@@ -7,7 +7,7 @@ use restate_sdk::prelude::*;
 use super::{ORDERS, UserSession, checkout_key};
 use crate::clock::now_rfc3339;
 use crate::db::orders::ReserveOutcome;
-use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress};
+use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Username};
 use crate::durable::errors::refusal;
 use crate::durable::notify::Event;
 use crate::faults;
@@ -20,7 +20,7 @@ impl UserSession {
         ctx: &ObjectContext<'_>,
         order_id: &OrderId,
     ) -> Result<(), HandlerError> {
-        let user = ctx.key().to_owned();
+        let user = owner(ctx)?;
         let claim = ctx
             .run(|| async move { Ok(Json(self.db.checkout_claim(&user).await?)) })
             .name("check_claim")
@@ -49,7 +49,7 @@ impl UserSession {
         ctx: &ObjectContext<'_>,
         order_id: &OrderId,
     ) -> Result<(), TerminalError> {
-        let (user, id) = (ctx.key().to_owned(), order_id.clone());
+        let (user, id) = (owner(ctx)?, order_id.clone());
         ctx.run(|| async move { Ok(self.db.release_checkout(&user, &id).await?) })
             .name("release_claim")
             .await
@@ -165,7 +165,7 @@ impl UserSession {
     ) -> Result<(), HandlerError> {
         let (id, status) = (order.order_id.clone(), order.status);
         let (txn, reason) = (order.transaction_id.clone(), order.failure_reason.clone());
-        let user = order.user_id.clone();
+        let user = Username::parse(&order.user_id).map_err(TerminalError::new)?;
         ctx.run(|| async move {
             if release_stock {
                 self.db.release_reservation(&id).await?;
@@ -183,4 +183,9 @@ impl UserSession {
         .await?;
         Ok(())
     }
+}
+
+/// The user a `UserSession` is keyed by.
+fn owner(ctx: &ObjectContext<'_>) -> Result<Username, TerminalError> {
+    Username::parse(ctx.key()).map_err(|e| TerminalError::new_with_code(400, e))
 }

@@ -297,7 +297,7 @@ mod tests {
         let nav = Nav {
             demo: true,
             users: vec![crate::db::User {
-                username: "mallory".into(),
+                username: crate::domain::Username::parse("mallory").unwrap(),
                 name: evil.into(),
                 role: "customer".into(),
                 password_hash: None,
