@@ -210,6 +210,41 @@ impl ReturnWorkflow {
         Ok(Json(ReturnStatus::Refunded))
     }
 
+    /// Claims the return's one decision (as the invocation that asks, so the same on a
+    /// step run again) and resolves the promise the workflow waits on.
+    async fn decide(
+        &self,
+        ctx: &SharedWorkflowContext<'_>,
+        decision: ReturnDecision,
+    ) -> Result<(), HandlerError> {
+        let (what, why) = match &decision {
+            ReturnDecision::Approve => ("approved", None),
+            ReturnDecision::Reject { reason } => ("rejected", Some(reason.clone())),
+        };
+        let (rid, by, actor) = (
+            ctx.key().to_owned(),
+            ctx.invocation_id().to_owned(),
+            actor(ctx),
+        );
+        let claim = ctx
+            .run(|| async move {
+                let actor = actor.as_ref().map(|u| u.as_str());
+                let db = &self.db;
+                let claim = db
+                    .claim_return_decision(&rid, what, &by, actor, why.as_deref())
+                    .await?;
+                db.record_return_invocation(&rid, &by, false).await?;
+                faults::point("claim_return_decision").await;
+                Ok(Json(claim))
+            })
+            .name(format!("claim_{what}"))
+            .await?
+            .into_inner();
+        Self::claimed(claim, "not_requested").await?;
+        ctx.resolve_promise(DECISION, Json(decision));
+        Ok(())
+    }
+
     /// Claims a decision or the receipt through `claim`, as the invocation that asked
     /// (the same on a step run again); refuses it with the return's status otherwise.
     async fn claimed(claim: ReturnClaim, wanted: &str) -> Result<(), HandlerError> {
@@ -302,28 +337,7 @@ impl ReturnWorkflow {
     /// The store approves the return: a label is issued and the parcel awaited.
     #[handler(name = "Approve")]
     async fn approve(&self, ctx: SharedWorkflowContext<'_>) -> Result<(), HandlerError> {
-        let (rid, by, actor) = (
-            ctx.key().to_owned(),
-            ctx.invocation_id().to_owned(),
-            actor(&ctx),
-        );
-        let claim = ctx
-            .run(|| async move {
-                let actor = actor.as_ref().map(|u| u.as_str());
-                let claim = self
-                    .db
-                    .claim_return_decision(&rid, "approved", &by, actor, None)
-                    .await?;
-                self.db.record_return_invocation(&rid, &by, false).await?;
-                faults::point("claim_return_decision").await;
-                Ok(Json(claim))
-            })
-            .name("claim_approved")
-            .await?
-            .into_inner();
-        Self::claimed(claim, "not_requested").await?;
-        ctx.resolve_promise(DECISION, Json(ReturnDecision::Approve));
-        Ok(())
+        self.decide(&ctx, ReturnDecision::Approve).await
     }
 
     /// The store rejects the return, saying why.
@@ -333,30 +347,8 @@ impl ReturnWorkflow {
         ctx: SharedWorkflowContext<'_>,
         req: Json<RejectReturn>,
     ) -> Result<(), HandlerError> {
-        let reason: String = req.into_inner().reason.into();
-        let (rid, by, actor) = (
-            ctx.key().to_owned(),
-            ctx.invocation_id().to_owned(),
-            actor(&ctx),
-        );
-        let why = reason.clone();
-        let claim = ctx
-            .run(|| async move {
-                let actor = actor.as_ref().map(|u| u.as_str());
-                let claim = self
-                    .db
-                    .claim_return_decision(&rid, "rejected", &by, actor, Some(&why))
-                    .await?;
-                self.db.record_return_invocation(&rid, &by, false).await?;
-                faults::point("claim_return_decision").await;
-                Ok(Json(claim))
-            })
-            .name("claim_rejected")
-            .await?
-            .into_inner();
-        Self::claimed(claim, "not_requested").await?;
-        ctx.resolve_promise(DECISION, Json(ReturnDecision::Reject { reason }));
-        Ok(())
+        let reason = req.into_inner().reason.into();
+        self.decide(&ctx, ReturnDecision::Reject { reason }).await
     }
 
     /// The parcel arrived at the store; `restock` puts the goods back on sale.
