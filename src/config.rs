@@ -156,33 +156,8 @@ pub struct Config {
     #[arg(long, env = "SHOPFLOW_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// `spawn` starts restate-server as a child; `external` uses a running one.
-    #[arg(long, env = "SHOPFLOW_RESTATE", value_enum, default_value = "spawn")]
-    pub restate: RestateMode,
-
-    /// Restate ingress address (where ShopFlow calls its durable services).
-    #[arg(
-        long,
-        env = "SHOPFLOW_RESTATE_INGRESS_ADDR",
-        default_value = "127.0.0.1:18080"
-    )]
-    pub restate_ingress_addr: SocketAddr,
-
-    /// Restate admin API address (registration, introspection, Restate UI).
-    #[arg(
-        long,
-        env = "SHOPFLOW_RESTATE_ADMIN_ADDR",
-        default_value = "127.0.0.1:9070"
-    )]
-    pub restate_admin_addr: SocketAddr,
-
-    /// Restate node-to-node address.
-    #[arg(
-        long,
-        env = "SHOPFLOW_RESTATE_NODE_ADDR",
-        default_value = "127.0.0.1:5122"
-    )]
-    pub restate_node_addr: SocketAddr,
+    #[command(flatten)]
+    pub restate: RestateSettings,
 
     /// URL Restate is told to call for the service endpoint; defaults to http://{services addr}.
     /// Each build registers its own deployment at `{this URL}/{build id}`.
@@ -201,21 +176,8 @@ pub struct Config {
           num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub force_registration: bool,
 
-    /// How long the delivery timer of an order waits.
-    #[arg(long, env = "SHOPFLOW_DELIVERY_DELAY", default_value = "5s", value_parser = parse_duration)]
-    pub delivery_delay: Duration,
-
-    /// How long a checkout waits for the payment gateway.
-    #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
-    pub payment_timeout: Duration,
-
-    /// How long after its delivery an order may be returned.
-    #[arg(long, env = "SHOPFLOW_RETURN_WINDOW", default_value = "30d", value_parser = parse_duration)]
-    pub return_window: Duration,
-
-    /// How long an approved return waits for its parcel before it expires.
-    #[arg(long, env = "SHOPFLOW_RETURN_PARCEL_WINDOW", default_value = "14d", value_parser = parse_duration)]
-    pub return_parcel_window: Duration,
+    #[command(flatten)]
+    pub timings: Timings,
 
     /// Shared secret that signs payment callbacks; generated into the data dir
     /// (`webhook.secret`, mode 0600) when unset. Callbacks are always signed.
@@ -234,25 +196,8 @@ pub struct Config {
     #[arg(long, env = "SHOPFLOW_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Option<Vec<String>>,
 
-    /// The public key (`publickeyv1_…`) Restate signs its requests to the service
-    /// endpoint with; requests without a valid signature are refused. With a spawned
-    /// restate-server a key pair is generated into the data dir and this is set.
-    #[arg(long, env = "SHOPFLOW_RESTATE_IDENTITY_KEY")]
-    pub restate_identity_key: Option<String>,
-
-    /// Requests doing work (any method but GET/HEAD) served at once; more get 503
-    /// `overloaded` with Retry-After instead of waiting in a queue.
-    #[arg(long, env = "SHOPFLOW_MAX_IN_FLIGHT", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_in_flight: u32,
-
-    /// Live streams open at once, in all (more get 503).
-    #[arg(long, env = "SHOPFLOW_MAX_STREAMS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_streams: u32,
-
-    /// Live streams one user may have open at once (more get 429): a page holds one or
-    /// two, so this allows several tabs.
-    #[arg(long, env = "SHOPFLOW_MAX_STREAMS_PER_USER", default_value = "16", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_streams_per_user: u32,
+    #[command(flatten)]
+    pub limits: Limits,
 
     /// Fault injection (comma-separated hold points, see `faults::POINTS`): the service
     /// endpoint stops for good the first time it passes each, for a chaos run to kill
@@ -273,10 +218,91 @@ pub struct Config {
         default_value = "pretty"
     )]
     pub log_format: LogFormat,
+}
+
+/// Restate: whether ShopFlow starts it, where it listens, how its calls are signed.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct RestateSettings {
+    /// `spawn` starts restate-server as a child; `external` uses a running one.
+    #[arg(
+        long = "restate",
+        env = "SHOPFLOW_RESTATE",
+        value_enum,
+        default_value = "spawn"
+    )]
+    pub mode: RestateMode,
+
+    /// Restate ingress address (where ShopFlow calls its durable services).
+    #[arg(
+        long = "restate-ingress-addr",
+        env = "SHOPFLOW_RESTATE_INGRESS_ADDR",
+        default_value = "127.0.0.1:18080"
+    )]
+    pub ingress_addr: SocketAddr,
+
+    /// Restate admin API address (registration, introspection, Restate UI).
+    #[arg(
+        long = "restate-admin-addr",
+        env = "SHOPFLOW_RESTATE_ADMIN_ADDR",
+        default_value = "127.0.0.1:9070"
+    )]
+    pub admin_addr: SocketAddr,
+
+    /// Restate node-to-node address.
+    #[arg(
+        long = "restate-node-addr",
+        env = "SHOPFLOW_RESTATE_NODE_ADDR",
+        default_value = "127.0.0.1:5122"
+    )]
+    pub node_addr: SocketAddr,
+
+    /// The public key (`publickeyv1_…`) Restate signs its requests to the service
+    /// endpoint with; requests without a valid signature are refused. With a spawned
+    /// restate-server a key pair is generated into the data dir and this is set.
+    #[arg(long = "restate-identity-key", env = "SHOPFLOW_RESTATE_IDENTITY_KEY")]
+    pub identity_key: Option<String>,
 
     /// Path of the restate-server binary; defaults to the npm-installed one.
-    #[arg(long, env = "RESTATE_SERVER_BIN")]
-    pub restate_server_bin: Option<PathBuf>,
+    #[arg(long = "restate-server-bin", env = "RESTATE_SERVER_BIN")]
+    pub server_bin: Option<PathBuf>,
+}
+
+/// How long the durable timers wait, and the windows of returns.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct Timings {
+    /// How long the delivery timer of an order waits.
+    #[arg(long, env = "SHOPFLOW_DELIVERY_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub delivery_delay: Duration,
+
+    /// How long a checkout waits for the payment gateway.
+    #[arg(long, env = "SHOPFLOW_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    pub payment_timeout: Duration,
+
+    /// How long after its delivery an order may be returned.
+    #[arg(long, env = "SHOPFLOW_RETURN_WINDOW", default_value = "30d", value_parser = parse_duration)]
+    pub return_window: Duration,
+
+    /// How long an approved return waits for its parcel before it expires.
+    #[arg(long, env = "SHOPFLOW_RETURN_PARCEL_WINDOW", default_value = "14d", value_parser = parse_duration)]
+    pub return_parcel_window: Duration,
+}
+
+/// What the web role serves at once.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct Limits {
+    /// Requests doing work (any method but GET/HEAD) served at once; more get 503
+    /// `overloaded` with Retry-After instead of waiting in a queue.
+    #[arg(long, env = "SHOPFLOW_MAX_IN_FLIGHT", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
+    /// Live streams open at once, in all (more get 503).
+    #[arg(long, env = "SHOPFLOW_MAX_STREAMS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams: u32,
+
+    /// Live streams one user may have open at once (more get 429): a page holds one or
+    /// two, so this allows several tabs.
+    #[arg(long, env = "SHOPFLOW_MAX_STREAMS_PER_USER", default_value = "16", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_user: u32,
 }
 
 /// The command-line name of a value of a `ValueEnum`.
@@ -325,11 +351,11 @@ impl Config {
     }
 
     pub fn ingress_url(&self) -> String {
-        format!("http://{}", self.restate_ingress_addr)
+        format!("http://{}", self.restate.ingress_addr)
     }
 
     pub fn admin_url(&self) -> String {
-        format!("http://{}", self.restate_admin_addr)
+        format!("http://{}", self.restate.admin_addr)
     }
 
     /// The `Host` values the web role answers, lowercase.
@@ -403,42 +429,45 @@ impl Config {
             ("SHOPFLOW_RESTATE", "external".to_owned()),
             (
                 "SHOPFLOW_RESTATE_INGRESS_ADDR",
-                self.restate_ingress_addr.to_string(),
+                self.restate.ingress_addr.to_string(),
             ),
             (
                 "SHOPFLOW_RESTATE_ADMIN_ADDR",
-                self.restate_admin_addr.to_string(),
+                self.restate.admin_addr.to_string(),
             ),
             (
                 "SHOPFLOW_RESTATE_NODE_ADDR",
-                self.restate_node_addr.to_string(),
+                self.restate.node_addr.to_string(),
             ),
             ("SHOPFLOW_SERVICES_URL", self.services_url()),
             (
                 "SHOPFLOW_DELIVERY_DELAY",
-                format_duration(self.delivery_delay),
+                format_duration(self.timings.delivery_delay),
             ),
             (
                 "SHOPFLOW_PAYMENT_TIMEOUT",
-                format_duration(self.payment_timeout),
+                format_duration(self.timings.payment_timeout),
             ),
             (
                 "SHOPFLOW_RETURN_WINDOW",
-                format_duration(self.return_window),
+                format_duration(self.timings.return_window),
             ),
             (
                 "SHOPFLOW_RETURN_PARCEL_WINDOW",
-                format_duration(self.return_parcel_window),
+                format_duration(self.timings.return_parcel_window),
             ),
             (
                 "SHOPFLOW_TRUST_USER_HEADER",
                 self.trust_user_header.to_string(),
             ),
-            ("SHOPFLOW_MAX_IN_FLIGHT", self.max_in_flight.to_string()),
-            ("SHOPFLOW_MAX_STREAMS", self.max_streams.to_string()),
+            (
+                "SHOPFLOW_MAX_IN_FLIGHT",
+                self.limits.max_in_flight.to_string(),
+            ),
+            ("SHOPFLOW_MAX_STREAMS", self.limits.max_streams.to_string()),
             (
                 "SHOPFLOW_MAX_STREAMS_PER_USER",
-                self.max_streams_per_user.to_string(),
+                self.limits.max_streams_per_user.to_string(),
             ),
             ("SHOPFLOW_SEED", self.seed.name()),
             ("SHOPFLOW_LOG_FORMAT", self.log_format.name()),
@@ -464,7 +493,7 @@ impl Config {
             ),
             (
                 "SHOPFLOW_RESTATE_IDENTITY_KEY",
-                self.restate_identity_key.clone(),
+                self.restate.identity_key.clone(),
             ),
             (
                 "SHOPFLOW_HOLD_AT",
@@ -472,7 +501,8 @@ impl Config {
             ),
             (
                 "RESTATE_SERVER_BIN",
-                self.restate_server_bin
+                self.restate
+                    .server_bin
                     .as_ref()
                     .map(|p| p.display().to_string()),
             ),
@@ -480,7 +510,8 @@ impl Config {
     }
 
     pub fn restate_server_bin(&self) -> PathBuf {
-        self.restate_server_bin
+        self.restate
+            .server_bin
             .clone()
             .unwrap_or_else(npm_restate_server_bin)
     }
@@ -544,8 +575,8 @@ mod tests {
         assert_eq!(cli.command, Some(Command::Services));
         let c = cli.config;
         assert_eq!(c.http_addr.port(), 1234);
-        assert_eq!(c.restate, RestateMode::External);
-        assert_eq!(c.delivery_delay, Duration::from_secs(1));
+        assert_eq!(c.restate.mode, RestateMode::External);
+        assert_eq!(c.timings.delivery_delay, Duration::from_secs(1));
         assert_eq!(c.database_url(), "sqlite:///tmp/sf/shopflow.db");
         assert_eq!(c.services_url(), "http://127.0.0.1:9080");
         assert_eq!(c.restate_dir(), PathBuf::from("/tmp/sf/restate"));
@@ -612,10 +643,8 @@ mod tests {
         args.push("services".to_owned());
         let child = Cli::try_parse_from(&args).unwrap().config;
         // The child never starts a restate-server of its own.
-        let expected = Config {
-            restate: RestateMode::External,
-            ..original
-        };
+        let mut expected = original;
+        expected.restate.mode = RestateMode::External;
         assert_eq!(child, expected, "the child's settings from {args:?}");
     }
 

@@ -116,7 +116,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!(
         "ShopFlow is up at http://{} (Restate UI at http://{})",
         config.http_addr,
-        config.restate_admin_addr
+        config.restate.admin_addr
     );
     println!("ShopFlow is running: http://{}", config.http_addr);
     let outcome = supervisor.watch(&mut web).await;
@@ -132,10 +132,10 @@ impl Supervisor {
     async fn start(mut config: Config, shutdown: Shutdown) -> anyhow::Result<Supervisor> {
         // A spawned restate-server signs its requests to the endpoint with a key of
         // ours, and the endpoint serves nothing else (unless the operator chose a key).
-        let identity = match (config.restate, &config.restate_identity_key) {
+        let identity = match (config.restate.mode, &config.restate.identity_key) {
             (RestateMode::Spawn, None) => {
                 let identity = crate::restate_identity::load_or_create(&config.data_dir)?;
-                config.restate_identity_key = Some(identity.public_key.clone());
+                config.restate.identity_key = Some(identity.public_key.clone());
                 Some(identity)
             }
             _ => None,
@@ -143,7 +143,7 @@ impl Supervisor {
         let restate = RestateClient::new(config.ingress_url(), config.admin_url())?;
         let spawner =
             Spawner::new().map_err(|e| anyhow!("cannot start the child-process thread: {e}"))?;
-        let mut restate_server = match config.restate {
+        let mut restate_server = match config.restate.mode {
             RestateMode::Spawn => {
                 restate::wait_ports(&config, PORT_WAIT).await?;
                 Some(restate::start(&spawner, &config, identity.as_ref())?)
@@ -152,7 +152,7 @@ impl Supervisor {
         };
         restate::wait_healthy(&restate, restate_server.as_mut(), &config).await?;
         let restate_control = restate_server.as_ref().map(|child| {
-            let control = ChildControl::new(config.restate_ingress_addr);
+            let control = ChildControl::new(config.restate.ingress_addr);
             control.started(child.id());
             control
         });
@@ -291,7 +291,7 @@ impl Supervisor {
     /// Stops restate-server (for a backup of its data) until asked to resume.
     async fn pause_restate(&mut self) -> Result<(), String> {
         let Some(child) = self.restate_server.as_mut() else {
-            return Err(match self.config.restate {
+            return Err(match self.config.restate.mode {
                 RestateMode::External => {
                     "Restate runs elsewhere (SHOPFLOW_RESTATE=external): back its data up \
                      where it runs"

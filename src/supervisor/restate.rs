@@ -19,9 +19,9 @@ use crate::process::Spawner;
 /// restate-server's ports, with the setting that names each.
 fn ports(config: &Config) -> [(SocketAddr, &'static str); 3] {
     [
-        (config.restate_ingress_addr, "SHOPFLOW_RESTATE_INGRESS_ADDR"),
-        (config.restate_admin_addr, "SHOPFLOW_RESTATE_ADMIN_ADDR"),
-        (config.restate_node_addr, "SHOPFLOW_RESTATE_NODE_ADDR"),
+        (config.restate.ingress_addr, "SHOPFLOW_RESTATE_INGRESS_ADDR"),
+        (config.restate.admin_addr, "SHOPFLOW_RESTATE_ADMIN_ADDR"),
+        (config.restate.node_addr, "SHOPFLOW_RESTATE_NODE_ADDR"),
     ]
 }
 
@@ -100,16 +100,16 @@ fn command(
         ])
         .env(
             "RESTATE_INGRESS__BIND_ADDRESS",
-            config.restate_ingress_addr.to_string(),
+            config.restate.ingress_addr.to_string(),
         )
         .env(
             "RESTATE_ADMIN__BIND_ADDRESS",
-            config.restate_admin_addr.to_string(),
+            config.restate.admin_addr.to_string(),
         )
-        .env("RESTATE_BIND_ADDRESS", config.restate_node_addr.to_string())
+        .env("RESTATE_BIND_ADDRESS", config.restate.node_addr.to_string())
         .env(
             "RESTATE_ADVERTISED_ADDRESS",
-            format!("http://{}/", config.restate_node_addr),
+            format!("http://{}/", config.restate.node_addr),
         )
         .env("RESTATE_DISABLE_TELEMETRY", "true")
         .stdin(Stdio::null())

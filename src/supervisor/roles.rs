@@ -57,11 +57,11 @@ pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<
     let db = crate::db::Db::open(&config.database_url()).await?;
     tracing::info!(addr = %config.services_addr, build = crate::build::id(), "service endpoint listening");
     let timings = crate::durable::Timings {
-        payment_timeout: config.payment_timeout,
-        delivery_delay: config.delivery_delay,
-        return_parcel_window: config.return_parcel_window,
+        payment_timeout: config.timings.payment_timeout,
+        delivery_delay: config.timings.delivery_delay,
+        return_parcel_window: config.timings.return_parcel_window,
     };
-    let endpoint = crate::durable::endpoint(db, timings, config.restate_identity_key.as_deref())?;
+    let endpoint = crate::durable::endpoint(db, timings, config.restate.identity_key.as_deref())?;
     crate::durable::serve(endpoint, listener, config.builds_dir(), shutdown.wait()).await;
     Ok(())
 }

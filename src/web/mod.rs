@@ -102,7 +102,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
         callback_url: format!("http://{own}/api/payment/callback"),
         callback_host,
         services_url: config.build_uri(),
-        return_window: config.return_window,
+        return_window: config.timings.return_window,
     })
 }
 
@@ -115,9 +115,9 @@ impl AppState {
             allowed_hosts: config.allowed_hosts().into(),
             pages: ui::Pages::default(),
             limits: Arc::new(limits::Limits::new(limits::LimitConfig {
-                in_flight: config.max_in_flight as usize,
-                streams: config.max_streams as usize,
-                streams_per_user: config.max_streams_per_user as usize,
+                in_flight: config.limits.max_in_flight as usize,
+                streams: config.limits.max_streams as usize,
+                streams_per_user: config.limits.max_streams_per_user as usize,
             })),
             metrics: metrics::Metrics::default(),
         }))
