@@ -623,6 +623,10 @@ async fn run(name: &str, fault: Option<Fault>, at: Vec<At>, rounds: usize) -> Ou
     };
 
     let fingerprints = check(&run, &app, &orders, &initial).await;
+    // Checked: its data (Restate's above all, ~120 MB a run) can go; a failed run's
+    // stays for a look.
+    drop(app);
+    let _ = std::fs::remove_dir_all(&run.config.data_dir);
     Outcome {
         at,
         orders: orders.len(),
