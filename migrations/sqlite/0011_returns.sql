@@ -36,7 +36,7 @@ CREATE TABLE returns (
     refund_cents   INTEGER
 );
 CREATE INDEX returns_by_order ON returns (order_id, created_at);
-CREATE UNIQUE INDEX returns_by_key ON returns (order_id, idempotency_key);
+CREATE UNIQUE INDEX returns_by_idempotency ON returns (order_id, idempotency_key);
 CREATE INDEX returns_by_status ON returns (status, created_at);
 
 -- Money given back, one row per refund: the order's remainder when it did not ship, a
