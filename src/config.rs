@@ -199,6 +199,9 @@ pub struct Config {
     #[command(flatten)]
     pub limits: Limits,
 
+    #[command(flatten)]
+    pub webhooks: Webhooks,
+
     /// Fault injection (comma-separated hold points, see `faults::POINTS`): the service
     /// endpoint stops for good the first time it passes each, for a chaos run to kill
     /// a process at that moment.
@@ -285,6 +288,52 @@ pub struct Timings {
     /// How long an approved return waits for its parcel before it expires.
     #[arg(long, env = "SHOPFLOW_RETURN_PARCEL_WINDOW", default_value = "14d", value_parser = parse_duration)]
     pub return_parcel_window: Duration,
+}
+
+/// Outbound webhooks: how deliveries are retried and where they may go.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct Webhooks {
+    /// The waits between a delivery's tries (comma-separated durations); after the
+    /// last one a delivery is `failed`.
+    #[arg(long = "webhook-retry", env = "SHOPFLOW_WEBHOOK_RETRY", default_value = "5s,30s,2m,10m,1h,6h,24h", value_parser = parse_schedule)]
+    pub retry: RetrySchedule,
+
+    /// Let subscriptions reach loopback and private addresses (a receiver on this
+    /// machine or the local network); refused otherwise.
+    #[arg(long = "webhook-allow-private", env = "SHOPFLOW_WEBHOOK_ALLOW_PRIVATE", default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub allow_private: bool,
+}
+
+/// The waits between a webhook delivery's tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl std::fmt::Display for RetrySchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waits: Vec<String> = self.0.iter().map(|d| format_duration(*d)).collect();
+        f.write_str(&waits.join(","))
+    }
+}
+
+/// `5s,30s,2m`: each wait a duration; at most 20, none over 7 days.
+fn parse_schedule(text: &str) -> Result<RetrySchedule, String> {
+    let waits = text
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if waits.len() > 20 {
+        return Err("at most 20 retries".into());
+    }
+    if waits
+        .iter()
+        .any(|w| *w > Duration::from_secs(7 * 24 * 3600))
+    {
+        return Err("no wait may be longer than 7 days".into());
+    }
+    Ok(RetrySchedule(waits))
 }
 
 /// What the web role serves at once.
@@ -469,6 +518,11 @@ impl Config {
                 "SHOPFLOW_MAX_STREAMS_PER_USER",
                 self.limits.max_streams_per_user.to_string(),
             ),
+            ("SHOPFLOW_WEBHOOK_RETRY", self.webhooks.retry.to_string()),
+            (
+                "SHOPFLOW_WEBHOOK_ALLOW_PRIVATE",
+                self.webhooks.allow_private.to_string(),
+            ),
             ("SHOPFLOW_SEED", self.seed.name()),
             ("SHOPFLOW_LOG_FORMAT", self.log_format.name()),
         ];
@@ -626,6 +680,8 @@ mod tests {
             "--max-in-flight=7",
             "--max-streams=8",
             "--max-streams-per-user=9",
+            "--webhook-retry=1s,1m 30s,2h",
+            "--webhook-allow-private=true",
             "--hold-at=confirm_payment,complete_sale",
             "--seed=bench",
             "--log-format=json",
@@ -646,6 +702,17 @@ mod tests {
         let mut expected = original;
         expected.restate.mode = RestateMode::External;
         assert_eq!(child, expected, "the child's settings from {args:?}");
+    }
+
+    #[test]
+    fn webhook_retry_schedules_parse() {
+        let waits = parse_schedule("5s, 30s,2m").unwrap().0;
+        assert_eq!(waits, [5, 30, 120].map(Duration::from_secs));
+        assert_eq!(parse_schedule("").unwrap().0, []);
+        assert!(parse_schedule("5s,soon").is_err());
+        assert!(parse_schedule("8d").is_err());
+        let c = parse(&[]).config;
+        assert_eq!(c.webhooks.retry.to_string(), "5s,30s,2m,10m,1h,6h,1day");
     }
 
     #[test]

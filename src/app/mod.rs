@@ -20,6 +20,7 @@ pub mod orders;
 pub mod payments;
 pub mod refunds;
 pub mod returns;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct App {
     pub services_url: String,
     /// How long after delivery an order may be returned.
     pub return_window: std::time::Duration,
+    /// Whether webhooks may be sent to loopback and private addresses.
+    pub webhook_allow_private: bool,
 }
 
 /// The children this process supervises (none for `shopflow web`).
@@ -92,6 +95,7 @@ pub struct Settings<'a> {
     /// The service endpoint as registered with Restate (what readiness checks).
     pub services_url: String,
     pub return_window: std::time::Duration,
+    pub webhook_allow_private: bool,
 }
 
 impl App {
@@ -110,6 +114,7 @@ impl App {
             )
         })?;
         let caches = Arc::new(cache::Caches::default());
+        webhooks::start_dispatcher(db.clone(), restate.clone(), shutdown.clone());
         let feed = feed::Feed::start(db.clone(), restate.clone(), caches.clone(), shutdown).await?;
         Ok(App {
             gateway: payments::Gateway::new(
@@ -127,6 +132,7 @@ impl App {
             supervised,
             services_url: settings.services_url,
             return_window: settings.return_window,
+            webhook_allow_private: settings.webhook_allow_private,
         })
     }
 }

@@ -75,6 +75,9 @@ async fn tell(
     let message = format!("Order {order_id}: {amount} refunded by the store: {reason}");
     Event::new(customer, id, "refund_granted", message)
         .keyed(&refund.refund_id)
+        .with("amount_cents", refund.amount_cents)
+        .with("refund_id", refund.refund_id.as_str())
+        .with("reason", refund.reason.as_str())
         .write(&app.db)
         .await?;
     let for_staff = format!("{by} granted {order_id} a refund of {amount}: {reason}");

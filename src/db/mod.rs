@@ -16,6 +16,7 @@ use sqlx::{AnyPool, Executor};
 pub mod orders;
 mod rows;
 mod sessions;
+pub mod webhooks;
 pub use sessions::Session;
 #[cfg(test)]
 pub mod test_postgres;
@@ -66,6 +67,7 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0009_sessions.sql"),
     migration!("sqlite", "0010_decision_actor.sql"),
     migration!("sqlite", "0011_returns.sql"),
+    migration!("sqlite", "0012_webhooks.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
 const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
@@ -73,6 +75,7 @@ const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
     migration!("postgres", "0002_sessions.sql"),
     migration!("postgres", "0003_decision_actor.sql"),
     migration!("postgres", "0004_returns.sql"),
+    migration!("postgres", "0005_webhooks.sql"),
 ]);
 
 const SEED: &str = include_str!("seed.sql");

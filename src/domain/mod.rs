@@ -11,6 +11,7 @@ pub mod retry;
 pub mod returns;
 pub mod saga;
 pub mod text;
+pub mod webhooks;
 
 pub use carrier::CarrierMode;
 pub use cart::{Basket, BasketLine, CartError};

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use super::errors::split_code;
 use super::returns::ReturnWorkflowIngressClient;
 use super::user_session::UserSessionIngressClient;
+use super::webhooks::WebhookQueueIngressClient;
 use super::workflow::OrderFulfillmentWorkflowIngressClient;
 
 /// Carries the typed clients' requests: reqwest over loopback, with the call timeout.
@@ -200,6 +201,11 @@ impl RestateClient {
     /// The workflow of return `return_id`.
     pub fn return_workflow(&self, return_id: &str) -> ReturnWorkflowIngressClient<Executor> {
         ReturnWorkflowIngressClient::from_client(self.ingress.clone(), return_id)
+    }
+
+    /// The delivery queue of webhook subscription `webhook_id`.
+    pub fn webhook_queue(&self, webhook_id: &str) -> WebhookQueueIngressClient<Executor> {
+        WebhookQueueIngressClient::from_client(self.ingress.clone(), webhook_id)
     }
 
     /// Completes an awakeable with a value.

@@ -9,6 +9,7 @@ pub mod returns;
 pub mod router;
 pub mod shipping;
 pub mod user_session;
+pub mod webhooks;
 pub mod workflow;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ pub use ingress::RestateClient;
 pub use returns::ReturnWorkflow;
 pub use shipping::ShippingService;
 pub use user_session::UserSession;
+pub use webhooks::{WebhookQueue, WebhookSettings};
 pub use workflow::OrderFulfillmentWorkflow;
 
 /// Whether the workflow's journal has the next release's extra step (see
@@ -56,7 +58,12 @@ pub struct Timings {
 
 /// Every durable service ShopFlow offers, bound to one endpoint. With `identity_key`
 /// (Restate's `publickeyv1_…` public key) only requests Restate signed are served.
-pub fn endpoint(db: Db, timings: Timings, identity_key: Option<&str>) -> anyhow::Result<Endpoint> {
+pub fn endpoint(
+    db: Db,
+    timings: Timings,
+    webhooks: &WebhookSettings,
+    identity_key: Option<&str>,
+) -> anyhow::Result<Endpoint> {
     let mut builder = Endpoint::builder()
         .bind(UserSession::new(db.clone(), timings.payment_timeout))
         .bind(OrderFulfillmentWorkflow::new(
@@ -67,6 +74,7 @@ pub fn endpoint(db: Db, timings: Timings, identity_key: Option<&str>) -> anyhow:
             db.clone(),
             timings.return_parcel_window,
         ))
+        .bind(WebhookQueue::new(db.clone(), webhooks)?)
         .bind(ShippingService::new(db));
     if let Some(key) = identity_key {
         builder = builder

@@ -1,8 +1,14 @@
 //! Lifecycle events for the notification log. Each has a deterministic event id
 //! (order id + what happened), so writing it again after a retry changes nothing.
+//! A customer's event that partners subscribe to (`WebhookEvent::of_notification`) is
+//! recorded for every subscriber in the same write, once per event id.
 
+use serde_json::Value;
+
+use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::domain::OrderRecord;
+use crate::domain::webhooks::WebhookEvent;
 
 /// Who an event is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +28,8 @@ pub struct Event {
     pub order_id: String,
     pub kind: &'static str,
     pub message: String,
+    /// What a webhook's `data` says besides the order and the customer.
+    pub data: Vec<(&'static str, Value)>,
 }
 
 impl Event {
@@ -32,7 +40,14 @@ impl Event {
             order_id: order_id.to_owned(),
             kind,
             message,
+            data: Vec::new(),
         }
+    }
+
+    /// Adds `key` to what a webhook of this event says.
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Event {
+        self.data.push((key, value.into()));
+        self
     }
 
     /// An event for the store's staff.
@@ -78,7 +93,38 @@ impl Event {
             self.kind,
             &self.message,
         )
-        .await
+        .await?;
+        match WebhookEvent::of_notification(self.kind) {
+            Some(event) if !self.is_nothing_refunded() => {
+                let payload = self.webhook_payload(event, user);
+                db.enqueue_webhook_event(&self.event_id, event, &payload)
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A refund of nothing (a cancel before any capture) tells partners nothing.
+    fn is_nothing_refunded(&self) -> bool {
+        self.data
+            .iter()
+            .any(|(k, v)| *k == "amount_cents" && v.as_i64() == Some(0))
+    }
+
+    /// `{"type","timestamp","data"}`, as the webhook's body.
+    fn webhook_payload(&self, event: WebhookEvent, customer: &str) -> String {
+        let mut data = serde_json::Map::new();
+        data.insert("order_id".into(), self.order_id.clone().into());
+        data.insert("customer".into(), customer.into());
+        for (key, value) in &self.data {
+            data.insert((*key).into(), value.clone());
+        }
+        let body = serde_json::json!({
+            "type": event.as_str(),
+            "timestamp": now_rfc3339(),
+            "data": data,
+        });
+        body.to_string()
     }
 
     fn for_user(order: &OrderRecord, kind: &'static str, message: String) -> Event {
@@ -113,6 +159,8 @@ impl Event {
                 order.transaction_id.as_deref().unwrap_or("-")
             ),
         )
+        .with("amount_cents", order.total_cents.get())
+        .with("transaction_id", order.transaction_id.clone())
     }
 
     pub fn payment_failed(order: &OrderRecord) -> Event {
@@ -137,6 +185,7 @@ impl Event {
                 order.failure_reason.as_deref().unwrap_or("cancelled")
             ),
         )
+        .with("reason", order.failure_reason.clone())
     }
 
     pub fn payment_timed_out(order: &OrderRecord) -> Event {

@@ -200,9 +200,13 @@ impl ReturnWorkflow {
                 "not restocked"
             };
             let message = format!("Return {rid} received ({back}): {amount} refunded");
-            events(r, "return_refunded", message.clone())
-                .write_all(&self.db, message)
-                .await?;
+            let mut all = events(r, "return_refunded", message.clone());
+            all.customer = all
+                .customer
+                .with("return_id", rid.as_str())
+                .with("amount_cents", refunded)
+                .with("restocked", restock);
+            all.write_all(&self.db, message).await?;
             Ok(())
         })
         .name("return_refunded")

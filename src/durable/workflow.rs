@@ -260,8 +260,12 @@ impl OrderFulfillmentWorkflow {
             shipment.tracking_number,
             format_duration(self.delivery_delay)
         );
+        let (shipment_carrier, shipment_tracking) =
+            (shipment.carrier.clone(), shipment.tracking_number.clone());
         st.shipment = Some(shipment);
-        let event = Event::new(&user_id, order_id.as_str(), "shipment_initiated", message);
+        let event = Event::new(&user_id, order_id.as_str(), "shipment_initiated", message)
+            .with("carrier", shipment_carrier)
+            .with("tracking_number", shipment_tracking);
         self.advance(ctx, st, OrderStatus::InTransit, vec![event])
             .await?;
         Ok(())
@@ -311,21 +315,25 @@ impl OrderFulfillmentWorkflow {
         }
         let name = compensation.name();
         ctx.run(|| async move {
+            let mut refunded = None;
             let message = match compensation {
                 Compensation::ReleaseInventory => {
                     self.db.release_reservation(&order_id).await?;
                     format!("Order {order_id}: reserved stock released")
                 }
                 Compensation::RefundPayment => {
-                    let refunded = self.db.refund_payment(&order_id, &why).await?;
-                    let amount = crate::domain::Cents::new(refunded).unwrap_or_default();
+                    let cents = self.db.refund_payment(&order_id, &why).await?;
+                    refunded = Some(cents);
+                    let amount = crate::domain::Cents::new(cents).unwrap_or_default();
                     format!("Order {order_id}: payment of {amount} refunded")
                 }
                 Compensation::CancelShipment => format!("Order {order_id}: shipment cancelled"),
             };
-            Event::new(&user_id, order_id.as_str(), name, message)
-                .write(&self.db)
-                .await?;
+            let mut event = Event::new(&user_id, order_id.as_str(), name, message);
+            if let Some(cents) = refunded {
+                event = event.with("amount_cents", cents);
+            }
+            event.write(&self.db).await?;
             let ran_at = now_rfc3339();
             self.db
                 .record_compensation(&order_id, name, &ran_at)
@@ -366,7 +374,8 @@ impl OrderFulfillmentWorkflow {
             OrderStatus::Cancelled => ("cancelled", format!("Order {id}: cancelled: {reason}")),
             _ => ("order_failed", format!("Order {id}: failed: {reason}")),
         };
-        let event = Event::new(&st.user_id, st.order_id.as_str(), kind, message);
+        let event = Event::new(&st.user_id, st.order_id.as_str(), kind, message)
+            .with("reason", reason.clone());
         self.advance(ctx, st, status, vec![event]).await?;
         Err(TerminalError::new_with_code(409, reason).into())
     }

@@ -61,7 +61,12 @@ pub async fn run_services(config: Config, shutdown: Shutdown) -> anyhow::Result<
         delivery_delay: config.timings.delivery_delay,
         return_parcel_window: config.timings.return_parcel_window,
     };
-    let endpoint = crate::durable::endpoint(db, timings, config.restate.identity_key.as_deref())?;
+    let webhooks = crate::durable::WebhookSettings {
+        retry: config.webhooks.retry.0.clone(),
+        allow_private: config.webhooks.allow_private,
+    };
+    let identity_key = config.restate.identity_key.as_deref();
+    let endpoint = crate::durable::endpoint(db, timings, &webhooks, identity_key)?;
     crate::durable::serve(endpoint, listener, config.builds_dir(), shutdown.wait()).await;
     Ok(())
 }

@@ -103,6 +103,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings<'_>> {
         callback_host,
         services_url: config.build_uri(),
         return_window: config.timings.return_window,
+        webhook_allow_private: config.webhooks.allow_private,
     })
 }
 

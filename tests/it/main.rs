@@ -20,3 +20,4 @@ mod security;
 mod tracing;
 mod ui;
 mod versions;
+mod webhooks;

@@ -193,10 +193,11 @@ impl UserSession {
         ctx.run(|| async move {
             let mut undone = Vec::new();
             if refund {
-                let amount = self.db.refund_payment(&id, &why).await?;
-                let amount = Cents::new(amount).unwrap_or_default();
+                let cents = self.db.refund_payment(&id, &why).await?;
+                let amount = Cents::new(cents).unwrap_or_default();
                 let message = format!("Order {id}: payment of {amount} refunded");
                 Event::new(&user, id.as_str(), "refund_payment", message)
+                    .with("amount_cents", cents)
                     .write(&self.db)
                     .await?;
                 undone.push("refund_payment");

@@ -12,6 +12,7 @@ mod payment;
 mod returns;
 mod session;
 mod streams;
+mod webhooks;
 
 use std::sync::OnceLock;
 
@@ -46,6 +47,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(returns::router())
         .merge(streams::router())
         .merge(drills::router())
+        .merge(webhooks::router())
         .merge(super::metrics::router())
 }
 
