@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # lets screenshots show the workflow checklist's icons.
 BROWSER_PACKAGES := chromium fonts-noto-color-emoji
 
-.PHONY: run test test-postgres postgres sqlite e2e-run cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
+.PHONY: run test test-postgres postgres syslibs e2e-run cluster cluster-down cluster-deps cluster-test e2e browser loadgen bench bench-smoke chaos soak build deps fmt fmt-check lint clean
 
 ## run: install what is missing, build, start restate-server + ShopFlow with seed data,
 ## in demo mode (anyone may act as any user; unset it for real sign-in, see README)
@@ -22,14 +22,15 @@ build: deps
 	$(CARGO) build --release
 
 ## deps: npm packages (restate-server, datastar, playwright-core) pinned by package-lock.json,
-## and the system SQLite the binary links (Debian's libsqlite3-dev, installed when missing)
-deps: $(NPM_STAMP) sqlite
+## and the system libraries the binary links: SQLite, and OpenSSL for webhooks to https
+## URLs (Debian's libsqlite3-dev and libssl-dev, installed when missing)
+deps: $(NPM_STAMP) syslibs
 
-sqlite:
-	@pkg-config --exists sqlite3 2>/dev/null || { \
-	  echo "installing libsqlite3-dev and pkg-config with apt-get"; \
+syslibs:
+	@{ pkg-config --exists sqlite3 && pkg-config --exists openssl; } 2>/dev/null || { \
+	  echo "installing libsqlite3-dev, libssl-dev and pkg-config with apt-get"; \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev pkg-config; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev libssl-dev pkg-config ca-certificates; }
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
