@@ -3,6 +3,7 @@
 // browser context; live updates arrive without reloads. Screenshots of each pane
 // state go to target/e2e/ for humans to look at.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
@@ -19,7 +20,9 @@ let browser;
 const problems = [];
 
 before(async () => {
-  app = await startApp({ deliveryDelay: '1s' });
+  // Webhooks may reach the test's receiver on loopback, and retry fast.
+  const env = { SHOPFLOW_WEBHOOK_ALLOW_PRIVATE: 'true', SHOPFLOW_WEBHOOK_RETRY: '200ms,500ms' };
+  app = await startApp({ deliveryDelay: '1s', env });
   browser = await launchBrowser();
 });
 
@@ -313,6 +316,60 @@ test('a shopper returns an item, the admin approves and receives it, the refund 
     },
     'the return and its refund in the order view',
   );
+  assertNoProblems();
+});
+
+test("an admin subscribes a receiver, an order's events arrive, and one goes out again", async () => {
+  const received = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      received.push({ id: req.headers['webhook-id'], signed: req.headers['webhook-signature'], body: JSON.parse(body) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  try {
+    const admin = await adminQueue();
+    await admin.fill('#webhook-url', `http://127.0.0.1:${receiver.address().port}/hooks`);
+    await admin.fill('#webhook-events', 'order.paid, order.delivered');
+    await admin.click('#webhook-button');
+    await flash(admin, 'its signing secret, shown only now: whsec_');
+    const id = (await admin.textContent('#flash')).match(/ as (wh_[0-9a-f]+);/)[1];
+    const table = admin.locator(`#webhook-${id}`);
+    await table.waitFor();
+
+    const shopper = await signIn('mia');
+    const orderId = await checkout(shopper, 'P005', 1, '60 Elm Grove', null);
+    await shopper.click('#pay-button');
+    await workflowStatus(shopper, 'awaiting_approval');
+    await admin.getByRole('button', { name: `Approve ${orderId}` }).click();
+    await workflowStatus(shopper, 'delivered');
+    const ofOrder = () => received.filter((r) => r.body.data.order_id === orderId);
+    await eventually(async () => ofOrder().length === 2, `two events of ${orderId} at the receiver`);
+    assert.deepEqual(ofOrder().map((r) => r.body.type), ['order.paid', 'order.delivered']);
+    assert.ok(ofOrder().every((r) => /^v1,/.test(r.signed)), 'every delivery is signed');
+
+    // The admin page lists the deliveries; the newest goes out again on a click.
+    await eventually(async () => {
+      await navigate(admin, 'Admin');
+      await admin.click('#tab-input');
+      const statuses = await table.locator('.delivery-status').allTextContents();
+      return statuses.length === 2 && statuses.every((s) => s === 'delivered');
+    }, `the deliveries of ${id} shown delivered`);
+    await screenshot(admin, '22-webhooks');
+    await table.getByRole('button', { name: /^Redeliver / }).first().click();
+    await flash(admin, 'goes out again');
+    const newest = ofOrder()[1].id;
+    await eventually(async () => received.filter((r) => r.id === newest).length === 2, 'the redelivery, same webhook-id');
+
+    await table.getByRole('button', { name: `Delete webhook ${id}` }).click();
+    await flash(admin, `Deleted webhook ${id}`);
+    await eventually(async () => (await admin.locator(`#webhook-${id}`).count()) === 0, `${id} gone from the page`);
+  } finally {
+    receiver.close();
+  }
   assertNoProblems();
 });
 

@@ -43,6 +43,12 @@ pub fn router() -> Router<AppState> {
             "/ui/return-write-off/{id}",
             post(actions::returns::write_off),
         )
+        .route("/ui/webhook", post(actions::webhooks::subscribe))
+        .route("/ui/webhook-delete/{id}", post(actions::webhooks::delete))
+        .route(
+            "/ui/webhook-redeliver/{id}/{delivery}",
+            post(actions::webhooks::redeliver),
+        )
         .route("/ui/admin/crash", post(actions::crash))
         .route("/ui/admin/crash-restate", post(actions::crash_restate))
         .route("/ui/admin/carrier", post(actions::carrier))

@@ -103,6 +103,8 @@ async fn first_signals(state: &AppState, page: &PageId) -> ApiResult<serde_json:
         "rejectReason": "",
         "carrierMode": "fail",
         "carrierOrders": 1,
+        "webhookUrl": "",
+        "webhookEvents": crate::domain::webhooks::WebhookEvent::ALL.map(|e| e.as_str()).join(", "),
         "view": View::default().as_str(),
         "order": "",
     });

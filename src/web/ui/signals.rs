@@ -28,6 +28,9 @@ pub struct Signals {
     /// The carrier drill's form.
     pub carrier_mode: String,
     pub carrier_orders: serde_json::Value,
+    /// The webhook form: a URL and its events, comma-separated.
+    pub webhook_url: String,
+    pub webhook_events: String,
     /// What the page showed when it sent this: lets a server that does not know the
     /// page (it restarted) pick up where the page was.
     pub view: String,
@@ -65,6 +68,8 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
             (&signals.reject_reason, false),
             (&signals.return_reason, false),
             (&signals.return_note, false),
+            (&signals.webhook_url, false),
+            (&signals.webhook_events, false),
         ];
         for (text, multi_line) in fields {
             if text.chars().any(|c| is_forbidden(c, multi_line)) {

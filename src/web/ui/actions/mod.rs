@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 pub mod returns;
+pub mod webhooks;
 
 use super::pages::{PageId, Selection, View};
 use super::{Signals, UiSignals, views};
@@ -55,6 +56,18 @@ impl PathParams for String {
         state: &AppState,
     ) -> Result<String, ApiError> {
         let Path(value) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        Ok(value)
+    }
+}
+
+impl PathParams for (String, String) {
+    async fn from_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<(String, String), ApiError> {
+        let Path(value) = Path::<(String, String)>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
         Ok(value)

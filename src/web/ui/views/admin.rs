@@ -1,4 +1,5 @@
-//! The Admin view: the approval queue, all orders' counts, the builds, and the drills.
+//! The Admin view: the approval queue, all orders' counts, the builds, the returns,
+//! the webhooks and the drills.
 
 use super::*;
 
@@ -27,6 +28,7 @@ pub(super) async fn admin(
     let input = Input::Admin {
         pending,
         returns: returns_queue(state, user).await?,
+        webhooks: webhooks(state, user).await?,
         can_crash: state.supervised.endpoint.is_some(),
         can_crash_restate: state.supervised.restate.is_some(),
         carrier: drills::carrier_state(state).await?,

@@ -8,6 +8,7 @@ mod dashboard;
 mod orders;
 mod products;
 mod returns;
+mod webhooks;
 
 use askama::Template;
 use axum::response::sse::Event;
@@ -34,6 +35,7 @@ use dashboard::dashboard;
 use orders::{OrderRow, order_row, orders_view, with_order};
 use products::{ProductRow, products};
 use returns::{ReturnForm, ReturnRow, return_form, returns_queue};
+use webhooks::{WebhookRow, webhooks};
 
 /// The panes that depend on the selection, each an element with a stable id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub enum Input {
         pending: Vec<OrderRow>,
         /// Returns waiting for a decision or their parcel.
         returns: Vec<ReturnRow>,
+        /// Webhook subscriptions and their latest deliveries.
+        webhooks: Vec<WebhookRow>,
         /// Which children the crash drills can kill here.
         can_crash: bool,
         can_crash_restate: bool,
@@ -326,6 +330,7 @@ mod tests {
             Input::Admin {
                 pending: vec![row],
                 returns: Vec::new(),
+                webhooks: Vec::new(),
                 can_crash: true,
                 can_crash_restate: true,
                 carrier: None,
