@@ -45,6 +45,8 @@ pub const POINTS: &[&str] = &[
     "refund_return",
     "restock",
     "return_refunded",
+    // A webhook delivery's try (`WebhookQueue`), after the POST and its record.
+    "post_webhook",
 ];
 struct Armed {
     points: Vec<String>,

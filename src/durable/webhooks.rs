@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::now_unix_ms;
 use crate::db::Db;
 use crate::db::webhooks::{AttemptRecord, PendingDelivery};
 use crate::domain::webhooks::{check_url, is_public, signature};
+use crate::faults;
 
 /// How deliveries are made: the waits between tries, and whether loopback and private
 /// addresses may be reached.
@@ -41,65 +43,74 @@ impl WebhookQueue {
     }
 }
 
+/// How many tries one `Drain` makes before it hands on to a fresh invocation of itself,
+/// so that no journal grows without end under a long backlog.
+const TRIES_PER_DRAIN: usize = 100;
+
+/// What one try did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Tried {
+    /// Nothing is pending.
+    Idle,
+    /// Delivered, or failed for good (the schedule ended, the subscription is gone).
+    Done,
+    /// Refused or unanswered: tried `tries` times so far, to be tried again.
+    Again { delivery_id: String, tries: usize },
+}
+
 #[restate_sdk::object]
 impl WebhookQueue {
     /// Delivers the subscriber's pending deliveries, oldest first, each until it is
-    /// delivered or its schedule ends; answers how many it took. Calling it again
+    /// delivered or its schedule ends; answers how many it finished. Calling it again
     /// (the dispatcher does for every new event) finds the rest, or nothing.
     #[handler(name = "Drain")]
     async fn drain(&self, ctx: ObjectContext<'_>) -> Result<u32, HandlerError> {
         let webhook_id = ctx.key().to_owned();
-        let mut taken = 0;
-        loop {
-            let next = ctx
-                .run(|| async { Ok(Json(self.db.next_webhook_delivery(&webhook_id).await?)) })
-                .name("next_delivery")
+        let mut finished = 0;
+        let mut retrying: Option<(String, usize)> = None;
+        for _ in 0..TRIES_PER_DRAIN {
+            let tried = ctx
+                .run(|| self.try_next(&webhook_id, retrying.clone()))
+                .name("post_webhook")
                 .await?
                 .into_inner();
-            let Some(delivery) = next else {
-                return Ok(taken);
-            };
-            self.deliver(&ctx, &webhook_id, &delivery).await?;
-            taken += 1;
+            match tried {
+                Tried::Idle => return Ok(finished),
+                Tried::Done => {
+                    finished += 1;
+                    retrying = None;
+                }
+                Tried::Again { delivery_id, tries } => {
+                    ctx.sleep(self.retry[tries - 1]).await?;
+                    retrying = Some((delivery_id, tries));
+                }
+            }
         }
+        ctx.object_client::<WebhookQueueClient>(&webhook_id)
+            .drain()
+            .send();
+        Ok(finished)
     }
 }
 
 impl WebhookQueue {
-    /// Tries one delivery until a 2xx or the schedule's end, a durable timer between.
-    async fn deliver(
-        &self,
-        ctx: &ObjectContext<'_>,
-        webhook_id: &str,
-        delivery: &PendingDelivery,
-    ) -> Result<(), HandlerError> {
-        let tries = self.retry.len() + 1;
-        for attempt in 1..=tries {
-            let last = attempt == tries;
-            let done = ctx
-                .run(|| self.attempt(webhook_id, delivery, last))
-                .name(format!("post {} #{attempt}", delivery.delivery_id))
-                .await?;
-            if done || last {
-                break;
-            }
-            ctx.sleep(self.retry[attempt - 1]).await?;
-        }
-        Ok(())
-    }
-
-    /// One try, recorded on the delivery; true when nothing more is to be tried (a 2xx,
-    /// or the subscription is gone).
-    async fn attempt(
+    /// One try of the oldest pending delivery, recorded on it. `retrying` is the
+    /// delivery the last try was for and how often it was tried, so the schedule goes on
+    /// where it was (an older delivery sent again meanwhile starts its own).
+    async fn try_next(
         &self,
         webhook_id: &str,
-        delivery: &PendingDelivery,
-        last: bool,
-    ) -> Result<bool, HandlerError> {
-        if self.db.webhook(webhook_id).await?.is_none() {
-            return Ok(true);
-        }
-        let posted = self.sender.post(delivery).await;
+        retrying: Option<(String, usize)>,
+    ) -> Result<Json<Tried>, HandlerError> {
+        let Some(delivery) = self.db.next_webhook_delivery(webhook_id).await? else {
+            return Ok(Json(Tried::Idle));
+        };
+        let tries = match retrying {
+            Some((id, tries)) if id == delivery.delivery_id => tries + 1,
+            _ => 1,
+        };
+        let last = tries > self.retry.len();
+        let posted = self.sender.post(&delivery).await;
         let record = match &posted {
             Ok(code) if (200..300).contains(code) => AttemptRecord::Delivered {
                 status_code: i64::from(*code),
@@ -118,7 +129,14 @@ impl WebhookQueue {
         self.db
             .record_webhook_attempt(&delivery.delivery_id, &record)
             .await?;
-        Ok(matches!(record, AttemptRecord::Delivered { .. }))
+        faults::point("post_webhook").await;
+        Ok(Json(match record {
+            AttemptRecord::Failed { last: false, .. } => Tried::Again {
+                delivery_id: delivery.delivery_id,
+                tries,
+            },
+            _ => Tried::Done,
+        }))
     }
 }
 

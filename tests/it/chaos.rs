@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::receiver::Receiver;
 use common::{Api, AppConfig, Reply, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -203,24 +204,48 @@ struct Run {
     api: Api,
     db_url: String,
     started: Instant,
+    /// Subscribed to every event; refuses every `flap`-th request.
+    receiver: Receiver,
 }
 
+/// Every event a partner can subscribe to.
+const EVENTS: [&str; 6] = [
+    "order.paid",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
+    "order.refunded",
+    "return.refunded",
+];
+
 impl Run {
-    async fn start(name: &str, hold: &[&str]) -> (Run, TestApp) {
+    /// A fresh app holding at `hold`, with a webhook receiver that refuses every
+    /// `flap`-th request subscribed to every event.
+    async fn start(name: &str, hold: &[&str], flap: usize) -> (Run, TestApp) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chaos-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = AppConfig::new(&dir);
+        let retry = ["50ms", "100ms", "200ms"].join(",") + &",500ms".repeat(17);
         config.extra_env = vec![
             ("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into()),
             ("SHOPFLOW_HOLD_AT".into(), hold.join(",")),
+            ("SHOPFLOW_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()),
+            ("SHOPFLOW_WEBHOOK_RETRY".into(), retry),
         ];
         let app = TestApp::start(config.clone()).await;
+        let receiver = Receiver::start(true).await;
+        receiver.refuse_every.store(flap, Ordering::SeqCst);
         let run = Run {
             api: Api::new(&config),
             db_url: config.database_url.clone(),
             config,
             started: Instant::now(),
+            receiver,
         };
+        let body = json!({"url": run.receiver.url(), "events": EVENTS});
+        let subscribe = || run.api.post("/api/admin/webhooks", Some(ADMIN), &body);
+        let (status, made) = until_answered("subscribe", subscribe).await;
+        assert_eq!(status, StatusCode::CREATED, "subscribe: {made}");
         (run, app)
     }
 
@@ -584,7 +609,7 @@ async fn run(name: &str, fault: Option<Fault>, at: Vec<At>, rounds: usize) -> Ou
             At::Status(_) => None,
         })
         .collect();
-    let (run, mut app) = Run::start(name, &holds).await;
+    let (run, mut app) = Run::start(name, &holds, 4).await;
     let initial = stock(&run).await;
     let plans = plan(rounds);
     let orders: Vec<Planned> = plans.iter().flatten().cloned().collect();
@@ -655,6 +680,7 @@ async fn check(
     orders: &[Planned],
     initial: &BTreeMap<String, i64>,
 ) -> BTreeMap<String, String> {
+    webhooks_delivered(run).await;
     // Restate holds nothing paused or stuck: every invocation completes.
     let open = "SELECT target, status FROM sys_invocation WHERE status <> 'completed'";
     let started = Instant::now();
@@ -742,6 +768,48 @@ async fn check(
     fingerprints
 }
 
+/// Every webhook delivery ends `delivered` (the receiver flaps, never for long), and
+/// the receiver got each at least once, in the order they were recorded (each id's
+/// first acceptance), with the same `webhook-id` on every try.
+async fn webhooks_delivered(run: &Run) {
+    let pool = common::connect(&run.db_url).await;
+    let started = Instant::now();
+    let log: Vec<(String, String)> = loop {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT message_id, status FROM webhook_deliveries ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        if rows.iter().all(|(_, status)| status != "pending") {
+            break rows;
+        }
+        assert!(
+            started.elapsed() < ORDER_DEADLINE,
+            "webhook deliveries still pending: {} of {}",
+            rows.iter().filter(|(_, s)| s == "pending").count(),
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    pool.close().await;
+    let failed: Vec<_> = log.iter().filter(|(_, s)| s != "delivered").collect();
+    assert!(
+        failed.is_empty(),
+        "webhook deliveries not delivered: {failed:?}"
+    );
+    let mut first = Vec::new();
+    for r in run.receiver.log().into_iter().filter(|r| r.accepted) {
+        if !first.contains(&r.id) {
+            first.push(r.id);
+        }
+    }
+    let recorded: Vec<String> = log.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        first, recorded,
+        "webhook-ids in the order the receiver first accepted them vs the deliveries' order"
+    );
+}
+
 /// A notification with its return's id (random) and label (which follows from the id)
 /// left out, for the comparison with the fault-free run.
 fn without_return_ids(message: &str) -> String {
@@ -827,11 +895,16 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
         "SELECT {join}(kind || ':' || amount_cents, ',')
          FROM (SELECT * FROM refunds WHERE order_id = $1 ORDER BY kind, amount_cents) AS f"
     );
+    let webhooks = format!(
+        "SELECT {join}(event, ',') FROM (SELECT event FROM webhook_deliveries
+         WHERE event_id LIKE ($1 || ':%') ORDER BY seq) AS w"
+    );
     let returns = text(pool, id, &returns).await;
     let refunds = text(pool, id, &refunds).await;
+    let webhooks = text(pool, id, &webhooks).await;
     let show = |v: Option<Option<String>>| v.flatten().unwrap_or_else(|| "-".into());
     format!(
-        "status={}; payment={}; stock={}; shipment={}; compensations={}; returns={}; refunds={}; workflows={workflows}; notifications=[{}]",
+        "status={}; payment={}; stock={}; shipment={}; compensations={}; returns={}; refunds={}; webhooks={}; workflows={workflows}; notifications=[{}]",
         show(status),
         show(payment),
         show(stock),
@@ -839,6 +912,7 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
         show(compensations),
         show(returns),
         show(refunds),
+        show(webhooks),
         notes.join(" | ")
     )
 }
@@ -1075,7 +1149,7 @@ async fn soak() {
             .map(|o| (o.path.tag(), shape(&base[&o.id])))
             .collect()
     };
-    let (run, mut app) = Run::start("soak", &[]).await;
+    let (run, mut app) = Run::start("soak", &[], 10).await;
     // Stock for half an hour of orders.
     let rw = common::connect(&run.db_url).await;
     sqlx::query("UPDATE products SET stock_qty = 10000000 WHERE sku IN ('P004', 'P008')")

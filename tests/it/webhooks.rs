@@ -3,83 +3,16 @@
 //! each, signed as Standard Webhooks sign; subscriptions refuse bad input and private
 //! addresses; a delivery can be sent again.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
-use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
+use crate::common::receiver::{Received, Receiver};
 use crate::common::{self, Api, AppConfig, TestApp, assert_error, eventually};
 
 const ADMIN: &str = "admin";
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-    accepted: bool,
-}
-
-/// A webhook receiver on a free local port: answers 503 while down, 204 while up.
-#[derive(Clone)]
-struct Receiver {
-    up: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<Received>>>,
-    addr: SocketAddr,
-}
-
-impl Receiver {
-    async fn start(up: bool) -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let receiver = Receiver {
-            up: Arc::new(AtomicBool::new(up)),
-            log: Arc::default(),
-            addr: listener.local_addr().unwrap(),
-        };
-        let state = receiver.clone();
-        let app = axum::Router::new().route(
-            "/hooks",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let state = state.clone();
-                async move {
-                    let header = |name: &str| {
-                        let value = headers.get(name).and_then(|v| v.to_str().ok());
-                        value.unwrap_or_default().to_owned()
-                    };
-                    let accepted = state.up.load(Ordering::SeqCst);
-                    state.log.lock().unwrap().push(Received {
-                        id: header("webhook-id"),
-                        timestamp: header("webhook-timestamp"),
-                        signature: header("webhook-signature"),
-                        body,
-                        accepted,
-                    });
-                    if accepted {
-                        StatusCode::NO_CONTENT
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        receiver
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hooks", self.addr)
-    }
-
-    fn log(&self) -> Vec<Received> {
-        self.log.lock().unwrap().clone()
-    }
-}
 
 async fn start(name: &str, env: &[(&str, &str)]) -> TestApp {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

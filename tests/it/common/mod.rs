@@ -5,6 +5,7 @@
 pub mod openapi;
 #[path = "../../../src/db/test_postgres.rs"]
 pub mod postgres;
+pub mod receiver;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
