@@ -305,6 +305,41 @@ pub struct Webhooks {
     pub allow_private: bool,
 }
 
+impl Timings {
+    fn to_env(&self) -> [(&'static str, String); 4] {
+        [
+            ("SHOPFLOW_DELIVERY_DELAY", self.delivery_delay),
+            ("SHOPFLOW_PAYMENT_TIMEOUT", self.payment_timeout),
+            ("SHOPFLOW_RETURN_WINDOW", self.return_window),
+            ("SHOPFLOW_RETURN_PARCEL_WINDOW", self.return_parcel_window),
+        ]
+        .map(|(key, d)| (key, format_duration(d)))
+    }
+}
+
+impl Limits {
+    fn to_env(&self) -> [(&'static str, String); 3] {
+        [
+            ("SHOPFLOW_MAX_IN_FLIGHT", self.max_in_flight),
+            ("SHOPFLOW_MAX_STREAMS", self.max_streams),
+            ("SHOPFLOW_MAX_STREAMS_PER_USER", self.max_streams_per_user),
+        ]
+        .map(|(key, n)| (key, n.to_string()))
+    }
+}
+
+impl Webhooks {
+    fn to_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("SHOPFLOW_WEBHOOK_RETRY", self.retry.to_string()),
+            (
+                "SHOPFLOW_WEBHOOK_ALLOW_PRIVATE",
+                self.allow_private.to_string(),
+            ),
+        ]
+    }
+}
+
 /// The waits between a webhook delivery's tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule(pub Vec<Duration>);
@@ -490,42 +525,15 @@ impl Config {
             ),
             ("SHOPFLOW_SERVICES_URL", self.services_url()),
             (
-                "SHOPFLOW_DELIVERY_DELAY",
-                format_duration(self.timings.delivery_delay),
-            ),
-            (
-                "SHOPFLOW_PAYMENT_TIMEOUT",
-                format_duration(self.timings.payment_timeout),
-            ),
-            (
-                "SHOPFLOW_RETURN_WINDOW",
-                format_duration(self.timings.return_window),
-            ),
-            (
-                "SHOPFLOW_RETURN_PARCEL_WINDOW",
-                format_duration(self.timings.return_parcel_window),
-            ),
-            (
                 "SHOPFLOW_TRUST_USER_HEADER",
                 self.trust_user_header.to_string(),
-            ),
-            (
-                "SHOPFLOW_MAX_IN_FLIGHT",
-                self.limits.max_in_flight.to_string(),
-            ),
-            ("SHOPFLOW_MAX_STREAMS", self.limits.max_streams.to_string()),
-            (
-                "SHOPFLOW_MAX_STREAMS_PER_USER",
-                self.limits.max_streams_per_user.to_string(),
-            ),
-            ("SHOPFLOW_WEBHOOK_RETRY", self.webhooks.retry.to_string()),
-            (
-                "SHOPFLOW_WEBHOOK_ALLOW_PRIVATE",
-                self.webhooks.allow_private.to_string(),
             ),
             ("SHOPFLOW_SEED", self.seed.name()),
             ("SHOPFLOW_LOG_FORMAT", self.log_format.name()),
         ];
+        env.extend(self.timings.to_env());
+        env.extend(self.limits.to_env());
+        env.extend(self.webhooks.to_env());
         env.extend(
             self.optional_env()
                 .into_iter()
