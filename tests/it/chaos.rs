@@ -895,9 +895,12 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
         "SELECT {join}(kind || ':' || amount_cents, ',')
          FROM (SELECT * FROM refunds WHERE order_id = $1 ORDER BY kind, amount_cents) AS f"
     );
+    // Sorted: a step cut off between the order's status and its events records them
+    // after a later action (a goodwill refund) that saw the status; the order of
+    // delivery is checked against the recorded order in `webhooks_delivered`.
     let webhooks = format!(
         "SELECT {join}(event, ',') FROM (SELECT event FROM webhook_deliveries
-         WHERE event_id LIKE ($1 || ':%') ORDER BY seq) AS w"
+         WHERE event_id LIKE ($1 || ':%') ORDER BY event) AS w"
     );
     let returns = text(pool, id, &returns).await;
     let refunds = text(pool, id, &refunds).await;
