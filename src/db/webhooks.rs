@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::clock::now_rfc3339;
-use crate::db::Db;
 use crate::db::rows::from_row;
+use crate::db::{Backend, Db};
 use crate::domain::ids::stable_hash;
 use crate::domain::webhooks::{WebhookEvent, message_id};
 
@@ -120,6 +120,47 @@ pub enum Redelivery {
     Unknown,
 }
 
+/// The PostgreSQL advisory lock that orders the writers of webhook deliveries.
+const DELIVERY_LOCK: i64 = 0x5348_4f50_5748_4f4b; // "SHOPWHOK"
+
+/// One delivery of `event` per subscriber of its type, once per `event_id`.
+async fn insert_deliveries(
+    conn: &mut sqlx::AnyConnection,
+    event_id: &str,
+    event: WebhookEvent,
+    payload: &str,
+) -> sqlx::Result<()> {
+    let subscribers: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM webhooks WHERE deleted_at IS NULL AND events LIKE $1 ORDER BY id",
+    )
+    .bind(format!("%,{},%", event.as_str()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = now_rfc3339();
+    for webhook_id in subscribers {
+        let delivery_id = format!(
+            "dlv_{:016x}",
+            stable_hash(format!("{webhook_id}\0{event_id}").as_bytes())
+        );
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, message_id,
+                 event, payload, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)
+             ON CONFLICT (webhook_id, event_id) DO NOTHING",
+        )
+        .bind(&delivery_id)
+        .bind(&webhook_id)
+        .bind(event_id)
+        .bind(message_id(event_id))
+        .bind(event.as_str())
+        .bind(payload)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 const DELIVERY_COLUMNS: &str = "SELECT delivery_id, event, status, attempts, last_status_code,
     last_error, message_id, created_at, updated_at FROM webhook_deliveries";
 
@@ -188,35 +229,20 @@ impl Db {
         event: WebhookEvent,
         payload: &str,
     ) -> sqlx::Result<()> {
-        let subscribers: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM webhooks WHERE deleted_at IS NULL AND events LIKE $1 ORDER BY id",
-        )
-        .bind(format!("%,{},%", event.as_str()))
-        .fetch_all(self.pool())
-        .await?;
-        let now = now_rfc3339();
-        for webhook_id in subscribers {
-            let delivery_id = format!(
-                "dlv_{:016x}",
-                stable_hash(format!("{webhook_id}\0{event_id}").as_bytes())
-            );
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, message_id,
-                     event, payload, status, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)
-                 ON CONFLICT (webhook_id, event_id) DO NOTHING",
-            )
-            .bind(&delivery_id)
-            .bind(&webhook_id)
-            .bind(event_id)
-            .bind(message_id(event_id))
-            .bind(event.as_str())
-            .bind(payload)
-            .bind(&now)
-            .execute(self.pool())
-            .await?;
+        if self.backend() == Backend::Sqlite {
+            // SQLite's single writer already makes rows visible in `seq` order.
+            let mut conn = self.pool().acquire().await?;
+            return insert_deliveries(&mut conn, event_id, event, payload).await;
         }
-        Ok(())
+        // One writer at a time, so rows become visible in `seq` order and a queue never
+        // takes a later one before an earlier one commits.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(DELIVERY_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        insert_deliveries(&mut tx, event_id, event, payload).await?;
+        tx.commit().await
     }
 
     /// Subscribers with deliveries their queue has not been told of, and the newest
