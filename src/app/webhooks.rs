@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::webhooks::{Delivery, Redelivery, Webhook};
 use crate::db::{Db, User};
-use crate::domain::webhooks::{check_url, is_public, parse_events, secret_from_key};
+use crate::domain::webhooks::{check_url, is_public, literal_ip, parse_events, secret_from_key};
 use crate::durable::RestateClient;
 use crate::durable::ingress::CallError;
 
@@ -52,7 +52,7 @@ async fn refuse_private(url: &reqwest::Url) -> AppResult<()> {
             ),
         )
     };
-    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+    if let Some(ip) = literal_ip(url) {
         return if is_public(ip) {
             Ok(())
         } else {

@@ -151,6 +151,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.to_ipv4().is_some()) // IPv4-compatible ::a.b.c.d
 }
 
+/// The address a URL names directly (`http://10.0.0.1/`, `http://[::1]/`), if it does.
+pub fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    host.trim_matches(['[', ']']).parse().ok()
+}
+
 /// A subscription's URL, checked for what it can be: http or https, a host, no
 /// credentials, at most 2,048 bytes. Where the host resolves is checked apart (it can
 /// change), before every delivery.

@@ -6,7 +6,7 @@
 //! an event carries the same `webhook-id` for the subscriber to drop repeats.
 
 use std::error::Error as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::now_unix_ms;
 use crate::db::Db;
 use crate::db::webhooks::{AttemptRecord, PendingDelivery};
-use crate::domain::webhooks::{check_url, is_public, signature};
+use crate::domain::webhooks::{check_url, is_public, literal_ip, signature};
 use crate::faults;
 
 /// How deliveries are made: the waits between tries, and whether loopback and private
@@ -170,8 +170,7 @@ impl Sender {
     /// Posts the delivery's payload, signed for this try; the answer's status code.
     pub async fn post(&self, delivery: &PendingDelivery) -> Result<u16, String> {
         let url = check_url(&delivery.url)?;
-        let host = url.host_str().unwrap_or_default();
-        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
+        if let Some(ip) = literal_ip(&url)
             && !self.allow_private
             && !is_public(ip)
         {

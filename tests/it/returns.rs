@@ -11,7 +11,8 @@ use tokio::sync::OnceCell;
 
 const ADMIN: &str = "admin";
 
-async fn start(name: &str, env: &[(&str, &str)]) -> TestApp {
+/// A fresh app with a 200 ms delivery timer and `env`.
+pub(crate) async fn start(name: &str, env: &[(&str, &str)]) -> TestApp {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = AppConfig::new(&dir);

@@ -10,22 +10,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use crate::common::receiver::{Received, Receiver};
-use crate::common::{self, Api, AppConfig, TestApp, assert_error, eventually};
+use crate::common::{self, Api, assert_error, eventually};
+use crate::returns::start;
 
 const ADMIN: &str = "admin";
-
-async fn start(name: &str, env: &[(&str, &str)]) -> TestApp {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = AppConfig::new(&dir);
-    config
-        .extra_env
-        .push(("SHOPFLOW_DELIVERY_DELAY".into(), "200ms".into()));
-    for (k, v) in env {
-        config.extra_env.push(((*k).into(), (*v).into()));
-    }
-    TestApp::start(config).await
-}
 
 async fn subscribe(api: &Api, user: &str, url: &str, events: &[&str]) -> common::Reply {
     let body = json!({"url": url, "events": events});
