@@ -127,30 +127,40 @@ async fn announce_recovery(
     }
 }
 
-/// Sets the carrier for the next `orders` orders to ship (`normal` ends the drill).
-pub async fn carrier(app: &App, user: &User, mode: &str, orders: i64) -> AppResult<String> {
+/// Sets the carrier for the next `orders` parcels to ship, from `location` only when
+/// given (`normal` ends the drill).
+pub async fn carrier(
+    app: &App,
+    user: &User,
+    mode: &str,
+    orders: i64,
+    location: Option<&str>,
+) -> AppResult<String> {
     require_admin(user)?;
     let mode = CarrierMode::parse(mode).map_err(|e| AppError::invalid("invalid_mode", e))?;
     if !(0..=100).contains(&orders) {
         return Err(AppError::invalid("invalid_orders", "orders must be 0-100"));
     }
-    app.db.set_carrier_drill(mode, orders).await?;
+    if let Some(location) = location {
+        super::catalog::known_location(app, location).await?;
+    }
+    app.db.set_carrier_drill(mode, orders, location).await?;
+    let place = location.map_or(String::new(), |l| format!(" from {l}"));
     Ok(match mode {
         CarrierMode::Normal => "The carrier works normally again.".to_owned(),
         CarrierMode::Fail => format!(
-            "The carrier rejects the next {orders} order(s): the saga gives back what they took."
+            "The carrier rejects the next {orders} parcel(s){place}: their stock goes back and their part is never charged."
         ),
         CarrierMode::Flaky => format!(
-            "The carrier times out twice for each of the next {orders} order(s): Restate retries."
+            "The carrier times out twice for each of the next {orders} parcel(s){place}: Restate retries."
         ),
     })
 }
 
 /// The carrier drill under way, in words (for the admin's page).
 pub async fn carrier_state(app: &App) -> AppResult<Option<String>> {
-    Ok(app
-        .db
-        .carrier_drill()
-        .await?
-        .map(|(mode, n)| format!("The carrier is in `{mode}` mode for the next {n} order(s).")))
+    Ok(app.db.carrier_drill().await?.map(|(mode, n, location)| {
+        let place = location.map_or(String::new(), |l| format!(" from {l}"));
+        format!("The carrier is in `{mode}` mode for the next {n} parcel(s){place}.")
+    }))
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{App, AppError, AppResult, require_admin};
 use crate::db::User;
-use crate::db::orders::{OrderDetail, OrderSummary, Refund, ReturnRecord};
+use crate::db::orders::{OrderDetail, OrderSummary, Parcel, Refund, ReturnRecord};
 use crate::domain::{CompensationRun, OrderId, OrderStatus, Step};
 
 /// One order as clients see it.
@@ -20,6 +20,8 @@ pub struct OrderView {
     pub created_at: String,
     pub payment: PaymentView,
     pub shipment: ShipmentView,
+    /// One parcel per location the order ships from, in location order.
+    pub shipments: Vec<Parcel>,
     pub steps: Vec<Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
@@ -44,7 +46,12 @@ pub struct PaymentView {
     pub awakeable_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
-    /// What the gateway captured: the order's total once paid, else 0.
+    /// `pending`, `failed`, `timed_out`, `cancelled`; once the gateway accepted it
+    /// `authorized` (at checkout), then `captured` (every parcel shipped or failed,
+    /// something captured) or `voided` (nothing ever shipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// What the gateway captured: each parcel's part as it ships.
     pub captured_cents: i64,
     /// The sum of every refund; never more than was captured.
     pub refunded_cents: i64,
@@ -89,6 +96,7 @@ impl From<OrderDetail> for OrderView {
             payment: PaymentView {
                 awakeable_id: order.awakeable_id,
                 transaction_id: order.transaction_id,
+                state: order.payment_state,
                 captured_cents: order.captured_cents,
                 refunded_cents: order.refunded_cents.unwrap_or(0),
                 refunded_at: order.refunded_at,
@@ -98,6 +106,7 @@ impl From<OrderDetail> for OrderView {
                 carrier,
                 tracking_number,
             },
+            shipments: Vec::new(),
             steps: order.steps,
             failure_reason: order.failure_reason,
             compensations: order.compensations,
@@ -138,6 +147,14 @@ pub async fn order(app: &App, user: &User, id: &str) -> AppResult<OrderView> {
     };
     view.returns = app.db.returns_of_order(&order_id).await?;
     view.payment.refunds = app.db.refunds_of_order(&order_id).await?;
+    view.shipments = app.db.parcels_of(&order_id).await?;
+    if view.shipment.carrier.is_none() {
+        // A split order: the first parcel that shipped stands for its shipment.
+        if let Some(p) = view.shipments.iter().find(|p| p.carrier.is_some()) {
+            view.shipment.carrier = p.carrier.clone();
+            view.shipment.tracking_number = p.tracking_number.clone();
+        }
+    }
     Ok(view)
 }
 

@@ -4,6 +4,7 @@
 //! (`$1` placeholders, `ON CONFLICT`, `RETURNING`); the few that differ ask
 //! [`Db::backend`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,10 +14,12 @@ use sqlx::TransactionManager;
 use sqlx::any::{AnyPoolOptions, AnyTransactionManager, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+mod locations;
 pub mod orders;
 mod rows;
 mod sessions;
 pub mod webhooks;
+pub use locations::{Location, SetStock, StockByLocation};
 pub use sessions::Session;
 #[cfg(test)]
 pub mod test_postgres;
@@ -68,6 +71,7 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0010_decision_actor.sql"),
     migration!("sqlite", "0011_returns.sql"),
     migration!("sqlite", "0012_webhooks.sql"),
+    migration!("sqlite", "0013_locations.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
 const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
@@ -76,6 +80,7 @@ const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
     migration!("postgres", "0003_decision_actor.sql"),
     migration!("postgres", "0004_returns.sql"),
     migration!("postgres", "0005_webhooks.sql"),
+    migration!("postgres", "0006_locations.sql"),
 ]);
 
 const SEED: &str = include_str!("seed.sql");
@@ -126,7 +131,8 @@ impl Backend {
     }
 }
 
-/// A catalog product as the API shows it; `stock_qty` is what is available now.
+/// A catalog product as the API shows it; `stock_qty` is what is available now, the
+/// sum of `stock_by_location`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
@@ -135,8 +141,33 @@ pub struct Product {
     pub description: String,
     pub price_cents: i64,
     pub stock_qty: i64,
+    pub stock_by_location: StockByLocation,
 }
-from_row!(Product {
+
+/// A product's row, before its stock by location joins it.
+struct ProductRow {
+    id: i64,
+    sku: String,
+    name: String,
+    description: String,
+    price_cents: i64,
+    stock_qty: i64,
+}
+
+impl ProductRow {
+    fn with_stock(self, by_location: &mut BTreeMap<i64, StockByLocation>) -> Product {
+        Product {
+            stock_by_location: by_location.remove(&self.id).unwrap_or_default(),
+            id: self.id,
+            sku: self.sku,
+            name: self.name,
+            description: self.description,
+            price_cents: self.price_cents,
+            stock_qty: self.stock_qty,
+        }
+    }
+}
+from_row!(ProductRow {
     id,
     sku,
     name,
@@ -362,30 +393,38 @@ impl Db {
     }
 
     pub async fn products(&self) -> sqlx::Result<Vec<Product>> {
-        sqlx::query_as(
+        let rows: Vec<ProductRow> = sqlx::query_as(
             "SELECT id, sku, name, description, price_cents, stock_qty FROM products ORDER BY id",
         )
         .fetch_all(&self.pool)
-        .await
+        .await?;
+        let mut by_location = self.stock_by_location(None).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.with_stock(&mut by_location))
+            .collect())
     }
 
     pub async fn product(&self, product: &ProductRef) -> sqlx::Result<Option<Product>> {
         const COLUMNS: &str =
             "SELECT id, sku, name, description, price_cents, stock_qty FROM products";
-        match product {
+        let row: Option<ProductRow> = match product {
             ProductRef::Id(id) => {
                 sqlx::query_as(&format!("{COLUMNS} WHERE id = $1"))
                     .bind(id.get())
                     .fetch_optional(&self.pool)
-                    .await
+                    .await?
             }
             ProductRef::Sku(sku) => {
                 sqlx::query_as(&format!("{COLUMNS} WHERE sku = $1"))
                     .bind(sku)
                     .fetch_optional(&self.pool)
-                    .await
+                    .await?
             }
-        }
+        };
+        let Some(row) = row else { return Ok(None) };
+        let mut by_location = self.stock_by_location(Some(row.id)).await?;
+        Ok(Some(row.with_stock(&mut by_location)))
     }
 
     /// The versions of the catalog and of the users: every change to a product or a

@@ -14,6 +14,16 @@ INSERT INTO products (id, sku, name, description, price_cents, stock_qty) VALUES
     (10, 'P010', 'Desk Lamp',         'Warm LED light with a weighted base.',            5900,  25)
 ON CONFLICT DO NOTHING;
 
+-- Each product's stock by location, for products that have none yet (new ones, and
+-- those from before locations): two thirds east, a third west.
+INSERT INTO product_stock (product_id, location, stock_qty)
+SELECT p.id, l.id,
+       CASE WHEN l.id = 'west' THEN p.stock_qty / 3 ELSE p.stock_qty - p.stock_qty / 3 END
+FROM products p, locations l
+WHERE l.id IN ('east', 'west')
+  AND NOT EXISTS (SELECT 1 FROM product_stock s WHERE s.product_id = p.id)
+ON CONFLICT DO NOTHING;
+
 INSERT INTO users (username, name, email, address, role) VALUES
     ('alice', 'Alice Andersen', 'alice@example.com', '1 Market Street, Springfield', 'customer'),
     ('bob',   'Bob Brown',      'bob@example.com',   '22 Harbour Road, Shelbyville', 'customer'),

@@ -13,4 +13,7 @@ FROM (SELECT i, CASE WHEN i < 10 THEN '000' WHEN i < 100 THEN '00'
 WHERE true
 ON CONFLICT DO NOTHING;
 
-UPDATE products SET stock_qty = 1000000000 WHERE stock_qty < 1000000000;
+UPDATE product_stock SET stock_qty = 500000000 WHERE stock_qty < 500000000;
+UPDATE products SET stock_qty = (SELECT SUM(s.stock_qty) FROM product_stock s
+                                 WHERE s.product_id = products.id)
+WHERE stock_qty <> (SELECT SUM(s.stock_qty) FROM product_stock s WHERE s.product_id = products.id);

@@ -5,6 +5,7 @@ pub mod cart;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod parcels;
 pub mod payment;
 pub mod quantity;
 pub mod retry;
@@ -20,7 +21,8 @@ pub use money::Cents;
 pub use order::{
     CompensationRun, OrderId, OrderRecord, OrderStatus, ShippingAddress, Step, StepState,
 };
-pub use payment::PaymentState;
+pub use parcels::{ParcelLine, ParcelStatus};
+pub use payment::{PaymentState, Settlement};
 pub use quantity::Quantity;
 pub use retry::RetryConfig;
 pub use returns::{

@@ -101,10 +101,12 @@ pub enum OrderStatus {
     ShippingFailed,
     InTransit,
     Delivered,
+    /// Some parcels arrived, the others failed (their part never captured).
+    PartiallyDelivered,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 10] = [
+    pub const ALL: [OrderStatus; 11] = [
         OrderStatus::AwaitingPayment,
         OrderStatus::PaymentFailed,
         OrderStatus::PaymentTimedOut,
@@ -115,6 +117,7 @@ impl OrderStatus {
         OrderStatus::ShippingFailed,
         OrderStatus::InTransit,
         OrderStatus::Delivered,
+        OrderStatus::PartiallyDelivered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +132,7 @@ impl OrderStatus {
             OrderStatus::ShippingFailed => "shipping_failed",
             OrderStatus::InTransit => "in_transit",
             OrderStatus::Delivered => "delivered",
+            OrderStatus::PartiallyDelivered => "partially_delivered",
         }
     }
 
@@ -155,6 +159,7 @@ impl OrderStatus {
             OrderStatus::ShippingFailed => "Shipping Failed",
             OrderStatus::InTransit => "In Transit",
             OrderStatus::Delivered => "Delivered",
+            OrderStatus::PartiallyDelivered => "Partially Delivered",
         }
     }
 
@@ -167,6 +172,7 @@ impl OrderStatus {
                 | OrderStatus::Cancelled
                 | OrderStatus::ShippingFailed
                 | OrderStatus::Delivered
+                | OrderStatus::PartiallyDelivered
         )
     }
 }
@@ -229,7 +235,7 @@ pub fn steps_for(status: OrderStatus) -> Vec<Step> {
         Shipping => (2, Active),
         ShippingFailed => (2, Failed),
         InTransit => (3, Active),
-        Delivered => (STEPS.len(), Done),
+        Delivered | PartiallyDelivered => (STEPS.len(), Done),
     };
     STEPS
         .iter()

@@ -36,6 +36,35 @@ impl PaymentState {
     }
 }
 
+/// The money of a payment the gateway accepted: authorized at checkout, captured per
+/// parcel as it ships, the rest voided. `captured` is `None` for a payment taken
+/// before parcels (captured whole when it succeeded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub amount: i64,
+    pub captured: Option<i64>,
+    pub voided: i64,
+}
+
+impl Settlement {
+    pub fn captured(self) -> i64 {
+        self.captured.unwrap_or(self.amount)
+    }
+
+    /// `authorized` while some of the amount is neither captured nor voided, else
+    /// `captured` (something was) or `voided` (nothing was).
+    pub fn state(self) -> &'static str {
+        let captured = self.captured();
+        if captured + self.voided < self.amount {
+            "authorized"
+        } else if captured > 0 {
+            "captured"
+        } else {
+            "voided"
+        }
+    }
+}
+
 impl TryFrom<String> for PaymentState {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
@@ -63,5 +92,20 @@ mod tests {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
         assert!(PaymentState::try_from("refunded".to_owned()).is_err());
+    }
+
+    #[test]
+    fn settlements() {
+        let s = |captured, voided| Settlement {
+            amount: 100,
+            captured,
+            voided,
+        };
+        assert_eq!(s(Some(0), 0).state(), "authorized");
+        assert_eq!(s(Some(60), 0).state(), "authorized");
+        assert_eq!(s(Some(60), 40).state(), "captured");
+        assert_eq!(s(Some(0), 100).state(), "voided");
+        assert_eq!(s(None, 0).state(), "captured", "taken before parcels");
+        assert_eq!(s(None, 0).captured(), 100);
     }
 }

@@ -14,6 +14,20 @@ use crate::faults;
 pub struct ShipmentRequest {
     pub order_id: OrderId,
     pub user_id: String,
+    /// The parcel's carrier reference (the order id when absent).
+    #[serde(default)]
+    pub shipment_id: Option<String>,
+    /// Where the parcel ships from.
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+impl ShipmentRequest {
+    fn reference(&self) -> &str {
+        self.shipment_id
+            .as_deref()
+            .unwrap_or(self.order_id.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,13 +83,13 @@ impl ShippingService {
         ctx: Context<'_>,
         req: Json<ShipmentRequest>,
     ) -> Result<Json<ShipmentInfo>, HandlerError> {
-        let ShipmentRequest { order_id, user_id } = req.into_inner();
+        let req = req.into_inner();
         let policy = RetryConfig::SHIPPING;
         let max = policy.max_attempts;
         let mut attempt = 1;
         loop {
             let outcome = ctx
-                .run(|| self.book(&order_id, &user_id, ctx.invocation_id(), attempt))
+                .run(|| self.book(&req, ctx.invocation_id(), attempt))
                 .name(format!("book_with_carrier #{attempt}"))
                 .await?
                 .into_inner();
@@ -123,17 +137,21 @@ impl ShippingService {
     /// notified); only a failure of our own (the database) is an error, retried by Restate.
     async fn book(
         &self,
-        order_id: &OrderId,
-        user_id: &str,
+        req: &ShipmentRequest,
         invocation_id: &str,
         attempt: u32,
     ) -> Result<Json<Result<ShipmentInfo, String>>, HandlerError> {
+        let (order_id, user_id, reference) = (&req.order_id, &req.user_id, req.reference());
+        let location = req.location.as_deref().unwrap_or("east");
         // The durable-steps pane finds the booking (and its retries) by its id.
         self.db.record_invocation(order_id, invocation_id).await?;
-        let mode = self.db.carrier_mode(order_id).await?;
-        match carrier_api(order_id.as_str(), attempt, mode) {
+        let mode = self.db.carrier_mode(reference, location).await?;
+        match carrier_api(reference, attempt, mode) {
             Ok((carrier, tracking)) => {
-                let s = self.db.book_shipment(order_id, &carrier, &tracking).await?;
+                let s = self
+                    .db
+                    .book_shipment(reference, &carrier, &tracking)
+                    .await?;
                 faults::point("book_with_carrier").await;
                 Ok(Json(Ok(ShipmentInfo {
                     carrier: s.carrier,
@@ -143,13 +161,20 @@ impl ShippingService {
             }
             Err(reason) => {
                 let max = RetryConfig::SHIPPING.max_attempts;
+                let split = reference != order_id.as_str();
+                let parcel = match split {
+                    true => format!(" (parcel from {location})"),
+                    false => String::new(),
+                };
                 let message = format!(
-                    "Order {order_id}: carrier attempt {attempt} of {max} failed: {reason}"
+                    "Order {order_id}{parcel}: carrier attempt {attempt} of {max} failed: {reason}"
                 );
-                Event::new(user_id, order_id.as_str(), "shipping_retry", message)
-                    .nth(attempt.into())
-                    .write(&self.db)
-                    .await?;
+                let event = Event::new(user_id, order_id.as_str(), "shipping_retry", message);
+                let event = match split {
+                    true => event.keyed(location),
+                    false => event,
+                };
+                event.nth(attempt.into()).write(&self.db).await?;
                 faults::point("carrier_rejected").await;
                 Ok(Json(Err(reason)))
             }

@@ -15,10 +15,11 @@ use super::notify::Event;
 use super::shipping::{ShipmentInfo, ShipmentRequest, ShippingServiceClient};
 use crate::clock::{format_duration, now_rfc3339};
 use crate::db::Db;
-use crate::db::orders::DecisionClaim;
+use crate::db::orders::{DecisionClaim, Parcel};
 use crate::domain::order::steps_for;
 use crate::domain::{
-    Compensation, CompensationRun, OrderId, OrderRecord, OrderStatus, Reason, Saga, Step, StepState,
+    Compensation, CompensationRun, OrderId, OrderRecord, OrderStatus, ParcelStatus, Reason, Saga,
+    Step, StepState,
 };
 use crate::faults;
 
@@ -36,6 +37,9 @@ pub struct FulfillmentStatus {
     pub status: OrderStatus,
     pub steps: Vec<Step>,
     pub shipment: Option<ShipmentInfo>,
+    /// The order's parcels, one per location it ships from.
+    #[serde(default)]
+    pub parcels: Vec<Parcel>,
     pub compensations: Vec<CompensationRun>,
     pub failure_reason: Option<String>,
     pub started_at: String,
@@ -51,6 +55,7 @@ impl FulfillmentStatus {
             status: OrderStatus::AwaitingPayment,
             steps: steps_for(OrderStatus::AwaitingPayment),
             shipment: None,
+            parcels: Vec::new(),
             compensations: Vec::new(),
             failure_reason: None,
             started_at: order.created_at.clone(),
@@ -220,7 +225,10 @@ impl OrderFulfillmentWorkflow {
         Ok(())
     }
 
-    /// Books the shipment through `ShippingService` (which retries the carrier).
+    /// Books every parcel through `ShippingService` at once (each booking its own
+    /// invocation with its own retries), then settles each as its answer comes: a
+    /// parcel that ships is captured, one that fails is released and voided. The order
+    /// goes on when at least one shipped.
     async fn ship(
         &self,
         ctx: &WorkflowContext<'_>,
@@ -232,46 +240,140 @@ impl OrderFulfillmentWorkflow {
         let event = Event::new(&user_id, order_id.as_str(), "approved", approved);
         self.advance(ctx, st, OrderStatus::Shipping, vec![event])
             .await?;
-        let request = ShipmentRequest {
-            order_id: order_id.clone(),
-            user_id: user_id.clone(),
-        };
-        let booked = ctx
-            .service_client::<ShippingServiceClient>()
-            .initiate_shipment(Json(request))
-            .call()
-            .await;
-        let shipment = match booked {
-            Ok(Json(shipment)) => shipment,
-            Err(e) if is_cancellation(&e) => return Err(Stop::Interrupted(e)),
-            Err(e) => {
-                return Err(Stop::Ends(
-                    OrderStatus::ShippingFailed,
-                    e.message().to_owned(),
-                ));
+        let id = order_id.clone();
+        st.parcels = ctx
+            .run(|| async move { Ok(Json(self.db.start_parcels(&id).await?)) })
+            .name("parcels")
+            .await?
+            .into_inner();
+        let calls: Vec<_> = st
+            .parcels
+            .iter()
+            .map(|p| {
+                let request = ShipmentRequest {
+                    order_id: order_id.clone(),
+                    user_id: user_id.clone(),
+                    shipment_id: Some(p.shipment_id.clone()),
+                    location: Some(p.location.clone()),
+                };
+                ctx.service_client::<ShippingServiceClient>()
+                    .initiate_shipment(Json(request))
+                    .call()
+            })
+            .collect();
+        let mut failure = None;
+        for (i, call) in calls.into_iter().enumerate() {
+            match call.await {
+                Ok(Json(shipment)) => {
+                    if st.shipment.is_none() {
+                        // Only a shipment that exists is cancelled on a later failure.
+                        saga.push(Compensation::CancelShipment);
+                        ctx.set(SAGA, Json(saga.clone()));
+                    }
+                    self.parcel_shipped(ctx, st, i, shipment).await?;
+                }
+                Err(e) if is_cancellation(&e) => return Err(Stop::Interrupted(e)),
+                Err(e) => {
+                    let reason = e.message().to_owned();
+                    self.parcel_failed(ctx, st, i, &reason).await?;
+                    failure.get_or_insert(reason);
+                }
             }
+        }
+        let Some(shipment) = st.shipment.clone() else {
+            let reason = failure.unwrap_or_else(|| "the order has no parcels".into());
+            return Err(Stop::Ends(OrderStatus::ShippingFailed, reason));
         };
-        // Only a shipment that exists is cancelled on a later failure.
-        saga.push(Compensation::CancelShipment);
-        ctx.set(SAGA, Json(saga.clone()));
+        let shipped = st
+            .parcels
+            .iter()
+            .filter(|p| p.status == ParcelStatus::InTransit);
         let message = format!(
-            "Order {order_id}: shipment initiated with {}, tracking {}; delivery expected in {}",
+            "Order {order_id}: {} parcel(s) shipped, first with {}, tracking {}; delivery expected in {}",
+            shipped.count(),
             shipment.carrier,
             shipment.tracking_number,
             format_duration(self.delivery_delay)
         );
-        let (shipment_carrier, shipment_tracking) =
-            (shipment.carrier.clone(), shipment.tracking_number.clone());
-        st.shipment = Some(shipment);
         let event = Event::new(&user_id, order_id.as_str(), "shipment_initiated", message)
-            .with("carrier", shipment_carrier)
-            .with("tracking_number", shipment_tracking);
+            .with("carrier", shipment.carrier)
+            .with("tracking_number", shipment.tracking_number);
         self.advance(ctx, st, OrderStatus::InTransit, vec![event])
             .await?;
         Ok(())
     }
 
-    /// The parcel arrived: the stock reservation becomes a sale, nothing is owed back.
+    /// Parcel `i` is with the carrier: its part of the payment is captured.
+    async fn parcel_shipped(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        i: usize,
+        shipment: ShipmentInfo,
+    ) -> Result<(), TerminalError> {
+        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+        let parcel = st.parcels[i].clone();
+        let split = st.parcels.len() > 1;
+        let (carrier, tracking) = (shipment.carrier.clone(), shipment.tracking_number.clone());
+        let location = parcel.location.clone();
+        ctx.run(|| async move {
+            self.db.parcel_shipped(&order_id, &parcel).await?;
+            if split {
+                let amount = crate::domain::Cents::new(parcel.amount_cents).unwrap_or_default();
+                let message = format!(
+                    "Order {order_id}: the parcel from {location} shipped with {carrier}, tracking {tracking}; {amount} charged"
+                );
+                Event::new(&user_id, order_id.as_str(), "parcel_shipped", message)
+                    .keyed(&location)
+                    .write(&self.db)
+                    .await?;
+            }
+            faults::point("capture_parcel").await;
+            Ok(())
+        })
+        .name(format!("capture_{}", st.parcels[i].location))
+        .await?;
+        let parcel = &mut st.parcels[i];
+        parcel.status = ParcelStatus::InTransit;
+        parcel.carrier = Some(shipment.carrier.clone());
+        parcel.tracking_number = Some(shipment.tracking_number.clone());
+        st.shipment.get_or_insert(shipment);
+        ctx.set(STATUS, Json(st.clone()));
+        Ok(())
+    }
+
+    /// Parcel `i` could not ship: its stock goes back, its part is never charged.
+    async fn parcel_failed(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        i: usize,
+        reason: &str,
+    ) -> Result<(), TerminalError> {
+        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+        let parcel = st.parcels[i].clone();
+        let message = format!(
+            "Order {order_id}: the parcel from {} cannot ship ({reason}); its items go back and are not charged",
+            parcel.location
+        );
+        ctx.run(|| async move {
+            self.db.parcel_failed(&order_id, &parcel).await?;
+            Event::new(&user_id, order_id.as_str(), "parcel_failed", message)
+                .keyed(&parcel.location)
+                .write(&self.db)
+                .await?;
+            faults::point("void_parcel").await;
+            Ok(())
+        })
+        .name(format!("void_{}", st.parcels[i].location))
+        .await?;
+        st.parcels[i].status = ParcelStatus::Failed;
+        ctx.set(STATUS, Json(st.clone()));
+        Ok(())
+    }
+
+    /// The parcels in transit arrived: their reservations become a sale, nothing is
+    /// owed back. Some parcels failed: the order is `partially_delivered`.
     async fn deliver(
         &self,
         ctx: &WorkflowContext<'_>,
@@ -288,10 +390,31 @@ impl OrderFulfillmentWorkflow {
         .await?;
         saga.clear();
         ctx.set(SAGA, Json(saga.clone()));
-        let delivered = format!("Order {}: delivered", st.order_id);
+        let failed = st
+            .parcels
+            .iter()
+            .filter(|p| p.status == ParcelStatus::Failed)
+            .count();
+        for parcel in st.parcels.iter_mut() {
+            if parcel.status == ParcelStatus::InTransit {
+                parcel.status = ParcelStatus::Delivered;
+            }
+        }
+        let (status, delivered) = match failed {
+            0 => (
+                OrderStatus::Delivered,
+                format!("Order {}: delivered", st.order_id),
+            ),
+            n => (
+                OrderStatus::PartiallyDelivered,
+                format!(
+                    "Order {}: delivered, except {n} parcel(s) that could not ship (never charged)",
+                    st.order_id
+                ),
+            ),
+        };
         let event = Event::new(&st.user_id, st.order_id.as_str(), "delivered", delivered);
-        self.advance(ctx, st, OrderStatus::Delivered, vec![event])
-            .await
+        self.advance(ctx, st, status, vec![event]).await
     }
 
     /// Runs one compensation in its own named `ctx.run` (the shipment's cancellation
@@ -318,14 +441,13 @@ impl OrderFulfillmentWorkflow {
             let mut refunded = None;
             let message = match compensation {
                 Compensation::ReleaseInventory => {
-                    self.db.release_reservation(&order_id).await?;
+                    self.db.release_reservation(&order_id, None).await?;
                     format!("Order {order_id}: reserved stock released")
                 }
                 Compensation::RefundPayment => {
-                    let cents = self.db.refund_payment(&order_id, &why).await?;
+                    let (cents, voided) = self.db.give_back_payment(&order_id, &why).await?;
                     refunded = Some(cents);
-                    let amount = crate::domain::Cents::new(cents).unwrap_or_default();
-                    format!("Order {order_id}: payment of {amount} refunded")
+                    payment_given_back(&order_id, cents, voided)
                 }
                 Compensation::CancelShipment => format!("Order {order_id}: shipment cancelled"),
             };
@@ -432,6 +554,25 @@ impl OrderFulfillmentWorkflow {
             }
         };
         Err(refused.into())
+    }
+}
+
+/// What a customer is told when the order's money goes back: a refund of what was
+/// captured, and the authorization's rest voided (never charged).
+pub fn payment_given_back(order_id: &OrderId, refunded: i64, voided: i64) -> String {
+    let money = |c: i64| crate::domain::Cents::new(c).unwrap_or_default();
+    match (refunded, voided) {
+        (0, 0) => format!("Order {order_id}: no payment to give back"),
+        (0, v) => format!(
+            "Order {order_id}: nothing was charged; {} released",
+            money(v)
+        ),
+        (r, 0) => format!("Order {order_id}: payment of {} refunded", money(r)),
+        (r, v) => format!(
+            "Order {order_id}: {} refunded, {} never charged",
+            money(r),
+            money(v)
+        ),
     }
 }
 

@@ -117,6 +117,9 @@ pub fn next_action(status: OrderStatus) -> &'static str {
         OrderStatus::Shipping => "None: the carrier is being booked",
         OrderStatus::InTransit => "None: waiting for delivery",
         OrderStatus::Delivered => "None: the order is complete",
+        OrderStatus::PartiallyDelivered => {
+            "None: what shipped arrived; the failed parcels were never charged"
+        }
         OrderStatus::PaymentFailed | OrderStatus::PaymentTimedOut => {
             "Check out again with a new order"
         }

@@ -415,6 +415,7 @@ mod tests {
             description: "a | b".into(),
             price_cents: 2500,
             stock_qty: 3,
+            stock_by_location: [("east".to_owned(), 3)].into(),
         };
         let html = to_html(&products(&[product]));
         assert!(!html.contains("<img"), "{html}");

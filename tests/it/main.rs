@@ -15,6 +15,7 @@ mod layers;
 mod lifecycle;
 mod money;
 mod orders;
+mod parcels;
 mod returns;
 mod security;
 mod tracing;

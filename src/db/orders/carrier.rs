@@ -24,28 +24,34 @@ from_row!(Shipment {
 });
 
 impl Db {
-    /// The carrier an order meets, fixed at its first booking attempt: what the order id
-    /// asks for, else the admin's carrier drill while it has orders left (taking one),
-    /// else a normal one.
-    pub async fn carrier_mode(&self, order_id: &OrderId) -> sqlx::Result<CarrierMode> {
+    /// The carrier a parcel meets (by its shipment id), fixed at its first booking
+    /// attempt: what the order id asks for, else the admin's carrier drill while it
+    /// has parcels left and hits this location (taking one), else a normal one.
+    pub async fn carrier_mode(
+        &self,
+        shipment_id: &str,
+        location: &str,
+    ) -> sqlx::Result<CarrierMode> {
         let decode = |e: String| sqlx::Error::Decode(e.into());
         let mut tx = self.begin_write().await?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT mode FROM carrier_order_modes WHERE order_id = $1")
-                .bind(order_id.as_str())
+                .bind(shipment_id)
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(mode) = known {
             tx.commit().await?;
             return CarrierMode::parse(&mode).map_err(decode);
         }
-        let mode = match CarrierMode::of_order_id(order_id.as_str()) {
+        let mode = match CarrierMode::of_order_id(shipment_id) {
             Some(mode) => mode,
             None => {
                 let drill: Option<String> = sqlx::query_scalar(
                     "UPDATE carrier_drill SET remaining = remaining - 1
-                     WHERE id = 1 AND remaining > 0 RETURNING mode",
+                     WHERE id = 1 AND remaining > 0 AND COALESCE(location, $1) = $1
+                     RETURNING mode",
                 )
+                .bind(location)
                 .fetch_optional(&mut *tx)
                 .await?;
                 match drill {
@@ -55,7 +61,7 @@ impl Db {
             }
         };
         sqlx::query("INSERT INTO carrier_order_modes (order_id, mode) VALUES ($1, $2)")
-            .bind(order_id.as_str())
+            .bind(shipment_id)
             .bind(mode.as_str())
             .execute(&mut *tx)
             .await?;
@@ -63,9 +69,14 @@ impl Db {
         Ok(mode)
     }
 
-    /// Sets the carrier drill: the next `orders` orders meet a carrier in `mode`
-    /// (`Normal` or 0 orders ends the drill).
-    pub async fn set_carrier_drill(&self, mode: CarrierMode, orders: i64) -> sqlx::Result<()> {
+    /// Sets the carrier drill: the next `orders` parcels (from `location` only, when
+    /// given) meet a carrier in `mode` (`Normal` or 0 orders ends the drill).
+    pub async fn set_carrier_drill(
+        &self,
+        mode: CarrierMode,
+        orders: i64,
+        location: Option<&str>,
+    ) -> sqlx::Result<()> {
         if mode == CarrierMode::Normal || orders <= 0 {
             sqlx::query("DELETE FROM carrier_drill")
                 .execute(self.pool())
@@ -73,26 +84,28 @@ impl Db {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO carrier_drill (id, mode, remaining) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET mode = $1, remaining = $2",
+            "INSERT INTO carrier_drill (id, mode, remaining, location) VALUES (1, $1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET mode = $1, remaining = $2, location = $3",
         )
         .bind(mode.as_str())
         .bind(orders)
+        .bind(location)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// The carrier drill under way: its mode and how many orders it has left.
-    pub async fn carrier_drill(&self) -> sqlx::Result<Option<(CarrierMode, i64)>> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT mode, remaining FROM carrier_drill WHERE id = 1 AND remaining > 0",
+    /// The carrier drill under way: its mode, how many parcels it has left, and the
+    /// location it hits (every one when `None`).
+    pub async fn carrier_drill(&self) -> sqlx::Result<Option<(CarrierMode, i64, Option<String>)>> {
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT mode, remaining, location FROM carrier_drill WHERE id = 1 AND remaining > 0",
         )
         .fetch_optional(self.pool())
         .await?;
-        row.map(|(mode, n)| {
+        row.map(|(mode, n, location)| {
             CarrierMode::parse(&mode)
-                .map(|m| (m, n))
+                .map(|m| (m, n, location))
                 .map_err(|e| sqlx::Error::Decode(e.into()))
         })
         .transpose()
@@ -101,7 +114,7 @@ impl Db {
     /// Records a booked shipment; a second booking for the order returns the first.
     pub async fn book_shipment(
         &self,
-        order_id: &OrderId,
+        shipment_id: &str,
         carrier: &str,
         tracking: &str,
     ) -> sqlx::Result<Shipment> {
@@ -109,36 +122,51 @@ impl Db {
             "INSERT INTO shipments (order_id, carrier, tracking_number, state, created_at)
              VALUES ($1, $2, $3, 'booked', $4) ON CONFLICT (order_id) DO NOTHING",
         )
-        .bind(order_id.as_str())
+        .bind(shipment_id)
         .bind(carrier)
         .bind(tracking)
         .bind(now_rfc3339())
         .execute(self.pool())
         .await?;
-        self.shipment(order_id)
+        self.shipment(shipment_id)
             .await?
             .ok_or(sqlx::Error::RowNotFound)
     }
 
-    pub async fn shipment(&self, order_id: &OrderId) -> sqlx::Result<Option<Shipment>> {
+    /// The carrier's record under a shipment id (an order's, or a parcel's).
+    pub async fn shipment(&self, shipment_id: &str) -> sqlx::Result<Option<Shipment>> {
         sqlx::query_as(
             "SELECT order_id, carrier, tracking_number, state FROM shipments WHERE order_id = $1",
         )
-        .bind(order_id.as_str())
+        .bind(shipment_id)
         .fetch_optional(self.pool())
         .await
     }
 
-    /// Cancels a booked shipment; idempotent.
+    /// Cancels the order's booked shipments (every parcel's) and marks its parcels
+    /// in transit as failed; idempotent. True when it cancelled one now.
     pub async fn cancel_shipment(&self, order_id: &OrderId) -> sqlx::Result<bool> {
-        Ok(sqlx::query(
-            "UPDATE shipments SET state = 'cancelled', cancelled_at = $1 WHERE order_id = $2 AND state = 'booked'",
+        let mut tx = self.begin_write().await?;
+        let now = now_rfc3339();
+        let cancelled = sqlx::query(
+            "UPDATE shipments SET state = 'cancelled', cancelled_at = $1
+             WHERE state = 'booked' AND (order_id = $2
+                   OR order_id IN (SELECT shipment_id FROM parcels WHERE order_id = $2))",
         )
-        .bind(now_rfc3339())
+        .bind(&now)
         .bind(order_id.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
-        .rows_affected()
-            == 1)
+        .rows_affected();
+        sqlx::query(
+            "UPDATE parcels SET status = 'failed', updated_at = $1
+             WHERE order_id = $2 AND status IN ('shipping', 'in_transit')",
+        )
+        .bind(&now)
+        .bind(order_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cancelled > 0)
     }
 }

@@ -39,8 +39,9 @@ impl Db {
         awakeable_id: &str,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO payment_requests (order_id, user_id, amount_cents, awakeable_id, state, created_at)
-             VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (order_id) DO NOTHING",
+            "INSERT INTO payment_requests (order_id, user_id, amount_cents, awakeable_id, state,
+                                           created_at, captured_cents)
+             VALUES ($1, $2, $3, $4, 'pending', $5, 0) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(order.order_id.as_str())
         .bind(&order.user_id)
@@ -101,10 +102,14 @@ impl Db {
             == 1)
     }
 
-    /// Refunds what is left of the order's captured payment at the gateway (the order
-    /// did not ship), once; returns the amount this refund gave back (0 when nothing was
-    /// captured or nothing is left).
-    pub async fn refund_payment(&self, order_id: &OrderId, reason: &str) -> sqlx::Result<i64> {
+    /// Gives the order's money back (it did not ship, or not all of it): refunds what
+    /// is left of what was captured and voids the authorization's rest, once each;
+    /// answers the amounts this call refunded and voided.
+    pub async fn give_back_payment(
+        &self,
+        order_id: &OrderId,
+        reason: &str,
+    ) -> sqlx::Result<(i64, i64)> {
         let refund_id = format!("{order_id}:order");
         let new = NewRefund {
             refund_id: &refund_id,
@@ -114,9 +119,11 @@ impl Db {
             reason,
             actor: None,
         };
-        Ok(match self.refund(&new).await? {
+        let refunded = match self.refund(&new).await? {
             RefundOutcome::Made(refund) => refund.amount_cents,
             RefundOutcome::Exceeds { .. } | RefundOutcome::NothingToRefund => 0,
-        })
+        };
+        let voided = self.void_rest(order_id).await?;
+        Ok((refunded, voided))
     }
 }

@@ -8,6 +8,7 @@ mod carrier;
 mod checkout_claims;
 mod gateway;
 mod notifications;
+mod parcels;
 mod read_model;
 mod refunds;
 mod returns;
@@ -17,10 +18,12 @@ mod timeline;
 pub use carrier::Shipment;
 pub use gateway::PaymentRequest;
 pub use notifications::Notification;
+pub use parcels::{Parcel, ParcelLines};
 pub use read_model::{DecisionClaim, OrderDetail, OrderInvocations, OrderSummary, Totals};
 pub use refunds::{NewRefund, Refund, RefundAmount, RefundOutcome};
 pub use returns::{NewReturn, OpenOutcome, ReturnClaim, ReturnLabel, ReturnRecord};
 pub use stock::ReserveOutcome;
+pub(in crate::db) use stock::add_stock;
 pub use timeline::TimelineEvent;
 
 #[cfg(test)]
@@ -107,7 +110,7 @@ mod tests {
         .unwrap();
         let mut steps = steps_for(OrderStatus::ShippingFailed);
         steps[0].at = Some("2026-01-01T00:00:00.000Z".into());
-        db.book_shipment(&id("o-read"), "UPS", "1Z1").await.unwrap();
+        db.book_shipment("o-read", "UPS", "1Z1").await.unwrap();
         db.record_progress(
             &id("o-read"),
             OrderStatus::ShippingFailed,
@@ -166,8 +169,8 @@ mod tests {
             ReserveOutcome::OrderIdTaken
         );
 
-        assert_eq!(db.release_reservation(&id("o2")).await.unwrap(), 2);
-        assert_eq!(db.release_reservation(&id("o2")).await.unwrap(), 0);
+        assert_eq!(db.release_reservation(&id("o2"), None).await.unwrap(), 2);
+        assert_eq!(db.release_reservation(&id("o2"), None).await.unwrap(), 0);
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1, s7));
     }
 
@@ -251,7 +254,10 @@ mod tests {
             .flat_map(|i| [i, i])
             .map(|i| {
                 let db = db.clone();
-                tokio::spawn(async move { db.release_reservation(&id(&format!("race-{i}"))).await })
+                tokio::spawn(async move {
+                    db.release_reservation(&id(&format!("race-{i}")), None)
+                        .await
+                })
             })
             .collect();
         let mut released = 0;
@@ -311,7 +317,7 @@ mod tests {
             .unwrap();
         assert_eq!(db.sell_reservation(&id("o3")).await.unwrap(), 1);
         assert_eq!(
-            db.release_reservation(&id("o3")).await.unwrap(),
+            db.release_reservation(&id("o3"), None).await.unwrap(),
             0,
             "a sold reservation is not released"
         );
@@ -380,6 +386,11 @@ mod tests {
         db.settle_payment("sign_r", PaymentState::Succeeded, Some("t"), None)
             .await
             .unwrap();
+        // Shipped: all of it captured.
+        sqlx::query("UPDATE payment_requests SET captured_cents = amount_cents")
+            .execute(db.pool())
+            .await
+            .unwrap();
         let racing: Vec<_> = (0..12).map(|i| goodwill(format!("g-{i}"), 30)).collect();
         let mut made = Vec::new();
         for r in racing {
@@ -395,17 +406,17 @@ mod tests {
             "the same id is the same refund, made once"
         );
         assert_eq!(
-            db.refund_payment(&id("o-refund"), "rejected")
+            db.give_back_payment(&id("o-refund"), "rejected")
                 .await
                 .unwrap(),
-            10,
+            (10, 0),
             "what is left"
         );
         assert_eq!(
-            db.refund_payment(&id("o-refund"), "rejected")
+            db.give_back_payment(&id("o-refund"), "rejected")
                 .await
                 .unwrap(),
-            10,
+            (10, 0),
             "again: the same refund"
         );
         let rows = db.refunds_of_order(&id("o-refund")).await.unwrap();
@@ -423,8 +434,8 @@ mod tests {
     #[tokio::test]
     async fn shipments_and_notifications_are_idempotent() {
         let (_d, db) = db().await;
-        let first = db.book_shipment(&id("o5"), "FedEx", "T1").await.unwrap();
-        let again = db.book_shipment(&id("o5"), "UPS", "T2").await.unwrap();
+        let first = db.book_shipment("o5", "FedEx", "T1").await.unwrap();
+        let again = db.book_shipment("o5", "UPS", "T2").await.unwrap();
         assert_eq!(first, again);
         assert!(db.cancel_shipment(&id("o5")).await.unwrap());
         assert!(!db.cancel_shipment(&id("o5")).await.unwrap());

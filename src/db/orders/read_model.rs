@@ -7,7 +7,9 @@ use crate::clock::now_rfc3339;
 use crate::db::rows::from_row;
 use crate::db::{Backend, Db};
 use crate::domain::order::steps_for;
-use crate::domain::{BasketLine, Cents, CompensationRun, OrderId, OrderStatus, Step, Username};
+use crate::domain::{
+    BasketLine, Cents, CompensationRun, OrderId, OrderStatus, Settlement, Step, Username,
+};
 
 /// Totals for monitoring: orders per status, payment requests per state,
 /// compensations per step, and how many orders ran any (saga runs).
@@ -66,6 +68,9 @@ pub struct OrderDetail {
     pub transaction_id: Option<String>,
     /// What the gateway captured (0 unless the payment succeeded).
     pub captured_cents: i64,
+    /// The payment as the gateway's record has it: `pending`, `failed`, `timed_out`,
+    /// `cancelled`, or once accepted `authorized`, `captured`, `voided`.
+    pub payment_state: Option<String>,
     /// What the gateway gave back in all, and when last.
     pub refunded_cents: Option<i64>,
     pub refunded_at: Option<String>,
@@ -86,7 +91,10 @@ struct OrderDetailRow {
     items: String,
     awakeable_id: Option<String>,
     transaction_id: Option<String>,
-    captured_cents: i64,
+    payment_state: Option<String>,
+    payment_cents: Option<i64>,
+    captured_cents: Option<i64>,
+    voided_cents: Option<i64>,
     refunded_cents: Option<i64>,
     refunded_at: Option<String>,
     carrier: Option<String>,
@@ -105,7 +113,10 @@ from_row!(OrderDetailRow {
     items,
     awakeable_id,
     transaction_id,
+    payment_state,
+    payment_cents,
     captured_cents,
+    voided_cents,
     refunded_cents,
     refunded_at,
     carrier,
@@ -126,6 +137,15 @@ impl TryFrom<OrderDetailRow> for OrderDetail {
             Some(steps) => serde_json::from_str(&steps).map_err(json)?,
             None => steps_for(status),
         };
+        let settlement = Settlement {
+            amount: r.payment_cents.unwrap_or(0),
+            captured: r.captured_cents,
+            voided: r.voided_cents.unwrap_or(0),
+        };
+        let (payment_state, captured_cents) = match r.payment_state.as_deref() {
+            Some("succeeded") => (Some(settlement.state().to_owned()), settlement.captured()),
+            other => (other.map(str::to_owned), 0),
+        };
         Ok(OrderDetail {
             order_id: r.order_id,
             user_id: r.user_id,
@@ -137,7 +157,8 @@ impl TryFrom<OrderDetailRow> for OrderDetail {
             items: serde_json::from_str(&r.items).map_err(json)?,
             awakeable_id: r.awakeable_id,
             transaction_id: r.transaction_id,
-            captured_cents: r.captured_cents,
+            captured_cents,
+            payment_state,
             refunded_cents: r.refunded_cents,
             refunded_at: r.refunded_at,
             shipment: r.carrier.zip(r.tracking_number),
@@ -333,7 +354,8 @@ impl Db {
         let row: Option<OrderDetailRow> = sqlx::query_as(&format!(
             "SELECT o.order_id, o.user_id, o.status, o.total_cents, o.created_at,
                     o.shipping_address, o.items, p.awakeable_id, o.transaction_id,
-                    CASE WHEN p.state = 'succeeded' THEN p.amount_cents ELSE 0 END AS captured_cents,
+                    p.state AS payment_state, p.amount_cents AS payment_cents,
+                    p.captured_cents, p.voided_cents,
                     p.refunded_cents, p.refunded_at,
                     s.carrier, s.tracking_number, o.steps, o.failure_reason,
                     {compensations} AS compensations

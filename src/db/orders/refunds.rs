@@ -77,8 +77,8 @@ impl Db {
             return Ok(RefundOutcome::Made(made));
         }
         let left: Option<i64> = sqlx::query_scalar(
-            "SELECT amount_cents - COALESCE(refunded_cents, 0) FROM payment_requests
-             WHERE order_id = $1 AND state = 'succeeded'",
+            "SELECT COALESCE(captured_cents, amount_cents) - COALESCE(refunded_cents, 0)
+             FROM payment_requests WHERE order_id = $1 AND state = 'succeeded'",
         )
         .bind(new.order_id)
         .fetch_optional(&mut *tx)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::stock::add_stock;
 use crate::clock::{now_rfc3339, parse_rfc3339};
 use crate::db::Db;
 use crate::db::rows::from_row;
@@ -444,30 +445,59 @@ impl Db {
     /// the return is not to be restocked).
     pub async fn restock_return(&self, return_id: &str) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
-        let items: Option<String> = sqlx::query_scalar(
+        let row: Option<(String, String)> = sqlx::query_as(
             "UPDATE returns SET restocked_at = $1
-             WHERE return_id = $2 AND restock = 1 AND restocked_at IS NULL RETURNING items",
+             WHERE return_id = $2 AND restock = 1 AND restocked_at IS NULL RETURNING order_id, items",
         )
         .bind(now_rfc3339())
         .bind(return_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(items) = items else {
+        let Some((order_id, items)) = row else {
             return Ok(false);
         };
         let mut lines: Vec<ReturnLine> =
             serde_json::from_str(&items).map_err(|e| sqlx::Error::Decode(e.into()))?;
         lines.sort_by_key(|l| l.product_id);
         for line in &lines {
-            sqlx::query("UPDATE products SET stock_qty = stock_qty + $1 WHERE id = $2")
-                .bind(i64::from(line.quantity.get()))
-                .bind(line.product_id.get())
-                .execute(&mut *tx)
-                .await?;
+            restock_line(&mut tx, &order_id, line).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Puts one returned line back where its parcels shipped from (the order's sold
+/// reservations of that product, in location order; `east` for an order from before
+/// locations).
+async fn restock_line(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+    line: &ReturnLine,
+) -> sqlx::Result<()> {
+    let sold: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.location, r.quantity FROM stock_reservations r
+         JOIN locations l ON l.id = r.location
+         WHERE r.order_id = $1 AND r.product_id = $2 AND r.state = 'sold'
+         ORDER BY l.position, l.id",
+    )
+    .bind(order_id)
+    .bind(line.product_id.get())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left = i64::from(line.quantity.get());
+    let last = sold.len().saturating_sub(1);
+    for (i, (location, quantity)) in sold.iter().enumerate() {
+        let back = if i == last { left } else { left.min(*quantity) };
+        if back > 0 {
+            add_stock(conn, line.product_id.get(), location, back).await?;
+            left -= back;
+        }
+    }
+    if left > 0 {
+        add_stock(conn, line.product_id.get(), "east", left).await?;
+    }
+    Ok(())
 }
 
 /// Whether a return recorded earlier is the one `new` asks for again.

@@ -1,10 +1,12 @@
-//! Stock reservations: taken at checkout for every line of an order, all or nothing,
-//! then released or sold.
+//! Stock reservations: taken at checkout for every line of an order from the
+//! locations that ship it, all or nothing, with the order's parcels; then released or
+//! sold.
 
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::domain::{BasketLine, OrderId, OrderRecord};
+use crate::domain::parcels::{self, ParcelLine, ParcelPlan};
+use crate::domain::{OrderId, OrderRecord};
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,9 +22,10 @@ pub enum ReserveOutcome {
 }
 
 impl Db {
-    /// Claims the order id for its user and reserves stock for every line, all in one
-    /// transaction: either everything is reserved or nothing is. Run again for the same
-    /// order it changes nothing and answers `Reserved`.
+    /// Claims the order id for its user, reserves stock for every line (from one
+    /// location that covers the order, else the fewest that do) and writes its
+    /// parcels, all in one transaction: either everything is reserved or nothing is.
+    /// Run again for the same order it changes nothing and answers `Reserved`.
     pub async fn reserve_order(
         &self,
         order: &OrderRecord,
@@ -39,89 +42,251 @@ impl Db {
             Some(_) => return Ok(ReserveOutcome::OrderIdTaken),
             None => {}
         }
-        for line in &order.items {
-            if let Some(short) = take_stock(&mut tx, order.order_id.as_str(), line).await? {
-                tx.rollback().await?;
-                return Ok(short);
+        let lines: Vec<ParcelLine> = order
+            .items
+            .iter()
+            .map(|l| ParcelLine {
+                product_id: l.product_id.get(),
+                sku: l.sku.clone(),
+                quantity: i64::from(l.quantity.get()),
+            })
+            .collect();
+        let levels = stock_levels(&mut tx, &lines).await?;
+        let Some(plan) = parcels::plan(&lines, &levels) else {
+            return Ok(out_of_stock(&lines, &levels));
+        };
+        for parcel in &plan {
+            for line in &parcel.lines {
+                take_stock(&mut tx, order.order_id.as_str(), &parcel.location, line).await?;
             }
+            insert_parcel(&mut tx, order, parcel, plan.len()).await?;
         }
         insert_order(&mut tx, order, invocation_id).await?;
         tx.commit().await?;
         Ok(ReserveOutcome::Reserved)
     }
 
-    /// Gives reserved stock back. Idempotent: only rows still `reserved` are released,
-    /// and claiming them first (`RETURNING`) lets one of two racing releases win.
-    pub async fn release_reservation(&self, order_id: &OrderId) -> sqlx::Result<u64> {
+    /// Gives reserved stock back to the locations it came from (only `location`'s when
+    /// given). Idempotent: only rows still `reserved` are released, and claiming them
+    /// first (`RETURNING`) lets one of two racing releases win.
+    pub async fn release_reservation(
+        &self,
+        order_id: &OrderId,
+        location: Option<&str>,
+    ) -> sqlx::Result<u64> {
         let mut tx = self.begin_write().await?;
-        let mut released: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE stock_reservations SET state = 'released'
-             WHERE order_id = $1 AND state = 'reserved' RETURNING product_id, quantity",
-        )
-        .bind(order_id.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        released.sort();
-        for (product_id, quantity) in &released {
-            sqlx::query("UPDATE products SET stock_qty = stock_qty + $1 WHERE id = $2")
-                .bind(quantity)
-                .bind(product_id)
-                .execute(&mut *tx)
-                .await?;
+        let released = release_in(&mut tx, order_id, location).await?;
+        if location.is_none() {
+            // The whole order gave its stock back: whatever had not shipped never will.
+            sqlx::query(
+                "UPDATE parcels SET status = 'failed', updated_at = $1
+                 WHERE order_id = $2 AND status IN ('pending', 'shipping')",
+            )
+            .bind(crate::clock::now_rfc3339())
+            .bind(order_id.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok(released.len() as u64)
+        Ok(released)
     }
 
-    /// Turns the reservation into a sale: the stock stays taken for good.
+    /// The parcels in transit arrived: their reservations become a sale (the stock
+    /// stays taken for good) and they are `delivered`.
     pub async fn sell_reservation(&self, order_id: &OrderId) -> sqlx::Result<u64> {
-        Ok(sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let sold = sqlx::query(
             "UPDATE stock_reservations SET state = 'sold' WHERE order_id = $1 AND state = 'reserved'",
         )
         .bind(order_id.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        sqlx::query(
+            "UPDATE parcels SET status = 'delivered', updated_at = $1
+             WHERE order_id = $2 AND status = 'in_transit'",
+        )
+        .bind(crate::clock::now_rfc3339())
+        .bind(order_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(sold)
     }
 }
 
-/// Takes one line's quantity from stock and reserves it for the order; `Some` answer
-/// when the stock cannot cover it (nothing taken).
+/// Releases the order's reservations (one location's, when given) in an open
+/// transaction; answers how many rows it released.
+pub(super) async fn release_in(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &OrderId,
+    location: Option<&str>,
+) -> sqlx::Result<u64> {
+    let mut released: Vec<(i64, String, i64)> = sqlx::query_as(
+        "UPDATE stock_reservations SET state = 'released'
+         WHERE order_id = $1 AND state = 'reserved' AND location = COALESCE($2, location)
+         RETURNING product_id, location, quantity",
+    )
+    .bind(order_id.as_str())
+    .bind(location)
+    .fetch_all(&mut *conn)
+    .await?;
+    released.sort();
+    for (product_id, location, quantity) in &released {
+        add_stock(conn, *product_id, location, *quantity).await?;
+    }
+    Ok(released.len() as u64)
+}
+
+/// Moves `delta` units into (or, negative, out of) one location's stock and the
+/// product's total, in the caller's transaction.
+pub(in crate::db) async fn add_stock(
+    conn: &mut sqlx::AnyConnection,
+    product_id: i64,
+    location: &str,
+    delta: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE product_stock SET stock_qty = stock_qty + $1 WHERE product_id = $2 AND location = $3",
+    )
+    .bind(delta)
+    .bind(product_id)
+    .bind(location)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE products SET stock_qty = stock_qty + $1 WHERE id = $2")
+        .bind(delta)
+        .bind(product_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What every location has of the order's products, locations in their order.
+async fn stock_levels(
+    conn: &mut sqlx::AnyConnection,
+    lines: &[ParcelLine],
+) -> sqlx::Result<parcels::Levels> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT l.id, s.product_id, s.stock_qty FROM locations l
+         JOIN product_stock s ON s.location = l.id ORDER BY l.position, l.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut levels: parcels::Levels = Vec::new();
+    for (location, product_id, qty) in rows {
+        if !lines.iter().any(|l| l.product_id == product_id) {
+            continue;
+        }
+        match levels.last_mut() {
+            Some((at, stock)) if *at == location => {
+                stock.insert(product_id, qty);
+            }
+            _ => levels.push((location, [(product_id, qty)].into())),
+        }
+    }
+    Ok(levels)
+}
+
+/// The first line all the locations together cannot cover.
+fn out_of_stock(lines: &[ParcelLine], levels: &parcels::Levels) -> ReserveOutcome {
+    let available = |l: &ParcelLine| -> i64 {
+        levels
+            .iter()
+            .filter_map(|(_, s)| s.get(&l.product_id))
+            .sum()
+    };
+    let short = lines
+        .iter()
+        .find(|l| available(l) < l.quantity)
+        .or(lines.first());
+    match short {
+        Some(l) => ReserveOutcome::OutOfStock {
+            sku: l.sku.clone(),
+            available: available(l),
+            wanted: u32::try_from(l.quantity).unwrap_or(u32::MAX),
+        },
+        None => ReserveOutcome::OrderIdTaken,
+    }
+}
+
+/// Takes one parcel line from its location and reserves it for the order. The plan
+/// was made under the write lock, so the guarded update cannot miss; if it did, the
+/// error rolls the whole reservation back.
 async fn take_stock(
     conn: &mut sqlx::AnyConnection,
     order_id: &str,
-    line: &BasketLine,
-) -> sqlx::Result<Option<ReserveOutcome>> {
-    let qty = i64::from(line.quantity.get());
+    location: &str,
+    line: &ParcelLine,
+) -> sqlx::Result<()> {
     let taken = sqlx::query(
-        "UPDATE products SET stock_qty = stock_qty - $1 WHERE id = $2 AND stock_qty >= $1",
+        "UPDATE product_stock SET stock_qty = stock_qty - $1
+         WHERE product_id = $2 AND location = $3 AND stock_qty >= $1",
     )
-    .bind(qty)
-    .bind(line.product_id.get())
+    .bind(line.quantity)
+    .bind(line.product_id)
+    .bind(location)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if taken == 0 {
-        let available: i64 = sqlx::query_scalar("SELECT stock_qty FROM products WHERE id = $1")
-            .bind(line.product_id.get())
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or(0);
-        return Ok(Some(ReserveOutcome::OutOfStock {
-            sku: line.sku.clone(),
-            available,
-            wanted: line.quantity.get(),
-        }));
+        return Err(sqlx::Error::Protocol(format!(
+            "{location} no longer has {} of {}",
+            line.quantity, line.sku
+        )));
     }
+    sqlx::query("UPDATE products SET stock_qty = stock_qty - $1 WHERE id = $2")
+        .bind(line.quantity)
+        .bind(line.product_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
-        "INSERT INTO stock_reservations (order_id, product_id, quantity, state) VALUES ($1, $2, $3, 'reserved')",
+        "INSERT INTO stock_reservations (order_id, product_id, location, quantity, state)
+         VALUES ($1, $2, $3, $4, 'reserved')",
     )
     .bind(order_id)
-    .bind(line.product_id.get())
-    .bind(qty)
+    .bind(line.product_id)
+    .bind(location)
+    .bind(line.quantity)
     .execute(&mut *conn)
     .await?;
-    Ok(None)
+    Ok(())
+}
+
+/// One parcel of the order, `pending` until the order is approved.
+async fn insert_parcel(
+    conn: &mut sqlx::AnyConnection,
+    order: &OrderRecord,
+    parcel: &ParcelPlan,
+    parcels: usize,
+) -> sqlx::Result<()> {
+    let price = |product_id: i64| {
+        order
+            .items
+            .iter()
+            .find(|l| l.product_id.get() == product_id)
+            .map_or(0, |l| l.unit_price_cents.get())
+    };
+    let amount: i64 = parcel
+        .lines
+        .iter()
+        .map(|l| price(l.product_id) * l.quantity)
+        .sum();
+    let items = serde_json::to_string(&parcel.lines)
+        .map_err(|e| sqlx::Error::Encode(e.to_string().into()))?;
+    sqlx::query(
+        "INSERT INTO parcels (shipment_id, order_id, location, items, amount_cents, status, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+    )
+    .bind(parcels::shipment_id(&order.order_id, &parcel.location, parcels))
+    .bind(order.order_id.as_str())
+    .bind(&parcel.location)
+    .bind(items)
+    .bind(amount)
+    .bind(&order.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// The order's row in the read model, and the checkout's invocation as its first.

@@ -168,7 +168,7 @@ impl UserSession {
         let user = Username::parse(&order.user_id).map_err(TerminalError::new)?;
         ctx.run(|| async move {
             if release_stock {
-                self.db.release_reservation(&id).await?;
+                self.db.release_reservation(&id, None).await?;
             }
             self.db.release_checkout(&user, &id).await?;
             self.db

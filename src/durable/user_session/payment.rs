@@ -7,9 +7,9 @@ use restate_sdk::prelude::*;
 use super::{BASKET, PaymentReceipt, UserSession, checkout_key};
 use crate::clock::now_rfc3339;
 use crate::db::orders::PaymentRequest;
-use crate::domain::{Cents, OrderRecord, OrderStatus, PaymentState};
+use crate::domain::{OrderRecord, OrderStatus, PaymentState};
 use crate::durable::notify::Event;
-use crate::durable::workflow::OrderFulfillmentWorkflowClient;
+use crate::durable::workflow::{OrderFulfillmentWorkflowClient, payment_given_back};
 use crate::faults;
 
 /// How the wait for payment ended.
@@ -193,16 +193,15 @@ impl UserSession {
         ctx.run(|| async move {
             let mut undone = Vec::new();
             if refund {
-                let cents = self.db.refund_payment(&id, &why).await?;
-                let amount = Cents::new(cents).unwrap_or_default();
-                let message = format!("Order {id}: payment of {amount} refunded");
+                let (cents, voided) = self.db.give_back_payment(&id, &why).await?;
+                let message = payment_given_back(&id, cents, voided);
                 Event::new(&user, id.as_str(), "refund_payment", message)
                     .with("amount_cents", cents)
                     .write(&self.db)
                     .await?;
                 undone.push("refund_payment");
             }
-            self.db.release_reservation(&id).await?;
+            self.db.release_reservation(&id, None).await?;
             undone.push("release_inventory");
             for name in undone {
                 self.db

@@ -12,17 +12,52 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::{catalog, require_admin};
-use crate::db::{Product, User};
+use crate::db::{Location, Product, User};
 use crate::domain::ProductRef;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
-use crate::web::extract::CurrentUser;
+use crate::web::extract::{ApiJson, CurrentUser};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(users))
         .routes(routes!(products))
         .routes(routes!(product))
+        .routes(routes!(locations))
+        .routes(routes!(set_stock))
+}
+
+/// The locations stock is kept in and parcels ship from.
+#[utoipa::path(get, path = "/api/locations", tag = "catalog",
+    responses((status = 200, body = Vec<Location>)))]
+async fn locations(State(state): State<AppState>) -> ApiResult<Json<Vec<Location>>> {
+    Ok(Json(catalog::locations(&state).await?))
+}
+
+/// One location's new stock level of a product.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StockRequest {
+    location: String,
+    stock_qty: i64,
+}
+
+/// Sets one location's stock level of a product (admins); answers the product.
+#[utoipa::path(put, path = "/api/admin/products/{id}/stock", tag = "catalog",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product's id or SKU")),
+    request_body = StockRequest,
+    responses((status = 200, body = Product)))]
+async fn set_stock(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StockRequest>,
+) -> ApiResult<Json<Product>> {
+    let product =
+        ProductRef::parse(&id).map_err(|e| ApiError::bad_request("invalid_product_id", e))?;
+    let product = catalog::set_stock(&state, &user, &product, &req.location, req.stock_qty).await?;
+    Ok(Json(product))
 }
 
 /// The users and their roles: for admins; in demo mode for anyone (the picker's list).

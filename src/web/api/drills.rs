@@ -63,8 +63,11 @@ async fn crash(
 struct CarrierRequest {
     /// `normal`, `fail` (every booking) or `flaky` (the first two).
     mode: String,
-    /// How many of the next orders it applies to.
+    /// How many of the next parcels it applies to.
     orders: i64,
+    /// Only parcels from this location (every location when absent).
+    #[serde(default)]
+    location: Option<String>,
 }
 
 /// Admin: makes the simulated carrier fail for the next orders.
@@ -75,6 +78,13 @@ async fn carrier(
     user: CurrentUser,
     ApiJson(req): ApiJson<CarrierRequest>,
 ) -> ApiResult<Json<DrillReply>> {
-    let message = drills::carrier(&state, &user, &req.mode, req.orders).await?;
+    let message = drills::carrier(
+        &state,
+        &user,
+        &req.mode,
+        req.orders,
+        req.location.as_deref(),
+    )
+    .await?;
     Ok(Json(DrillReply { message }))
 }

@@ -353,7 +353,14 @@ pub async fn carrier(action: UiAction) -> ApiResult<Response> {
     };
     let outcome = match orders {
         Some(orders) => {
-            drills::carrier(&action.state, &action.user, &signals.carrier_mode, orders).await
+            drills::carrier(
+                &action.state,
+                &action.user,
+                &signals.carrier_mode,
+                orders,
+                None,
+            )
+            .await
         }
         None => Err(AppError::invalid("invalid_orders", "orders must be 0-100")),
     };
