@@ -92,6 +92,10 @@ pub fn order(o: &OrderView) -> String {
     if let Some(reason) = &o.failure_reason {
         let _ = writeln!(md, "\n**Reason**: {}", escape(reason));
     }
+    if let Some(state) = &o.payment.state {
+        let captured = money(o.payment.captured_cents);
+        let _ = writeln!(md, "\n**Payment**: {state}, {captured} captured");
+    }
     if o.payment.refunded_cents > 0 {
         let refunded = money(o.payment.refunded_cents);
         let _ = writeln!(md, "\n**Refunded**: {refunded} to the customer");
@@ -121,6 +125,7 @@ pub fn order(o: &OrderView) -> String {
         let _ = writeln!(md, "- **Ship to**: {}", escape(&o.shipping_address));
         let _ = writeln!(md, "- **State**: {}", o.status.label());
     }
+    parcels(&mut md, o);
     if !o.compensations.is_empty() {
         let _ = writeln!(md, "\n## Compensations\n");
         for c in &o.compensations {
@@ -129,6 +134,34 @@ pub fn order(o: &OrderView) -> String {
     }
     returns_and_refunds(&mut md, o);
     md
+}
+
+/// The order's parcels side by side: where each ships from, what it holds, where it is.
+fn parcels(md: &mut String, o: &OrderView) {
+    if o.shipments.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Parcels\n\n| From | Items | Amount | Status | Carrier | Tracking |\n|---|---|---|---|---|---|"
+    );
+    for p in &o.shipments {
+        let items: Vec<String> = (p.items.0.iter())
+            .map(|l| format!("{} × {}", l.quantity, escape(&l.sku)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            escape(&p.location),
+            items.join(", "),
+            money(p.amount_cents),
+            p.status.as_str().replace('_', " "),
+            p.carrier.as_deref().map_or_else(String::new, escape),
+            p.tracking_number
+                .as_deref()
+                .map_or_else(String::new, |t| format!("`{}`", t.replace('`', "")))
+        );
+    }
 }
 
 /// The order's returns and every refund, with its reason.

@@ -324,7 +324,8 @@ struct Facts {
     payment_requests: i64,
     shipments: i64,
     sales: i64,
-    full_refunds: i64,
+    /// Payments given back whole: voided before shipping (or refunded after).
+    given_back: i64,
     /// Lifecycle notification kinds sent more than once.
     notified_twice: i64,
     workflow_runs: usize,
@@ -338,7 +339,7 @@ impl Facts {
             payment_requests: 1,
             shipments: delivered,
             sales: delivered,
-            full_refunds: i64::from(matches!(path, Ending::Rejected | Ending::ShippingFailed)),
+            given_back: i64::from(matches!(path, Ending::Rejected | Ending::ShippingFailed)),
             notified_twice: 0,
             workflow_runs: usize::from(path != Ending::Declined),
         }
@@ -360,9 +361,9 @@ impl Facts {
                 "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'sold'",
             )
             .await,
-            full_refunds: count(
-                "SELECT COUNT(*) FROM payment_requests
-                 WHERE order_id = $1 AND refunded_cents = amount_cents",
+            given_back: count(
+                "SELECT COUNT(*) FROM payment_requests WHERE order_id = $1
+                 AND COALESCE(refunded_cents, 0) + voided_cents = amount_cents",
             )
             .await,
             notified_twice: count(
@@ -378,7 +379,8 @@ impl Facts {
 
 /// What must hold after every order of `orders` ended as planned: one payment request,
 /// one workflow run (none for a declined payment), a shipment and a sale exactly when
-/// delivered, a full refund exactly when rejected or failed at the carrier, each
+/// delivered, the payment given back whole exactly when rejected or failed at the
+/// carrier (voided: it never shipped), each
 /// lifecycle notification once, and stock conserved. Restate's introspection and the
 /// replicas may lag the status the test saw, so each order is read until its facts
 /// match or the deadline passes; a failure names the order and both sets of facts.

@@ -122,7 +122,11 @@ async fn a_rejected_order_is_voided() {
 fn voided(order: &Value, total: i64) {
     let payment = &order["payment"];
     assert_eq!(
-        (&payment["state"], &payment["captured_cents"], &payment["refunded_cents"]),
+        (
+            &payment["state"],
+            &payment["captured_cents"],
+            &payment["refunded_cents"]
+        ),
         (&json!("voided"), &json!(0), &json!(0)),
         "authorized, then voided ({total} never charged): {order}"
     );

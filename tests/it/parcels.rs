@@ -111,10 +111,22 @@ async fn locations_and_restock_per_location() {
     stock_at(&api, "P009", 30, 7).await;
     wait_levels(&api, "P009", json!({"east": 30, "west": 7})).await;
     let refusals = [
-        (json!({"location": "north", "stock_qty": 1}), 400, "invalid_location"),
-        (json!({"location": "east", "stock_qty": -1}), 400, "invalid_stock_qty"),
+        (
+            json!({"location": "north", "stock_qty": 1}),
+            400,
+            "invalid_location",
+        ),
+        (
+            json!({"location": "east", "stock_qty": -1}),
+            400,
+            "invalid_stock_qty",
+        ),
         (json!({"location": "east"}), 400, "invalid_json"),
-        (json!({"location": "east", "stock_qty": 1, "x": 1}), 400, "invalid_json"),
+        (
+            json!({"location": "east", "stock_qty": 1, "x": 1}),
+            400,
+            "invalid_json",
+        ),
     ];
     for (body, code, what) in refusals {
         let req = api
@@ -128,7 +140,11 @@ async fn locations_and_restock_per_location() {
         .bearer_auth(api.token("alice"))
         .json(&json!({"location": "east", "stock_qty": 0}));
     assert_error(&api.send(as_customer).await, 403, "forbidden");
-    assert_error(&set_stock(&api, "P999", "east", 1).await, 404, "unknown_product");
+    assert_error(
+        &set_stock(&api, "P999", "east", 1).await,
+        404,
+        "unknown_product",
+    );
     let (_, after) = api.product("P009").await;
     assert_eq!(
         (&after["stock_by_location"], &after["stock_qty"]),
@@ -154,7 +170,10 @@ async fn an_order_no_one_location_covers_ships_in_two_parcels() {
                             {"product_id": 1, "sku": "P001", "quantity": 1}]);
     assert_eq!(order["shipments"][0]["items"], east_items, "{order}");
     assert_eq!(
-        (&order["payment"]["state"], &order["payment"]["captured_cents"]),
+        (
+            &order["payment"]["state"],
+            &order["payment"]["captured_cents"]
+        ),
         (&json!("authorized"), &json!(0)),
         "authorized at checkout, nothing captured: {order}"
     );
@@ -167,11 +186,18 @@ async fn an_order_no_one_location_covers_ships_in_two_parcels() {
         [pair("east", "delivered"), pair("west", "delivered")]
     );
     for s in order["shipments"].as_array().unwrap() {
-        assert!(s["carrier"].is_string() && s["tracking_number"].is_string(), "{s}");
+        assert!(
+            s["carrier"].is_string() && s["tracking_number"].is_string(),
+            "{s}"
+        );
     }
     let payment = &order["payment"];
     assert_eq!(
-        (&payment["state"], &payment["captured_cents"], &payment["refunded_cents"]),
+        (
+            &payment["state"],
+            &payment["captured_cents"],
+            &payment["refunded_cents"]
+        ),
         (&json!("captured"), &order["total_cents"], &json!(0)),
         "{order}"
     );
@@ -188,7 +214,11 @@ async fn a_parcel_the_carrier_refuses_leaves_the_order_partially_delivered() {
         parcels(&order),
         [pair("east", "pending"), pair("west", "pending")]
     );
-    carrier_drill(&api, json!({"mode": "fail", "orders": 1, "location": "west"})).await;
+    carrier_drill(
+        &api,
+        json!({"mode": "fail", "orders": 1, "location": "west"}),
+    )
+    .await;
     assert_eq!(api.approve(ADMIN, id).await.0, 200);
     let order = api.wait_status("bob", id, "partially_delivered").await;
     carrier_drill(&api, json!({"mode": "normal", "orders": 0})).await;
@@ -199,13 +229,27 @@ async fn a_parcel_the_carrier_refuses_leaves_the_order_partially_delivered() {
     let east = order["shipments"][0]["amount_cents"].as_i64().unwrap();
     let payment = &order["payment"];
     assert_eq!(
-        (&payment["state"], &payment["captured_cents"], &payment["refunded_cents"]),
+        (
+            &payment["state"],
+            &payment["captured_cents"],
+            &payment["refunded_cents"]
+        ),
         (&json!("captured"), &json!(east), &json!(0)),
         "only the parcel that shipped is charged: {order}"
     );
     assert!(east > 0 && east < order["total_cents"].as_i64().unwrap());
     // The failed parcel's unit is back where it came from.
     wait_levels(&api, "P006", json!({"east": 0, "west": 1})).await;
+    // Only what arrived can be sent back.
+    let ask = |quantity: i64| {
+        let body = json!({"items": [{"product_id": 6, "quantity": quantity}], "reason": "x"});
+        let path = format!("/api/orders/{id}/returns");
+        let api = api.clone();
+        async move { api.post(&path, Some("bob"), &body).await }
+    };
+    assert_error(&ask(2).await, 409, "too_many");
+    let (status, opened) = ask(1).await;
+    assert_eq!(status, 202, "{opened}");
 }
 
 #[tokio::test]
@@ -224,7 +268,11 @@ async fn every_parcel_refused_is_shipping_failed_and_nothing_is_charged() {
     );
     let payment = &order["payment"];
     assert_eq!(
-        (&payment["state"], &payment["captured_cents"], &payment["refunded_cents"]),
+        (
+            &payment["state"],
+            &payment["captured_cents"],
+            &payment["refunded_cents"]
+        ),
         (&json!("voided"), &json!(0), &json!(0)),
         "{order}"
     );
@@ -235,7 +283,9 @@ async fn every_parcel_refused_is_shipping_failed_and_nothing_is_charged() {
 async fn racing_checkouts_never_oversell_any_location() {
     let (app, api) = app().await;
     stock_at(&api, "P010", 3, 2).await;
-    let shoppers = ["dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim"];
+    let shoppers = [
+        "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim",
+    ];
     for user in shoppers {
         let (status, body) = api.add_to_cart(user, json!("P010"), 1).await;
         assert_eq!(status, 200, "{user}: {body}");
@@ -244,7 +294,8 @@ async fn racing_checkouts_never_oversell_any_location() {
     for user in shoppers {
         let api = api.clone();
         checkouts.spawn(async move {
-            let body = json!({"order_id": format!("race-{user}"), "shipping_address": "1 Test Street"});
+            let body =
+                json!({"order_id": format!("race-{user}"), "shipping_address": "1 Test Street"});
             api.checkout(user, &body, None).await
         });
     }

@@ -14,8 +14,8 @@ use crate::db::Db;
 use crate::db::rows::from_row;
 use crate::domain::OrderId;
 use crate::domain::{
-    BasketLine, OrderStatus, ProductId, ReturnItem, ReturnLine, ReturnRefusal, ReturnStatus,
-    price_return,
+    BasketLine, OrderStatus, ProductId, Quantity, ReturnItem, ReturnLine, ReturnRefusal,
+    ReturnStatus, price_return,
 };
 
 /// The carrier and tracking number the customer sends the parcel back with.
@@ -224,7 +224,7 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let delivered = match returnable(order, new)? {
-            Ok(lines) => lines,
+            Ok(lines) => only_sold(&mut tx, new.order_id, lines).await?,
             Err(refused) => return Ok(refused),
         };
         let held = held_goods(&mut tx, new.order_id).await?;
@@ -530,7 +530,10 @@ fn returnable(
         return Ok(Err(OpenOutcome::UnknownOrder));
     };
     let status = OrderStatus::parse(&status).map_err(decode)?;
-    if status != OrderStatus::Delivered {
+    if !matches!(
+        status,
+        OrderStatus::Delivered | OrderStatus::PartiallyDelivered
+    ) {
         return Ok(Err(OpenOutcome::NotDelivered(status)));
     }
     // A delivered order changes no more: its last update is its delivery.
@@ -542,6 +545,31 @@ fn returnable(
     Ok(Ok(
         serde_json::from_str(&items).map_err(|e| decode(e.to_string()))?
     ))
+}
+
+/// The order's lines cut to what was delivered (sold): a partially delivered order's
+/// failed parcels never arrived, so nothing of them can come back.
+async fn only_sold(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+    lines: Vec<BasketLine>,
+) -> sqlx::Result<Vec<BasketLine>> {
+    let sold: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT product_id, CAST(SUM(quantity) AS BIGINT) FROM stock_reservations
+         WHERE order_id = $1 AND state = 'sold' GROUP BY product_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lines
+        .into_iter()
+        .filter_map(|mut line| {
+            let got = sold.iter().find(|(p, _)| *p == line.product_id.get())?.1;
+            let kept = got.min(i64::from(line.quantity.get()));
+            line.quantity = Quantity::new(kept).ok()?;
+            Some(line)
+        })
+        .collect())
 }
 
 async fn insert_return(

@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
             post(actions::returns::write_off),
         )
         .route("/ui/webhook", post(actions::webhooks::subscribe))
+        .route("/ui/stock", post(actions::stock))
         .route("/ui/webhook-delete/{id}", post(actions::webhooks::delete))
         .route(
             "/ui/webhook-redeliver/{id}/{delivery}",

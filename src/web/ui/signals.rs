@@ -28,6 +28,12 @@ pub struct Signals {
     /// The carrier drill's form.
     pub carrier_mode: String,
     pub carrier_orders: serde_json::Value,
+    /// Only parcels from this location (every one when empty).
+    pub carrier_location: String,
+    /// The restock form: a product, a location and its new level.
+    pub stock_sku: String,
+    pub stock_location: String,
+    pub stock_qty: serde_json::Value,
     /// The webhook form: a URL and its events, comma-separated.
     pub webhook_url: String,
     pub webhook_events: String,
@@ -70,6 +76,9 @@ impl<S: Send + Sync> FromRequest<S> for UiSignals {
             (&signals.return_note, false),
             (&signals.webhook_url, false),
             (&signals.webhook_events, false),
+            (&signals.carrier_location, false),
+            (&signals.stock_sku, false),
+            (&signals.stock_location, false),
         ];
         for (text, multi_line) in fields {
             if text.chars().any(|c| is_forbidden(c, multi_line)) {

@@ -342,23 +342,57 @@ pub async fn crash_restate(action: UiAction) -> ApiResult<Response> {
     crash_drill(action, Target::Restate).await
 }
 
+/// A number field's value, as datastar sends it (a number, or text while typed).
+fn number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The restock form: one location's new level of a product.
+pub async fn stock(action: UiAction) -> ApiResult<Response> {
+    let signals = &action.signals;
+    let outcome = match (
+        product_ref(signals.stock_sku.trim()),
+        number(&signals.stock_qty),
+    ) {
+        (Err(e), _) => Err(e),
+        (_, None) => Err(AppError::invalid(
+            "invalid_stock_qty",
+            "stock_qty must be 0-1000000000",
+        )),
+        (Ok(product), Some(qty)) => {
+            let location = signals.stock_location.trim();
+            crate::app::catalog::set_stock(&action.state, &action.user, &product, location, qty)
+                .await
+                .map(|p| {
+                    format!(
+                        "{} now has {qty} at {location}; {} in all.",
+                        p.sku, p.stock_qty
+                    )
+                })
+        }
+    };
+    action
+        .answer(action.in_view(View::Admin), outcome, None)
+        .await
+}
+
 /// The carrier drill: how the carrier treats the next orders.
 pub async fn carrier(action: UiAction) -> ApiResult<Response> {
     crate::app::require_admin(&action.user)?;
     let signals = &action.signals;
-    let orders = match &signals.carrier_orders {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    let outcome = match orders {
+    let location = Some(signals.carrier_location.trim()).filter(|l| !l.is_empty());
+    let outcome = match number(&signals.carrier_orders) {
         Some(orders) => {
             drills::carrier(
                 &action.state,
                 &action.user,
                 &signals.carrier_mode,
                 orders,
-                None,
+                location,
             )
             .await
         }

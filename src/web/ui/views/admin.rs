@@ -25,8 +25,11 @@ pub(super) async fn admin(
         .iter()
         .map(|o| order_row(o, selection.order.as_deref()))
         .collect();
+    let (stock, locations) = super::products::stock_rows(state).await?;
     let input = Input::Admin {
         pending,
+        stock,
+        locations,
         returns: returns_queue(state, user).await?,
         webhooks: webhooks(state, user).await?,
         can_crash: state.supervised.endpoint.is_some(),

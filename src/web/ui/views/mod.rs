@@ -33,6 +33,7 @@ use admin::admin;
 use cart::{CartLine, Payable, cart_view, payable};
 use dashboard::dashboard;
 use orders::{OrderRow, order_row, orders_view, with_order};
+use products::StockRow;
 use products::{ProductRow, products};
 use returns::{ReturnForm, ReturnRow, return_form, returns_queue};
 use webhooks::{WebhookRow, webhooks};
@@ -99,6 +100,9 @@ pub enum Input {
         returns: Vec<ReturnRow>,
         /// Webhook subscriptions and their latest deliveries.
         webhooks: Vec<WebhookRow>,
+        /// Every product's stock, one column per location.
+        stock: Vec<StockRow>,
+        locations: Vec<String>,
         /// Which children the crash drills can kill here.
         can_crash: bool,
         can_crash_restate: bool,
@@ -331,6 +335,8 @@ mod tests {
                 pending: vec![row],
                 returns: Vec::new(),
                 webhooks: Vec::new(),
+                stock: Vec::new(),
+                locations: vec!["east".into()],
                 can_crash: true,
                 can_crash_restate: true,
                 carrier: None,
