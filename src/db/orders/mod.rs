@@ -33,8 +33,8 @@ mod tests {
     use crate::db::Db;
     use crate::domain::order::steps_for;
     use crate::domain::{
-        BasketLine, Cents, OrderId, OrderRecord, OrderStatus, PaymentState, ProductId, Quantity,
-        ShippingAddress,
+        BasketLine, Cents, OrderId, OrderRecord, OrderStatus, ParcelStatus, PaymentState,
+        ProductId, Quantity, ShippingAddress,
     };
 
     fn id(text: &str) -> OrderId {
@@ -75,6 +75,74 @@ mod tests {
             .fetch_one(db.pool())
             .await
             .unwrap()
+    }
+
+    /// A split order: two parcels; the one that ships is captured once, the one that
+    /// fails is voided once and its stock goes back where it came from; the rest of
+    /// the authorization is voided once, the same amount when asked again.
+    #[tokio::test]
+    async fn parcels_capture_and_void_once_each() {
+        let (_d, db) = db().await;
+        db.set_location_stock(7, "east", 2).await.unwrap();
+        db.set_location_stock(7, "west", 1).await.unwrap();
+        let mut o = order("o-split", "alice", &[(7, 3), (1, 1)]);
+        o.total_cents = Cents::new(400).unwrap();
+        assert_eq!(
+            db.reserve_order(&o, "inv").await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        let parcels = db.start_parcels(&o.order_id).await.unwrap();
+        let shape: Vec<_> = parcels
+            .iter()
+            .map(|p| (p.shipment_id.as_str(), p.location.as_str(), p.amount_cents))
+            .collect();
+        assert_eq!(
+            shape,
+            [("o-split-east", "east", 300), ("o-split-west", "west", 100)],
+            "east has two of 7 and has 1: {parcels:?}"
+        );
+        db.register_payment(&o, "aw-split").await.unwrap();
+        db.settle_payment("aw-split", PaymentState::Succeeded, Some("t"), None)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            db.parcel_shipped(&o.order_id, &parcels[0]).await.unwrap();
+            db.parcel_failed(&o.order_id, &parcels[1]).await.unwrap();
+        }
+        let levels = db.stock_by_location(Some(7)).await.unwrap();
+        assert_eq!(levels[&7], [("east".into(), 0), ("west".into(), 1)].into());
+        assert_eq!(stock(&db, 7).await, 1, "the total follows its locations");
+        assert_eq!(db.void_rest(&o.order_id).await.unwrap(), 0, "nothing left");
+        let detail = db.order_detail(&o.order_id).await.unwrap().unwrap();
+        assert_eq!(
+            (detail.payment_state.as_deref(), detail.captured_cents),
+            (Some("captured"), 300)
+        );
+        let status: Vec<_> = (db.parcels_of(&o.order_id).await.unwrap().iter())
+            .map(|p| p.status)
+            .collect();
+        assert_eq!(status, [ParcelStatus::InTransit, ParcelStatus::Failed]);
+
+        // An order given back before it shipped: all voided, the same answer twice.
+        let o = order("o-void", "alice", &[(1, 1)]);
+        db.reserve_order(&o, "inv2").await.unwrap();
+        db.register_payment(&o, "aw-void").await.unwrap();
+        db.settle_payment("aw-void", PaymentState::Succeeded, Some("t"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.give_back_payment(&o.order_id, "x").await.unwrap(),
+            (0, 100)
+        );
+        assert_eq!(
+            db.give_back_payment(&o.order_id, "x").await.unwrap(),
+            (0, 100)
+        );
+        let detail = db.order_detail(&o.order_id).await.unwrap().unwrap();
+        assert_eq!(
+            (detail.payment_state.as_deref(), detail.captured_cents),
+            (Some("voided"), 0)
+        );
     }
 
     #[tokio::test]

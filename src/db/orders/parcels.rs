@@ -105,10 +105,19 @@ impl Db {
         tx.commit().await
     }
 
-    /// Voids what is left of the order's authorization (neither captured nor voided);
-    /// answers the amount voided now.
+    /// Voids what is left of the order's authorization (neither captured nor voided),
+    /// once; answers the amount that void took (the same when run again).
     pub async fn void_rest(&self, order_id: &OrderId) -> sqlx::Result<i64> {
+        let entry = format!("void:{order_id}:rest");
         let mut tx = self.begin_write().await?;
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT amount_cents FROM payment_captures WHERE entry_id = $1")
+                .bind(&entry)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(voided) = before {
+            return Ok(voided);
+        }
         let rest: Option<i64> = sqlx::query_scalar(
             "SELECT amount_cents - captured_cents - voided_cents FROM payment_requests
              WHERE order_id = $1 AND state = 'succeeded' AND captured_cents IS NOT NULL",
@@ -117,7 +126,6 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let rest = rest.unwrap_or(0);
-        let entry = format!("void:{order_id}:rest");
         let voided = if rest > 0 && record(&mut tx, &entry, order_id, "void", rest).await? {
             add_to(&mut tx, order_id, "voided_cents", rest).await?;
             rest

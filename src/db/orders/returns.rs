@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::stock::add_stock;
+use super::stock::{only_sold, restock_line};
 use crate::clock::{now_rfc3339, parse_rfc3339};
 use crate::db::Db;
 use crate::db::rows::from_row;
 use crate::domain::OrderId;
 use crate::domain::{
-    BasketLine, OrderStatus, ProductId, Quantity, ReturnItem, ReturnLine, ReturnRefusal,
-    ReturnStatus, price_return,
+    BasketLine, OrderStatus, ProductId, ReturnItem, ReturnLine, ReturnRefusal, ReturnStatus,
+    price_return,
 };
 
 /// The carrier and tracking number the customer sends the parcel back with.
@@ -467,39 +467,6 @@ impl Db {
     }
 }
 
-/// Puts one returned line back where its parcels shipped from (the order's sold
-/// reservations of that product, in location order; `east` for an order from before
-/// locations).
-async fn restock_line(
-    conn: &mut sqlx::AnyConnection,
-    order_id: &str,
-    line: &ReturnLine,
-) -> sqlx::Result<()> {
-    let sold: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT r.location, r.quantity FROM stock_reservations r
-         JOIN locations l ON l.id = r.location
-         WHERE r.order_id = $1 AND r.product_id = $2 AND r.state = 'sold'
-         ORDER BY l.position, l.id",
-    )
-    .bind(order_id)
-    .bind(line.product_id.get())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut left = i64::from(line.quantity.get());
-    let last = sold.len().saturating_sub(1);
-    for (i, (location, quantity)) in sold.iter().enumerate() {
-        let back = if i == last { left } else { left.min(*quantity) };
-        if back > 0 {
-            add_stock(conn, line.product_id.get(), location, back).await?;
-            left -= back;
-        }
-    }
-    if left > 0 {
-        add_stock(conn, line.product_id.get(), "east", left).await?;
-    }
-    Ok(())
-}
-
 /// Whether a return recorded earlier is the one `new` asks for again.
 fn same_request(record: &ReturnRecord, new: &NewReturn<'_>) -> bool {
     let mut asked: Vec<_> = new
@@ -545,31 +512,6 @@ fn returnable(
     Ok(Ok(
         serde_json::from_str(&items).map_err(|e| decode(e.to_string()))?
     ))
-}
-
-/// The order's lines cut to what was delivered (sold): a partially delivered order's
-/// failed parcels never arrived, so nothing of them can come back.
-async fn only_sold(
-    conn: &mut sqlx::AnyConnection,
-    order_id: &str,
-    lines: Vec<BasketLine>,
-) -> sqlx::Result<Vec<BasketLine>> {
-    let sold: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT product_id, CAST(SUM(quantity) AS BIGINT) FROM stock_reservations
-         WHERE order_id = $1 AND state = 'sold' GROUP BY product_id",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(lines
-        .into_iter()
-        .filter_map(|mut line| {
-            let got = sold.iter().find(|(p, _)| *p == line.product_id.get())?.1;
-            let kept = got.min(i64::from(line.quantity.get()));
-            line.quantity = Quantity::new(kept).ok()?;
-            Some(line)
-        })
-        .collect())
 }
 
 async fn insert_return(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 use crate::domain::parcels::{self, ParcelLine, ParcelPlan};
-use crate::domain::{OrderId, OrderRecord};
+use crate::domain::{BasketLine, OrderId, OrderRecord, Quantity, ReturnLine};
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +160,64 @@ pub(in crate::db) async fn add_stock(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Puts one returned line back where its parcels shipped from (the order's sold
+/// reservations of that product, in location order; `east` for an order from before
+/// locations).
+pub(super) async fn restock_line(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+    line: &ReturnLine,
+) -> sqlx::Result<()> {
+    let sold: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.location, r.quantity FROM stock_reservations r
+         JOIN locations l ON l.id = r.location
+         WHERE r.order_id = $1 AND r.product_id = $2 AND r.state = 'sold'
+         ORDER BY l.position, l.id",
+    )
+    .bind(order_id)
+    .bind(line.product_id.get())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left = i64::from(line.quantity.get());
+    let last = sold.len().saturating_sub(1);
+    for (i, (location, quantity)) in sold.iter().enumerate() {
+        let back = if i == last { left } else { left.min(*quantity) };
+        if back > 0 {
+            add_stock(conn, line.product_id.get(), location, back).await?;
+            left -= back;
+        }
+    }
+    if left > 0 {
+        add_stock(conn, line.product_id.get(), "east", left).await?;
+    }
+    Ok(())
+}
+
+/// The order's lines cut to what was delivered (sold): a partially delivered order's
+/// failed parcels never arrived, so nothing of them can come back.
+pub(super) async fn only_sold(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+    lines: Vec<BasketLine>,
+) -> sqlx::Result<Vec<BasketLine>> {
+    let sold: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT product_id, CAST(SUM(quantity) AS BIGINT) FROM stock_reservations
+         WHERE order_id = $1 AND state = 'sold' GROUP BY product_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lines
+        .into_iter()
+        .filter_map(|mut line| {
+            let got = sold.iter().find(|(p, _)| *p == line.product_id.get())?.1;
+            let kept = got.min(i64::from(line.quantity.get()));
+            line.quantity = Quantity::new(kept).ok()?;
+            Some(line)
+        })
+        .collect())
 }
 
 /// What every location has of the order's products, locations in their order.
