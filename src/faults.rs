@@ -29,6 +29,10 @@ pub const POINTS: &[&str] = &[
     "enter_cancelled",
     "enter_shipping_failed",
     "complete_sale",
+    // Parcels: started, one captured as it ships, one voided when it cannot.
+    "start_parcels",
+    "capture_parcel",
+    "void_parcel",
     // Shipping: a booking, a rejected attempt, a cancellation.
     "book_with_carrier",
     "carrier_rejected",

@@ -31,8 +31,46 @@ const CUSTOMERS: [&str; 15] = [
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim",
     "leo", "mia", "nina", "oscar",
 ];
-/// What every order buys: plenty of stock, two lines.
+/// What an order buys: two lines the `east` location covers (one parcel), or, for the
+/// last five customers, one line only `east` has and one only `west` has (two
+/// parcels). Plenty of stock (see `stock_up`), so how an order splits never depends on
+/// the others.
 const LINES: [(&str, i64); 2] = [("P004", 2), ("P008", 1)];
+const SPLIT_LINES: [(&str, i64); 2] = [("P004", 2), ("P010", 1)];
+
+fn lines_of(user: &str) -> [(&'static str, i64); 2] {
+    match CUSTOMERS.iter().position(|c| *c == user) {
+        Some(i) if i >= 10 => SPLIT_LINES,
+        _ => LINES,
+    }
+}
+
+/// Stock for `qty` units of the orders' products where the two line sets need it:
+/// P004 and P008 in `east` only, P010 in `west` only.
+async fn stock_up(db_url: &str, qty: i64) {
+    let rw = common::connect(db_url).await;
+    for (product, location) in [(4, "east"), (8, "east"), (10, "west")] {
+        sqlx::query(
+            "UPDATE product_stock SET stock_qty = CASE WHEN location = $1 THEN $2 ELSE 0 END
+             WHERE product_id = $3",
+        )
+        .bind(location)
+        .bind(qty)
+        .bind(product)
+        .execute(&rw)
+        .await
+        .unwrap();
+        sqlx::query(
+            "UPDATE products SET stock_qty = (SELECT SUM(stock_qty) FROM product_stock
+                                              WHERE product_id = $1) WHERE id = $1",
+        )
+        .bind(product)
+        .execute(&rw)
+        .await
+        .unwrap();
+    }
+    rw.close().await;
+}
 
 /// The ways an order's life can go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +271,7 @@ impl Run {
             ("SHOPFLOW_WEBHOOK_RETRY".into(), retry),
         ];
         let app = TestApp::start(config.clone()).await;
+        stock_up(&config.database_url, 1_000_000).await;
         let receiver = Receiver::start(true).await;
         receiver.refuse_every.store(flap, Ordering::SeqCst);
         let run = Run {
@@ -277,7 +316,7 @@ where
     }
 }
 
-/// Fills the cart to exactly `LINES` for the order `id` (a declined or cancelled order
+/// Fills the cart to exactly the user's lines (`lines_of`) for the order `id` (a declined or cancelled order
 /// gives its items back, so some may be there already), as a careful client does: each
 /// add carries an idempotency key and is sent again, same key, until it is answered, so
 /// an add whose answer was lost (and which Restate may still be running) counts once.
@@ -296,7 +335,7 @@ async fn fill_cart(api: &Api, user: &str, id: &str) {
     let (status, cart) = until_answered("cart", || api.cart(user)).await;
     assert_eq!(status, StatusCode::OK, "{cart}");
     let before = lines(&cart);
-    for (sku, want) in LINES {
+    for (sku, want) in lines_of(user) {
         let have = before.iter().find(|(s, _)| s == sku).map_or(0, |l| l.1);
         if have < want {
             let key = format!("{id}-{sku}");
@@ -307,7 +346,8 @@ async fn fill_cart(api: &Api, user: &str, id: &str) {
     }
     let (status, cart) = until_answered("cart", || api.cart(user)).await;
     assert_eq!(status, StatusCode::OK, "{cart}");
-    let (mut have, mut want) = (lines(&cart), LINES.map(|(s, q)| (s.to_owned(), q)).to_vec());
+    let want = lines_of(user).map(|(s, q)| (s.to_owned(), q));
+    let (mut have, mut want) = (lines(&cart), want.to_vec());
     have.sort();
     want.sort();
     assert_eq!(have, want, "{user}'s cart: {cart}");
@@ -550,8 +590,9 @@ async fn apply(run: &Run, app: &mut TestApp, fault: Fault) {
             let lock: &[&str] = if run.db_url.starts_with("postgres") {
                 &[
                     "BEGIN",
-                    "LOCK TABLE products, orders, stock_reservations, payment_requests,
-                     shipments, notifications, checkout_claims, order_invocations
+                    "LOCK TABLE products, product_stock, orders, stock_reservations, parcels,
+                     payment_requests, payment_captures, shipments, notifications,
+                     checkout_claims, order_invocations
                      IN ACCESS EXCLUSIVE MODE",
                 ]
             } else {
@@ -716,6 +757,47 @@ async fn check(
             "stock of {sku} is conserved: (available + reserved + sold - restocked, restocked) vs (initial, restocked)"
         );
     }
+    // Each product's total is the sum of its locations; each payment's captured and
+    // voided amounts are the sums of its captures and voids, each parcel's once.
+    let off: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT p.sku, p.stock_qty FROM products p
+         WHERE p.stock_qty <> (SELECT SUM(s.stock_qty) FROM product_stock s WHERE s.product_id = p.id)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(off.is_empty(), "totals unlike their locations: {off:?}");
+    let split = orders
+        .iter()
+        .filter(|o| lines_of(o.user) == SPLIT_LINES)
+        .count();
+    let in_two: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT order_id FROM parcels GROUP BY order_id
+                               HAVING COUNT(*) = 2) AS two",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        in_two,
+        i64::try_from(split).unwrap(),
+        "orders in two parcels vs orders of the split customers"
+    );
+    let unbalanced: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT p.order_id, COALESCE(p.captured_cents, 0), p.voided_cents FROM payment_requests p
+         WHERE COALESCE(p.captured_cents, 0) <> (SELECT COALESCE(SUM(amount_cents), 0)
+                 FROM payment_captures c WHERE c.order_id = p.order_id AND c.kind = 'capture')
+            OR p.voided_cents <> (SELECT COALESCE(SUM(amount_cents), 0)
+                 FROM payment_captures c WHERE c.order_id = p.order_id AND c.kind = 'void')
+            OR COALESCE(p.captured_cents, 0) + p.voided_cents > p.amount_cents",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        unbalanced.is_empty(),
+        "payments unlike their captures and voids: {unbalanced:?}"
+    );
     // Nothing is reserved any more, and no customer's cart is still locked.
     let one = |q: &'static str| sqlx::query_scalar::<_, i64>(q).fetch_one(&pool);
     assert_eq!(
@@ -857,9 +939,9 @@ async fn text(pool: &sqlx::AnyPool, id: &str, sql: &str) -> Option<Option<String
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Everything an order left behind: its status; its payment (captured, refunded); its
-/// stock (reserved, released, sold); its shipment; its compensations in the order they
-/// ran; every notification about it; how many workflows Restate ran for it.
+/// Everything an order left behind: its status; its payment (captured, voided,
+/// refunded) and each capture and void; its stock per location (reserved, released,
+/// sold); its parcels and their shipments; its compensations in the order they ran; every notification about it; how many workflows Restate ran for it.
 async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[String]) -> String {
     // Joins a column's values with commas: `string_agg` on PostgreSQL, `group_concat`
     // on SQLite (whose `string_agg` is newer than the system library may be).
@@ -869,8 +951,22 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
         "group_concat"
     };
     let stock = format!(
-        "SELECT {join}(product_id || 'x' || quantity || ':' || state, ',')
-         FROM (SELECT * FROM stock_reservations WHERE order_id = $1 ORDER BY product_id) AS r"
+        "SELECT {join}(product_id || 'x' || quantity || '@' || location || ':' || state, ',')
+         FROM (SELECT * FROM stock_reservations WHERE order_id = $1
+               ORDER BY product_id, location) AS r"
+    );
+    let parcels = format!(
+        "SELECT {join}(location || ':' || status || ':' || amount_cents, ',')
+         FROM (SELECT * FROM parcels WHERE order_id = $1 ORDER BY location) AS p"
+    );
+    let captures = format!(
+        "SELECT {join}(entry_id || '=' || amount_cents, ',')
+         FROM (SELECT * FROM payment_captures WHERE order_id = $1 ORDER BY entry_id) AS c"
+    );
+    let shipments = format!(
+        "SELECT {join}(order_id || ':' || state, ',') FROM (SELECT * FROM shipments
+         WHERE order_id = $1 OR order_id IN (SELECT shipment_id FROM parcels WHERE order_id = $1)
+         ORDER BY order_id) AS s"
     );
     let compensations = format!(
         "SELECT {join}(name, ',') FROM
@@ -880,12 +976,15 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
     let payment = text(
         pool,
         id,
-        "SELECT state || ' amount=' || amount_cents || ' refunded=' || COALESCE(CAST(refunded_cents AS TEXT), '-')
+        "SELECT state || ' amount=' || amount_cents || ' captured=' || COALESCE(CAST(captured_cents AS TEXT), '-')
+                || ' voided=' || voided_cents || ' refunded=' || COALESCE(CAST(refunded_cents AS TEXT), '-')
          FROM payment_requests WHERE order_id = $1",
     )
     .await;
     let stock = text(pool, id, &stock).await;
-    let shipment = text(pool, id, "SELECT state FROM shipments WHERE order_id = $1").await;
+    let shipment = text(pool, id, &shipments).await;
+    let parcels = text(pool, id, &parcels).await;
+    let captures = text(pool, id, &captures).await;
     let compensations = text(pool, id, &compensations).await;
     let returns = format!(
         "SELECT {join}(status || ' refund=' || COALESCE(CAST(refund_cents AS TEXT), '-') || ' restocked=' || COALESCE(restock, 0), ',')
@@ -907,10 +1006,12 @@ async fn fingerprint(pool: &sqlx::AnyPool, workflows: usize, id: &str, notes: &[
     let webhooks = text(pool, id, &webhooks).await;
     let show = |v: Option<Option<String>>| v.flatten().unwrap_or_else(|| "-".into());
     format!(
-        "status={}; payment={}; stock={}; shipment={}; compensations={}; returns={}; refunds={}; webhooks={}; workflows={workflows}; notifications=[{}]",
+        "status={}; payment={}; captures={}; stock={}; parcels={}; shipments={}; compensations={}; returns={}; refunds={}; webhooks={}; workflows={workflows}; notifications=[{}]",
         show(status),
         show(payment),
+        show(captures),
         show(stock),
+        show(parcels),
         show(shipment),
         show(compensations),
         show(returns),
@@ -1154,12 +1255,7 @@ async fn soak() {
     };
     let (run, mut app) = Run::start("soak", &[], 10).await;
     // Stock for half an hour of orders.
-    let rw = common::connect(&run.db_url).await;
-    sqlx::query("UPDATE products SET stock_qty = 10000000 WHERE sku IN ('P004', 'P008')")
-        .execute(&rw)
-        .await
-        .unwrap();
-    rw.close().await;
+    stock_up(&run.db_url, 10_000_000).await;
     let initial = stock(&run).await;
     let stop = Arc::new(AtomicBool::new(false));
     let placed = Arc::new(std::sync::Mutex::new(Vec::<Planned>::new()));

@@ -30,7 +30,11 @@ impl OrderFulfillmentWorkflow {
             .await?;
         let id = order_id.clone();
         st.parcels = ctx
-            .run(|| async move { Ok(Json(self.db.start_parcels(&id).await?)) })
+            .run(|| async move {
+                let parcels = self.db.start_parcels(&id).await?;
+                faults::point("start_parcels").await;
+                Ok(Json(parcels))
+            })
             .name("parcels")
             .await?
             .into_inner();
