@@ -202,7 +202,7 @@ test('the durable steps show what Restate journaled, live', async () => {
   assertNoProblems();
 });
 
-test('a customer cancels a paid order and gets the money back', async () => {
+test('a customer cancels a paid order and is never charged', async () => {
   const shopper = await signIn('leo');
   const orderId = await checkout(shopper, 'P004', 1, '8 Cancel Road', null);
   await shopper.click('#pay-button');
@@ -213,11 +213,12 @@ test('a customer cancels a paid order and gets the money back', async () => {
   await shopper.click(`#cancel-${orderId}`);
   await flash(shopper, `Cancelled order ${orderId}`);
   await workflowStatus(shopper, 'cancelled');
-  await waitForNotification(shopper, 'refunded');
+  // Authorized at checkout, never captured: the authorization is voided.
+  await waitForNotification(shopper, 'nothing was charged; $14.50 released');
   await shopper.click('#tab-output');
   await eventually(
-    async () => (await shopper.textContent('#output-pane')).includes('Refunded'),
-    'the refund in the order',
+    async () => (await shopper.textContent('#output-pane')).includes('Payment: voided, $0.00 captured'),
+    'the voided payment in the order',
   );
   const output = await shopper.textContent('#output-pane');
   assert.match(output, /refund_payment/);
@@ -370,6 +371,53 @@ test("an admin subscribes a receiver, an order's events arrive, and one goes out
   } finally {
     receiver.close();
   }
+  assertNoProblems();
+});
+
+test('stock split by location ships in two parcels side by side, and the dashboard draws it', async () => {
+  const admin = await adminQueue();
+  for (const [location, qty] of [['east', 2], ['west', 1]]) {
+    await admin.fill('#stock-sku', 'P007');
+    await admin.selectOption('#stock-location', location);
+    await admin.fill('#stock-qty', String(qty));
+    await admin.click('#stock-button');
+    await flash(admin, `P007 now has ${qty} at ${location}`);
+  }
+  const levels = async () => (await admin.locator('#stock-P007 td').allTextContents()).join(' ');
+  await eventually(async () => (await levels()) === '2 1 3', 'P007 at 2 east, 1 west, 3 in all');
+
+  const shopper = await signIn('nina');
+  const orderId = await checkout(shopper, 'P007', 3, '5 Parcel Road', null);
+  await shopper.click('#pay-button');
+  await workflowStatus(shopper, 'awaiting_approval');
+  const approve = admin.getByRole('button', { name: `Approve ${orderId}` });
+  await eventually(async () => (await approve.count()) === 1, `${orderId} in the approval queue`);
+  await approve.click();
+  await workflowStatus(shopper, 'delivered');
+
+  await shopper.click('#tab-output');
+  const parcels = shopper.locator('#output-pane table', { hasText: 'Tracking' });
+  await eventually(async () => (await parcels.locator('tbody tr').count()) === 2, 'two parcels');
+  const rows = await parcels.locator('tbody tr').allTextContents();
+  assert.match(rows[0], /east.*2 × P007.*delivered/s, rows[0]);
+  assert.match(rows[1], /west.*1 × P007.*delivered/s, rows[1]);
+  // The timeline: the two bookings ran at once, one lane each.
+  const lanes = shopper.locator('#durable-timeline text', { hasText: 'InitiateShipment' });
+  await eventually(async () => (await lanes.count()) === 2, 'one timeline lane per parcel');
+  assert.ok((await shopper.locator('#durable-timeline rect.bar').count()) >= 4);
+  await screenshot(shopper, '30-parcels-timeline');
+
+  await navigate(admin, 'Dashboard');
+  await admin.click('#tab-output');
+  for (const id of ['#glance-tiles', '#orders-per-minute', '#step-latency']) {
+    await admin.locator(id).waitFor();
+  }
+  await eventually(
+    async () => (await admin.locator('#orders-per-minute rect.bar').count()) >= 1,
+    'the delivered order in the orders-per-minute chart',
+  );
+  assert.ok((await admin.locator('#step-latency rect.bar').count()) >= 2, 'p50 and p99 bars');
+  await screenshot(admin, '31-dashboard-glance');
   assertNoProblems();
 });
 

@@ -54,3 +54,6 @@ CREATE TABLE payment_captures (
     created_at   TEXT   NOT NULL
 );
 CREATE INDEX payment_captures_by_order ON payment_captures (order_id);
+
+-- The dashboard reads the orders that ended in the last minutes.
+CREATE INDEX orders_by_update ON orders (updated_at);

@@ -13,6 +13,7 @@ pub mod deployments;
 pub mod drills;
 pub mod error;
 pub mod feed;
+pub mod glance;
 pub mod identity;
 pub mod journal;
 pub mod meta;

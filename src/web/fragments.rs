@@ -64,6 +64,8 @@ pub struct WorkflowMeta {
     pub progress: usize,
     /// The order's durable steps as Restate journaled them.
     pub journal: Vec<JournalInvocation>,
+    /// The same steps on a time axis (SVG), when there are any.
+    pub timeline: Option<String>,
 }
 
 impl WorkflowMeta {
@@ -95,6 +97,7 @@ impl WorkflowMeta {
                 .or_else(|| order.failure_reason.clone()),
             next_action: next_action(order.status),
             progress: done * 100 / order.steps.len().max(1),
+            timeline: super::charts::timeline(&journal, now),
             journal,
         }
     }

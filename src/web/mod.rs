@@ -3,6 +3,7 @@
 //! render the answer; the middleware here guards every route.
 
 pub mod api;
+pub mod charts;
 pub mod datastar;
 pub mod error;
 pub mod extract;

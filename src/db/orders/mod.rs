@@ -7,6 +7,7 @@
 mod carrier;
 mod checkout_claims;
 mod gateway;
+mod glance;
 mod notifications;
 mod parcels;
 mod read_model;
@@ -17,6 +18,7 @@ mod timeline;
 
 pub use carrier::Shipment;
 pub use gateway::PaymentRequest;
+pub use glance::GlanceRows;
 pub use notifications::Notification;
 pub use parcels::{Parcel, ParcelLines};
 pub use read_model::{DecisionClaim, OrderDetail, OrderInvocations, OrderSummary, Totals};

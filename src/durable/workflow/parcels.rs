@@ -43,13 +43,15 @@ impl OrderFulfillmentWorkflow {
             let reason = failure.unwrap_or_else(|| "the order has no parcels".into());
             return Err(Stop::Ends(OrderStatus::ShippingFailed, reason));
         };
-        let shipped = st
-            .parcels
-            .iter()
-            .filter(|p| p.status == ParcelStatus::InTransit);
+        let shipped = (st.parcels.iter())
+            .filter(|p| p.status == ParcelStatus::InTransit)
+            .count();
+        let what = match shipped {
+            1 => "shipment initiated".to_owned(),
+            n => format!("{n} parcels shipped, the first"),
+        };
         let message = format!(
-            "Order {order_id}: {} parcel(s) shipped, first with {}, tracking {}; delivery expected in {}",
-            shipped.count(),
+            "Order {order_id}: {what} with {}, tracking {}; delivery expected in {}",
             shipment.carrier,
             shipment.tracking_number,
             format_duration(self.delivery_delay)

@@ -30,6 +30,9 @@ use crate::web::live::{self, Events, Stop};
 /// When the panes are looked at again after a change. Panes that show Restate's own
 /// state (the cart) can lag the notification by a moment; these settle it.
 const FOLLOW_UPS: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+/// How often an admin's dashboard is drawn again: its charts count every order, not
+/// only those whose news reach this admin.
+const GLANCE_EVERY: Duration = Duration::from_secs(5);
 
 type Meta = watch::Receiver<Option<Arc<MetaSnapshot>>>;
 
@@ -82,6 +85,8 @@ impl PageStream {
         let selected = attached.selection.borrow().order.clone();
         let mut meta = self.watch_meta(selected).await;
         let mut follow_ups: Vec<Instant> = Vec::new();
+        let mut glance = tokio::time::interval(GLANCE_EVERY);
+        glance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_follow_up = follow_ups.first().copied();
             tokio::select! {
@@ -93,6 +98,9 @@ impl PageStream {
                     // The news first, then the panes it changed.
                     let now = Instant::now();
                     follow_ups = FOLLOW_UPS.iter().map(|d| now + *d).collect();
+                    self.panes(&tx, &mut attached.selection).await?;
+                }
+                _ = glance.tick(), if self.on_dashboard(&attached.selection) => {
                     self.panes(&tx, &mut attached.selection).await?;
                 }
                 () = sleep_until(next_follow_up), if next_follow_up.is_some() => {
@@ -116,6 +124,11 @@ impl PageStream {
                 }
             }
         }
+    }
+
+    /// Whether the page shows an admin's dashboard (drawn again on a timer).
+    fn on_dashboard(&self, selection: &watch::Receiver<Selection>) -> bool {
+        self.user.is_admin() && selection.borrow().view == super::pages::View::Dashboard
     }
 
     /// Every pane for the page's current selection, when any changed. An action that

@@ -123,6 +123,8 @@ struct InputPane {
 struct OutputPane {
     view: &'static str,
     html: String,
+    /// Pictures drawn by `web::charts` (trusted markup), after the text.
+    figures: String,
 }
 
 #[derive(Template)]
@@ -195,6 +197,12 @@ pub async fn render(
         Some(id) => app::orders::order(state, user, id).await.ok(),
         None => None,
     };
+    let figures = match view {
+        View::Dashboard if user.is_admin() => {
+            crate::web::charts::glance(&app::glance::glance(state, user).await?)
+        }
+        _ => String::new(),
+    };
     let (input, output) = match view {
         View::Dashboard => dashboard(state, user).await?,
         View::Products => products(state).await?,
@@ -205,7 +213,7 @@ pub async fn render(
     Ok(Panes {
         nav: nav(state, Some(user), view).await?,
         input: pane_input(view, input)?,
-        output: pane_output(view, &output)?,
+        output: pane_output(view, &output, figures)?,
         meta: meta(state, order.as_ref()).await?,
     })
 }
@@ -218,6 +226,7 @@ async fn signed_out(state: &AppState) -> ApiResult<Panes> {
         output: pane_output(
             View::Dashboard,
             "# Welcome to ShopFlow\n\nSign in in the navigation to start shopping.",
+            String::new(),
         )?,
         meta: NoWorkflow.render().map_err(render_err)?,
     })
@@ -261,10 +270,11 @@ fn pane_input(view: View, input: Input) -> ApiResult<String> {
     .map_err(render_err)
 }
 
-fn pane_output(view: View, md: &str) -> ApiResult<String> {
+fn pane_output(view: View, md: &str, figures: String) -> ApiResult<String> {
     OutputPane {
         view: view.as_str(),
         html: markdown::to_html(md),
+        figures,
     }
     .render()
     .map_err(render_err)
@@ -354,7 +364,7 @@ mod tests {
         assert!(!flash.contains("<img"), "{flash}");
         assert!(flash.contains("<strong>Error:</strong>"), "{flash}");
 
-        let output = pane_output(View::Orders, &markdown::escape(evil)).unwrap();
+        let output = pane_output(View::Orders, &markdown::escape(evil), String::new()).unwrap();
         assert!(!output.contains("<script>"), "{output}");
     }
 }
