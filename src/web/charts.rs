@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::app::glance::{Glance, StepLatency};
+use crate::app::glance::{Glance, Minute, StepLatency};
 use crate::app::journal::JournalInvocation;
 use crate::clock::parse_rfc3339;
 
@@ -67,32 +67,21 @@ fn orders_per_minute(g: &Glance) -> String {
     );
     for (i, m) in g.minutes.iter().enumerate() {
         let x = left + i as f64 * slot + 1.0;
-        let mut y = top + chart_h;
-        for (n, colour, what) in [
-            (m.delivered, DELIVERED, "delivered"),
-            (m.failed, FAILED, "failed"),
-            (m.cancelled, CANCELLED, "cancelled or rejected"),
-        ] {
-            if n == 0 {
-                continue;
-            }
-            let h = chart_h * n as f64 / peak as f64;
-            y -= h;
-            let _ = write!(
-                body,
-                r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{colour}"><title>{}: {n} {what}</title></rect>"#,
-                (slot - 2.0).max(1.0),
-                esc(&m.label)
-            );
-        }
+        column(
+            &mut body,
+            m,
+            (x, (slot - 2.0).max(1.0)),
+            top + chart_h,
+            chart_h / peak as f64,
+        );
     }
     if let (Some(first), Some(last)) = (g.minutes.first(), g.minutes.last()) {
-        let y = top + chart_h + 14.0;
-        let _ = write!(
-            body,
-            r#"<text x="{left}" y="{y}" font-size="10">{}</text><text x="{WIDTH}" y="{y}" font-size="10" text-anchor="end">{}</text>"#,
-            esc(&first.label),
-            esc(&last.label)
+        axis(
+            &mut body,
+            left,
+            top + chart_h + 14.0,
+            &first.label,
+            &last.label,
         );
     }
     legend(
@@ -109,6 +98,37 @@ fn orders_per_minute(g: &Glance) -> String {
         g.minutes.len()
     );
     svg("orders-per-minute", &title, top + chart_h + 20.0, &body)
+}
+
+/// One minute's column at `x` of `width`, stacked up from `base`, `per` px an order.
+fn column(body: &mut String, m: &Minute, (x, width): (f64, f64), base: f64, per: f64) {
+    let mut y = base;
+    for (n, colour, what) in [
+        (m.delivered, DELIVERED, "delivered"),
+        (m.failed, FAILED, "failed"),
+        (m.cancelled, CANCELLED, "cancelled or rejected"),
+    ] {
+        if n == 0 {
+            continue;
+        }
+        let h = per * n as f64;
+        y -= h;
+        let _ = write!(
+            body,
+            r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" fill="{colour}"><title>{}: {n} {what}</title></rect>"#,
+            esc(&m.label)
+        );
+    }
+}
+
+/// The time axis's two ends, below a chart.
+fn axis(body: &mut String, left: f64, y: f64, from: &str, to: &str) {
+    let _ = write!(
+        body,
+        r#"<text x="{left}" y="{y}" font-size="10">{}</text><text x="{WIDTH}" y="{y}" font-size="10" text-anchor="end">{}</text>"#,
+        esc(from),
+        esc(to)
+    );
 }
 
 fn legend(body: &mut String, y: f64, items: &[(&str, &str)]) {
@@ -228,29 +248,7 @@ struct Bar {
 /// parcel's booking, …), a bar per step from when it was journaled to when its result
 /// came; `None` when there is nothing to draw.
 pub fn timeline(journal: &[JournalInvocation], now: &str) -> Option<String> {
-    let now = parse_rfc3339(now)?;
-    let mut bars = Vec::new();
-    for (lane, inv) in journal.iter().enumerate() {
-        for s in &inv.steps {
-            let Some(start) = parse_rfc3339(&s.at) else {
-                continue;
-            };
-            let waiting = s.state == "waiting";
-            let end = match (&s.done_at, waiting) {
-                (Some(done), _) => parse_rfc3339(done).unwrap_or(start),
-                (None, true) => now,
-                (None, false) => start,
-            };
-            let label = format!("{} {}", s.kind, s.name);
-            bars.push(Bar {
-                lane,
-                label,
-                start,
-                end: end.max(start),
-                waiting,
-            });
-        }
-    }
+    let bars = bars_of(journal, parse_rfc3339(now)?);
     let t0 = bars.iter().map(|b| b.start).min()?;
     let t1 = bars.iter().map(|b| b.end).max()?.max(t0 + 1);
     let (top, lane_h, left) = (24.0, 22.0, 150.0);
@@ -282,19 +280,39 @@ pub fn timeline(journal: &[JournalInvocation], now: &str) -> Option<String> {
         );
     }
     let height = top + journal.len() as f64 * lane_h + 16.0;
-    let _ = write!(
-        body,
-        r#"<text x="{left}" y="{}" font-size="10">0</text><text x="{WIDTH}" y="{}" font-size="10" text-anchor="end">{}</text>"#,
-        height - 3.0,
-        height - 3.0,
-        seconds(t1 - t0)
-    );
+    axis(&mut body, left, height - 3.0, "0", &seconds(t1 - t0));
     Some(svg(
         "durable-timeline",
         "Durable steps on a time axis",
         height,
         &body,
     ))
+}
+
+/// Every step of every invocation as a bar; one still waiting ends `now`.
+fn bars_of(journal: &[JournalInvocation], now: i64) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    for (lane, inv) in journal.iter().enumerate() {
+        for s in &inv.steps {
+            let Some(start) = parse_rfc3339(&s.at) else {
+                continue;
+            };
+            let waiting = s.state == "waiting";
+            let end = match (&s.done_at, waiting) {
+                (Some(done), _) => parse_rfc3339(done).unwrap_or(start),
+                (None, true) => now,
+                (None, false) => start,
+            };
+            bars.push(Bar {
+                lane,
+                label: format!("{} {}", s.kind, s.name),
+                start,
+                end: end.max(start),
+                waiting,
+            });
+        }
+    }
+    bars
 }
 
 /// `OrderFulfillmentWorkflow` → `OrderFulfillment…`: lanes keep to their column.
@@ -309,7 +327,6 @@ fn short(service: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::glance::Minute;
     use crate::app::journal::JournalStep;
 
     fn glance_of(minutes: Vec<Minute>, latency: Vec<StepLatency>) -> Glance {
