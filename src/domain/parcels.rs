@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::OrderId;
+use super::{BasketLine, OrderId};
 
 /// Where one parcel stands. The strings are what the database stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,6 +62,30 @@ pub struct ParcelLine {
     pub product_id: i64,
     pub sku: String,
     pub quantity: i64,
+}
+
+impl ParcelLine {
+    /// A basket's lines, as one parcel would hold them all.
+    pub fn of_basket(basket: &[BasketLine]) -> Vec<ParcelLine> {
+        basket
+            .iter()
+            .map(|l| ParcelLine {
+                product_id: l.product_id.get(),
+                sku: l.sku.clone(),
+                quantity: i64::from(l.quantity.get()),
+            })
+            .collect()
+    }
+}
+
+/// What `lines` cost at the basket's prices.
+pub fn amount(lines: &[ParcelLine], basket: &[BasketLine]) -> i64 {
+    let price = |product_id: i64| {
+        (basket.iter())
+            .find(|l| l.product_id.get() == product_id)
+            .map_or(0, |l| l.unit_price_cents.get())
+    };
+    lines.iter().map(|l| price(l.product_id) * l.quantity).sum()
 }
 
 /// What one location ships.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stock::release_in;
+use super::stock::{insert_parcel, release_in};
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::db::rows::from_row;
@@ -231,34 +231,16 @@ async fn insert_whole_parcel(
     conn: &mut sqlx::AnyConnection,
     order_id: &OrderId,
 ) -> sqlx::Result<()> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT items, total_cents FROM orders WHERE order_id = $1")
-            .bind(order_id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((items, total)) = row else {
+    let items: Option<String> = sqlx::query_scalar("SELECT items FROM orders WHERE order_id = $1")
+        .bind(order_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(items) = items else {
         return Ok(());
     };
     let basket: Vec<BasketLine> =
         serde_json::from_str(&items).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    let lines: Vec<ParcelLine> = basket
-        .iter()
-        .map(|l| ParcelLine {
-            product_id: l.product_id.get(),
-            sku: l.sku.clone(),
-            quantity: i64::from(l.quantity.get()),
-        })
-        .collect();
-    let lines = serde_json::to_string(&lines).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    sqlx::query(
-        "INSERT INTO parcels (shipment_id, order_id, location, items, amount_cents, status, updated_at)
-         VALUES ($1, $1, 'east', $2, $3, 'pending', $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(order_id.as_str())
-    .bind(lines)
-    .bind(total)
-    .bind(now_rfc3339())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    let lines = ParcelLine::of_basket(&basket);
+    let at = (order_id.as_str(), "east");
+    insert_parcel(conn, order_id, at, &lines, &basket, &now_rfc3339()).await
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::domain::parcels::{self, ParcelLine, ParcelPlan};
+use crate::domain::parcels::{self, ParcelLine};
 use crate::domain::{BasketLine, OrderId, OrderRecord, Quantity, ReturnLine};
 
 /// Why stock could not be reserved for an order.
@@ -42,15 +42,7 @@ impl Db {
             Some(_) => return Ok(ReserveOutcome::OrderIdTaken),
             None => {}
         }
-        let lines: Vec<ParcelLine> = order
-            .items
-            .iter()
-            .map(|l| ParcelLine {
-                product_id: l.product_id.get(),
-                sku: l.sku.clone(),
-                quantity: i64::from(l.quantity.get()),
-            })
-            .collect();
+        let lines = ParcelLine::of_basket(&order.items);
         let levels = stock_levels(&mut tx, &lines).await?;
         let Some(plan) = parcels::plan(&lines, &levels) else {
             return Ok(out_of_stock(&lines, &levels));
@@ -59,7 +51,10 @@ impl Db {
             for line in &parcel.lines {
                 take_stock(&mut tx, order.order_id.as_str(), &parcel.location, line).await?;
             }
-            insert_parcel(&mut tx, order, parcel, plan.len()).await?;
+            let id = parcels::shipment_id(&order.order_id, &parcel.location, plan.len());
+            let at = (id.as_str(), parcel.location.as_str());
+            let (basket, created) = (&order.items, &order.created_at);
+            insert_parcel(&mut tx, &order.order_id, at, &parcel.lines, basket, created).await?;
         }
         insert_order(&mut tx, order, invocation_id).await?;
         tx.commit().await?;
@@ -311,37 +306,27 @@ async fn take_stock(
     Ok(())
 }
 
-/// One parcel of the order, `pending` until the order is approved.
-async fn insert_parcel(
+/// One parcel of the order (`lines` from `location`, priced as in `basket`), `pending`
+/// until the order is approved; written once.
+pub(super) async fn insert_parcel(
     conn: &mut sqlx::AnyConnection,
-    order: &OrderRecord,
-    parcel: &ParcelPlan,
-    parcels: usize,
+    order_id: &OrderId,
+    (shipment_id, location): (&str, &str),
+    lines: &[ParcelLine],
+    basket: &[BasketLine],
+    at: &str,
 ) -> sqlx::Result<()> {
-    let price = |product_id: i64| {
-        order
-            .items
-            .iter()
-            .find(|l| l.product_id.get() == product_id)
-            .map_or(0, |l| l.unit_price_cents.get())
-    };
-    let amount: i64 = parcel
-        .lines
-        .iter()
-        .map(|l| price(l.product_id) * l.quantity)
-        .sum();
-    let items = serde_json::to_string(&parcel.lines)
-        .map_err(|e| sqlx::Error::Encode(e.to_string().into()))?;
+    let items = serde_json::to_string(lines).map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO parcels (shipment_id, order_id, location, items, amount_cents, status, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT DO NOTHING",
     )
-    .bind(parcels::shipment_id(&order.order_id, &parcel.location, parcels))
-    .bind(order.order_id.as_str())
-    .bind(&parcel.location)
+    .bind(shipment_id)
+    .bind(order_id.as_str())
+    .bind(location)
     .bind(items)
-    .bind(amount)
-    .bind(&order.created_at)
+    .bind(parcels::amount(lines, basket))
+    .bind(at)
     .execute(&mut *conn)
     .await?;
     Ok(())
