@@ -46,10 +46,20 @@ pub async fn known_location(app: &App, id: &str) -> AppResult<()> {
     if app.db.locations().await?.iter().any(|l| l.id == id) {
         return Ok(());
     }
-    Err(AppError::invalid(
-        "invalid_location",
-        format!("no location `{id}`"),
-    ))
+    Err(no_location(id))
+}
+
+/// The refusal of an unknown location, naming it only when it could be one.
+fn no_location(id: &str) -> AppError {
+    let plausible = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let message = match plausible {
+        true => format!("no location `{id}`"),
+        false => "a location id is 1-64 letters, digits, `_` or `-`".to_owned(),
+    };
+    AppError::invalid("invalid_location", message)
 }
 
 /// An admin sets one location's stock level of a product; answers the product as the
@@ -72,12 +82,7 @@ pub async fn set_stock(
     match app.db.set_location_stock(id, location, qty).await? {
         SetStock::Set => {}
         SetStock::UnknownProduct => return Err(unknown(product)),
-        SetStock::UnknownLocation => {
-            return Err(AppError::invalid(
-                "invalid_location",
-                format!("no location `{location}`"),
-            ));
-        }
+        SetStock::UnknownLocation => return Err(no_location(location)),
     }
     // Read fresh: the cached catalog follows once the feed sees the new version.
     let id = crate::domain::ProductId::new(id).ok_or_else(|| unknown(product))?;

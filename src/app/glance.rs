@@ -19,6 +19,8 @@ pub struct Minute {
     /// `HH:MM` (UTC).
     pub label: String,
     pub delivered: i64,
+    /// Some parcels arrived, the others failed.
+    pub partial: i64,
     pub failed: i64,
     pub cancelled: i64,
 }
@@ -76,14 +78,14 @@ fn per_minute(now: i64, rows: &[(String, String, i64)]) -> Vec<Minute> {
             let mut m = Minute {
                 label: at[11..16].to_owned(),
                 delivered: 0,
+                partial: 0,
                 failed: 0,
                 cancelled: 0,
             };
             for (_, status, n) in rows.iter().filter(|(at, _, _)| at == minute) {
                 match OrderStatus::parse(status) {
-                    Ok(OrderStatus::Delivered | OrderStatus::PartiallyDelivered) => {
-                        m.delivered += n
-                    }
+                    Ok(OrderStatus::Delivered) => m.delivered += n,
+                    Ok(OrderStatus::PartiallyDelivered) => m.partial += n,
                     Ok(
                         OrderStatus::ShippingFailed
                         | OrderStatus::PaymentFailed
@@ -155,7 +157,10 @@ mod tests {
         let minutes = per_minute(now, &rows);
         assert_eq!(minutes.len(), MINUTES);
         let last = &minutes[MINUTES - 1];
-        assert_eq!((last.label.as_str(), last.delivered), ("10:30", 4));
+        assert_eq!(
+            (last.label.as_str(), last.delivered, last.partial),
+            ("10:30", 3, 1)
+        );
         let before = &minutes[MINUTES - 2];
         assert_eq!(
             (before.failed, before.cancelled, before.delivered),
@@ -163,7 +168,7 @@ mod tests {
         );
         let all: i64 = minutes
             .iter()
-            .map(|m| m.delivered + m.failed + m.cancelled)
+            .map(|m| m.delivered + m.partial + m.failed + m.cancelled)
             .sum();
         assert_eq!(all, 7, "in-flight and older orders are not drawn");
     }

@@ -13,6 +13,7 @@ use crate::clock::parse_rfc3339;
 
 const WIDTH: f64 = 560.0;
 const DELIVERED: &str = "#2e7d32";
+const PARTIAL: &str = "#9ccc65";
 const FAILED: &str = "#c62828";
 const CANCELLED: &str = "#9e9e9e";
 const P50: &str = "#1565c0";
@@ -52,7 +53,7 @@ fn orders_per_minute(g: &Glance) -> String {
     let peak = g
         .minutes
         .iter()
-        .map(|m| m.delivered + m.failed + m.cancelled)
+        .map(|m| m.delivered + m.partial + m.failed + m.cancelled)
         .max()
         .unwrap_or(0)
         .max(1);
@@ -89,6 +90,7 @@ fn orders_per_minute(g: &Glance) -> String {
         28.0,
         &[
             (DELIVERED, "delivered"),
+            (PARTIAL, "partially"),
             (FAILED, "failed"),
             (CANCELLED, "cancelled or rejected"),
         ],
@@ -105,6 +107,7 @@ fn column(body: &mut String, m: &Minute, (x, width): (f64, f64), base: f64, per:
     let mut y = base;
     for (n, colour, what) in [
         (m.delivered, DELIVERED, "delivered"),
+        (m.partial, PARTIAL, "partially delivered"),
         (m.failed, FAILED, "failed"),
         (m.cancelled, CANCELLED, "cancelled or rejected"),
     ] {
@@ -346,12 +349,14 @@ mod tests {
             Minute {
                 label: "10:00".into(),
                 delivered: 4,
+                partial: 0,
                 failed: 1,
                 cancelled: 0,
             },
             Minute {
                 label: "10:01".into(),
                 delivered: 0,
+                partial: 0,
                 failed: 0,
                 cancelled: 2,
             },
@@ -382,6 +387,7 @@ mod tests {
         let minutes = vec![Minute {
             label: "<script>".into(),
             delivered: 1,
+            partial: 0,
             failed: 0,
             cancelled: 0,
         }];

@@ -132,6 +132,24 @@ where
     }
 }
 
+/// The calling user, who must be an admin: refused with 403 before the request's body
+/// is read, so a customer learns nothing from an admin route's validation.
+pub struct Admin(pub CurrentUser);
+
+impl<S> FromRequestParts<S> for Admin
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        crate::app::require_admin(&user)?;
+        Ok(Admin(user))
+    }
+}
+
 /// What the request offers as its identity, in this order: `Authorization: Bearer
 /// <token>`, the bare `X-User-ID` header (honoured only in demo mode), the page's
 /// session cookie. None at all → 401.

@@ -39,10 +39,12 @@ const LINES: [(&str, i64); 2] = [("P004", 2), ("P008", 1)];
 const SPLIT_LINES: [(&str, i64); 2] = [("P004", 2), ("P010", 1)];
 
 fn lines_of(user: &str) -> [(&'static str, i64); 2] {
-    match CUSTOMERS.iter().position(|c| *c == user) {
-        Some(i) if i >= 10 => SPLIT_LINES,
-        _ => LINES,
-    }
+    if splits(user) { SPLIT_LINES } else { LINES }
+}
+
+/// Whether the customer's orders split into two parcels.
+fn splits(user: &str) -> bool {
+    CUSTOMERS.iter().position(|c| *c == user) >= Some(10)
 }
 
 /// Stock for `qty` units of the orders' products where the two line sets need it:
@@ -767,10 +769,7 @@ async fn check(
     .await
     .unwrap();
     assert!(off.is_empty(), "totals unlike their locations: {off:?}");
-    let split = orders
-        .iter()
-        .filter(|o| lines_of(o.user) == SPLIT_LINES)
-        .count();
+    let split = orders.iter().filter(|o| splits(o.user)).count();
     let in_two: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM (SELECT order_id FROM parcels GROUP BY order_id
                                HAVING COUNT(*) = 2) AS two",
@@ -1199,9 +1198,11 @@ async fn full_matrix() {
     assert_eq!(failures, 0, "{failures} runs failed; see the table");
 }
 
-/// What a fingerprint says regardless of which order it is: the notifications by who
-/// got them and their kind (their texts name the order and its tracking number).
-fn shape(print: &str) -> String {
+/// What a fingerprint says regardless of which order it is: its id written `ID` (the
+/// capture keys and shipment ids name it), the notifications by who got them and their
+/// kind (their texts name the order and its tracking number).
+fn shape(print: &str, id: &str) -> String {
+    let print = print.replace(id, "ID");
     let (head, notes) = print.split_once("notifications=[").unwrap();
     let mut kinds: Vec<String> = notes
         .trim_end_matches(']')
@@ -1245,12 +1246,18 @@ async fn soak() {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(30);
-    let expected: BTreeMap<&'static str, String> = {
-        let base = baseline(1).await;
-        plan(1)
+    // What each path leaves behind, for a one-parcel and a split order: in six rounds
+    // the customers whose orders split meet every path.
+    let expected: BTreeMap<(&'static str, bool), String> = {
+        let rounds = 6;
+        let base = run("baseline-soak", None, Vec::new(), rounds).await;
+        plan(rounds)
             .into_iter()
             .flatten()
-            .map(|o| (o.path.tag(), shape(&base[&o.id])))
+            .map(|o| {
+                let print = shape(&base.fingerprints[&o.id], &o.id);
+                ((o.path.tag(), splits(o.user)), print)
+            })
             .collect()
     };
     let (run, mut app) = Run::start("soak", &[], 10).await;
@@ -1347,13 +1354,10 @@ async fn soak() {
     let prints = check(&run, &app, &orders, &initial).await;
     let mut differ = Vec::new();
     for order in &orders {
-        let got = shape(&prints[&order.id]);
-        if got != expected[order.path.tag()] {
-            differ.push(format!(
-                "{}: {got}\n  want {}",
-                order.id,
-                expected[order.path.tag()]
-            ));
+        let got = shape(&prints[&order.id], &order.id);
+        let want = &expected[&(order.path.tag(), splits(order.user))];
+        if got != *want {
+            differ.push(format!("{}: {got}\n  want {want}", order.id));
         }
     }
     let report = format!(

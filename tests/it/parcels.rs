@@ -135,11 +135,25 @@ async fn locations_and_restock_per_location() {
             .json(&body);
         assert_error(&api.send(req).await, code, what);
     }
-    let as_customer = api
-        .request(reqwest::Method::PUT, "/api/admin/products/P009/stock")
-        .bearer_auth(api.token("alice"))
-        .json(&json!({"location": "east", "stock_qty": 0}));
-    assert_error(&api.send(as_customer).await, 403, "forbidden");
+    // A customer is refused before the body is read.
+    for body in [
+        json!({"location": "east", "stock_qty": 0}),
+        json!({"stock_qty": "x"}),
+    ] {
+        let as_customer = api
+            .request(reqwest::Method::PUT, "/api/admin/products/P009/stock")
+            .bearer_auth(api.token("alice"))
+            .json(&body);
+        assert_error(&api.send(as_customer).await, 403, "forbidden");
+    }
+    let long = "x".repeat(5000);
+    let reply = set_stock(&api, "P009", &long, 1).await;
+    assert_error(&reply, 400, "invalid_location");
+    assert!(
+        !reply.1.to_string().contains(&long[..100]),
+        "the refusal does not echo a long input: {}",
+        &reply.1.to_string()[..200]
+    );
     assert_error(
         &set_stock(&api, "P999", "east", 1).await,
         404,
@@ -201,6 +215,19 @@ async fn an_order_no_one_location_covers_ships_in_two_parcels() {
         (&json!("captured"), &order["total_cents"], &json!(0)),
         "{order}"
     );
+    // The timeline has a shipped event per parcel.
+    let (_, timeline) = api
+        .get(&format!("/api/orders/{id}/timeline"), Some("alice"))
+        .await;
+    let shipped: Vec<&str> = (timeline.as_array().unwrap().iter())
+        .filter(|e| e["event"] == "shipped")
+        .map(|e| e["note"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(shipped.len(), 2, "{timeline}");
+    assert!(
+        shipped.iter().any(|n| n.ends_with("the parcel from west")),
+        "{shipped:?}"
+    );
 }
 
 #[tokio::test]
@@ -248,6 +275,15 @@ async fn a_parcel_the_carrier_refuses_leaves_the_order_partially_delivered() {
         async move { api.post(&path, Some("bob"), &body).await }
     };
     assert_error(&ask(2).await, 409, "too_many");
+    let (_, timeline) = api
+        .get(&format!("/api/orders/{id}/timeline"), Some("bob"))
+        .await;
+    let last = timeline.as_array().and_then(|t| t.last()).cloned();
+    assert_eq!(
+        last.as_ref().map(|e| &e["event"]),
+        Some(&json!("delivered")),
+        "a partial delivery ends the timeline: {timeline}"
+    );
     let (status, opened) = ask(1).await;
     assert_eq!(status, 202, "{opened}");
 }

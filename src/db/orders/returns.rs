@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::stock::{only_sold, restock_line};
+use super::stock::{never_arrived, restock_line};
 use crate::clock::{now_rfc3339, parse_rfc3339};
 use crate::db::Db;
 use crate::db::rows::from_row;
@@ -224,10 +224,14 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let delivered = match returnable(order, new)? {
-            Ok(lines) => only_sold(&mut tx, new.order_id, lines).await?,
+            Ok(lines) => lines,
             Err(refused) => return Ok(refused),
         };
-        let held = held_goods(&mut tx, new.order_id).await?;
+        let mut held = held_goods(&mut tx, new.order_id).await?;
+        // What never arrived (a failed parcel's) cannot come back either.
+        for (product, missing) in never_arrived(&mut tx, new.order_id, &delivered).await? {
+            *held.entry(product).or_default() += missing;
+        }
         let (lines, worth) = match price_return(&delivered, &held, new.items) {
             Ok(priced) => priced,
             Err(refusal) => return Ok(OpenOutcome::Refused(refusal)),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 use crate::domain::parcels::{self, ParcelLine};
-use crate::domain::{BasketLine, OrderId, OrderRecord, Quantity, ReturnLine};
+use crate::domain::{BasketLine, OrderId, OrderRecord, ProductId, ReturnLine};
 
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,13 +190,13 @@ pub(super) async fn restock_line(
     Ok(())
 }
 
-/// The order's lines cut to what was delivered (sold): a partially delivered order's
-/// failed parcels never arrived, so nothing of them can come back.
-pub(super) async fn only_sold(
+/// Of each of the order's lines, how many never arrived: ordered but not sold (a
+/// partially delivered order's failed parcels).
+pub(super) async fn never_arrived(
     conn: &mut sqlx::AnyConnection,
     order_id: &str,
-    lines: Vec<BasketLine>,
-) -> sqlx::Result<Vec<BasketLine>> {
+    lines: &[BasketLine],
+) -> sqlx::Result<Vec<(ProductId, u32)>> {
     let sold: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT product_id, CAST(SUM(quantity) AS BIGINT) FROM stock_reservations
          WHERE order_id = $1 AND state = 'sold' GROUP BY product_id",
@@ -205,12 +205,13 @@ pub(super) async fn only_sold(
     .fetch_all(&mut *conn)
     .await?;
     Ok(lines
-        .into_iter()
-        .filter_map(|mut line| {
-            let got = sold.iter().find(|(p, _)| *p == line.product_id.get())?.1;
-            let kept = got.min(i64::from(line.quantity.get()));
-            line.quantity = Quantity::new(kept).ok()?;
-            Some(line)
+        .iter()
+        .filter_map(|line| {
+            let got = (sold.iter())
+                .find(|(p, _)| *p == line.product_id.get())
+                .map_or(0, |(_, n)| *n);
+            let missing = i64::from(line.quantity.get()) - got;
+            (missing > 0).then(|| (line.product_id, u32::try_from(missing).unwrap_or(0)))
         })
         .collect())
 }

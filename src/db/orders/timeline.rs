@@ -87,22 +87,25 @@ impl Db {
         .bind(order_id.as_str())
         .fetch_optional(self.pool())
         .await?;
-        let shipment: Option<(String, String, String)> = sqlx::query_as(
-            "SELECT carrier, tracking_number, created_at FROM shipments WHERE order_id = $1",
+        // The order's shipment, or each of its parcels' (keyed by their shipment ids).
+        let shipments: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT s.carrier, s.tracking_number, s.created_at, p.location FROM shipments s
+             LEFT JOIN parcels p ON p.shipment_id = s.order_id
+             WHERE s.order_id = $1 OR s.order_id IN (SELECT shipment_id FROM parcels WHERE order_id = $1)
+             ORDER BY s.created_at, s.order_id",
         )
         .bind(order_id.as_str())
-        .fetch_optional(self.pool())
+        .fetch_all(self.pool())
         .await?;
+        let split = shipments.len() > 1;
         let mut events = order_events(&order);
         events.extend(payment.map(payment_events).unwrap_or_default());
-        if let Some((carrier, tracking, at)) = shipment {
-            events.push(event(
-                at,
-                SYSTEM,
-                TimelineKind::Shipped,
-                None,
-                Some(format!("{carrier} {tracking}")),
-            ));
+        for (carrier, tracking, at, location) in shipments {
+            let note = match location.filter(|_| split) {
+                Some(from) => format!("{carrier} {tracking}, the parcel from {from}"),
+                None => format!("{carrier} {tracking}"),
+            };
+            events.push(event(at, SYSTEM, TimelineKind::Shipped, None, Some(note)));
         }
         events.extend(
             self.refunds_of_order(order_id)
@@ -157,6 +160,10 @@ fn order_events(order: &OrderRow) -> Vec<TimelineEvent> {
     }
     let ended = match status.as_str() {
         "delivered" => Some((TimelineKind::Delivered, None)),
+        "partially_delivered" => Some((
+            TimelineKind::Delivered,
+            Some("partially: the parcels that could not ship were never charged".to_owned()),
+        )),
         "shipping_failed" => Some((TimelineKind::ShippingFailed, reason.clone())),
         // Cancelled before any decision: withdrawn while it waited for its payment.
         "cancelled" if decision.is_none() => Some((TimelineKind::Cancelled, reason.clone())),

@@ -16,7 +16,7 @@ use crate::db::{Location, Product, User};
 use crate::domain::ProductRef;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiResult};
-use crate::web::extract::{ApiJson, CurrentUser};
+use crate::web::extract::{Admin, ApiJson, CurrentUser};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,7 +50,7 @@ struct StockRequest {
     responses((status = 200, body = Product)))]
 async fn set_stock(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Admin(user): Admin,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<StockRequest>,
 ) -> ApiResult<Json<Product>> {

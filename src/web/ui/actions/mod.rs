@@ -353,6 +353,7 @@ fn number(value: &Value) -> Option<i64> {
 
 /// The restock form: one location's new level of a product.
 pub async fn stock(action: UiAction) -> ApiResult<Response> {
+    crate::app::require_admin(&action.user)?;
     let signals = &action.signals;
     let outcome = match (
         product_ref(signals.stock_sku.trim()),
@@ -367,6 +368,11 @@ pub async fn stock(action: UiAction) -> ApiResult<Response> {
             let location = signals.stock_location.trim();
             crate::app::catalog::set_stock(&action.state, &action.user, &product, location, qty)
                 .await
+                // A mistyped SKU is a refusal the form meets: said on the page.
+                .map_err(|e| match e.status() {
+                    404 => AppError::invalid("unknown_product", e.to_string()),
+                    _ => e,
+                })
                 .map(|p| {
                     format!(
                         "{} now has {qty} at {location}; {} in all.",
