@@ -22,7 +22,7 @@ pub enum TimelineKind {
     Shipped,
     Delivered,
     ShippingFailed,
-    /// What was left of the payment, given back when the order did not ship.
+    /// What was captured, given back when the order did not arrive after all.
     Refunded,
     ReturnRequested,
     ReturnApproved,
