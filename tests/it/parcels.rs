@@ -235,8 +235,10 @@ async fn a_parcel_the_carrier_refuses_leaves_the_order_partially_delivered() {
     let (_app, api) = app().await;
     let _turn = CARRIER.lock().await;
     stock_at(&api, "P006", 1, 1).await;
+    stock_at(&api, "P005", 0, 1).await;
     let id = "split-2";
-    let order = paid(&api, "bob", id, &[("P006", 2)]).await;
+    // East ships one P006; west one P006 and the P005 only west has.
+    let order = paid(&api, "bob", id, &[("P006", 2), ("P005", 1)]).await;
     assert_eq!(
         parcels(&order),
         [pair("east", "pending"), pair("west", "pending")]
@@ -265,8 +267,9 @@ async fn a_parcel_the_carrier_refuses_leaves_the_order_partially_delivered() {
         "only the parcel that shipped is charged: {order}"
     );
     assert!(east > 0 && east < order["total_cents"].as_i64().unwrap());
-    // The failed parcel's unit is back where it came from.
+    // The failed parcel's units are back where they came from.
     wait_levels(&api, "P006", json!({"east": 0, "west": 1})).await;
+    wait_levels(&api, "P005", json!({"east": 0, "west": 1})).await;
     // Only what arrived can be sent back.
     let ask = |quantity: i64| {
         let body = json!({"items": [{"product_id": 6, "quantity": quantity}], "reason": "x"});
@@ -275,6 +278,10 @@ async fn a_parcel_the_carrier_refuses_leaves_the_order_partially_delivered() {
         async move { api.post(&path, Some("bob"), &body).await }
     };
     assert_error(&ask(2).await, 409, "too_many");
+    // A product only the failed parcel held is in the order but never arrived.
+    let never = json!({"items": [{"product_id": 5, "quantity": 1}], "reason": "x"});
+    let path = format!("/api/orders/{id}/returns");
+    assert_error(&api.post(&path, Some("bob"), &never).await, 409, "too_many");
     let (_, timeline) = api
         .get(&format!("/api/orders/{id}/timeline"), Some("bob"))
         .await;

@@ -118,14 +118,7 @@ impl Db {
         if let Some(voided) = before {
             return Ok(voided);
         }
-        let rest: Option<i64> = sqlx::query_scalar(
-            "SELECT amount_cents - captured_cents - voided_cents FROM payment_requests
-             WHERE order_id = $1 AND state = 'succeeded' AND captured_cents IS NOT NULL",
-        )
-        .bind(order_id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let rest = rest.unwrap_or(0);
+        let rest = open_amount(&mut tx, order_id).await?;
         let voided = if rest > 0 && record(&mut tx, &entry, order_id, "void", rest).await? {
             add_to(&mut tx, order_id, "voided_cents", rest).await?;
             rest
@@ -155,6 +148,17 @@ async fn settle(
         Settle::Capture => ("capture", "captured_cents"),
         Settle::Void => ("void", "voided_cents"),
     };
+    let amount = parcel.amount_cents.min(open_amount(conn, order_id).await?);
+    let entry = format!("{kind}:{}", parcel.shipment_id);
+    if amount > 0 && record(conn, &entry, order_id, kind, amount).await? {
+        add_to(conn, order_id, column, amount).await?;
+    }
+    Ok(())
+}
+
+/// What of the order's authorization is neither captured nor voided (0 when the gateway
+/// never accepted it, or for a payment taken before parcels: captured whole).
+async fn open_amount(conn: &mut sqlx::AnyConnection, order_id: &OrderId) -> sqlx::Result<i64> {
     let open: Option<i64> = sqlx::query_scalar(
         "SELECT amount_cents - captured_cents - voided_cents FROM payment_requests
          WHERE order_id = $1 AND state = 'succeeded' AND captured_cents IS NOT NULL",
@@ -162,12 +166,7 @@ async fn settle(
     .bind(order_id.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    let amount = parcel.amount_cents.min(open.unwrap_or(0));
-    let entry = format!("{kind}:{}", parcel.shipment_id);
-    if amount > 0 && record(conn, &entry, order_id, kind, amount).await? {
-        add_to(conn, order_id, column, amount).await?;
-    }
-    Ok(())
+    Ok(open.unwrap_or(0))
 }
 
 /// Records one capture or void; false when it was recorded before.

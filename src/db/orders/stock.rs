@@ -221,17 +221,21 @@ async fn stock_levels(
     conn: &mut sqlx::AnyConnection,
     lines: &[ParcelLine],
 ) -> sqlx::Result<parcels::Levels> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+    // Only the order's products, read under the write lock: one placeholder each.
+    let wanted: Vec<String> = (1..=lines.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
         "SELECT l.id, s.product_id, s.stock_qty FROM locations l
-         JOIN product_stock s ON s.location = l.id ORDER BY l.position, l.id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+         JOIN product_stock s ON s.location = l.id
+         WHERE s.product_id IN ({}) ORDER BY l.position, l.id",
+        wanted.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql);
+    for line in lines {
+        query = query.bind(line.product_id);
+    }
+    let rows: Vec<(String, i64, i64)> = query.fetch_all(&mut *conn).await?;
     let mut levels: parcels::Levels = Vec::new();
     for (location, product_id, qty) in rows {
-        if !lines.iter().any(|l| l.product_id == product_id) {
-            continue;
-        }
         match levels.last_mut() {
             Some((at, stock)) if *at == location => {
                 stock.insert(product_id, qty);
