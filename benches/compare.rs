@@ -16,6 +16,10 @@ mod common;
 mod hey;
 #[path = "compare/orders.rs"]
 mod orders;
+#[path = "compare/plots.rs"]
+mod plots;
+#[path = "compare/report.rs"]
+mod report;
 #[path = "compare/streams.rs"]
 mod streams;
 
@@ -529,15 +533,18 @@ fn streams_markdown(rows: &[StreamsRow]) -> String {
          cart reads with ÷ without |\n|---|---|---|---|---|\n",
     );
     for r in rows {
+        let delivery = match r.delivery.clients {
+            0 => "no notification streams | —".to_owned(),
+            _ => format!(
+                "{}/{} | {:.0} / {:.0} ms",
+                r.delivery.received, r.delivery.clients, r.delivery.p50_ms, r.delivery.p99_ms
+            ),
+        };
         md += &format!(
-            "| {} notification + {} workflow | {}/{} | {:.0} / {:.0} ms | {:.0} / {:.0} / {:.0} MiB \
+            "| {} notification + {} workflow | {delivery} | {:.0} / {:.0} / {:.0} MiB \
              | {:.0} ÷ {:.0} req/s = {:.2}× |\n",
             r.notification_streams,
             r.workflow_streams,
-            r.delivery.received,
-            r.delivery.clients,
-            r.delivery.p50_ms,
-            r.delivery.p99_ms,
             r.web_rss_mib_before,
             r.web_rss_mib_open,
             r.web_rss_mib_after,
@@ -549,40 +556,55 @@ fn streams_markdown(rows: &[StreamsRow]) -> String {
     md
 }
 
-fn orders_markdown(o: &orders::Orders) -> String {
-    let step = |name: &str, s: &orders::Step| {
-        format!("| {name} | {:.1} ms | {:.1} ms |\n", s.p50_ms, s.p99_ms)
+/// The bench's app: demo mode, the bench seed, a 1 s delivery timer, room for the
+/// streams rows.
+fn bench_config(dir: &Path) -> AppConfig {
+    let mut config = AppConfig::new(dir);
+    config.demo();
+    config.extra_env.extend([
+        ("SHOPFLOW_SEED".into(), "bench".into()),
+        ("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into()),
+        ("SHOPFLOW_MAX_STREAMS".into(), "10000".into()),
+    ]);
+    config
+}
+
+/// The catalog rows again on an app with `RUST_LOG=warn` (no line per request), for
+/// what the default's logging costs.
+async fn quiet_rows(bench: &Bench, memory: &str, paths: [&str; 2]) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = bench_config(dir.path());
+    config.rust_log = Some("warn".into());
+    let app = TestApp::start(config).await;
+    let web = format!("http://{}", app.config.http);
+    let side = |url: &str, path: &str| Side {
+        url: url.to_owned(),
+        request: get(path),
     };
-    let mut md = format!(
-        "\n## Whole orders\n\n{} shoppers, each placing, paying and (as the admin) approving \
-         orders one after another for {:.0} s, delivery timer 1 s: **{:.1} orders/s** ({} placed, \
-         {} delivered, {} errors). Step times from the notification log.\n\n\
-         | step | p50 | p99 |\n|---|---|---|\n",
-        o.shoppers, o.seconds, o.per_second, o.placed, o.delivered, o.errors
-    );
-    md += &step("checkout call (→ awaiting_payment)", &o.checkout);
-    md += &step(
-        "callback sent → awaiting_approval",
-        &o.callback_to_awaiting_approval,
-    );
-    md += &step("approve call", &o.approve_call);
-    md += &step("approve sent → shipping", &o.approve_to_shipping);
-    md += &step(
-        "shipping → delivered, less the 1 s timer",
-        &o.shipping_to_delivered_less_delay,
-    );
-    md += "\nRestate invocations per order: ";
-    let per: Vec<String> = o
-        .invocations_per_order
-        .iter()
-        .map(|(h, n)| format!("`{h}` {n:.2}"))
-        .collect();
-    md += &per.join(", ");
-    md += &format!(
-        "; journal entries Restate still holds per order: {:.1}.\n",
-        o.journal_entries_per_order
-    );
-    md
+    vec![
+        bench.row(
+            "catalog, `RUST_LOG=warn`",
+            "the same bytes from memory",
+            50,
+            side(&web, paths[0]),
+            side(memory, paths[0]),
+        ),
+        bench.row(
+            "one product, `RUST_LOG=warn`",
+            "the same bytes from memory",
+            50,
+            side(&web, paths[1]),
+            side(memory, paths[1]),
+        ),
+    ]
+}
+
+/// Cart reads with 200 workflow streams open ÷ without, from the streams row that has
+/// only those.
+fn streams_ratio(rows: &[StreamsRow]) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.notification_streams == 0)
+        .map(|r| r.cart_read_ratio)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -595,13 +617,12 @@ fn env_number(name: &str, default: u64) -> u64 {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = AppConfig::new(dir.path());
-    config.demo();
-    config.extra_env.extend([
-        ("SHOPFLOW_SEED".into(), "bench".into()),
-        ("SHOPFLOW_DELIVERY_DELAY".into(), "1s".into()),
-        ("SHOPFLOW_MAX_STREAMS".into(), "10000".into()),
-    ]);
+    // As `make run` starts it: ShopFlow's default logging (one line per request), the
+    // lines going to a file as an operator would keep them.
+    let log = dir.path().join("shopflow.log");
+    let mut config = bench_config(dir.path());
+    config.rust_log = None;
+    config.log_file = Some(log.clone());
     let binary = config.binary.clone();
     let started = std::time::Instant::now();
     let app = TestApp::start(config).await;
@@ -663,7 +684,9 @@ async fn main() {
                 side(&memory, &get(PRODUCT)),
             ),
         ];
+        rows.extend(quiet_rows(&bench, &memory, [CATALOG, PRODUCT]).await);
     }
+    let log_mib = std::fs::metadata(&log).map_or(0.0, |m| m.len() as f64 / 1048576.0);
 
     // `BENCH_SMOKE=1` (in `make test`): every scenario, a tenth of the streams and shoppers.
     let scale = if std::env::var_os("BENCH_SMOKE").is_some() {
@@ -719,6 +742,16 @@ async fn main() {
     if want("streams") {
         let in_flight = awaiting_approval(&app, &shoppers[shoppers.len() * 9 / 10..]).await;
         streams = vec![
+            streams_row(
+                &app,
+                &bench,
+                &cart_read,
+                &shoppers,
+                0,
+                &in_flight,
+                200 / scale,
+            )
+            .await,
             streams_row(&app, &bench, &cart_read, &shoppers, 1, &[], 0).await,
             streams_row(
                 &app,
@@ -733,12 +766,28 @@ async fn main() {
         ];
     }
 
-    let delay = std::time::Duration::from_secs(1);
-    let mut orders = None;
+    let load = orders::Load {
+        shoppers: 50 / scale,
+        // The smoke run in `make test`: long enough for every kind to deliver some.
+        seconds: if scale > 1 { 2 } else { bench.seconds * 4 },
+        delay: std::time::Duration::from_secs(1),
+    };
+    let mut orders = Vec::new();
     if want("orders") {
-        let run = orders::run(&app, 50 / scale, bench.seconds * 4, delay).await;
-        println!("{}", orders_markdown(&run));
-        orders = Some(run);
+        orders::split_stock(&app.api).await;
+        // Each kind in turn, A B C A B C: plain, split, returned.
+        let kinds = [
+            orders::Kind::Plain,
+            orders::Kind::Split,
+            orders::Kind::Returned,
+        ];
+        for round in 0..bench.pairs.min(2) {
+            for (i, kind) in kinds.into_iter().enumerate() {
+                let run = orders::run(&app, load, kind, round * kinds.len() + i).await;
+                println!("{}", report::orders_markdown(&run));
+                orders.push(run);
+            }
+        }
     }
 
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or_else(|_| {
@@ -748,11 +797,20 @@ async fn main() {
             .to_string()
     }));
     std::fs::create_dir_all(&out).unwrap();
+    let goals = report::goals(&rows, &streams_ratio(&streams), &orders);
     let md = markdown(&rows, &bench)
+        + &report::goals_markdown(&goals)
+        + &format!(
+            "\nThe web role ran with ShopFlow's default logging (`info`: one line per request) \
+             written to a file, as `make run` does to the terminal: **{log_mib:.0} MiB** of log \
+             lines by the end of the rows above. The `RUST_LOG=warn` rows are a second app \
+             with no line per request, for comparison.\n"
+        )
         + &hey::markdown(&hey_rows)
         + &streams_markdown(&streams)
-        + &orders.as_ref().map(orders_markdown).unwrap_or_default()
+        + &report::whole_orders_markdown(&orders)
         + &footprint_markdown(&footprint)
+        + &report::charts(&out, &goals, &orders)
         + PROFILE_NOTES;
     std::fs::write(out.join("results.md"), md).unwrap();
     let json = serde_json::json!({
@@ -762,6 +820,8 @@ async fn main() {
         "hey": hey_rows,
         "streams": streams,
         "orders": orders,
+        "goals": goals,
+        "log_mib": log_mib,
         "footprint": footprint,
     });
     std::fs::write(
@@ -787,8 +847,13 @@ async fn main() {
             run.statuses_text()
         );
     }
-    if let Some(orders) = orders {
-        assert_eq!(orders.errors, 0, "every order went through");
-        assert_eq!(orders.delivered, orders.placed, "every order was delivered");
+    for run in &orders {
+        assert_eq!(run.errors, 0, "every {} went through", run.kind.name());
+        assert_eq!(
+            run.delivered,
+            run.placed,
+            "every one of the {} was delivered",
+            run.kind.name()
+        );
     }
 }

@@ -12,11 +12,11 @@
 //!
 //! - [`domain`]: the business's types and rules (ids, money, quantities, the basket,
 //!   order statuses and steps, the saga, free-text rules). Pure: no I/O, no SDK.
-//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`],
+//! - [`clock`], [`secrets`], [`net`], [`process`], [`faults`], [`telemetry`], [`logs`],
 //!   [`shutdown`], [`build`], [`control`]: the time, secrets in the data dir,
-//!   listeners, child processes, crash points for fault-injection runs, traces, the
-//!   shutdown request, this build's identity, the operator's line to a running
-//!   supervisor.
+//!   listeners, child processes, crash points for fault-injection runs, traces, log
+//!   lines written off the request path, the shutdown request, this build's identity,
+//!   the operator's line to a running supervisor.
 //! - [`auth`]: signed tokens and cookies, password hashes.
 //! - [`db`]: SQLite or PostgreSQL: the catalog, users, and the order read model the durable handlers
 //!   keep current; the payment gateway's and the carrier's records; the notification log.
@@ -40,6 +40,7 @@ pub mod db;
 pub mod domain;
 pub mod durable;
 pub mod faults;
+pub mod logs;
 pub mod net;
 pub mod process;
 pub mod restate_identity;
@@ -70,18 +71,44 @@ pub fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> std::process::ExitCode {
+    use clap::Parser;
+
+    let cli = Cli::parse();
+    let (writer, spans) = match logging(cli.config.log_format) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("shopflow: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(cli).await;
+    if let Some(spans) = spans {
+        spans.shutdown();
+    }
+    writer.flush();
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, so the reason is the last thing an operator sees.
+            eprintln!("shopflow: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Log lines (`RUST_LOG`, `--log-format`) to stderr through the log writer, and spans to
+/// the OTLP exporter when one is configured.
+fn logging(
+    format: config::LogFormat,
+) -> anyhow::Result<(logs::Lines, Option<telemetry::Exporter>)> {
     use std::io::IsTerminal;
 
-    use clap::Parser;
+    use anyhow::Context;
     use restate_sdk::filter::ReplayAwareFilter;
     use tracing_subscriber::Layer;
     use tracing_subscriber::filter::{FilterExt, Targets};
     use tracing_subscriber::prelude::*;
 
-    use crate::config::LogFormat;
-    use crate::telemetry::Exporter;
-
-    let cli = Cli::parse();
     // `RUST_LOG` as `level,target=level,…` (no span or field filters).
     let filter = std::env::var("RUST_LOG")
         .ok()
@@ -91,36 +118,20 @@ async fn start() -> std::process::ExitCode {
                 .with_default(tracing::Level::INFO)
                 .with_target("sqlx", tracing::Level::WARN)
         });
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let lines = match cli.config.log_format {
-        LogFormat::Json => lines.json().flatten_event(true).boxed(),
-        LogFormat::Pretty => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    let writer = logs::Lines::to_stderr().context("cannot start the log writer")?;
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer.clone());
+    let lines = match format {
+        config::LogFormat::Json => lines.json().flatten_event(true).boxed(),
+        config::LogFormat::Pretty => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
     };
-    let spans = match Exporter::from_env() {
-        Ok(spans) => spans,
-        Err(e) => {
-            eprintln!("shopflow: OTLP exporter: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let spans = telemetry::Exporter::from_env().context("OTLP exporter")?;
     tracing_subscriber::registry()
         // A handler's log lines once, not again each time Restate replays it. `RUST_LOG`
         // decides first, so what it leaves out is ruled out per call site, once.
         .with(lines.with_filter(filter.and(ReplayAwareFilter)))
-        .with(spans.as_ref().map(Exporter::layer))
+        .with(spans.as_ref().map(telemetry::Exporter::layer))
         .init();
-    let outcome = run(cli).await;
-    if let Some(spans) = spans {
-        spans.shutdown();
-    }
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // One line, so the reason is the last thing an operator sees.
-            eprintln!("shopflow: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    Ok((writer, spans))
 }
 
 /// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's

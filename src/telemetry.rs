@@ -6,9 +6,7 @@
 //! variables (headers, timeout, batch delay, sampler); nothing is exported otherwise.
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider,
-};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider};
 use opentelemetry::{Context, context::FutureExt};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -75,6 +73,10 @@ pub fn join(
     headers: &axum::http::HeaderMap,
     name: impl FnOnce() -> String,
 ) -> Option<Context> {
+    // Nothing logs or exports this span, and no caller's trace is to be carried on.
+    if span.is_disabled() && !headers.contains_key("traceparent") {
+        return None;
+    }
     let parent = if well_formed(headers) {
         TraceContextPropagator::new().extract(&HeaderExtractor(headers))
     } else {
@@ -104,14 +106,14 @@ fn well_formed(headers: &axum::http::HeaderMap) -> bool {
     parts.next().is_some_and(|t| t.len() == 32) && parts.next().is_some_and(|s| s.len() == 16)
 }
 
-/// A new sampled trace with a random id (for requests that bring none).
+/// A new sampled trace with a random id (for requests that bring none), from the
+/// SDK's thread-local generator: no system call per request.
 fn new_trace() -> Context {
-    let mut id = [0u8; 24];
-    getrandom::getrandom(&mut id).expect("the OS random source");
-    let (trace, span) = id.split_at(16);
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+    let ids = RandomIdGenerator::default();
     let span = SpanContext::new(
-        TraceId::from_bytes(trace.try_into().expect("16 bytes")),
-        SpanId::from_bytes(span.try_into().expect("8 bytes")),
+        ids.new_trace_id(),
+        ids.new_span_id(),
         TraceFlags::SAMPLED,
         false,
         TraceState::default(),

@@ -11,6 +11,49 @@ use serde_json::json;
 
 use crate::common::{Api, TestApp};
 
+/// What every order of a run is.
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One product, one parcel.
+    Plain,
+    /// Two products, one only `east` has and one only `west` has: two parcels.
+    Split,
+    /// As plain; once delivered the shopper returns it (requested, approved, received,
+    /// refunded) while the next orders go on.
+    Returned,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Plain => "plain orders",
+            Kind::Split => "split orders (two parcels)",
+            Kind::Returned => "orders returned after delivery",
+        }
+    }
+}
+
+/// The products a split order buys: the bench seed stocks every product at both
+/// locations, so these two are emptied at one each first (`split_stock`).
+const SPLIT: [(&str, &str, &str); 2] = [("P009", "P009", "west"), ("P010", "P010", "east")];
+
+/// Leaves each split product at one location only.
+pub async fn split_stock(api: &Api) {
+    for (_, sku, empty) in SPLIT {
+        let body = json!({"location": empty, "stock_qty": 0});
+        let req = api
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/admin/products/{sku}/stock"),
+            )
+            .header("X-User-ID", "admin")
+            .json(&body);
+        let (status, reply) = api.send(req).await;
+        assert_eq!(status, 200, "stock of {sku} at {empty}: {reply}");
+    }
+}
+
 /// What one shopper saw of one order.
 struct Placed {
     id: String,
@@ -45,6 +88,17 @@ impl Step {
 
 #[derive(Debug, Serialize)]
 pub struct Orders {
+    pub kind: Kind,
+    /// Returns refunded (`Kind::Returned`).
+    pub returned: usize,
+    /// CPU time per order of each process (user + system), ms.
+    pub cpu_ms_per_order: Vec<(String, f64)>,
+    /// Resident memory of each process (MiB) through the run, by second.
+    #[serde(skip)]
+    pub memory: Vec<(String, Vec<(f64, f64)>)>,
+    /// Each step's samples (ms), for the distributions.
+    #[serde(skip)]
+    pub samples: Vec<(&'static str, Vec<f64>)>,
     pub shoppers: usize,
     pub seconds: f64,
     pub placed: usize,
@@ -80,10 +134,16 @@ fn ms_since(at: Instant) -> f64 {
 
 /// One order to approved (the cart may hold what earlier rows left in it); `Err`
 /// names the step that failed.
-async fn one(api: &Api, user: &str, id: &str) -> Result<Placed, String> {
-    let (status, body) = api.add_to_cart(user, json!("P001"), 1).await;
-    if status != 200 {
-        return Err(format!("add: {status} {body}"));
+async fn one(api: &Api, user: &str, id: &str, kind: Kind) -> Result<Placed, String> {
+    let products: &[&str] = match kind {
+        Kind::Split => &[SPLIT[0].0, SPLIT[1].0],
+        Kind::Plain | Kind::Returned => &["P001"],
+    };
+    for product in products {
+        let (status, body) = api.add_to_cart(user, json!(product), 1).await;
+        if status != 200 {
+            return Err(format!("add: {status} {body}"));
+        }
     }
     let started = Instant::now();
     let order = json!({"order_id": id, "shipping_address": "1 Bench Street"});
@@ -115,6 +175,106 @@ async fn one(api: &Api, user: &str, id: &str) -> Result<Placed, String> {
     })
 }
 
+/// Once `id` is delivered, its shopper returns it and the admin approves and receives
+/// the parcel: `Err` names the step that failed.
+async fn give_back(api: Api, user: String, id: String) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, order) = api.order(&user, &id).await;
+        if order["status"] == "delivered" {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{id} not delivered: {}", order["status"]));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let body = json!({"items": [{"product_id": "P001", "quantity": 1}], "reason": "bench"});
+    let (status, ret) = api
+        .post(&format!("/api/orders/{id}/returns"), Some(&user), &body)
+        .await;
+    let Some(rid) = ret["return_id"].as_str().filter(|_| status == 202) else {
+        return Err(format!("return: {status} {ret}"));
+    };
+    for (step, body) in [
+        ("approve", json!({})),
+        ("receive", json!({"restock": true})),
+    ] {
+        let path = format!("/api/admin/returns/{rid}/{step}");
+        let (status, reply) = api.post(&path, Some("admin"), &body).await;
+        if status != 200 {
+            return Err(format!("return {step}: {status} {reply}"));
+        }
+    }
+    Ok(())
+}
+
+/// How much load a whole-orders run puts on.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub shoppers: usize,
+    pub seconds: u64,
+    /// The delivery timer the app runs with.
+    pub delay: Duration,
+}
+
+/// ShopFlow's processes by role: the web role (the supervisor's own process), the
+/// service endpoint and restate-server.
+pub fn roles(app: &TestApp) -> Vec<(String, i32)> {
+    let mut all = vec![("shopflow (web role)".to_owned(), app.pid())];
+    for (pid, cmd) in app.children() {
+        let role = if cmd.contains("restate-server") {
+            "restate-server"
+        } else {
+            "shopflow services"
+        };
+        all.push((role.to_owned(), pid));
+    }
+    all
+}
+
+/// CPU time each process has used so far (user + system), ms.
+fn cpu_ms(app: &TestApp) -> Vec<(String, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    roles(app)
+        .into_iter()
+        .map(|(role, pid)| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command's closing parenthesis: utime and stime are the
+            // 12th and 13th of them.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let field = |i: usize| {
+                rest.split_whitespace()
+                    .nth(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            let used = field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0);
+            (role, used / ticks * 1e3)
+        })
+        .collect()
+}
+
+/// Each process's resident memory every second until `until`.
+async fn sample_memory(
+    roles: Vec<(String, i32)>,
+    until: Instant,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    let started = Instant::now();
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = roles
+        .iter()
+        .map(|(role, _)| (role.clone(), Vec::new()))
+        .collect();
+    while Instant::now() <= until {
+        let at = started.elapsed().as_secs_f64();
+        for ((_, pid), (_, points)) in roles.iter().zip(series.iter_mut()) {
+            points.push((at, crate::streams::rss_mib(*pid)));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    series
+}
+
 /// Invocations Restate holds, by handler, and its journal entries.
 async fn restate_counts(app: &TestApp) -> (std::collections::BTreeMap<String, f64>, f64) {
     let invocations = app
@@ -136,22 +296,30 @@ async fn restate_counts(app: &TestApp) -> (std::collections::BTreeMap<String, f6
 }
 
 /// Runs `shoppers` shoppers for `seconds`, then waits for every order's delivery.
-pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) -> Orders {
+pub async fn run(app: &TestApp, load: Load, kind: Kind, round: usize) -> Orders {
+    let Load {
+        shoppers,
+        seconds,
+        delay,
+    } = load;
     let api = app.api.clone();
     let (invocations_before, journal_before) = restate_counts(app).await;
+    let cpu_before = cpu_ms(app);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
+    let memory = tokio::spawn(sample_memory(roles(app), deadline));
     let tasks: Vec<_> = (1..=shoppers)
         .map(|i| {
             let api = api.clone();
             tokio::spawn(async move {
                 let user = format!("shopper-{i:04}");
-                let (mut placed, mut errors) = (Vec::new(), 0);
+                let (mut placed, mut errors, mut returns) = (Vec::new(), 0, Vec::new());
                 for n in 1.. {
                     if Instant::now() >= deadline {
                         break;
                     }
-                    match one(&api, &user, &format!("bench-{i}-{n}")).await {
+                    let id = format!("bench-{round}-{i}-{n}");
+                    match one(&api, &user, &id, kind).await {
                         Ok(p) => placed.push(p),
                         Err(e) => {
                             // This shopper's cart may be stuck now: stop, and say so.
@@ -160,18 +328,35 @@ pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) 
                             break;
                         }
                     }
+                    if kind == Kind::Returned {
+                        returns.push(tokio::spawn(give_back(api.clone(), user.clone(), id)));
+                    }
                 }
-                (placed, errors)
+                let ended = Instant::now();
+                let mut returned = 0;
+                for r in returns {
+                    match r.await.unwrap() {
+                        Ok(()) => returned += 1,
+                        Err(e) => {
+                            errors += 1;
+                            eprintln!("{user}: {e}");
+                        }
+                    }
+                }
+                (placed, errors, ended, returned)
             })
         })
         .collect();
-    let (mut placed, mut errors) = (Vec::new(), 0);
+    let (mut placed, mut errors, mut ended, mut returned) = (Vec::new(), 0, started, 0);
     for task in tasks {
-        let (p, e) = task.await.unwrap();
+        let (p, e, end, r) = task.await.unwrap();
         placed.extend(p);
         errors += e;
+        ended = ended.max(end);
+        returned += r;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    // The time the shoppers placed orders in (returns may still run after it).
+    let seconds = (ended - started).as_secs_f64();
 
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}?mode=ro",
@@ -181,8 +366,9 @@ pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) 
     .unwrap();
     let delivered = || async {
         sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM orders WHERE status = 'delivered' AND order_id LIKE 'bench-%'",
+            "SELECT COUNT(*) FROM orders WHERE status = 'delivered' AND order_id LIKE $1",
         )
+        .bind(format!("bench-{round}-%"))
         .fetch_one(&pool)
         .await
         .unwrap() as usize
@@ -195,9 +381,10 @@ pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) 
     // When each step happened, from the notification log (the first of each kind).
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT order_id, kind, MIN(created_at) FROM notifications
-         WHERE order_id LIKE 'bench-%' AND kind IN ('approval_needed', 'shipment_initiated', 'delivered')
+         WHERE order_id LIKE $1 AND kind IN ('approval_needed', 'shipment_initiated', 'delivered')
          GROUP BY order_id, kind",
     )
+    .bind(format!("bench-{round}-%"))
     .fetch_all(&pool)
     .await
     .unwrap();
@@ -223,7 +410,29 @@ pub async fn run(app: &TestApp, shoppers: usize, seconds: u64, delay: Duration) 
     invocations.retain(|(_, per)| *per >= 0.01);
     let journal = (journal_after - journal_before) / orders;
 
+    let cpu: Vec<(String, f64)> = cpu_ms(app)
+        .into_iter()
+        .zip(cpu_before)
+        .map(|((role, after), (_, before))| (role, (after - before) / orders))
+        .collect();
+    let sample = |f: &dyn Fn(&Placed) -> Option<f64>| placed.iter().filter_map(f).collect();
+    let samples = vec![
+        ("checkout call", sample(&|p| Some(p.checkout_ms))),
+        (
+            "approve sent → in transit",
+            sample(&|p| when(p, "shipment_initiated").map(|t| (t - p.approve_sent) as f64)),
+        ),
+        (
+            "callback sent → awaiting approval",
+            sample(&|p| when(p, "approval_needed").map(|t| (t - p.pay_sent) as f64)),
+        ),
+    ];
     Orders {
+        kind,
+        returned,
+        cpu_ms_per_order: cpu,
+        memory: memory.await.unwrap(),
+        samples,
         shoppers,
         seconds,
         placed: placed.len(),

@@ -11,8 +11,8 @@
 //! one look (0.1 s) later; before the tail delivers a notification it has read the
 //! versions, so whoever hears of a change also sees it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::db::{CacheVersions, Db, Product, User};
@@ -26,8 +26,19 @@ const UNKNOWN: i64 = i64::MIN;
 pub struct Caches {
     catalog_version: AtomicI64,
     users_version: AtomicI64,
+    checkouts_version: AtomicI64,
+    /// This process took a checkout claim since the copy was loaded.
+    claimed_here: AtomicBool,
     catalog: RwLock<Option<Arc<Catalog>>>,
     users: RwLock<Users>,
+    checkouts: RwLock<Checkouts>,
+}
+
+/// The users who hold a checkout claim, under one version.
+#[derive(Debug, Default)]
+struct Checkouts {
+    version: i64,
+    users: HashSet<String>,
 }
 
 /// The whole catalog, in id order, as one version of it, with its JSON (the list and
@@ -99,8 +110,11 @@ impl Default for Caches {
         Caches {
             catalog_version: AtomicI64::new(UNKNOWN),
             users_version: AtomicI64::new(UNKNOWN),
+            checkouts_version: AtomicI64::new(UNKNOWN),
+            claimed_here: AtomicBool::new(false),
             catalog: RwLock::new(None),
             users: RwLock::new(Users::default()),
+            checkouts: RwLock::new(Checkouts::default()),
         }
     }
 }
@@ -108,9 +122,45 @@ impl Default for Caches {
 impl Caches {
     /// Records the versions the tail has just read, or `None` when it could not.
     pub fn observe(&self, versions: Option<CacheVersions>) {
-        let (catalog, users) = versions.map_or((UNKNOWN, UNKNOWN), |v| (v.catalog, v.users));
+        let (catalog, users, checkouts) = versions.map_or((UNKNOWN, UNKNOWN, UNKNOWN), |v| {
+            (v.catalog, v.users, v.checkouts)
+        });
         self.catalog_version.store(catalog, Ordering::Release);
         self.users_version.store(users, Ordering::Release);
+        self.checkouts_version.store(checkouts, Ordering::Release);
+    }
+
+    /// This process has just taken a checkout claim: the copy of who holds one is not
+    /// trusted until it is loaded again (the tail may not have seen the claim yet).
+    pub fn checkout_claimed(&self) {
+        self.claimed_here.store(true, Ordering::Release);
+    }
+
+    /// Whether `user` may have a checkout under way: `false` only when they hold no
+    /// checkout claim (a checkout waiting for payment always holds one), so only a
+    /// `true` needs the database's word.
+    pub async fn may_have_checkout(&self, db: &Db, user: &Username) -> sqlx::Result<bool> {
+        let version = self.checkouts_version.load(Ordering::Acquire);
+        if version != UNKNOWN && !self.claimed_here.load(Ordering::Acquire) {
+            let copy = self
+                .checkouts
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if copy.version == version {
+                return Ok(copy.users.contains(user.as_str()));
+            }
+        }
+        // A claim taken here after this is seen by the next look, not lost.
+        self.claimed_here.store(false, Ordering::Release);
+        let users: HashSet<String> = db.checkout_claimants().await?.into_iter().collect();
+        let found = users.contains(user.as_str());
+        if version != UNKNOWN {
+            *self
+                .checkouts
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Checkouts { version, users };
+        }
+        Ok(found)
     }
 
     /// The catalog: the copy if it is current, else a fresh read.
@@ -207,6 +257,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stock_of_p001(&caches, &db).await, 0);
+    }
+
+    #[tokio::test]
+    async fn only_a_claimant_may_have_a_checkout_and_a_claim_here_is_seen_at_once() {
+        let (_dir, db) = seeded().await;
+        let caches = Caches::default();
+        caches.observe(Some(db.cache_versions().await.unwrap()));
+        let (alice, bob) = (
+            Username::parse("alice").unwrap(),
+            Username::parse("bob").unwrap(),
+        );
+        assert!(!caches.may_have_checkout(&db, &alice).await.unwrap());
+        let order = crate::domain::OrderId::parse("o-1").unwrap();
+        db.claim_checkout(&alice, &order, "2000-01-01T00:00:00.000Z")
+            .await
+            .unwrap();
+        // Taken here: seen before the tail looks again.
+        caches.checkout_claimed();
+        assert!(caches.may_have_checkout(&db, &alice).await.unwrap());
+        assert!(!caches.may_have_checkout(&db, &bob).await.unwrap());
+        // Given up elsewhere: the copy serves until the tail sees the new version.
+        db.release_checkout(&alice, &order).await.unwrap();
+        assert!(caches.may_have_checkout(&db, &alice).await.unwrap());
+        let versions = db.cache_versions().await.unwrap();
+        caches.observe(Some(versions));
+        assert!(!caches.may_have_checkout(&db, &alice).await.unwrap());
     }
 
     #[tokio::test]

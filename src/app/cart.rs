@@ -59,7 +59,16 @@ pub fn checkout_in_progress(order_id: &str) -> AppError {
 }
 
 /// A change would wait behind a pending checkout's handler, so it is refused at once.
+/// Only a user who holds a checkout claim may have one: the others need no database
+/// read (the web role keeps who holds one in memory).
 async fn ensure_unlocked(app: &App, user: &User) -> AppResult<()> {
+    if !app
+        .caches
+        .may_have_checkout(&app.db, &user.username)
+        .await?
+    {
+        return Ok(());
+    }
     match app.db.pending_checkout(&user.username).await? {
         Some(order_id) => Err(checkout_in_progress(&order_id)),
         None => Ok(()),

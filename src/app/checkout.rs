@@ -69,6 +69,7 @@ pub async fn place_order(
         .db
         .claim_checkout(&user.username, &order_id, &stale)
         .await?;
+    app.caches.checkout_claimed();
     if holder != order_id.as_str() {
         return Err(super::cart::checkout_in_progress(&holder));
     }

@@ -72,6 +72,7 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0011_returns.sql"),
     migration!("sqlite", "0012_webhooks.sql"),
     migration!("sqlite", "0013_locations.sql"),
+    migration!("sqlite", "0014_checkouts_version.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
 const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
@@ -81,6 +82,7 @@ const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
     migration!("postgres", "0004_returns.sql"),
     migration!("postgres", "0005_webhooks.sql"),
     migration!("postgres", "0006_locations.sql"),
+    migration!("postgres", "0007_checkouts_version.sql"),
 ]);
 
 const SEED: &str = include_str!("seed.sql");
@@ -181,6 +183,8 @@ from_row!(ProductRow {
 pub struct CacheVersions {
     pub catalog: i64,
     pub users: i64,
+    /// Checkout claims taken and given up.
+    pub checkouts: i64,
 }
 
 /// A user: what the user picker shows, and the password hash that never leaves.
@@ -405,26 +409,43 @@ impl Db {
             .collect())
     }
 
+    /// One product with its stock at each location, in one query (a cart change reads
+    /// it).
     pub async fn product(&self, product: &ProductRef) -> sqlx::Result<Option<Product>> {
-        const COLUMNS: &str =
-            "SELECT id, sku, name, description, price_cents, stock_qty FROM products";
-        let row: Option<ProductRow> = match product {
+        type Row = (i64, String, String, String, i64, i64, Option<String>, Option<i64>);
+        const COLUMNS: &str = "SELECT p.id, p.sku, p.name, p.description, p.price_cents,
+                p.stock_qty, s.location, s.stock_qty
+             FROM products p LEFT JOIN product_stock s ON s.product_id = p.id";
+        let rows: Vec<Row> = match product {
             ProductRef::Id(id) => {
-                sqlx::query_as(&format!("{COLUMNS} WHERE id = $1"))
+                sqlx::query_as(&format!("{COLUMNS} WHERE p.id = $1"))
                     .bind(id.get())
-                    .fetch_optional(&self.pool)
+                    .fetch_all(&self.pool)
                     .await?
             }
             ProductRef::Sku(sku) => {
-                sqlx::query_as(&format!("{COLUMNS} WHERE sku = $1"))
+                sqlx::query_as(&format!("{COLUMNS} WHERE p.sku = $1"))
                     .bind(sku)
-                    .fetch_optional(&self.pool)
+                    .fetch_all(&self.pool)
                     .await?
             }
         };
-        let Some(row) = row else { return Ok(None) };
-        let mut by_location = self.stock_by_location(Some(row.id)).await?;
-        Ok(Some(row.with_stock(&mut by_location)))
+        let Some(first) = rows.first().cloned() else {
+            return Ok(None);
+        };
+        let (id, sku, name, description, price_cents, stock_qty, _, _) = first;
+        let stock_by_location = (rows.into_iter())
+            .filter_map(|(.., location, qty)| Some((location?, qty?)))
+            .collect();
+        Ok(Some(Product {
+            id,
+            sku,
+            name,
+            description,
+            price_cents,
+            stock_qty,
+            stock_by_location,
+        }))
     }
 
     /// The versions of the catalog and of the users: every change to a product or a
@@ -437,6 +458,7 @@ impl Db {
         Ok(CacheVersions {
             catalog: of("catalog"),
             users: of("users"),
+            checkouts: of("checkouts"),
         })
     }
 

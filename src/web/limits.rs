@@ -9,10 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
@@ -109,24 +107,24 @@ impl Limits {
     }
 }
 
-/// Middleware: a request that does work runs only with a free slot.
-pub async fn shed_load(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// A request that does work (any method but GET and HEAD) runs only with a free slot,
+/// held until it is answered; `Err` is the refusal when none is free.
+pub fn slot(state: &AppState, req: &Request) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
     if matches!(*req.method(), Method::GET | Method::HEAD) {
-        return next.run(req).await;
+        return Ok(None);
     }
-    let Ok(_slot) = state.limits.work.clone().try_acquire_owned() else {
+    let Ok(slot) = state.limits.work.clone().try_acquire_owned() else {
         tracing::warn!(
             limit = state.limits.config.in_flight,
             "overloaded: request shed"
         );
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
             "the server is busy with as much work as it takes; try again shortly",
-        )
-        .into_response();
+        ));
     };
-    next.run(req).await
+    Ok(Some(slot))
 }
 
 #[cfg(test)]

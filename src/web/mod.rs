@@ -139,19 +139,14 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::shed_load,
-        ))
-        .layer(axum::middleware::from_fn(origin::refuse_cross_origin))
-        .layer(axum::middleware::from_fn(query::refuse_unknown))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // gzip for JSON, HTML, CSS and JS when the client accepts it; never for
         // `text/event-stream` (tower-http's default predicate leaves streams alone, so
         // each event reaches the client when it is sent) nor for tiny bodies.
         .layer(tower_http::compression::CompressionLayer::new())
-        // Outermost: the request's span, log line and metrics, the host check (a
-        // request for a foreign host reaches nothing else) and the security headers.
+        // Outermost: the request's span, log line and metrics, and the guards (the host
+        // check first: a request for a foreign host reaches nothing else; then unknown
+        // query parameters, cross-site writes, load shedding) and the security headers.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             trace::observe,

@@ -4,25 +4,22 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
-pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
+/// The refusal of a state-changing request that came from another site, if it did.
+pub fn refusal(request: &Request) -> Option<ApiError> {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if !safe && is_cross_origin(request.headers()) {
-        return ApiError::new(
+    (!safe && is_cross_origin(request.headers())).then(|| {
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "cross_origin",
             "this request came from another site and was refused",
         )
-        .into_response();
-    }
-    next.run(request).await
+    })
 }
 
 /// `Sec-Fetch-Site` when the browser sends it; otherwise `Origin` against `Host`.

@@ -2,8 +2,6 @@
 //! misspelt `?stauts=` is a 400 rather than silently ignored.
 
 use axum::extract::{MatchedPath, Query, Request};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
@@ -32,16 +30,14 @@ fn unknown_parameter(route: &str, uri: &axum::http::Uri) -> Option<String> {
         .find(|name| !allowed.contains(&name.as_str()))
 }
 
-/// Refuses a request to a known route with a parameter the route does not take.
-pub async fn refuse_unknown(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>();
-    if let (Some(route), Some(_)) = (route, request.uri().query())
-        && let Some(name) = unknown_parameter(route.as_str(), request.uri())
-    {
-        let message = format!("this route takes no query parameter {name:?}");
-        return ApiError::bad_request("unknown_parameter", message).into_response();
-    }
-    next.run(request).await
+/// The refusal of a request to a known route with a parameter the route does not take,
+/// if it has one.
+pub fn refusal(request: &Request) -> Option<ApiError> {
+    let route = request.extensions().get::<MatchedPath>()?;
+    request.uri().query()?;
+    let name = unknown_parameter(route.as_str(), request.uri())?;
+    let message = format!("this route takes no query parameter {name:?}");
+    Some(ApiError::bad_request("unknown_parameter", message))
 }
 
 #[cfg(test)]

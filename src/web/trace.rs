@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -15,25 +16,45 @@ use super::AppState;
 use super::metrics::{Route, method_label};
 use crate::telemetry;
 
+/// The request's span at `level` (a constant: each level is its own call site).
+macro_rules! request_span {
+    ($level:expr, $req:expr, $route:expr) => {
+        tracing::span!(
+            $level,
+            "request",
+            method = %$req.method(),
+            route = $route.as_str(),
+            path = $req.uri().path(),
+            trace_id = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        )
+    };
+}
+
 /// Middleware, outermost: the request runs in its span (method, path, trace id) through
-/// the host check and the rest of the stack; when its answer starts, one line says its
+/// the guards and the rest of the stack; when its answer starts, one line says its
 /// status and latency, and the metrics count it.
+///
+/// Levels: a read (GET, HEAD) answered 2xx or 3xx has its span and line at DEBUG, so
+/// the default `info` log holds every write, every refusal and every failure but not
+/// the catalog reads a busy shop serves by the ten thousand a second; an operator who
+/// wants those too sets `RUST_LOG=info,shopflow::web::trace=debug`. A 5xx is a WARN.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let (method, route) = (method_label(req.method()), Route::of(&req));
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route = route.as_str(),
-        path = req.uri().path(),
-        trace_id = tracing::field::Empty,
-        otel.name = tracing::field::Empty,
-        otel.kind = tracing::field::Empty,
-    );
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let span = if read {
+        request_span!(tracing::Level::DEBUG, req, route)
+    } else {
+        request_span!(tracing::Level::INFO, req, route)
+    };
     // The caller's trace or a new one: the log line names it, the Restate calls the
     // request makes carry it (`traceparent`), and exported spans belong to it.
     let name = || format!("{} {}", req.method(), route.as_str());
     let trace = telemetry::join(&span, req.headers(), name);
+    // For the line of a failed read (its span is off at `info`): a cheap clone.
+    let uri = req.uri().clone();
     let work = super::headers::guard(&state, req, next).instrument(span.clone());
     let response = match trace {
         Some(trace) => {
@@ -45,11 +66,16 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let took = started.elapsed();
     let status = response.status();
     state.metrics.observe(method, route, status, took);
-    tracing::info!(
-        parent: &span,
-        status = status.as_u16(),
-        latency_ms = took.as_secs_f64() * 1e3,
-        "answered"
-    );
+    let (code, ms) = (status.as_u16(), took.as_secs_f64() * 1e3);
+    if status.is_server_error() {
+        tracing::warn!(parent: &span, status = code, latency_ms = ms, path = uri.path(), "answered");
+    } else if !read {
+        tracing::info!(parent: &span, status = code, latency_ms = ms, "answered");
+    } else if status.is_client_error() {
+        // The read's span is at DEBUG: the line says what was asked itself.
+        tracing::info!(parent: &span, status = code, latency_ms = ms, %method, path = uri.path(), "answered");
+    } else {
+        tracing::debug!(parent: &span, status = code, latency_ms = ms, "answered");
+    }
     response
 }

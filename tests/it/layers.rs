@@ -15,6 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("process", &[]),
     ("faults", &[]),
     ("telemetry", &[]),
+    ("logs", &[]),
     ("shutdown", &[]),
     ("build", &[]),
     ("control", &[]),

@@ -239,4 +239,32 @@ async fn a_callers_trace_is_joined_and_each_request_logs_one_line_naming_it() {
         line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
         "{line}"
     );
+
+    // Reads: one answered 200 has its line at DEBUG (not in an `info` log), one refused
+    // is at INFO and says what was asked. The second is sent after the first, so once
+    // its line is written the first one's would have been.
+    for path in ["/api/products/P001", "/api/products/P999"] {
+        let status = api.send(api.request(reqwest::Method::GET, path)).await.0;
+        assert_eq!(
+            status,
+            if path.ends_with("P001") { 200 } else { 404 },
+            "{path}"
+        );
+    }
+    let refused = eventually("the refused read's line", || async {
+        let log = std::fs::read_to_string(&traced.log).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "answered" && l["path"] == "/api/products/P999")
+    })
+    .await;
+    assert_eq!(
+        (&refused["level"], &refused["status"]),
+        (&json!("INFO"), &json!(404)),
+        "{refused}"
+    );
+    assert_eq!(refused["method"], "GET", "{refused}");
+    let log = std::fs::read_to_string(&traced.log).unwrap_or_default();
+    let read = log.lines().find(|l| l.contains("/api/products/P001"));
+    assert_eq!(read, None, "a read answered 200 logs no line at `info`");
 }

@@ -36,6 +36,13 @@ impl Db {
             .await
     }
 
+    /// Every user who holds a checkout claim.
+    pub async fn checkout_claimants(&self) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT user_id FROM checkout_claims")
+            .fetch_all(self.pool())
+            .await
+    }
+
     /// The order the user's checkout claim names, if any.
     pub async fn checkout_claim(&self, user_id: &Username) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar("SELECT order_id FROM checkout_claims WHERE user_id = $1")

@@ -89,10 +89,10 @@ mod tests {
         db.set_location_stock(7, "west", 1).await.unwrap();
         let mut o = order("o-split", "alice", &[(7, 3), (1, 1)]);
         o.total_cents = Cents::new(400).unwrap();
-        assert_eq!(
+        assert!(matches!(
             db.reserve_order(&o, "inv").await.unwrap(),
-            ReserveOutcome::Reserved
-        );
+            ReserveOutcome::Reserved { .. }
+        ));
         let parcels = db.start_parcels(&o.order_id).await.unwrap();
         let shape: Vec<_> = parcels
             .iter()
@@ -223,14 +223,14 @@ mod tests {
         assert!(db.order_summary(&id("o1")).await.unwrap().is_none());
 
         let ok = order("o2", "alice", &[(1, 2), (7, 1)]);
-        assert_eq!(
-            db.reserve_order(&ok, "inv_1").await.unwrap(),
-            ReserveOutcome::Reserved
-        );
-        assert_eq!(
-            db.reserve_order(&ok, "inv_1").await.unwrap(),
-            ReserveOutcome::Reserved
-        );
+        let first = ReserveOutcome::Reserved {
+            created_at: ok.created_at.clone(),
+        };
+        assert_eq!(db.reserve_order(&ok, "inv_1").await.unwrap(), first);
+        // Run again (a retried step, a moment later): the first run's time.
+        let mut again = ok.clone();
+        again.created_at = "2027-01-01T00:00:00.000Z".into();
+        assert_eq!(db.reserve_order(&again, "inv_1").await.unwrap(), first);
         assert_eq!((stock(&db, 1).await, stock(&db, 7).await), (s1 - 2, s7 - 1));
         assert_eq!(
             db.reserve_order(&order("o2", "bob", &[(1, 1)]), "inv_1")
@@ -314,7 +314,7 @@ mod tests {
             .collect();
         let mut reserved = 0;
         for t in tries {
-            reserved += i64::from(t.await.unwrap() == ReserveOutcome::Reserved);
+            reserved += i64::from(matches!(t.await.unwrap(), ReserveOutcome::Reserved { .. }));
         }
         assert_eq!(reserved, before.0, "exactly the scarce stock was sold");
         assert_eq!(stock(&db, scarce).await, 0);

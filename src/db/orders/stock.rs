@@ -11,7 +11,8 @@ use crate::domain::{BasketLine, OrderId, OrderRecord, ProductId, ReturnLine};
 /// Why stock could not be reserved for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReserveOutcome {
-    Reserved,
+    /// Reserved for the order created at this time (the first run's, when run again).
+    Reserved { created_at: String },
     OutOfStock {
         sku: String,
         available: i64,
@@ -25,20 +26,23 @@ impl Db {
     /// Claims the order id for its user, reserves stock for every line (from one
     /// location that covers the order, else the fewest that do) and writes its
     /// parcels, all in one transaction: either everything is reserved or nothing is.
-    /// Run again for the same order it changes nothing and answers `Reserved`.
+    /// Run again for the same order it changes nothing and answers `Reserved` with the
+    /// order's first creation time.
     pub async fn reserve_order(
         &self,
         order: &OrderRecord,
         invocation_id: &str,
     ) -> sqlx::Result<ReserveOutcome> {
         let mut tx = self.begin_write().await?;
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM orders WHERE order_id = $1")
+        let owner: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, created_at FROM orders WHERE order_id = $1")
                 .bind(order.order_id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         match owner {
-            Some(owner) if owner == order.user_id => return Ok(ReserveOutcome::Reserved),
+            Some((owner, created_at)) if owner == order.user_id => {
+                return Ok(ReserveOutcome::Reserved { created_at });
+            }
             Some(_) => return Ok(ReserveOutcome::OrderIdTaken),
             None => {}
         }
@@ -58,7 +62,8 @@ impl Db {
         }
         insert_order(&mut tx, order, invocation_id).await?;
         tx.commit().await?;
-        Ok(ReserveOutcome::Reserved)
+        let created_at = order.created_at.clone();
+        Ok(ReserveOutcome::Reserved { created_at })
     }
 
     /// Gives reserved stock back to the locations it came from (only `location`'s when

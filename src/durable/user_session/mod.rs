@@ -22,13 +22,13 @@ use payment::{OPERATOR_CANCEL, Payment};
 
 /// State key of the basket.
 pub const BASKET: &str = "basket";
-/// State key of the list of the user's order ids, oldest first.
-pub const ORDERS: &str = "orders";
+/// Prefix of the state keys of the user's orders.
+const CHECKOUT_PREFIX: &str = "checkout:";
 
 /// State key of one order's record. It doubles as checkout's dedup marker, so it is
 /// never cleared with the basket.
 pub fn checkout_key(order_id: &OrderId) -> String {
-    format!("checkout:{order_id}")
+    format!("{CHECKOUT_PREFIX}{order_id}")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,28 +244,23 @@ impl UserSession {
         {
             return Ok(Json(CheckoutOutcome::from(&known)));
         }
-        self.check_claim(&ctx, &order_id).await?;
-        let placed = async {
-            let order = Self::new_order(&ctx, order_id.clone(), shipping_address).await?;
-            self.reserve(&ctx, &order).await?;
-            Ok::<_, HandlerError>(order)
-        }
-        .await;
-        // A refusal leaves the order id unused and the cart the user's.
-        let mut order = match placed {
-            Ok(order) => order,
-            Err(refused) => {
-                self.release_claim(&ctx, &order_id).await?;
-                return Err(refused);
-            }
-        };
         let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
-        let waited = async {
-            self.open_payment(&ctx, &mut order, &awakeable_id).await?;
-            self.await_payment(&ctx, awakeable, &awakeable_id).await
-        }
-        .await;
-        let payment = match waited {
+        let placed = async {
+            let mut order = match Self::new_order(&ctx, order_id.clone(), shipping_address).await {
+                Ok(order) => order,
+                Err(refused) => {
+                    // A refusal leaves the order id unused and the cart the user's.
+                    self.release_claim(&ctx, &order_id).await?;
+                    return Err(refused);
+                }
+            };
+            self.place(&ctx, &mut order, &awakeable_id).await?;
+            Ok::<_, HandlerError>(order)
+        };
+        let mut order = placed.await?;
+        // The order's record (checkout's dedup marker), with the awakeable to complete.
+        ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
+        let payment = match self.await_payment(&ctx, awakeable).await {
             Ok(payment) => payment,
             Err(e) if is_cancellation(&e) => Payment::Cancelled {
                 reason: OPERATOR_CANCEL.into(),
@@ -306,17 +301,14 @@ impl UserSession {
         &self,
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<Vec<OrderRecord>>, HandlerError> {
-        let ids = ctx
-            .get::<Json<Vec<OrderId>>>(ORDERS)
-            .await?
-            .unwrap_or_default()
-            .into_inner();
-        let mut orders = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(Json(order)) = ctx.get::<Json<OrderRecord>>(&checkout_key(&id)).await? {
+        let keys = ctx.get_keys().await?;
+        let mut orders = Vec::new();
+        for key in keys.iter().filter(|k| k.starts_with(CHECKOUT_PREFIX)) {
+            if let Some(Json(order)) = ctx.get::<Json<OrderRecord>>(key).await? {
                 orders.push(order);
             }
         }
+        orders.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         Ok(Json(orders))
     }
 }

@@ -27,7 +27,6 @@ use crate::faults;
 
 /// State keys.
 pub const STATUS: &str = "status";
-pub const SAGA: &str = "saga";
 /// The durable promise a decision resolves.
 pub const ADMIN_APPROVAL: &str = "admin_approval";
 
@@ -43,6 +42,9 @@ pub struct FulfillmentStatus {
     #[serde(default)]
     pub parcels: Vec<Parcel>,
     pub compensations: Vec<CompensationRun>,
+    /// What is owed back if the order ends without delivery, last in first out.
+    #[serde(default)]
+    pub saga: Saga,
     pub failure_reason: Option<String>,
     pub started_at: String,
     pub updated_at: String,
@@ -59,6 +61,7 @@ impl FulfillmentStatus {
             shipment: None,
             parcels: Vec::new(),
             compensations: Vec::new(),
+            saga: Saga::default(),
             failure_reason: None,
             started_at: order.created_at.clone(),
             updated_at: order.created_at.clone(),
@@ -126,7 +129,7 @@ impl OrderFulfillmentWorkflow {
     }
 
     /// Moves the order to `status`: journals the time, updates the read model and
-    /// writes the notifications, then stores the new state.
+    /// writes the notifications, then stores the new state (with the saga).
     async fn advance(
         &self,
         ctx: &WorkflowContext<'_>,
@@ -134,9 +137,29 @@ impl OrderFulfillmentWorkflow {
         status: OrderStatus,
         events: Vec<Event>,
     ) -> Result<(), TerminalError> {
+        self.advance_after(ctx, st, status, events, async { Ok(()) })
+            .await
+    }
+
+    /// As [`Self::advance`], with `work` (the step's own database work, idempotent)
+    /// done first in the same journaled step: one entry in the journal for what the
+    /// step did and the status it reached. Answers what `work` answered.
+    async fn advance_after<T, W>(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        status: OrderStatus,
+        events: Vec<Event>,
+        work: W,
+    ) -> Result<T, TerminalError>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+        W: std::future::Future<Output = Result<T, HandlerError>> + Send,
+    {
         let before = st.clone();
-        let at = ctx
+        let (at, done) = ctx
             .run(|| async move {
+                let done = work.await?;
                 let at = now_rfc3339();
                 let mut next = before;
                 set_status(&mut next, status, &at);
@@ -148,13 +171,14 @@ impl OrderFulfillmentWorkflow {
                     e.write(&self.db).await?;
                 }
                 faults::point(&format!("enter_{status}")).await;
-                Ok(at)
+                Ok(Json((at, done)))
             })
             .name(format!("enter_{status}"))
-            .await?;
+            .await?
+            .into_inner();
         set_status(st, status, &at);
         ctx.set(STATUS, Json(st.clone()));
-        Ok(())
+        Ok(done)
     }
 
     /// The workflow's first steps: its start time, the saga (the stock reserved and
@@ -168,32 +192,29 @@ impl OrderFulfillmentWorkflow {
         total: crate::domain::Cents,
     ) -> Result<(), TerminalError> {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
-        let run = ctx.invocation_id().to_owned();
-        let started_at = ctx
-            .run(|| async {
-                // The durable-steps pane finds the workflow by its id.
-                self.db.record_invocation(&order_id, &run).await?;
-                Ok(now_rfc3339())
-            })
-            .name("started_at")
-            .await?;
-        st.started_at = started_at.clone();
-        st.updated_at = started_at;
         if super::extra_step() {
             let build = crate::build::id();
             ctx.run(|| async { Ok(build.to_owned()) })
                 .name("next_release_step")
                 .await?;
         }
-        ctx.set(SAGA, Json(saga.clone()));
+        st.saga = saga.clone();
         let waiting = format!("Order {order_id}: waiting for the store's approval");
         let for_admin = format!("Order {order_id} from {user_id} ({total}) needs approval");
         let events = vec![
             Event::new(&user_id, order_id.as_str(), "approval_needed", waiting),
             Event::for_staff(order_id.as_str(), "approval_needed", for_admin),
         ];
-        self.advance(ctx, st, OrderStatus::AwaitingApproval, events)
-            .await
+        // The durable-steps pane finds the workflow by its id, recorded with the status.
+        let run = ctx.invocation_id().to_owned();
+        let recorded = async {
+            self.db.record_invocation(&order_id, &run).await?;
+            Ok(())
+        };
+        self.advance_after(ctx, st, OrderStatus::AwaitingApproval, events, recorded)
+            .await?;
+        st.started_at = st.updated_at.clone();
+        Ok(())
     }
 
     /// From the decision to the delivery; `Err` when the order ends otherwise.
@@ -235,16 +256,8 @@ impl OrderFulfillmentWorkflow {
         st: &mut FulfillmentStatus,
         saga: &mut Saga,
     ) -> Result<(), TerminalError> {
-        let id = st.order_id.clone();
-        ctx.run(|| async move {
-            self.db.sell_reservation(&id).await?;
-            faults::point("complete_sale").await;
-            Ok(())
-        })
-        .name("complete_sale")
-        .await?;
         saga.clear();
-        ctx.set(SAGA, Json(saga.clone()));
+        st.saga = saga.clone();
         let failed = st
             .parcels
             .iter()
@@ -269,7 +282,13 @@ impl OrderFulfillmentWorkflow {
             ),
         };
         let event = Event::new(&st.user_id, st.order_id.as_str(), "delivered", delivered);
-        self.advance(ctx, st, status, vec![event]).await
+        let id = st.order_id.clone();
+        let sold = async move {
+            self.db.sell_reservation(&id).await?;
+            faults::point("complete_sale").await;
+            Ok(())
+        };
+        self.advance_after(ctx, st, status, vec![event], sold).await
     }
 
     /// Runs one compensation in its own named `ctx.run` (the shipment's cancellation
@@ -339,7 +358,7 @@ impl OrderFulfillmentWorkflow {
                 name: compensation.name().to_owned(),
                 ran_at,
             });
-            ctx.set(SAGA, Json(saga.clone()));
+            st.saga = saga.clone();
             ctx.set(STATUS, Json(st.clone()));
         }
         let id = &st.order_id;

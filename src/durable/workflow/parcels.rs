@@ -1,11 +1,11 @@
 //! The parcels of an order on their way: every parcel booked at once (each by its own
-//! `ShippingService` call, with its own retries), each settled as its answer comes: a
-//! parcel that ships is captured, one that fails gives its stock back and its part of
-//! the authorization is voided.
+//! `ShippingService` call, with its own retries), then all settled in the step that
+//! puts the order in transit: a parcel that shipped is captured, one that failed gives
+//! its stock back and its part of the authorization is voided.
 
 use restate_sdk::prelude::*;
 
-use super::{FulfillmentStatus, OrderFulfillmentWorkflow, SAGA, STATUS, Stop, is_cancellation};
+use super::{FulfillmentStatus, OrderFulfillmentWorkflow, Stop, is_cancellation};
 use crate::clock::format_duration;
 use crate::domain::{Compensation, OrderStatus, ParcelStatus, Saga};
 use crate::durable::notify::Event;
@@ -14,9 +14,9 @@ use crate::faults;
 
 impl OrderFulfillmentWorkflow {
     /// Books every parcel through `ShippingService` at once (each booking its own
-    /// invocation with its own retries), then settles each as its answer comes: a
-    /// parcel that ships is captured, one that fails is released and voided. The order
-    /// goes on when at least one shipped.
+    /// invocation with its own retries), then settles them in one step: a parcel that
+    /// shipped is captured, one that failed is released and voided. The order goes on
+    /// when at least one shipped.
     pub(super) async fn ship(
         &self,
         ctx: &WorkflowContext<'_>,
@@ -26,60 +26,60 @@ impl OrderFulfillmentWorkflow {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
         let approved = format!("Order {order_id}: approved, booking the shipment");
         let event = Event::new(&user_id, order_id.as_str(), "approved", approved);
-        self.advance(ctx, st, OrderStatus::Shipping, vec![event])
-            .await?;
         let id = order_id.clone();
-        st.parcels = ctx
-            .run(|| async move {
-                let parcels = self.db.start_parcels(&id).await?;
-                faults::point("start_parcels").await;
-                Ok(Json(parcels))
-            })
-            .name("parcels")
-            .await?
-            .into_inner();
-        let failure = self.book_parcels(ctx, st, saga).await?;
-        let Some(shipment) = st.shipment.clone() else {
-            let reason = failure.unwrap_or_else(|| "the order has no parcels".into());
+        let parcels = async move {
+            let parcels = self.db.start_parcels(&id).await?;
+            faults::point("start_parcels").await;
+            Ok(parcels)
+        };
+        st.parcels = self
+            .advance_after(ctx, st, OrderStatus::Shipping, vec![event], parcels)
+            .await?;
+        let answers = self.book_parcels(ctx, st, saga).await?;
+        let shipped = answers.iter().filter(|a| a.is_ok()).count();
+        let Some(Ok(first)) = answers.iter().find(|a| a.is_ok()).cloned() else {
+            let reason = answers.iter().find_map(|a| a.clone().err());
+            self.settle_parcels(ctx, st, answers).await?;
+            let reason = reason.unwrap_or_else(|| "the order has no parcels".into());
             return Err(Stop::Ends(OrderStatus::ShippingFailed, reason));
         };
-        let shipped = (st.parcels.iter())
-            .filter(|p| p.status == ParcelStatus::InTransit)
-            .count();
         let what = match shipped {
             1 => "shipment initiated".to_owned(),
             n => format!("{n} parcels shipped, the first"),
         };
         let message = format!(
             "Order {order_id}: {what} with {}, tracking {}; delivery expected in {}",
-            shipment.carrier,
-            shipment.tracking_number,
+            first.carrier,
+            first.tracking_number,
             format_duration(self.delivery_delay)
         );
         let event = Event::new(&user_id, order_id.as_str(), "shipment_initiated", message)
-            .with("carrier", shipment.carrier)
-            .with("tracking_number", shipment.tracking_number);
-        self.advance(ctx, st, OrderStatus::InTransit, vec![event])
+            .with("carrier", first.carrier.clone())
+            .with("tracking_number", first.tracking_number.clone());
+        let settled = self.settled(st, &answers);
+        self.parcels_settled(st, answers);
+        st.saga = saga.clone();
+        self.advance_after(ctx, st, OrderStatus::InTransit, vec![event], settled)
             .await?;
         Ok(())
     }
 
-    /// Sends every parcel's booking at once, then settles each as its answer comes;
-    /// answers the first failure's reason.
+    /// Sends every parcel's booking at once and waits for all the answers (a refusal
+    /// is the reason it gives). Once a parcel is booked the saga cancels the shipment
+    /// on a later failure, also when an operator's cancellation arrives meanwhile.
     async fn book_parcels(
         &self,
         ctx: &WorkflowContext<'_>,
-        st: &mut FulfillmentStatus,
+        st: &FulfillmentStatus,
         saga: &mut Saga,
-    ) -> Result<Option<String>, Stop> {
-        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
+    ) -> Result<Vec<Result<ShipmentInfo, String>>, Stop> {
         let calls: Vec<_> = st
             .parcels
             .iter()
             .map(|p| {
                 let request = ShipmentRequest {
-                    order_id: order_id.clone(),
-                    user_id: user_id.clone(),
+                    order_id: st.order_id.clone(),
+                    user_id: st.user_id.clone(),
                     shipment_id: Some(p.shipment_id.clone()),
                     location: Some(p.location.clone()),
                 };
@@ -88,94 +88,101 @@ impl OrderFulfillmentWorkflow {
                     .call()
             })
             .collect();
-        let mut failure = None;
-        for (i, call) in calls.into_iter().enumerate() {
+        let mut answers = Vec::with_capacity(calls.len());
+        for call in calls {
             match call.await {
                 Ok(Json(shipment)) => {
-                    if st.shipment.is_none() {
-                        // Only a shipment that exists is cancelled on a later failure.
-                        saga.push(Compensation::CancelShipment);
-                        ctx.set(SAGA, Json(saga.clone()));
-                    }
-                    self.parcel_shipped(ctx, st, i, shipment).await?;
+                    // Only a shipment that exists is cancelled on a later failure.
+                    saga.push(Compensation::CancelShipment);
+                    answers.push(Ok(shipment));
                 }
                 Err(e) if is_cancellation(&e) => return Err(Stop::Interrupted(e)),
-                Err(e) => {
-                    let reason = e.message().to_owned();
-                    self.parcel_failed(ctx, st, i, &reason).await?;
-                    failure.get_or_insert(reason);
-                }
+                Err(e) => answers.push(Err(e.message().to_owned())),
             }
         }
-        Ok(failure)
+        Ok(answers)
     }
 
-    /// Parcel `i` is with the carrier: its part of the payment is captured.
-    async fn parcel_shipped(
-        &self,
-        ctx: &WorkflowContext<'_>,
-        st: &mut FulfillmentStatus,
-        i: usize,
-        shipment: ShipmentInfo,
-    ) -> Result<(), TerminalError> {
+    /// Every parcel's settlement, as one piece of work: a parcel that shipped is
+    /// captured (and, in a split order, its customer told), one that failed gives its
+    /// stock back and its part of the authorization is voided. Each is idempotent.
+    fn settled<'a>(
+        &'a self,
+        st: &FulfillmentStatus,
+        answers: &[Result<ShipmentInfo, String>],
+    ) -> impl std::future::Future<Output = Result<(), HandlerError>> + Send + use<'a> {
         let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
-        let parcel = st.parcels[i].clone();
         let split = st.parcels.len() > 1;
-        let (carrier, tracking) = (shipment.carrier.clone(), shipment.tracking_number.clone());
-        let location = parcel.location.clone();
-        ctx.run(|| async move {
-            self.db.parcel_shipped(&order_id, &parcel).await?;
-            if split {
-                let amount = crate::domain::Cents::new(parcel.amount_cents).unwrap_or_default();
-                let message = format!(
-                    "Order {order_id}: the parcel from {location} shipped with {carrier}, tracking {tracking}; {amount} charged"
-                );
-                Event::new(&user_id, order_id.as_str(), "parcel_shipped", message)
-                    .keyed(&location)
-                    .write(&self.db)
-                    .await?;
+        let work: Vec<_> = st.parcels.iter().cloned().zip(answers.to_vec()).collect();
+        async move {
+            for (parcel, answer) in work {
+                let event = match &answer {
+                    Ok(shipped) => {
+                        self.db.parcel_shipped(&order_id, &parcel).await?;
+                        faults::point("capture_parcel").await;
+                        let amount =
+                            crate::domain::Cents::new(parcel.amount_cents).unwrap_or_default();
+                        let message = format!(
+                            "Order {order_id}: the parcel from {} shipped with {}, tracking {}; {amount} charged",
+                            parcel.location, shipped.carrier, shipped.tracking_number
+                        );
+                        split.then(|| {
+                            Event::new(&user_id, order_id.as_str(), "parcel_shipped", message)
+                        })
+                    }
+                    Err(reason) => {
+                        self.db.parcel_failed(&order_id, &parcel).await?;
+                        faults::point("void_parcel").await;
+                        let message = format!(
+                            "Order {order_id}: the parcel from {} cannot ship ({reason}); its items go back and are not charged",
+                            parcel.location
+                        );
+                        Some(Event::new(
+                            &user_id,
+                            order_id.as_str(),
+                            "parcel_failed",
+                            message,
+                        ))
+                    }
+                };
+                if let Some(event) = event {
+                    event.keyed(&parcel.location).write(&self.db).await?;
+                }
             }
-            faults::point("capture_parcel").await;
             Ok(())
-        })
-        .name(format!("capture_{}", st.parcels[i].location))
-        .await?;
-        let parcel = &mut st.parcels[i];
-        parcel.status = ParcelStatus::InTransit;
-        parcel.carrier = Some(shipment.carrier.clone());
-        parcel.tracking_number = Some(shipment.tracking_number.clone());
-        st.shipment.get_or_insert(shipment);
-        ctx.set(STATUS, Json(st.clone()));
-        Ok(())
+        }
     }
 
-    /// Parcel `i` could not ship: its stock goes back, its part is never charged.
-    async fn parcel_failed(
+    /// No parcel shipped: each is settled (released and voided) in a step of its own,
+    /// before the saga unwinds.
+    async fn settle_parcels(
         &self,
         ctx: &WorkflowContext<'_>,
         st: &mut FulfillmentStatus,
-        i: usize,
-        reason: &str,
+        answers: Vec<Result<ShipmentInfo, String>>,
     ) -> Result<(), TerminalError> {
-        let (order_id, user_id) = (st.order_id.clone(), st.user_id.clone());
-        let parcel = st.parcels[i].clone();
-        let message = format!(
-            "Order {order_id}: the parcel from {} cannot ship ({reason}); its items go back and are not charged",
-            parcel.location
-        );
-        ctx.run(|| async move {
-            self.db.parcel_failed(&order_id, &parcel).await?;
-            Event::new(&user_id, order_id.as_str(), "parcel_failed", message)
-                .keyed(&parcel.location)
-                .write(&self.db)
-                .await?;
-            faults::point("void_parcel").await;
-            Ok(())
-        })
-        .name(format!("void_{}", st.parcels[i].location))
-        .await?;
-        st.parcels[i].status = ParcelStatus::Failed;
-        ctx.set(STATUS, Json(st.clone()));
+        let settled = self.settled(st, &answers);
+        ctx.run(|| settled).name("void_parcels").await?;
+        self.parcels_settled(st, answers);
         Ok(())
+    }
+
+    /// The workflow's own record of its parcels after their settlement.
+    fn parcels_settled(
+        &self,
+        st: &mut FulfillmentStatus,
+        answers: Vec<Result<ShipmentInfo, String>>,
+    ) {
+        for (parcel, answer) in st.parcels.iter_mut().zip(answers) {
+            match answer {
+                Ok(shipment) => {
+                    parcel.status = ParcelStatus::InTransit;
+                    parcel.carrier = Some(shipment.carrier.clone());
+                    parcel.tracking_number = Some(shipment.tracking_number.clone());
+                    st.shipment.get_or_insert(shipment);
+                }
+                Err(_) => parcel.status = ParcelStatus::Failed,
+            }
+        }
     }
 }

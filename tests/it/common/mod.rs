@@ -99,6 +99,9 @@ pub struct AppConfig {
     pub extra_env: Vec<(String, String)>,
     /// Where the app's stdout and stderr go (inherited when `None`).
     pub log_file: Option<PathBuf>,
+    /// `RUST_LOG` for the app: `warn` for tests; `None` leaves ShopFlow's default (as
+    /// `make run` has it).
+    pub rust_log: Option<String>,
     /// The `shopflow` binary to run.
     pub binary: PathBuf,
     /// The app's database: its own SQLite file, or with `SHOPFLOW_TEST_DATABASE=postgres`
@@ -118,6 +121,7 @@ impl AppConfig {
             external: false,
             extra_env: Vec::new(),
             log_file: None,
+            rust_log: Some("warn".into()),
             binary: PathBuf::from(env!("CARGO_BIN_EXE_shopflow")),
             database_url: if postgres::wanted() {
                 postgres::Postgres::shared().fresh_database()
@@ -164,7 +168,6 @@ impl AppConfig {
         let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
             .env("SHOPFLOW_DATA_DIR", &self.data_dir)
             .env("SHOPFLOW_HTTP_ADDR", self.http.to_string())
             .env("SHOPFLOW_SERVICES_ADDR", self.services.to_string())
@@ -178,6 +181,9 @@ impl AppConfig {
             .env("RESTATE_SERVER_BIN", restate_server_bin())
             .env("SHOPFLOW_DATABASE_URL", &self.database_url)
             .stdin(Stdio::null());
+        if let Some(level) = &self.rust_log {
+            cmd.env("RUST_LOG", level);
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
