@@ -412,7 +412,16 @@ impl Db {
     /// One product with its stock at each location, in one query (a cart change reads
     /// it).
     pub async fn product(&self, product: &ProductRef) -> sqlx::Result<Option<Product>> {
-        type Row = (i64, String, String, String, i64, i64, Option<String>, Option<i64>);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<String>,
+            Option<i64>,
+        );
         const COLUMNS: &str = "SELECT p.id, p.sku, p.name, p.description, p.price_cents,
                 p.stock_qty, s.location, s.stock_qty
              FROM products p LEFT JOIN product_stock s ON s.product_id = p.id";

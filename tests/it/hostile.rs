@@ -997,11 +997,14 @@ async fn snapshot(app: &TestApp) -> String {
             .map(|c| quote.replace("{c}", c))
             .collect::<Vec<_>>()
             .join(" || '|' || ");
-        let rows: Vec<String> =
+        let mut rows: Vec<String> =
             sqlx::query_scalar(&format!("SELECT {row} FROM \"{table}\" ORDER BY 1"))
                 .fetch_all(&pool)
                 .await
                 .unwrap();
+        // A refused checkout took the user's checkout claim and gave it back: that
+        // leaves a cache version behind (the web role's copy is reloaded), no state.
+        rows.retain(|r| !(table == "cache_versions" && r.starts_with("'checkouts'")));
         writeln!(out, "{table}: {}", rows.join("\n  ")).unwrap();
     }
     pool.close().await;
