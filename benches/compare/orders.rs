@@ -189,7 +189,7 @@ async fn give_back(api: Api, user: String, id: String) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let body = json!({"items": [{"product_id": "P001", "quantity": 1}], "reason": "bench"});
+    let body = json!({"items": [{"product_id": 1, "quantity": 1}], "reason": "bench"});
     let (status, ret) = api
         .post(&format!("/api/orders/{id}/returns"), Some(&user), &body)
         .await;

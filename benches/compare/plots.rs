@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-const WIDTH: f64 = 720.0;
-const LEFT: f64 = 250.0;
+const WIDTH: f64 = 820.0;
+const LEFT: f64 = 340.0;
 const COLOURS: &[&str] = &[
     "#1565c0", "#2e7d32", "#c62828", "#f9a825", "#6a1b9a", "#00838f",
 ];
@@ -48,7 +48,7 @@ pub fn ratios(title: &str, rows: &[(String, f64, f64)]) -> String {
             y + 13.0,
             esc(name),
             ratio * per,
-            LEFT + ratio * per + 6.0,
+            LEFT + ratio.max(*goal) * per + 8.0,
             y + 13.0,
             LEFT + goal * per,
             LEFT + goal * per,
@@ -69,11 +69,12 @@ pub fn ratios(title: &str, rows: &[(String, f64, f64)]) -> String {
     svg(title, bottom + 40.0, &body)
 }
 
-/// Lines through (x, y) points, one per series, on axes from zero: `x_label` and
-/// `y_label` name them.
+/// Lines through (x, y) points, one per series, on axes from zero up to the largest x
+/// and `y_top` (the largest y when `None`); `x_label` and `y_label` name them.
 pub fn lines(
     title: &str,
     (x_label, y_label): (&str, &str),
+    y_top: Option<f64>,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> String {
     let (top, height, left) = (40.0, 260.0, 70.0);
@@ -84,7 +85,7 @@ pub fn lines(
             .flat_map(|(_, points)| points.iter().map(f))
             .fold(f64::MIN_POSITIVE, f64::max)
     };
-    let (x_max, y_max) = (max(|p| p.0) * 1.05, max(|p| p.1) * 1.1);
+    let (x_max, y_max) = (max(|p| p.0) * 1.05, y_top.unwrap_or(max(|p| p.1) * 1.1));
     let x_of = |x: f64| left + x / x_max * (right - left);
     let y_of = |y: f64| top + height - y / y_max * height;
     let mut body = String::new();

@@ -23,7 +23,7 @@ fn at_least(name: &str, measured: f64, goal: f64, unit: &str) -> Goal {
     Goal {
         name: name.to_owned(),
         goal: format!("≥ {goal}{unit}"),
-        measured: format!("{measured:.2}{unit}"),
+        measured: format!("{measured:.3}{unit}"),
         met: measured >= goal,
         ratio: (unit == "×").then_some((measured, goal)),
     }
@@ -216,6 +216,7 @@ pub fn charts(out: &Path, goals: &[Goal], orders: &[Orders]) -> String {
         let svg = plots::lines(
             "Whole orders: step latency distribution",
             ("ms", "% of orders"),
+            Some(100.0),
             &series,
         );
         std::fs::write(out.join("latency.svg"), svg).unwrap();
@@ -223,6 +224,7 @@ pub fn charts(out: &Path, goals: &[Goal], orders: &[Orders]) -> String {
         let svg = plots::lines(
             "Resident memory under the whole-orders load",
             ("s", "MiB"),
+            None,
             &plain.memory,
         );
         std::fs::write(out.join("memory.svg"), svg).unwrap();

@@ -264,6 +264,9 @@ impl Db {
             if !url.contains('?') {
                 url.push_str("?mode=rwc");
             }
+            // An embedded database has no connection to lose: no ping (a round trip
+            // to the connection's thread) before every query.
+            options = options.test_before_acquire(false);
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(
