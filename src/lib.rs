@@ -110,8 +110,9 @@ fn logging(
     use tracing_subscriber::prelude::*;
 
     // `RUST_LOG` as `level,target=level,…` (no span or field filters). The default
-    // leaves out the SDK's span around every invocation (`restate_sdk=info` brings it
-    // back): entered and left on every poll, it cost a fifth of the orders a second.
+    // leaves out the SDK's span around every invocation: entered and left on every
+    // poll, it cost a fifth of the orders a second. `restate_sdk=info` brings it back,
+    // and with it the replay-aware filter's view of replays (docs/operations.md).
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| spec.parse::<Targets>().ok())
@@ -122,6 +123,7 @@ fn logging(
                 .with_target("restate_sdk", tracing::Level::WARN)
         });
     let writer = logs::Lines::to_stderr().context("cannot start the log writer")?;
+    writer.flush_on_panic();
     let lines = tracing_subscriber::fmt::layer().with_writer(writer.clone());
     let lines = match format {
         config::LogFormat::Json => lines.json().flatten_event(true).boxed(),

@@ -36,7 +36,10 @@ impl Shared {
     /// Writes whatever is waiting.
     fn write_out(&self) {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        let batch = std::mem::take(&mut *self.waiting());
+        self.write_to(&mut out, std::mem::take(&mut *self.waiting()));
+    }
+
+    fn write_to(&self, out: &mut Box<dyn Write + Send>, batch: Vec<u8>) {
         self.taken.notify_all();
         if !batch.is_empty() {
             let _ = out.write_all(&batch);
@@ -84,6 +87,24 @@ impl Lines {
     /// Writes every line logged so far (before the process ends).
     pub fn flush(&self) {
         self.shared.write_out();
+    }
+
+    /// On a panic, writes the lines waiting first (unless a write is under way, or the
+    /// panic is the logger's own), so none is lost and the panic's message comes after
+    /// them.
+    pub fn flush_on_panic(&self) {
+        let shared = self.shared.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut out) = shared.out.try_lock()
+                && let Ok(mut waiting) = shared.waiting.try_lock()
+            {
+                let batch = std::mem::take(&mut *waiting);
+                drop(waiting);
+                shared.write_to(&mut out, batch);
+            }
+            previous(info);
+        }));
     }
 }
 

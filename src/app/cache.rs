@@ -12,10 +12,10 @@
 //! versions, so whoever hears of a change also sees it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::db::{CacheVersions, Db, Product, User};
+use crate::db::{Backend, CacheVersions, Db, Product, User};
 use crate::domain::{ProductRef, Username};
 
 /// The version when the tail could not read it: no copy is trusted meanwhile.
@@ -27,17 +27,20 @@ pub struct Caches {
     catalog_version: AtomicI64,
     users_version: AtomicI64,
     checkouts_version: AtomicI64,
-    /// This process took a checkout claim since the copy was loaded.
-    claimed_here: AtomicBool,
+    /// Checkout claims this process has taken: a copy loaded before the last one is
+    /// not trusted.
+    claimed_here: AtomicU64,
     catalog: RwLock<Option<Arc<Catalog>>>,
     users: RwLock<Users>,
     checkouts: RwLock<Checkouts>,
 }
 
-/// The users who hold a checkout claim, under one version.
+/// The users who hold a checkout claim, under one version, loaded after this process
+/// had taken `claimed_here` claims.
 #[derive(Debug, Default)]
 struct Checkouts {
     version: i64,
+    claimed_here: u64,
     users: HashSet<String>,
 }
 
@@ -111,7 +114,7 @@ impl Default for Caches {
             catalog_version: AtomicI64::new(UNKNOWN),
             users_version: AtomicI64::new(UNKNOWN),
             checkouts_version: AtomicI64::new(UNKNOWN),
-            claimed_here: AtomicBool::new(false),
+            claimed_here: AtomicU64::new(0),
             catalog: RwLock::new(None),
             users: RwLock::new(Users::default()),
             checkouts: RwLock::new(Checkouts::default()),
@@ -130,35 +133,48 @@ impl Caches {
         self.checkouts_version.store(checkouts, Ordering::Release);
     }
 
-    /// This process has just taken a checkout claim: the copy of who holds one is not
-    /// trusted until it is loaded again (the tail may not have seen the claim yet).
+    /// This process has just taken a checkout claim: a copy of who holds one loaded
+    /// before is not trusted (the tail may not have seen the claim yet).
     pub fn checkout_claimed(&self) {
-        self.claimed_here.store(true, Ordering::Release);
+        self.claimed_here.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether `user` may have a checkout under way: `false` only when they hold no
     /// checkout claim (a checkout waiting for payment always holds one), so only a
-    /// `true` needs the database's word.
+    /// `true` needs the database's word. On PostgreSQL, where several web roles share
+    /// the database and one sees another's claim only when its tail looks, always
+    /// `true`.
     pub async fn may_have_checkout(&self, db: &Db, user: &Username) -> sqlx::Result<bool> {
+        if db.backend() != Backend::Sqlite {
+            return Ok(true);
+        }
         let version = self.checkouts_version.load(Ordering::Acquire);
-        if version != UNKNOWN && !self.claimed_here.load(Ordering::Acquire) {
+        // Read before the database: a claim taken here meanwhile makes this copy old.
+        let claimed_here = self.claimed_here.load(Ordering::Acquire);
+        if version != UNKNOWN {
             let copy = self
                 .checkouts
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            if copy.version == version {
+            if copy.version == version && copy.claimed_here == claimed_here {
                 return Ok(copy.users.contains(user.as_str()));
             }
         }
-        // A claim taken here after this is seen by the next look, not lost.
-        self.claimed_here.store(false, Ordering::Release);
         let users: HashSet<String> = db.checkout_claimants().await?.into_iter().collect();
         let found = users.contains(user.as_str());
         if version != UNKNOWN {
-            *self
+            let mut copy = self
                 .checkouts
                 .write()
-                .unwrap_or_else(PoisonError::into_inner) = Checkouts { version, users };
+                .unwrap_or_else(PoisonError::into_inner);
+            // Of two loads at once, the one that began after more claims here wins.
+            if claimed_here >= copy.claimed_here {
+                *copy = Checkouts {
+                    version,
+                    claimed_here,
+                    users,
+                };
+            }
         }
         Ok(found)
     }

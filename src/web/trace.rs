@@ -53,7 +53,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     // request makes carry it (`traceparent`), and exported spans belong to it.
     let name = || format!("{} {}", req.method(), route.as_str());
     let trace = telemetry::join(&span, req.headers(), name);
-    // For the line of a failed read (its span is off at `info`): a cheap clone.
+    // For the line of a failed request: a cheap clone.
     let uri = req.uri().clone();
     let work = super::headers::guard(&state, req, next).instrument(span.clone());
     let response = match trace {
@@ -65,15 +65,16 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     };
     let took = started.elapsed();
     let status = response.status();
-    state.metrics.observe(method, route, status, took);
     let (code, ms) = (status.as_u16(), took.as_secs_f64() * 1e3);
+    state.metrics.observe(method, route.clone(), status, took);
+    // A read's span is off at `info`: its line says what was asked itself.
+    let (route, path) = (route.as_str(), uri.path());
     if status.is_server_error() {
-        tracing::warn!(parent: &span, status = code, latency_ms = ms, path = uri.path(), "answered");
+        tracing::warn!(parent: &span, status = code, latency_ms = ms, method, route, path, "answered");
     } else if !read {
         tracing::info!(parent: &span, status = code, latency_ms = ms, "answered");
     } else if status.is_client_error() {
-        // The read's span is at DEBUG: the line says what was asked itself.
-        tracing::info!(parent: &span, status = code, latency_ms = ms, %method, path = uri.path(), "answered");
+        tracing::info!(parent: &span, status = code, latency_ms = ms, method, route, path, "answered");
     } else {
         tracing::debug!(parent: &span, status = code, latency_ms = ms, "answered");
     }

@@ -36,6 +36,20 @@ impl Db {
             .await
     }
 
+    /// When `user_id`'s order `order_id` was placed, if it was (checkout run again
+    /// after a crash finds its own order).
+    pub async fn placed_at(
+        &self,
+        user_id: &Username,
+        order_id: &OrderId,
+    ) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT created_at FROM orders WHERE order_id = $1 AND user_id = $2")
+            .bind(order_id.as_str())
+            .bind(user_id.as_str())
+            .fetch_optional(self.pool())
+            .await
+    }
+
     /// Every user who holds a checkout claim.
     pub async fn checkout_claimants(&self) -> sqlx::Result<Vec<String>> {
         sqlx::query_scalar("SELECT user_id FROM checkout_claims")

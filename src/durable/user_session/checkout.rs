@@ -83,8 +83,8 @@ impl UserSession {
     /// checkout claim (the web role takes it before it starts one, so a second checkout
     /// sent meanwhile never runs later), reserves stock for every line at once (and
     /// claims the order id), and registers the payment request under the awakeable the
-    /// gateway completes. A refusal gives the claim back and leaves the cart the user's.
-    /// Each part is idempotent, so the step can run again after a crash.
+    /// gateway completes. Each part is idempotent, so the step can run again after a
+    /// crash; a refusal changes nothing (the caller gives the claim back).
     pub(super) async fn place(
         &self,
         ctx: &ObjectContext<'_>,
@@ -100,6 +100,9 @@ impl UserSession {
                 let id = snapshot.order_id.clone();
                 match self.db.checkout_claim(&user).await? {
                     Some(claimed) if claimed == id.as_str() => {}
+                    // Run again after a crash: the first run placed the order, and the
+                    // claim may have been given up since; the rest is idempotent.
+                    _ if self.db.placed_at(&user, &id).await?.is_some() => {}
                     Some(other) => {
                         let why = format!("order {other} is being checked out; the cart is locked until it settles");
                         return Ok(Json(Placement::refused(409, "checkout_in_progress", why)));
@@ -114,10 +117,9 @@ impl UserSession {
                 faults::point("reserve_stock").await;
                 let created_at = match outcome {
                     ReserveOutcome::Reserved { created_at } => created_at,
-                    refused => {
-                        self.db.release_checkout(&user, &id).await?;
-                        return Ok(Json(refusal_of(refused, &id)));
-                    }
+                    // The claim is given back after the step (`release_claim`), so the
+                    // step run again answers the same.
+                    refused => return Ok(Json(refusal_of(refused, &id))),
                 };
                 snapshot.created_at = created_at.clone();
                 self.db.register_payment(&snapshot, snapshot.awakeable_id.as_deref().unwrap_or_default()).await?;

@@ -246,18 +246,20 @@ impl UserSession {
         }
         let (awakeable_id, awakeable) = ctx.awakeable::<Json<PaymentReceipt>>();
         let placed = async {
-            let mut order = match Self::new_order(&ctx, order_id.clone(), shipping_address).await {
-                Ok(order) => order,
-                Err(refused) => {
-                    // A refusal leaves the order id unused and the cart the user's.
-                    self.release_claim(&ctx, &order_id).await?;
-                    return Err(refused);
-                }
-            };
+            let mut order = Self::new_order(&ctx, order_id.clone(), shipping_address).await?;
             self.place(&ctx, &mut order, &awakeable_id).await?;
             Ok::<_, HandlerError>(order)
+        }
+        .await;
+        let mut order = match placed {
+            Ok(order) => order,
+            Err(refused) => {
+                // A refusal (or a cancellation) leaves the order id unused and the cart
+                // the user's; a claim of another order stays.
+                self.release_claim(&ctx, &order_id).await?;
+                return Err(refused);
+            }
         };
-        let mut order = placed.await?;
         // The order's record (checkout's dedup marker), with the awakeable to complete.
         ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
         let payment = match self.await_payment(&ctx, awakeable).await {

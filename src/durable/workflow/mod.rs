@@ -212,9 +212,7 @@ impl OrderFulfillmentWorkflow {
             Ok(())
         };
         self.advance_after(ctx, st, OrderStatus::AwaitingApproval, events, recorded)
-            .await?;
-        st.started_at = st.updated_at.clone();
-        Ok(())
+            .await
     }
 
     /// From the decision to the delivery; `Err` when the order ends otherwise.
@@ -256,8 +254,10 @@ impl OrderFulfillmentWorkflow {
         st: &mut FulfillmentStatus,
         saga: &mut Saga,
     ) -> Result<(), TerminalError> {
-        saga.clear();
-        st.saga = saga.clone();
+        // Nothing is owed back once the sale is recorded: the saga is cleared after the
+        // step, so a cancellation that stops the step still unwinds it (the status the
+        // step stores shows it cleared).
+        st.saga = Saga::default();
         let failed = st
             .parcels
             .iter()
@@ -288,7 +288,10 @@ impl OrderFulfillmentWorkflow {
             faults::point("complete_sale").await;
             Ok(())
         };
-        self.advance_after(ctx, st, status, vec![event], sold).await
+        self.advance_after(ctx, st, status, vec![event], sold)
+            .await?;
+        saga.clear();
+        Ok(())
     }
 
     /// Runs one compensation in its own named `ctx.run` (the shipment's cancellation
@@ -455,6 +458,10 @@ pub fn payment_given_back(order_id: &OrderId, refunded: i64, voided: i64) -> Str
 fn set_status(st: &mut FulfillmentStatus, status: OrderStatus, at: &str) {
     st.status = status;
     st.updated_at = at.to_owned();
+    if status == OrderStatus::AwaitingApproval {
+        // The workflow's first step.
+        st.started_at = at.to_owned();
+    }
     if status == OrderStatus::Cancelled {
         for step in st.steps.iter_mut().filter(|s| s.state == StepState::Active) {
             step.state = StepState::Failed;
