@@ -1375,3 +1375,90 @@ async fn soak() {
     eprintln!("{report}\nwritten to {}", path.display());
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
+
+/// An operator's cancel in Restate that arrives inside a step: while the carrier books
+/// the shipment (the booking made is cancelled, the money voided, the stock back), and
+/// while the sale is recorded at delivery (too late: the order is delivered, its money
+/// kept, nothing given back). Each time the endpoint holds inside the step, the
+/// operator cancels the workflow, and the endpoint is killed, so Restate runs the
+/// step again with the cancellation already there.
+#[tokio::test]
+async fn an_operators_cancel_inside_the_booking_and_the_sale() {
+    let (run, app) = Run::start(
+        "operator-cancel",
+        &["book_with_carrier", "complete_sale"],
+        0,
+    )
+    .await;
+    let api = &run.api;
+    let cancel_inside = |id: &'static str, point: &'static str| {
+        let (run, app) = (&run, &app);
+        async move {
+            let marker = run.held_dir().join(point);
+            let what = format!("the endpoint to hold at {point}");
+            common::eventually(&what, || async { marker.exists().then_some(()) }).await;
+            let wf = "OrderFulfillmentWorkflow";
+            let invocation = app.invocation(wf, id, "Run", "status <> 'completed'").await;
+            app.operator(&invocation, "cancel").await;
+            unsafe { libc::kill(child(app, " services").await, libc::SIGKILL) };
+        }
+    };
+    let approved = |user: &'static str, id: &'static str| async move {
+        let (awakeable, total) = api.place_order(user, id, &LINES).await;
+        assert_eq!(api.pay(&awakeable, total).await.0, StatusCode::OK);
+        api.wait_status(user, id, "awaiting_approval").await;
+        let (status, reply) = api.approve(ADMIN, id).await;
+        assert_eq!(status, StatusCode::OK, "approve {id}: {reply}");
+        total
+    };
+    let before = stock(&run).await;
+
+    let id = "op-cancel-booking";
+    approved("alice", id).await;
+    cancel_inside(id, "book_with_carrier").await;
+    let order = api.wait_status("alice", id, "cancelled").await;
+    let payment = &order["payment"];
+    assert_eq!(
+        (
+            &order["compensations"]
+                .as_array()
+                .map(|c| c.iter().map(|c| c["name"].clone()).collect::<Vec<_>>()),
+            &payment["state"],
+            &payment["captured_cents"],
+        ),
+        (
+            &Some(vec![
+                json!("cancel_shipment"),
+                json!("refund_payment"),
+                json!("release_inventory")
+            ]),
+            &json!("voided"),
+            &json!(0),
+        ),
+        "(compensations, payment state, captured) of an order cancelled while booked: {order}"
+    );
+    let booked = "SELECT COUNT(*) FROM shipments WHERE order_id = $1 AND state <> 'cancelled'";
+    assert_eq!(
+        app.db_count(booked, id).await,
+        0,
+        "the booking made is cancelled"
+    );
+    assert_eq!(stock(&run).await, before, "the stock is back");
+
+    let id = "op-cancel-sale";
+    let total = approved("bob", id).await;
+    cancel_inside(id, "complete_sale").await;
+    let order = api.wait_status("bob", id, "delivered").await;
+    let payment = &order["payment"];
+    assert_eq!(
+        (
+            order["compensations"].as_array().map(Vec::len),
+            &payment["captured_cents"],
+            &payment["refunded_cents"],
+        ),
+        (Some(0), &json!(total), &json!(0)),
+        "(compensations, captured, refunded) of an order whose sale was recorded: {order}"
+    );
+    let sold = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state <> 'sold'";
+    assert_eq!(app.db_count(sold, id).await, 0, "every reservation sold");
+}

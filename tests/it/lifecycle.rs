@@ -58,40 +58,6 @@ async fn paid(api: &Api, user: &str, id: &str, sku: &str) -> i64 {
     total
 }
 
-/// An operator's `PATCH /invocations/{id}/{action}` on Restate's admin API.
-async fn operator(app: &TestApp, invocation: &str, action: &str) {
-    let resp = reqwest::Client::new()
-        .patch(format!(
-            "http://{}/invocations/{invocation}/{action}",
-            app.config.admin
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{action}: {}", resp.status());
-}
-
-/// The id of an invocation Restate knows, by target and a status filter.
-async fn invocation(
-    app: &TestApp,
-    service: &str,
-    key: &str,
-    handler: &str,
-    status: &str,
-) -> String {
-    let sql = format!(
-        "SELECT id FROM sys_invocation WHERE target_service_name = '{service}' \
-         AND target_service_key = '{key}' AND target_handler_name = '{handler}' AND {status}"
-    );
-    eventually(&format!("the {service}/{handler} invocation"), || async {
-        app.restate_sql(&sql)
-            .await
-            .first()
-            .and_then(|r| r["id"].as_str().map(str::to_owned))
-    })
-    .await
-}
-
 /// A rejected order gives the money back: authorized at checkout, never captured, so
 /// the authorization is voided and nothing needs refunding; the customer is told.
 #[tokio::test]
@@ -141,15 +107,15 @@ async fn an_operators_cancel_in_restate_unwinds() {
     let before = api.stock("P002").await;
     let total = paid(&api, "bob", id, "P002").await;
     api.wait_stock("P002", before - 1).await;
-    let run = invocation(
-        app,
-        "OrderFulfillmentWorkflow",
-        id,
-        "Run",
-        "status <> 'completed'",
-    )
-    .await;
-    operator(app, &run, "cancel").await;
+    let run = app
+        .invocation(
+            "OrderFulfillmentWorkflow",
+            id,
+            "Run",
+            "status <> 'completed'",
+        )
+        .await;
+    app.operator(&run, "cancel").await;
     let order = api.wait_status("bob", id, "cancelled").await;
     assert_eq!(
         compensations(&order),
@@ -165,15 +131,10 @@ async fn an_operators_cancel_in_restate_unwinds() {
 
     let id = "lc-op-cancel-co";
     api.place_order("carol", id, &[("P002", 1)]).await;
-    let checkout = invocation(
-        app,
-        "UserSession",
-        "carol",
-        "Checkout",
-        "status <> 'completed'",
-    )
-    .await;
-    operator(app, &checkout, "cancel").await;
+    let checkout = app
+        .invocation("UserSession", "carol", "Checkout", "status <> 'completed'")
+        .await;
+    app.operator(&checkout, "cancel").await;
     let order = api.wait_status("carol", id, "cancelled").await;
     assert_eq!(compensations(&order), ["release_inventory"]);
     api.wait_stock("P002", before).await;
@@ -337,15 +298,15 @@ async fn a_purged_workflow_leaves_the_order_as_it_ended() {
     paid(&api, "ivan", id, "P008").await;
     assert_eq!(api.approve(ADMIN, id).await.0, 200);
     let delivered = api.wait_status("ivan", id, "delivered").await;
-    let run = invocation(
-        app,
-        "OrderFulfillmentWorkflow",
-        id,
-        "Run",
-        "status = 'completed'",
-    )
-    .await;
-    operator(app, &run, "purge").await;
+    let run = app
+        .invocation(
+            "OrderFulfillmentWorkflow",
+            id,
+            "Run",
+            "status = 'completed'",
+        )
+        .await;
+    app.operator(&run, "purge").await;
     eventually("the workflow to be purged", || async {
         let sql = format!(
             "SELECT id FROM sys_invocation WHERE target_service_key = '{id}' \

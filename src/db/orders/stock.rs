@@ -113,6 +113,17 @@ impl Db {
         tx.commit().await?;
         Ok(sold)
     }
+
+    /// Whether the order's sale is recorded (some reservation of it sold).
+    pub async fn sale_recorded(&self, order_id: &OrderId) -> sqlx::Result<bool> {
+        let sold: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'sold'",
+        )
+        .bind(order_id.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(sold > 0)
+    }
 }
 
 /// Releases the order's reservations (one location's, when given) in an open

@@ -283,13 +283,30 @@ impl OrderFulfillmentWorkflow {
         };
         let event = Event::new(&st.user_id, st.order_id.as_str(), "delivered", delivered);
         let id = st.order_id.clone();
-        let sold = async move {
+        let sold = |id: OrderId| async move {
             self.db.sell_reservation(&id).await?;
             faults::point("complete_sale").await;
             Ok(())
         };
-        self.advance_after(ctx, st, status, vec![event], sold)
-            .await?;
+        let step = self.advance_after(ctx, st, status, vec![event.clone()], sold(id.clone()));
+        match step.await {
+            // An operator's cancellation that arrives while the sale is being recorded
+            // comes too late once it is recorded: the step is done again (each part is
+            // idempotent) and the order is delivered. Before that, the saga unwinds.
+            Err(e) if is_cancellation(&e) => {
+                let of = id.clone();
+                let recorded = ctx
+                    .run(|| async move { Ok(self.db.sale_recorded(&of).await?) })
+                    .name("sale_recorded")
+                    .await?;
+                if !recorded {
+                    return Err(e);
+                }
+                self.advance_after(ctx, st, status, vec![event], sold(id))
+                    .await?;
+            }
+            done => done?,
+        }
         saga.clear();
         Ok(())
     }

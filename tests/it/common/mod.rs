@@ -751,6 +751,42 @@ impl TestApp {
             .unwrap()
     }
 
+    /// An operator's `PATCH /invocations/{id}/{action}` on Restate's admin API
+    /// (`cancel`, `kill`, `purge`).
+    pub async fn operator(&self, invocation: &str, action: &str) {
+        let resp = reqwest::Client::new()
+            .patch(format!(
+                "http://{}/invocations/{invocation}/{action}",
+                self.config.admin
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{action}: {}", resp.status());
+    }
+
+    /// The id of an invocation Restate knows, by target and a status filter (waits
+    /// until there is one).
+    pub async fn invocation(
+        &self,
+        service: &str,
+        key: &str,
+        handler: &str,
+        status: &str,
+    ) -> String {
+        let sql = format!(
+            "SELECT id FROM sys_invocation WHERE target_service_name = '{service}' \
+             AND target_service_key = '{key}' AND target_handler_name = '{handler}' AND {status}"
+        );
+        eventually(&format!("the {service}/{handler} invocation"), || async {
+            self.restate_sql(&sql)
+                .await
+                .first()
+                .and_then(|r| r["id"].as_str().map(str::to_owned))
+        })
+        .await
+    }
+
     /// Rows from Restate's own introspection tables (admin SQL).
     pub async fn restate_sql(&self, query: &str) -> Vec<Value> {
         let body: Value = reqwest::Client::new()
