@@ -1443,6 +1443,24 @@ async fn an_operators_cancel_inside_the_booking_and_the_sale() {
         0,
         "the booking made is cancelled"
     );
+    // The workflow's own state says so too.
+    let url = format!(
+        "http://{}/OrderFulfillmentWorkflow/{id}/GetStatus",
+        app.config.ingress
+    );
+    let status: Value = reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&status["status"], &status["parcels"][0]["status"]),
+        (&json!("cancelled"), &json!("failed")),
+        "(status, parcel) in the workflow's state: {status}"
+    );
     assert_eq!(stock(&run).await, before, "the stock is back");
 
     let id = "op-cancel-sale";

@@ -330,6 +330,15 @@ impl OrderFulfillmentWorkflow {
                 shipping.state = StepState::Compensated;
             }
         }
+        // The parcels as the compensation leaves them (as the read model records).
+        let undone: &[ParcelStatus] = match compensation {
+            Compensation::CancelShipment => &[ParcelStatus::Shipping, ParcelStatus::InTransit],
+            Compensation::ReleaseInventory => &[ParcelStatus::Pending, ParcelStatus::Shipping],
+            Compensation::RefundPayment => &[],
+        };
+        for parcel in st.parcels.iter_mut().filter(|p| undone.contains(&p.status)) {
+            parcel.status = ParcelStatus::Failed;
+        }
         let name = compensation.name();
         ctx.run(|| async move {
             let mut refunded = None;
