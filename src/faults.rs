@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The named points, in an order's life. Each is passed inside the durable step of the
-/// same name.
+/// The named points, in an order's life. Each is passed inside a durable step, after
+/// the side effect it names (several inside one step that does several things: the
+/// sale inside `enter_delivered`, the restock inside `refund_return`).
 pub const POINTS: &[&str] = &[
     // Checkout (`UserSession`).
     "reserve_stock",

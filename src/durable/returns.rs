@@ -153,8 +153,10 @@ impl ReturnWorkflow {
         Ok(Json(status))
     }
 
-    /// The parcel came back: refunds the lines (never more than is left of the
-    /// payment), puts the goods back on sale if asked, and ends the return `refunded`.
+    /// The parcel came back, in one journaled step: refunds the lines (never more
+    /// than is left of the payment; the refund is keyed by the return, so the step run
+    /// again finds the same one), puts the goods back on sale if asked, and ends the
+    /// return `refunded`, telling the customer and the staff. Each part is idempotent.
     async fn take_back(
         &self,
         ctx: &WorkflowContext<'_>,
@@ -162,35 +164,24 @@ impl ReturnWorkflow {
         restock: bool,
     ) -> Result<Json<ReturnStatus>, HandlerError> {
         let rid = r.return_id.clone();
-        let refunded = ctx
-            .run(|| async {
-                let new = NewRefund {
-                    refund_id: &rid,
-                    order_id: &r.order_id,
-                    kind: RefundKind::Return,
-                    amount: RefundAmount::AtMost(r.worth_cents),
-                    reason: &format!("return {rid}: {}", r.reason),
-                    actor: None,
-                };
-                let refunded = match self.db.refund(&new).await? {
-                    RefundOutcome::Made(refund) => refund.amount_cents,
-                    RefundOutcome::Exceeds { .. } | RefundOutcome::NothingToRefund => 0,
-                };
-                faults::point("refund_return").await;
-                Ok(refunded)
-            })
-            .name("refund_return")
-            .await?;
-        if restock {
-            ctx.run(|| async {
+        ctx.run(|| async {
+            let new = NewRefund {
+                refund_id: &rid,
+                order_id: &r.order_id,
+                kind: RefundKind::Return,
+                amount: RefundAmount::AtMost(r.worth_cents),
+                reason: &format!("return {rid}: {}", r.reason),
+                actor: None,
+            };
+            let refunded = match self.db.refund(&new).await? {
+                RefundOutcome::Made(refund) => refund.amount_cents,
+                RefundOutcome::Exceeds { .. } | RefundOutcome::NothingToRefund => 0,
+            };
+            faults::point("refund_return").await;
+            if restock {
                 self.db.restock_return(&rid).await?;
                 faults::point("restock").await;
-                Ok(())
-            })
-            .name("restock")
-            .await?;
-        }
-        ctx.run(|| async {
+            }
             self.db.finish_return(&rid, refunded).await?;
             faults::point("return_refunded").await;
             let amount = Cents::new(refunded).unwrap_or_default();
@@ -209,7 +200,7 @@ impl ReturnWorkflow {
             all.write_all(&self.db, message).await?;
             Ok(())
         })
-        .name("return_refunded")
+        .name("refund_return")
         .await?;
         Ok(Json(ReturnStatus::Refunded))
     }
