@@ -104,24 +104,9 @@ fn logging(
     use std::io::IsTerminal;
 
     use anyhow::Context;
-    use restate_sdk::filter::ReplayAwareFilter;
     use tracing_subscriber::Layer;
-    use tracing_subscriber::filter::{FilterExt, Targets};
-    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::util::SubscriberInitExt;
 
-    // `RUST_LOG` as `level,target=level,…` (no span or field filters). The default
-    // leaves out the SDK's span around every invocation: entered and left on every
-    // poll, it cost a fifth of the orders a second. `restate_sdk=info` brings it back,
-    // and with it the replay-aware filter's view of replays (docs/operations.md).
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| {
-            Targets::new()
-                .with_default(tracing::Level::INFO)
-                .with_target("sqlx", tracing::Level::WARN)
-                .with_target("restate_sdk", tracing::Level::WARN)
-        });
     let writer = logs::Lines::to_stderr().context("cannot start the log writer")?;
     writer.flush_on_panic();
     let lines = tracing_subscriber::fmt::layer().with_writer(writer.clone());
@@ -130,13 +115,54 @@ fn logging(
         config::LogFormat::Pretty => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
     };
     let spans = telemetry::Exporter::from_env().context("OTLP exporter")?;
+    subscriber(
+        log_filter(std::env::var("RUST_LOG").ok()),
+        lines,
+        spans.as_ref(),
+    )
+    .init();
+    Ok((writer, spans))
+}
+
+/// `RUST_LOG` as `level,target=level,…` (no span or field filters). The default leaves
+/// out the SDK's span around every invocation: entered and left on every poll, it cost
+/// a fifth of the orders a second. `restate_sdk=info` brings it back, and with it the
+/// replay-aware filter's view of replays (docs/operations.md).
+fn log_filter(spec: Option<String>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
+    spec.and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(tracing::Level::INFO)
+                .with_target("sqlx", tracing::Level::WARN)
+                .with_target("restate_sdk", tracing::Level::WARN)
+        })
+}
+
+/// The process's subscriber: `lines` through `filter`, and spans to the exporter.
+fn subscriber(
+    filter: tracing_subscriber::filter::Targets,
+    lines: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
+    spans: Option<&telemetry::Exporter>,
+) -> impl tracing::Subscriber + Send + Sync {
+    use restate_sdk::filter::ReplayAwareFilter;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::Identity;
+    use tracing_subscriber::prelude::*;
+
     tracing_subscriber::registry()
         // A handler's log lines once, not again each time Restate replays it. `RUST_LOG`
-        // decides first, so what it leaves out is ruled out per call site, once.
-        .with(lines.with_filter(filter.and(ReplayAwareFilter)))
-        .with(spans.as_ref().map(telemetry::Exporter::layer))
-        .init();
-    Ok((writer, spans))
+        // is the outer filter, so what it leaves out is ruled out per call site, once,
+        // and never made a span: combined the other way (or with `and`), the replay
+        // filter's "every call site" had every span of every level in every crate made.
+        .with(lines.with_filter(ReplayAwareFilter).with_filter(filter))
+        .with(match spans {
+            Some(exporter) => exporter.layer().boxed(),
+            // A layer that wants nothing: an absent one (`None`) counts as wanting every
+            // span, and the registry would make them all.
+            None => Identity::new().with_filter(LevelFilter::OFF).boxed(),
+        })
 }
 
 /// Runs the role the command line asks for until SIGINT/SIGTERM, or an operator's
@@ -159,5 +185,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Web) => supervisor::run_web(cli.config, Shutdown::on_signals()?).await,
         Some(command) => cli::run(command, &cli.config).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::Layer;
+
+    /// What the default filter leaves out is never made: a read's request span (DEBUG)
+    /// and a library's TRACE span are disabled, so the registry allocates nothing for
+    /// them (each was made and dropped on every request and every poll).
+    #[test]
+    fn spans_the_filter_leaves_out_are_never_made() {
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::sink)
+            .boxed();
+        let subscriber = super::subscriber(super::log_filter(None), lines, None);
+        tracing::subscriber::with_default(subscriber, || {
+            let made = |span: tracing::Span| !span.is_disabled();
+            assert_eq!(
+                (
+                    made(tracing::info_span!("write")),
+                    made(tracing::debug_span!("read")),
+                    made(tracing::trace_span!(target: "h2", "frame")),
+                    made(tracing::info_span!(target: "restate_sdk", "invocation")),
+                ),
+                (true, false, false, false),
+                "(INFO, DEBUG, a library's TRACE, the SDK's INFO) spans made"
+            );
+        });
     }
 }

@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{FilterExt, Targets};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The OTLP exporter of ShopFlow's spans, when one is configured.
@@ -51,7 +51,8 @@ impl Exporter {
         let ours = Targets::new().with_target("shopflow", tracing::Level::INFO);
         tracing_opentelemetry::layer()
             .with_tracer(self.0.tracer("shopflow"))
-            .with_filter(ours.and(restate_sdk::filter::ReplayAwareFilter))
+            .with_filter(restate_sdk::filter::ReplayAwareFilter)
+            .with_filter(ours)
     }
 
     /// Sends what is still buffered; call once, before the process exits.
