@@ -282,6 +282,22 @@ impl OrderFulfillmentWorkflow {
             ),
         };
         let event = Event::new(&st.user_id, st.order_id.as_str(), "delivered", delivered);
+        self.record_sale(ctx, st, status, event).await?;
+        saga.clear();
+        Ok(())
+    }
+
+    /// The step that turns the reservations into a sale and the order `status`. An
+    /// operator's cancellation that arrives while the sale is being recorded comes too
+    /// late once it is recorded: the step is done again (each part is idempotent) and
+    /// the order is delivered. Before that, the cancellation stands and the saga unwinds.
+    async fn record_sale(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        st: &mut FulfillmentStatus,
+        status: OrderStatus,
+        event: Event,
+    ) -> Result<(), TerminalError> {
         let id = st.order_id.clone();
         let sold = |id: OrderId| async move {
             self.db.sell_reservation(&id).await?;
@@ -290,9 +306,6 @@ impl OrderFulfillmentWorkflow {
         };
         let step = self.advance_after(ctx, st, status, vec![event.clone()], sold(id.clone()));
         match step.await {
-            // An operator's cancellation that arrives while the sale is being recorded
-            // comes too late once it is recorded: the step is done again (each part is
-            // idempotent) and the order is delivered. Before that, the saga unwinds.
             Err(e) if is_cancellation(&e) => {
                 let of = id.clone();
                 let recorded = ctx
@@ -303,12 +316,10 @@ impl OrderFulfillmentWorkflow {
                     return Err(e);
                 }
                 self.advance_after(ctx, st, status, vec![event], sold(id))
-                    .await?;
+                    .await
             }
-            done => done?,
+            done => done,
         }
-        saga.clear();
-        Ok(())
     }
 
     /// Runs one compensation in its own named `ctx.run` (the shipment's cancellation
