@@ -399,11 +399,11 @@ release build, the default configuration) and the catalog and cart rows; CPU per
 of each process is in the whole-orders table above (from /proc).
 
 - **Whole orders** are CPU-bound on the two cores, and restate-server takes the most:
-  about 13–20 ms of CPU per plain order (46 journal entries, 5 invocations): RocksDB
+  about 10–14 ms of CPU per plain order (46 journal entries, 5 invocations): RocksDB
   memtable inserts and lookups, zstd, memcpy, its own task switching. With ShopFlow's
-  processes taking nothing at all, two cores would give restate-server alone about 100
-  to 150 orders/s. ShopFlow's share is the endpoint (9–12 ms per order) and the web role
-  (4–6 ms). In the endpoint, a third of the CPU is sqlx's SQLite connection threads:
+  processes taking nothing at all, two cores would give restate-server alone about 140
+  to 190 orders/s. ShopFlow's share is the endpoint (7–9 ms per order) and the web role
+  (3–5 ms). In the endpoint, a third of the CPU is sqlx's SQLite connection threads:
   every statement is a round trip to the connection's own thread (futex wake-ups are
   17 % of its profile, sqlx's worker 10 %, SQLite itself 11 %, pread/pwrite/fdatasync
   10 %); the verification of Restate's request identity (ed25519) is 2.5 %. What would

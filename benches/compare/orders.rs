@@ -234,6 +234,12 @@ pub fn roles(app: &TestApp) -> Vec<(String, i32)> {
         };
         all.push((role.to_owned(), pid));
     }
+    // Always web, endpoint, restate-server (the order of the table's CPU column).
+    all.sort_by_key(|(role, _)| match role.as_str() {
+        "shopflow (web role)" => 0,
+        "shopflow services" => 1,
+        _ => 2,
+    });
     all
 }
 
