@@ -1379,19 +1379,15 @@ async fn soak() {
 /// An operator's cancel in Restate that arrives inside a step: while the carrier books
 /// the shipment (the booking made is cancelled, the money voided, the stock back), and
 /// while the sale is recorded at delivery (too late: the order is delivered, its money
-/// kept, nothing given back). Each time the endpoint holds inside the step, the
-/// operator cancels the workflow, and the endpoint is killed, so Restate runs the
-/// step again with the cancellation already there.
+/// kept, nothing given back, even when the operator cancels twice). Each time the
+/// endpoint holds inside the step, the operator cancels the workflow and the endpoint
+/// is killed; Restate runs the workflow again with the cancellation delivered.
 #[tokio::test]
 async fn an_operators_cancel_inside_the_booking_and_the_sale() {
-    let (run, app) = Run::start(
-        "operator-cancel",
-        &["book_with_carrier", "complete_sale"],
-        0,
-    )
-    .await;
+    let holds = ["book_with_carrier", "complete_sale"];
+    let (run, app) = Run::start("operator-cancel", &holds, 0).await;
     let api = &run.api;
-    let cancel_inside = |id: &'static str, point: &'static str| {
+    let cancel_inside = |id: &'static str, point: &'static str, cancels: usize| {
         let (run, app) = (&run, &app);
         async move {
             let marker = run.held_dir().join(point);
@@ -1399,13 +1395,19 @@ async fn an_operators_cancel_inside_the_booking_and_the_sale() {
             common::eventually(&what, || async { marker.exists().then_some(()) }).await;
             let wf = "OrderFulfillmentWorkflow";
             let invocation = app.invocation(wf, id, "Run", "status <> 'completed'").await;
-            app.operator(&invocation, "cancel").await;
-            unsafe { libc::kill(child(app, " services").await, libc::SIGKILL) };
+            for _ in 0..cancels {
+                app.operator(&invocation, "cancel").await;
+            }
+            let pid = child(app, " services").await;
+            // SAFETY: kill has no memory-safety preconditions.
+            let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
+            assert_eq!(killed, 0, "kill -9 of the endpoint {pid}");
         }
     };
     let approved = |user: &'static str, id: &'static str| async move {
         let (awakeable, total) = api.place_order(user, id, &LINES).await;
-        assert_eq!(api.pay(&awakeable, total).await.0, StatusCode::OK);
+        let (status, reply) = api.pay(&awakeable, total).await;
+        assert_eq!(status, StatusCode::OK, "pay {id}: {reply}");
         api.wait_status(user, id, "awaiting_approval").await;
         let (status, reply) = api.approve(ADMIN, id).await;
         assert_eq!(status, StatusCode::OK, "approve {id}: {reply}");
@@ -1415,68 +1417,83 @@ async fn an_operators_cancel_inside_the_booking_and_the_sale() {
 
     let id = "op-cancel-booking";
     approved("alice", id).await;
-    cancel_inside(id, "book_with_carrier").await;
+    cancel_inside(id, "book_with_carrier", 1).await;
     let order = api.wait_status("alice", id, "cancelled").await;
     let payment = &order["payment"];
+    let names = |order: &Value| -> Vec<Value> {
+        let all = order["compensations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        all.iter().map(|c| c["name"].clone()).collect()
+    };
     assert_eq!(
+        (names(&order), &payment["state"], &payment["captured_cents"]),
         (
-            &order["compensations"]
-                .as_array()
-                .map(|c| c.iter().map(|c| c["name"].clone()).collect::<Vec<_>>()),
-            &payment["state"],
-            &payment["captured_cents"],
-        ),
-        (
-            &Some(vec![
+            vec![
                 json!("cancel_shipment"),
                 json!("refund_payment"),
                 json!("release_inventory")
-            ]),
+            ],
             &json!("voided"),
             &json!(0),
         ),
         "(compensations, payment state, captured) of an order cancelled while booked: {order}"
     );
     let booked = "SELECT COUNT(*) FROM shipments WHERE order_id = $1 AND state <> 'cancelled'";
+    let left = app.db_count(booked, id).await;
+    assert_eq!(left, 0, "shipments of {id} not cancelled");
+    let state = workflow_state(&app, id, "cancelled").await;
     assert_eq!(
-        app.db_count(booked, id).await,
-        0,
-        "the booking made is cancelled"
-    );
-    // The workflow's own state says so too.
-    let url = format!(
-        "http://{}/OrderFulfillmentWorkflow/{id}/GetStatus",
-        app.config.ingress
-    );
-    let status: Value = reqwest::Client::new()
-        .post(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (&status["status"], &status["parcels"][0]["status"]),
-        (&json!("cancelled"), &json!("failed")),
-        "(status, parcel) in the workflow's state: {status}"
+        &state["parcels"][0]["status"],
+        &json!("failed"),
+        "the parcel in the workflow's state: {state}"
     );
     assert_eq!(stock(&run).await, before, "the stock is back");
 
     let id = "op-cancel-sale";
     let total = approved("bob", id).await;
-    cancel_inside(id, "complete_sale").await;
+    cancel_inside(id, "complete_sale", 2).await;
     let order = api.wait_status("bob", id, "delivered").await;
     let payment = &order["payment"];
     assert_eq!(
         (
-            order["compensations"].as_array().map(Vec::len),
+            names(&order),
             &payment["captured_cents"],
-            &payment["refunded_cents"],
+            &payment["refunded_cents"]
         ),
-        (Some(0), &json!(total), &json!(0)),
+        (vec![], &json!(total), &json!(0)),
         "(compensations, captured, refunded) of an order whose sale was recorded: {order}"
     );
-    let sold = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state <> 'sold'";
-    assert_eq!(app.db_count(sold, id).await, 0, "every reservation sold");
+    let state = workflow_state(&app, id, "delivered").await;
+    assert_eq!(
+        (&state["parcels"][0]["status"], &state["saga"]["pending"]),
+        (&json!("delivered"), &json!([])),
+        "(parcel, saga) in the workflow's state: {state}"
+    );
+    let sold = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'sold'";
+    let other = "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state <> 'sold'";
+    assert_eq!(
+        (
+            app.db_count(sold, id).await > 0,
+            app.db_count(other, id).await
+        ),
+        (true, 0),
+        "(any reservation sold, reservations not sold) of {id}"
+    );
+}
+
+/// The workflow's own state (`GetStatus`) once it shows `status`: its last step stores
+/// it just after the read model changes.
+async fn workflow_state(app: &TestApp, id: &str, status: &str) -> Value {
+    let url = format!(
+        "http://{}/OrderFulfillmentWorkflow/{id}/GetStatus",
+        app.config.ingress
+    );
+    common::eventually(&format!("{id}'s workflow state {status}"), || async {
+        let reply = reqwest::Client::new().post(&url).send().await.ok()?;
+        let state: Value = reply.json().await.ok()?;
+        (state["status"] == status).then_some(state)
+    })
+    .await
 }

@@ -114,14 +114,21 @@ impl Db {
         Ok(sold)
     }
 
-    /// Whether the order's sale is recorded (some reservation of it sold).
-    pub async fn sale_recorded(&self, order_id: &OrderId) -> sqlx::Result<bool> {
+    /// Settles a sale an operator's cancellation interrupted: true when it is recorded
+    /// (some reservation sold); otherwise the reservations are released in the same
+    /// transaction, so a sale still under way (an earlier attempt of the step) finds
+    /// nothing left to sell. Released first, then counted: a sale that commits
+    /// meanwhile is seen.
+    pub async fn sale_recorded_or_released(&self, order_id: &OrderId) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        release_in(&mut tx, order_id, None).await?;
         let sold: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM stock_reservations WHERE order_id = $1 AND state = 'sold'",
         )
         .bind(order_id.as_str())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(sold > 0)
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod delivery;
 mod parcels;
 
 use super::errors::refusal;
@@ -244,82 +245,6 @@ impl OrderFulfillmentWorkflow {
         }
         self.deliver(ctx, st, saga).await?;
         Ok(())
-    }
-
-    /// The parcels in transit arrived: their reservations become a sale, nothing is
-    /// owed back. Some parcels failed: the order is `partially_delivered`.
-    async fn deliver(
-        &self,
-        ctx: &WorkflowContext<'_>,
-        st: &mut FulfillmentStatus,
-        saga: &mut Saga,
-    ) -> Result<(), TerminalError> {
-        // Nothing is owed back once the sale is recorded: the saga is cleared after the
-        // step, so a cancellation that stops the step still unwinds it (the status the
-        // step stores shows it cleared).
-        st.saga = Saga::default();
-        let failed = st
-            .parcels
-            .iter()
-            .filter(|p| p.status == ParcelStatus::Failed)
-            .count();
-        for parcel in st.parcels.iter_mut() {
-            if parcel.status == ParcelStatus::InTransit {
-                parcel.status = ParcelStatus::Delivered;
-            }
-        }
-        let (status, delivered) = match failed {
-            0 => (
-                OrderStatus::Delivered,
-                format!("Order {}: delivered", st.order_id),
-            ),
-            n => (
-                OrderStatus::PartiallyDelivered,
-                format!(
-                    "Order {}: delivered, except {n} parcel(s) that could not ship (never charged)",
-                    st.order_id
-                ),
-            ),
-        };
-        let event = Event::new(&st.user_id, st.order_id.as_str(), "delivered", delivered);
-        self.record_sale(ctx, st, status, event).await?;
-        saga.clear();
-        Ok(())
-    }
-
-    /// The step that turns the reservations into a sale and the order `status`. An
-    /// operator's cancellation that arrives while the sale is being recorded comes too
-    /// late once it is recorded: the step is done again (each part is idempotent) and
-    /// the order is delivered. Before that, the cancellation stands and the saga unwinds.
-    async fn record_sale(
-        &self,
-        ctx: &WorkflowContext<'_>,
-        st: &mut FulfillmentStatus,
-        status: OrderStatus,
-        event: Event,
-    ) -> Result<(), TerminalError> {
-        let id = st.order_id.clone();
-        let sold = |id: OrderId| async move {
-            self.db.sell_reservation(&id).await?;
-            faults::point("complete_sale").await;
-            Ok(())
-        };
-        let step = self.advance_after(ctx, st, status, vec![event.clone()], sold(id.clone()));
-        match step.await {
-            Err(e) if is_cancellation(&e) => {
-                let of = id.clone();
-                let recorded = ctx
-                    .run(|| async move { Ok(self.db.sale_recorded(&of).await?) })
-                    .name("sale_recorded")
-                    .await?;
-                if !recorded {
-                    return Err(e);
-                }
-                self.advance_after(ctx, st, status, vec![event], sold(id))
-                    .await
-            }
-            done => done,
-        }
     }
 
     /// Runs one compensation in its own named `ctx.run` (the shipment's cancellation

@@ -762,7 +762,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "{action}: {}", resp.status());
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "{action} {invocation}: {status} {body}"
+        );
     }
 
     /// The id of an invocation Restate knows, by target and a status filter (waits
