@@ -422,7 +422,27 @@ of each process is in the whole-orders table above (from /proc).
   structural changes above; each remaining `ctx.run` is two entries (the command and
   its completion), each call three.
 - **Approve → in transit p99** is queueing: at 50 shoppers every step waits for CPU in
-  restate-server (the latency chart: checkout and the payment callback queue too).
+  restate-server (the latency chart: checkout and the payment callback queue too). What
+  it would take is what 150 orders/s takes, CPU to spare: at the 80–90 orders/s of a
+  fresh app the two cores are all in use (about 21 ms of CPU per order in the three
+  processes, and the shoppers' own client besides), and each of the five steps between
+  the approval and the transit (the claim, the promise, `enter_shipping`, the booking
+  call, `enter_in_transit`) waits its turn in restate-server's queues.
+- **Split orders ÷ plain** (0.74–0.81× over runs of the same build): a split order is
+  two cart adds, a second booking (3 journal entries in the workflow and an
+  `InitiateShipment` invocation of 4) and a capture step per parcel (4 entries): 57
+  entries against 46, and 1.25–1.35× a plain order's CPU in each of the three
+  processes. 0.8× needs a split order to cost at most 1.25× a plain one: the parcels'
+  captures in the step that puts the order in transit (4 entries less, but a parcel
+  would wait for the other's booking to be captured, where DESIGN.md §7.4 captures each
+  as it ships), or the bookings inline (7 entries less per parcel, against DESIGN.md
+  §2's durable call).
+- **Restate's own settings, tried** (orders-only runs, restate-server's CPU per plain
+  order): `RESTATE_LOG_FILTER=warn` 11.2 ms and 2 partitions instead of 4 12.2 ms,
+  against 10.8–11.7 ms as configured: nothing beyond the noise. Its profile is RocksDB
+  memtable work, memcpy, zstd and task switches (four partition processors and two
+  workers on two cores). A faster allocator (mimalloc) for ShopFlow's roles took about
+  3 % of the web role's CPU for 20 MiB more resident memory each: not taken.
 - **Logging**: the default (`info`) cost ~20 % of whole orders before this release,
   through the SDK's span around every invocation (entered and left on every poll);
   `restate_sdk` is at `warn` by default now. Log lines are written by a thread of their

@@ -85,6 +85,26 @@ where
     }
 }
 
+/// As [`eventually`], for a check that says what it saw when it is not there yet: the
+/// panic after `DEADLINE` names the last thing seen.
+pub async fn eventually_seen<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                started.elapsed() < DEADLINE,
+                "timed out waiting for {what}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Where one ShopFlow instance lives: its data dir and its five ports.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
@@ -668,9 +688,12 @@ impl Api {
 
     /// Polls the order until it reaches `status`; returns the order JSON.
     pub async fn wait_status(&self, user: &str, id: &str, status: &str) -> Value {
-        eventually(&format!("order {id} to become {status}"), || async move {
+        eventually_seen(&format!("order {id} to become {status}"), || async move {
             let (code, order) = self.order(user, id).await;
-            (code == StatusCode::OK && order["status"] == status).then_some(order)
+            match code == StatusCode::OK && order["status"] == status {
+                true => Ok(order),
+                false => Err(format!("{code} {}", order["status"])),
+            }
         })
         .await
     }
