@@ -576,6 +576,74 @@ async fn reads_leave_no_invocations_behind() {
     assert!(kept.is_empty(), "completed reads kept: {}", kept.len());
 }
 
+/// The database's copy of the user's basket: `[(sku, quantity)]`, `None` without one.
+async fn basket_copy(app: &TestApp, user: &str) -> Option<Vec<(String, i64)>> {
+    let pool = app.db().await;
+    let lines: Option<String> = sqlx::query_scalar("SELECT lines FROM baskets WHERE user_id = $1")
+        .bind(user)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let basket: Value = serde_json::from_str(&lines?).unwrap();
+    let lines = basket["lines"].as_array().unwrap().iter();
+    Some(
+        lines
+            .map(|l| {
+                (
+                    l["sku"].as_str().unwrap().to_owned(),
+                    l["quantity"].as_i64().unwrap(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The cart is read from the database's copy of the basket: each change writes it in
+/// the same journaled step, a refused change leaves it alone, and the checkout that
+/// clears the basket empties it. A basket without a copy (one an older build kept only
+/// in Restate) is read from Restate.
+#[tokio::test]
+async fn the_cart_is_read_from_the_copy_each_change_writes() {
+    let (app, api) = app().await;
+    let user = "mia";
+    let lines = |l: &[(&str, i64)]| {
+        l.iter()
+            .map(|(s, q)| (s.to_string(), *q))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(api.add_to_cart(user, json!("P002"), 2).await.0, 200);
+    assert_eq!(api.add_to_cart(user, json!("P003"), 1).await.0, 200);
+    assert_eq!(
+        basket_copy(app, user).await,
+        Some(lines(&[("P002", 2), ("P003", 1)]))
+    );
+    assert_eq!(
+        api.cart_lines(user).await,
+        lines(&[("P002", 2), ("P003", 1)])
+    );
+    let (status, body) = api.add_to_cart(user, json!("P002"), 99).await;
+    assert_eq!(status, 409, "a line over its limit: {body}");
+    let both = lines(&[("P002", 2), ("P003", 1)]);
+    assert_eq!(
+        basket_copy(app, user).await,
+        Some(both),
+        "after a refused add"
+    );
+    assert_eq!(api.remove_from_cart(user, json!("P002")).await.0, 200);
+    assert_eq!(basket_copy(app, user).await, Some(lines(&[("P003", 1)])));
+    assert_eq!(api.cart_lines(user).await, lines(&[("P003", 1)]));
+
+    // Without a copy the cart comes from the user's object, as it is.
+    sqlite_exec(app, "DELETE FROM baskets WHERE user_id = $1", user).await;
+    assert_eq!(api.cart_lines(user).await, lines(&[("P003", 1)]));
+
+    // Paid: the basket is cleared, in the object and in the copy.
+    paid(&api, user, "lc-basket-copy", "P008").await;
+    assert_eq!(basket_copy(app, user).await, Some(Vec::new()));
+    assert_eq!(api.cart_lines(user).await, Vec::new());
+}
+
 /// Writes to the app's SQLite file as another client would: here, to leave the gateway's
 /// record as a web role that died between recording a settlement and delivering it.
 async fn sqlite_exec(app: &TestApp, sql: &str, bind: &str) {
