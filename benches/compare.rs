@@ -428,7 +428,7 @@ of each process is in the whole-orders table above (from /proc).
   processes, and the shoppers' own client besides), and each of the five steps between
   the approval and the transit (the claim, the promise, `enter_shipping`, the booking
   call, `enter_in_transit`) waits its turn in restate-server's queues.
-- **Split orders ÷ plain** (0.74–0.81× over runs of the same build): a split order is
+- **Split orders ÷ plain** (0.71–0.81× over runs of the same build): a split order is
   two cart adds, a second booking (3 journal entries in the workflow and an
   `InitiateShipment` invocation of 4) and a capture step per parcel (4 entries): 57
   entries against 46, and 1.25–1.35× a plain order's CPU in each of the three
@@ -441,8 +441,7 @@ of each process is in the whole-orders table above (from /proc).
   order): `RESTATE_LOG_FILTER=warn` 11.2 ms and 2 partitions instead of 4 12.2 ms,
   against 10.8–11.7 ms as configured: nothing beyond the noise. Its profile is RocksDB
   memtable work, memcpy, zstd and task switches (four partition processors and two
-  workers on two cores). A faster allocator (mimalloc) for ShopFlow's roles took about
-  3 % of the web role's CPU for 20 MiB more resident memory each: not taken.
+  workers on two cores).
 - **Logging**: the default (`info`) cost ~20 % of whole orders before this release,
   through the SDK's span around every invocation (entered and left on every poll);
   `restate_sdk` is at `warn` by default now. Log lines are written by a thread of their
@@ -454,11 +453,16 @@ of each process is in the whole-orders table above (from /proc).
   hyper's and h2's) and dropped it unseen. Now `RUST_LOG` is the outer filter and an
   absent exporter wants nothing (a unit test checks both): catalog 0.64× → 0.71×, cart
   reads 0.85× → 0.93× (the same bench before and after).
-- **Catalog and product reads** (~0.7×): what is left is the work every request does
-  (metrics, host check, security headers, gzip negotiation) and hyper's and the
-  kernel's per-connection work: in the profile of the catalog row the kernel's TCP and
-  scheduling are 60 % of the web role's CPU, hyper, http and tokio most of the rest.
-  Ratios move by ±0.05 between runs on two shared cores.
+- **Catalog and product reads** (0.64–0.75× over runs; the goal is 0.7×): what is left
+  is the work every request does (metrics, host check, security headers, gzip
+  negotiation, the header-read timer) and hyper's and the kernel's per-connection work:
+  in the profile of these rows the kernel's TCP and scheduling are 60 % of the web
+  role's CPU, hyper, http and tokio most of the rest, and none of ShopFlow's own
+  functions is above 1 %; the body is encoded once per catalog version and sent without
+  a copy. A steady margin would take fewer of those per-request layers (each a few
+  tenths of a per cent) or a faster allocator (glibc's malloc and free are 7 % of the
+  web role's CPU here; mimalloc took that to 4 % for 20 MiB more memory per role, not
+  taken). Ratios move by ±0.05 between runs on two shared cores.
 - **Cart reads** come from the copy of each basket that the step changing it writes to
   the database (docs/patterns.md), no longer from a `GetBasket` invocation through the
   web role: a row read instead of a durable call, so many times the floor (0.85–0.98×
