@@ -463,14 +463,15 @@ of each process is in the whole-orders table above (from /proc).
   tenths of a per cent) or a faster allocator (glibc's malloc and free are 7 % of the
   web role's CPU here; mimalloc took that to 4 % for 20 MiB more memory per role, not
   taken). Ratios move by ±0.05 between runs on two shared cores.
-- **Cart reads** come from the copy of each basket that the step changing it writes to
-  the database (docs/patterns.md), no longer from a `GetBasket` invocation through the
-  web role: a row read instead of a durable call, so many times the floor (0.85–0.98×
-  before, the web role's hop adding an HTTP round trip to Restate's own). **Cart
-  writes** still take that hop (an axum request in, a reqwest call to the ingress out;
-  about 0.3 ms of the web role's CPU each, two thirds of it system calls and task
-  switches), sharing two cores with restate-server: 0.90–1.00× over runs. A cart write
-  reads no database unless its user holds a checkout claim.
+- **Cart reads and writes** (reads 0.85–0.98×, writes 0.90–1.00× over runs): the web
+  role's hop is a second HTTP round trip (an axum request in, a reqwest call to the
+  ingress out; about 0.3 ms of the web role's CPU per call, two thirds of it system
+  calls and task switches) sharing two cores with restate-server; a cart write reads no
+  database unless its user holds a checkout claim. Reads at 0.95× every run would take
+  not making a durable call per read: a copy of each basket in the database, written by
+  the step that changes it, read 15× the floor, but was taken out again, as the copy and
+  the user's object can part (an operator's cancel arriving after the step ran, a
+  backup taken between Restate's copy and the database's).
 - **Orders returned after delivery** cost three more invocations and 25 more journal
   entries each (the return's workflow, its approval and its receipt, now one step for
   the refund, the restock and the record) while the next orders are placed:
@@ -729,7 +730,7 @@ async fn main() {
             ),
             bench.row(
                 "cart read",
-                "ingress `GetBasket` (the basket in Restate; ShopFlow reads its copy)",
+                "ingress `GetBasket`",
                 10,
                 side(&web, SHOPFLOW_CART_READ),
                 side(&ingress, INGRESS_CART_READ),

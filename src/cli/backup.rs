@@ -7,9 +7,7 @@
 //! is consistent: every database write belongs to a durable step, a step Restate's copy
 //! has not recorded as done runs again after a restore, and every step's write is
 //! idempotent, so a database a moment newer than Restate's data is caught up with,
-//! never ahead of it in a way that matters. The one exception is the baskets' copies
-//! (a cart change keeps no journal): the backup leaves them out, and each cart is read
-//! from Restate until its next change. The secrets and the kept builds come along.
+//! never ahead of it in a way that matters. The secrets and the kept builds come along.
 
 use std::path::Path;
 use std::time::Instant;
@@ -55,16 +53,11 @@ async fn backup_into(config: &Config, dir: &Path) -> anyhow::Result<()> {
     let database = match Backend::of(&config.database_url())? {
         Backend::Sqlite => {
             let db = Db::open(&config.database_url()).await?;
-            let copy = dir.join("shopflow.db");
-            db.snapshot_to(&copy).await?;
-            let copy = Db::open(&format!("sqlite://{}", copy.display())).await?;
-            copy.forget_basket_copies().await?;
-            copy.pool().close().await;
+            db.snapshot_to(&dir.join("shopflow.db")).await?;
             "the SQLite database (shopflow.db)".to_owned()
         }
-        Backend::Postgres => "no database: dump PostgreSQL now, after Restate's copy, \
-             without the baskets' copies (pg_dump --format=custom \
-             --exclude-table-data=baskets --file=DIR/shopflow.pgdump DATABASE_URL)"
+        Backend::Postgres => "no database: dump PostgreSQL now, after Restate's copy \
+             (pg_dump --format=custom --file=DIR/shopflow.pgdump DATABASE_URL)"
             .to_owned(),
     };
     for entry in std::fs::read_dir(&config.data_dir)? {

@@ -36,15 +36,4 @@ impl Db {
             .map(|l| serde_json::from_str(&l).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
     }
-
-    /// Forgets every basket's copy: each cart is read from Restate again until its
-    /// user's next change writes a new one. A backup's database does this: it is copied
-    /// a moment after Restate's data, and a cart change made in between would be in the
-    /// copy and nowhere else (its invocation keeps no journal to run again).
-    pub async fn forget_basket_copies(&self) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM baskets")
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }

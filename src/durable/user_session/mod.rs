@@ -76,24 +76,15 @@ pub struct PaymentReceipt {
 }
 
 /// What the catalog says about a product at the moment of a cart change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct CatalogEntry {
     line: BasketLine,
     available: i64,
 }
 
-/// The user a `UserSession` is keyed by. The key must be the user name as the shop
-/// writes it (lower case): `UserSession/Mia` is not `mia`'s object, and writing its
-/// basket into `mia`'s copy (or taking `mia`'s checkout claim) would mix the two.
+/// The user a `UserSession` is keyed by.
 fn owner(ctx: &ObjectContext<'_>) -> Result<Username, TerminalError> {
-    match Username::parse(ctx.key()) {
-        Ok(user) if user.as_str() == ctx.key() => Ok(user),
-        Ok(user) => {
-            let why = format!("a user's object is keyed by their name as written: {user}");
-            Err(refusal(400, "invalid_user", why))
-        }
-        Err(e) => Err(refusal(400, "invalid_user", e)),
-    }
+    Username::parse(ctx.key()).map_err(|e| TerminalError::new_with_code(400, e))
 }
 
 pub struct UserSession {
@@ -108,10 +99,9 @@ impl UserSession {
         }
     }
 
-    /// Stores the basket as it now is: its copy in the database (the cart is read from
-    /// it) and the notification that it changed, in one journaled step that can only
-    /// succeed (once per invocation, however often it runs); then the user's object. In
-    /// that order, a cancellation that stops the step changes neither.
+    /// Stores the basket as it now is: in the user's object, and in the database's copy
+    /// the cart is read from, with the notification that it changed, in one journaled
+    /// step (once per invocation, however often it runs).
     async fn store(
         &self,
         ctx: &ObjectContext<'_>,
@@ -119,6 +109,7 @@ impl UserSession {
         kind: &'static str,
         message: String,
     ) -> Result<(), TerminalError> {
+        ctx.set(BASKET, Json(basket.clone()));
         let (user, copy) = (owner(ctx)?, basket.clone());
         let event = format!("cart:{}", ctx.invocation_id());
         ctx.run(|| async move {
@@ -128,44 +119,60 @@ impl UserSession {
             Ok(self.db.save_basket(&user, &copy).await?)
         })
         .name("notify_cart")
-        .await?;
-        ctx.set(BASKET, Json(basket.clone()));
-        Ok(())
+        .await
     }
 
-    /// Reads a product from the catalog. A read is not deterministic (stock moves), so
-    /// it runs inside `ctx.run` and its answer is journaled for replays.
-    async fn catalog_entry(
+    /// Adds the line in one journaled step: reads the product from the catalog (stock
+    /// moves, so the read is journaled with the rest), applies the basket's rules, stores
+    /// the database's copy of the basket and tells the user. A refusal (an unknown
+    /// product, the line's limit, too little stock) is the step's terminal result, and
+    /// nothing is written.
+    async fn added(
         &self,
         ctx: &ObjectContext<'_>,
+        mut basket: Basket,
+        req: AddItem,
+    ) -> Result<Basket, TerminalError> {
+        let user = owner(ctx)?;
+        let event = format!("cart:{}", ctx.invocation_id());
+        let added = ctx.run(|| async move {
+            let Some(entry) = self.catalog_entry(req.product_id, req.quantity).await? else {
+                let why = format!("no product with id {}", req.product_id);
+                return Err(refusal(404, "unknown_product", why).into());
+            };
+            let (name, quantity) = (entry.line.name.clone(), entry.line.quantity);
+            basket
+                .add(entry.line, entry.available)
+                .map_err(|e| refusal(409, e.code(), &e))?;
+            let total = basket.total().unwrap_or_default();
+            let message = format!("Item added: {quantity} × {name}; the cart holds {total}");
+            let db = &self.db;
+            db.notify(&event, user.as_str(), None, "item_added", &message)
+                .await?;
+            db.save_basket(&user, &basket).await?;
+            Ok(Json(basket))
+        });
+        Ok(added.name("add_to_cart").await?.into_inner())
+    }
+
+    /// The catalog's line for a product, and how many are in stock; `None` when there
+    /// is no such product.
+    async fn catalog_entry(
+        &self,
         product_id: ProductId,
         quantity: Quantity,
-    ) -> Result<CatalogEntry, HandlerError> {
-        let found = ctx
-            .run(|| async move {
-                let product = self.db.product(&ProductRef::Id(product_id)).await?;
-                Ok(Json(product.map(|p| CatalogEntry {
-                    line: BasketLine {
-                        product_id,
-                        sku: p.sku,
-                        name: p.name,
-                        unit_price_cents: Cents::new(p.price_cents).unwrap_or(Cents::ZERO),
-                        quantity,
-                    },
-                    available: p.stock_qty,
-                })))
-            })
-            .name("catalog_lookup")
-            .await?
-            .into_inner();
-        found.ok_or_else(|| {
-            refusal(
-                404,
-                "unknown_product",
-                format!("no product with id {product_id}"),
-            )
-            .into()
-        })
+    ) -> sqlx::Result<Option<CatalogEntry>> {
+        let product = self.db.product(&ProductRef::Id(product_id)).await?;
+        Ok(product.map(|p| CatalogEntry {
+            line: BasketLine {
+                product_id,
+                sku: p.sku,
+                name: p.name,
+                unit_price_cents: Cents::new(p.price_cents).unwrap_or(Cents::ZERO),
+                quantity,
+            },
+            available: p.stock_qty,
+        }))
     }
 
     async fn basket(ctx: &ObjectContext<'_>) -> Result<Basket, HandlerError> {
@@ -197,18 +204,9 @@ impl UserSession {
         ctx: ObjectContext<'_>,
         req: Json<AddItem>,
     ) -> Result<Json<Basket>, HandlerError> {
-        let req = req.into_inner();
-        let entry = self
-            .catalog_entry(&ctx, req.product_id, req.quantity)
-            .await?;
-        let mut basket = Self::basket(&ctx).await?;
-        let (name, quantity) = (entry.line.name.clone(), entry.line.quantity);
-        basket
-            .add(entry.line, entry.available)
-            .map_err(|e| refusal(409, e.code(), &e))?;
-        let total = basket.total().unwrap_or_default();
-        let message = format!("Item added: {quantity} × {name}; the cart holds {total}");
-        self.store(&ctx, &basket, "item_added", message).await?;
+        let basket = Self::basket(&ctx).await?;
+        let basket = self.added(&ctx, basket, req.into_inner()).await?;
+        ctx.set(BASKET, Json(basket.clone()));
         Ok(Json(basket))
     }
 
