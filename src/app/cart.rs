@@ -1,6 +1,4 @@
-//! The cart: a user's basket, held by their `UserSession` virtual object, which keeps a
-//! copy in the database (written in the same journaled step as each change) that the
-//! cart is read from.
+//! The cart: a user's basket, held by their `UserSession` virtual object.
 
 use serde::Serialize;
 
@@ -77,17 +75,11 @@ async fn ensure_unlocked(app: &App, user: &User) -> AppResult<()> {
     }
 }
 
-/// The user's cart: the database's copy of their basket, or their object's own
-/// (`GetBasket`) when there is no copy (a basket an older build kept only in Restate).
+/// The user's cart.
 pub async fn cart(app: &App, user: &User) -> AppResult<CartView> {
-    let basket = match app.db.basket(&user.username).await? {
-        Some(basket) => basket,
-        None => {
-            let session = app.restate.user_session(user.username.as_str());
-            ingress::body(session.get_basket().call().await)?.into_inner()
-        }
-    };
-    Ok(CartView::new(user.username.as_str(), basket))
+    let session = app.restate.user_session(user.username.as_str());
+    let basket = ingress::body(session.get_basket().call().await)?;
+    Ok(CartView::new(user.username.as_str(), basket.into_inner()))
 }
 
 /// Adds `quantity` of a product to the user's cart; tries with the same idempotency

@@ -14,7 +14,6 @@ use sqlx::TransactionManager;
 use sqlx::any::{AnyPoolOptions, AnyTransactionManager, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-mod baskets;
 mod locations;
 pub mod orders;
 mod rows;
@@ -74,7 +73,6 @@ const SQLITE_MIGRATIONS: Embedded = Embedded(&[
     migration!("sqlite", "0012_webhooks.sql"),
     migration!("sqlite", "0013_locations.sql"),
     migration!("sqlite", "0014_checkouts_version.sql"),
-    migration!("sqlite", "0015_baskets.sql"),
 ]);
 /// Every file of `migrations/postgres`, in order.
 const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
@@ -85,7 +83,6 @@ const POSTGRES_MIGRATIONS: Embedded = Embedded(&[
     migration!("postgres", "0005_webhooks.sql"),
     migration!("postgres", "0006_locations.sql"),
     migration!("postgres", "0007_checkouts_version.sql"),
-    migration!("postgres", "0008_baskets.sql"),
 ]);
 
 const SEED: &str = include_str!("seed.sql");

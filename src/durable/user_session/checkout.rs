@@ -5,10 +5,10 @@
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{UserSession, owner};
+use super::UserSession;
 use crate::clock::now_rfc3339;
 use crate::db::orders::ReserveOutcome;
-use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress};
+use crate::domain::{OrderId, OrderRecord, OrderStatus, ShippingAddress, Username};
 use crate::durable::errors::refusal;
 use crate::durable::notify::Event;
 use crate::faults;
@@ -164,4 +164,9 @@ fn refusal_of(outcome: ReserveOutcome, order_id: &OrderId) -> Placement {
             format!("order id {order_id} is already in use"),
         ),
     }
+}
+
+/// The user a `UserSession` is keyed by.
+fn owner(ctx: &ObjectContext<'_>) -> Result<Username, TerminalError> {
+    Username::parse(ctx.key()).map_err(|e| TerminalError::new_with_code(400, e))
 }

@@ -12,7 +12,7 @@ use super::workflow::is_cancellation;
 use crate::db::Db;
 use crate::domain::{
     Basket, BasketLine, Cents, OrderId, OrderRecord, OrderStatus, ProductId, ProductRef, Quantity,
-    ShippingAddress, Username,
+    ShippingAddress,
 };
 
 mod checkout;
@@ -76,15 +76,10 @@ pub struct PaymentReceipt {
 }
 
 /// What the catalog says about a product at the moment of a cart change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CatalogEntry {
     line: BasketLine,
     available: i64,
-}
-
-/// The user a `UserSession` is keyed by.
-fn owner(ctx: &ObjectContext<'_>) -> Result<Username, TerminalError> {
-    Username::parse(ctx.key()).map_err(|e| TerminalError::new_with_code(400, e))
 }
 
 pub struct UserSession {
@@ -99,80 +94,53 @@ impl UserSession {
         }
     }
 
-    /// Stores the basket as it now is: in the user's object, and in the database's copy
-    /// the cart is read from, with the notification that it changed, in one journaled
-    /// step (once per invocation, however often it runs).
-    async fn store(
+    /// Tells the user their cart changed (once per invocation, however often it runs).
+    async fn cart_changed(
         &self,
         ctx: &ObjectContext<'_>,
-        basket: &Basket,
         kind: &'static str,
         message: String,
     ) -> Result<(), TerminalError> {
-        ctx.set(BASKET, Json(basket.clone()));
-        let (user, copy) = (owner(ctx)?, basket.clone());
+        let user = ctx.key().to_owned();
         let event = format!("cart:{}", ctx.invocation_id());
-        ctx.run(|| async move {
-            self.db
-                .notify(&event, user.as_str(), None, kind, &message)
-                .await?;
-            Ok(self.db.save_basket(&user, &copy).await?)
-        })
-        .name("notify_cart")
-        .await
+        ctx.run(|| async move { Ok(self.db.notify(&event, &user, None, kind, &message).await?) })
+            .name("notify_cart")
+            .await
     }
 
-    /// Adds the line in one journaled step: reads the product from the catalog (stock
-    /// moves, so the read is journaled with the rest), applies the basket's rules, stores
-    /// the database's copy of the basket and tells the user. A refusal (an unknown
-    /// product, the line's limit, too little stock) is the step's terminal result, and
-    /// nothing is written.
-    async fn added(
-        &self,
-        ctx: &ObjectContext<'_>,
-        mut basket: Basket,
-        req: AddItem,
-    ) -> Result<Basket, TerminalError> {
-        let user = owner(ctx)?;
-        let event = format!("cart:{}", ctx.invocation_id());
-        let added = ctx.run(|| async move {
-            let Some(entry) = self.catalog_entry(req.product_id, req.quantity).await? else {
-                let why = format!("no product with id {}", req.product_id);
-                return Err(refusal(404, "unknown_product", why).into());
-            };
-            let (name, quantity) = (entry.line.name.clone(), entry.line.quantity);
-            basket
-                .add(entry.line, entry.available)
-                .map_err(|e| refusal(409, e.code(), &e))?;
-            let total = basket.total().unwrap_or_default();
-            let message = format!("Item added: {quantity} × {name}; the cart holds {total}");
-            let db = &self.db;
-            db.notify(&event, user.as_str(), None, "item_added", &message)
-                .await?;
-            db.save_basket(&user, &basket).await?;
-            Ok(Json(basket))
-        });
-        Ok(added.name("add_to_cart").await?.into_inner())
-    }
-
-    /// The catalog's line for a product, and how many are in stock; `None` when there
-    /// is no such product.
+    /// Reads a product from the catalog. A read is not deterministic (stock moves), so
+    /// it runs inside `ctx.run` and its answer is journaled for replays.
     async fn catalog_entry(
         &self,
+        ctx: &ObjectContext<'_>,
         product_id: ProductId,
         quantity: Quantity,
-    ) -> sqlx::Result<Option<CatalogEntry>> {
-        let product = self.db.product(&ProductRef::Id(product_id)).await?;
-        Ok(product.map(|p| CatalogEntry {
-            line: BasketLine {
-                product_id,
-                sku: p.sku,
-                name: p.name,
-                unit_price_cents: Cents::new(p.price_cents).unwrap_or(Cents::ZERO),
-                quantity,
-            },
-            available: p.stock_qty,
-        }))
+    ) -> Result<CatalogEntry, HandlerError> {
+        let found = ctx
+            .run(|| async move {
+                let product = self.db.product(&ProductRef::Id(product_id)).await?;
+                Ok(Json(product.map(|p| CatalogEntry {
+                    line: BasketLine {
+                        product_id,
+                        sku: p.sku,
+                        name: p.name,
+                        unit_price_cents: Cents::new(p.price_cents).unwrap_or(Cents::ZERO),
+                        quantity,
+                    },
+                    available: p.stock_qty,
+                })))
+            })
+            .name("catalog_lookup")
+            .await?
+            .into_inner();
+        found.ok_or_else(|| {
+            refusal(
+                404,
+                "unknown_product",
+                format!("no product with id {product_id}"),
+            )
+            .into()
+        })
     }
 
     async fn basket(ctx: &ObjectContext<'_>) -> Result<Basket, HandlerError> {
@@ -204,9 +172,19 @@ impl UserSession {
         ctx: ObjectContext<'_>,
         req: Json<AddItem>,
     ) -> Result<Json<Basket>, HandlerError> {
-        let basket = Self::basket(&ctx).await?;
-        let basket = self.added(&ctx, basket, req.into_inner()).await?;
+        let req = req.into_inner();
+        let entry = self
+            .catalog_entry(&ctx, req.product_id, req.quantity)
+            .await?;
+        let mut basket = Self::basket(&ctx).await?;
+        let (name, quantity) = (entry.line.name.clone(), entry.line.quantity);
+        basket
+            .add(entry.line, entry.available)
+            .map_err(|e| refusal(409, e.code(), &e))?;
         ctx.set(BASKET, Json(basket.clone()));
+        let total = basket.total().unwrap_or_default();
+        let message = format!("Item added: {quantity} × {name}; the cart holds {total}");
+        self.cart_changed(&ctx, "item_added", message).await?;
         Ok(Json(basket))
     }
 
@@ -229,9 +207,10 @@ impl UserSession {
             .find(|l| l.product_id == product_id)
             .map(|l| l.name.clone());
         if let Some(name) = name.filter(|_| basket.remove(product_id)) {
+            ctx.set(BASKET, Json(basket.clone()));
             let total = basket.total().unwrap_or_default();
             let message = format!("Item removed: {name}; the cart holds {total}");
-            self.store(&ctx, &basket, "item_removed", message).await?;
+            self.cart_changed(&ctx, "item_removed", message).await?;
         }
         Ok(Json(basket))
     }

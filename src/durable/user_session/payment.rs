@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{BASKET, PaymentReceipt, UserSession, checkout_key};
 use crate::clock::now_rfc3339;
 use crate::db::orders::PaymentRequest;
-use crate::domain::{Basket, OrderRecord, OrderStatus, PaymentState, Username};
+use crate::domain::{OrderRecord, OrderStatus, PaymentState, Username};
 use crate::durable::notify::Event;
 use crate::durable::workflow::{OrderFulfillmentWorkflowClient, payment_given_back};
 use crate::faults;
@@ -169,10 +169,6 @@ impl UserSession {
             self.db.release_reservation(id, None).await?;
         }
         let user = Username::parse(&order.user_id).map_err(TerminalError::new)?;
-        if let Payment::Paid(_) = payment {
-            // The step after this one clears the basket in the user's object.
-            self.db.save_basket(&user, &Basket::default()).await?;
-        }
         self.db.release_checkout(&user, id).await?;
         let (txn, reason) = (&order.transaction_id, &order.failure_reason);
         self.db
