@@ -364,8 +364,12 @@ impl Db {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        sqlx::migrate::Migrator::new(migrations)
-            .await?
+        let mut migrator = sqlx::migrate::Migrator::new(migrations).await?;
+        // A build kept to finish what it started (docs/upgrades.md) opens the database a
+        // newer build has migrated further: migrations only add, so the ones it does not
+        // know must not stop it (by default sqlx refuses to start).
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&self.pool)
             .await
             .context("database migration failed")
@@ -691,6 +695,26 @@ mod tests {
         let sqlite = Db::open(&sqlite).await.unwrap();
         let (_pg_dir, postgres) = test_db().await;
         assert_eq!(schema(&sqlite).await, schema(&postgres).await);
+    }
+
+    /// A database a newer build migrated further (a migration this build does not know
+    /// is recorded as applied) still opens: a kept older build drains on it.
+    #[tokio::test]
+    async fn a_database_migrated_further_by_a_newer_build_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = test_url(dir.path());
+        let db = Db::open(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (99999, 'a newer build''s', TRUE, $1, 0)",
+        )
+        .bind(vec![0u8; 48])
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.pool().close().await;
+        let reopened = Db::open(&url).await;
+        assert!(reopened.is_ok(), "reopened: {:?}", reopened.err());
     }
 
     #[tokio::test]
