@@ -1497,3 +1497,59 @@ async fn workflow_state(app: &TestApp, id: &str, status: &str) -> Value {
     })
     .await
 }
+
+/// An operator's cancel of a checkout while its payment is being confirmed: the step
+/// (which the endpoint holds, then is killed in) is stopped by the cancel, and checkout
+/// settles again as cancelled: the payment the gateway recorded is given back (voided:
+/// authorized, never captured), the stock released, no workflow started, the cart the
+/// customer's again. (Before, the checkout ended there: the order stayed
+/// `awaiting_payment` with its payment taken and the cart locked.)
+#[tokio::test]
+async fn an_operators_cancel_inside_the_payment_confirmation() {
+    let (run, app) = Run::start("operator-cancel-pay", &["confirm_payment"], 0).await;
+    let api = &run.api;
+    let before = stock(&run).await;
+    let id = "op-cancel-confirm";
+    let (awakeable, total) = api.place_order("carol", id, &LINES).await;
+    let (status, reply) = api.pay(&awakeable, total).await;
+    assert_eq!(status, StatusCode::OK, "pay {id}: {reply}");
+    let marker = run.held_dir().join("confirm_payment");
+    let what = "the endpoint to hold at confirm_payment";
+    common::eventually(what, || async { marker.exists().then_some(()) }).await;
+    let checkout = ("UserSession", "carol", "Checkout");
+    let invocation = app
+        .invocation(checkout.0, checkout.1, checkout.2, "status <> 'completed'")
+        .await;
+    app.operator(&invocation, "cancel").await;
+    let pid = child(&app, " services").await;
+    // SAFETY: kill has no memory-safety preconditions.
+    let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(killed, 0, "kill -9 of the endpoint {pid}");
+    let order = api.wait_status("carol", id, "cancelled").await;
+    let names: Vec<Value> = order["compensations"]
+        .as_array()
+        .map(|all| all.iter().map(|c| c["name"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        (names, &order["payment"]["state"]),
+        (
+            vec![json!("refund_payment"), json!("release_inventory")],
+            &json!("voided")
+        ),
+        "(compensations, payment state) of a checkout cancelled while confirming: {order}"
+    );
+    let url = format!(
+        "http://{}/OrderFulfillmentWorkflow/{id}/GetStatus",
+        app.config.ingress
+    );
+    let reply = reqwest::Client::new().post(&url).send().await.unwrap();
+    let workflow: Value = reply.json().await.unwrap();
+    assert_eq!(
+        workflow,
+        Value::Null,
+        "the workflow of a cancelled checkout"
+    );
+    assert_eq!(stock(&run).await, before, "the stock is back");
+    let (status, cart) = api.add_to_cart("carol", json!("P001"), 1).await;
+    assert_eq!(status, StatusCode::OK, "the cart after the cancel: {cart}");
+}

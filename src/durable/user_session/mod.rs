@@ -262,15 +262,24 @@ impl UserSession {
         };
         // The order's record (checkout's dedup marker), with the awakeable to complete.
         ctx.set(&checkout_key(&order.order_id), Json(order.clone()));
-        let payment = match self.await_payment(&ctx, awakeable).await {
+        let cancelled = || Payment::Cancelled {
+            reason: OPERATOR_CANCEL.into(),
+            refund: false,
+        };
+        let mut payment = match self.await_payment(&ctx, awakeable).await {
             Ok(payment) => payment,
-            Err(e) if is_cancellation(&e) => Payment::Cancelled {
-                reason: OPERATOR_CANCEL.into(),
-                refund: false,
-            },
+            Err(e) if is_cancellation(&e) => cancelled(),
             Err(e) => return Err(e.into()),
         };
-        self.settle(&ctx, &mut order, payment).await?;
+        // An operator's cancel that arrives while the payment is settled stops that step
+        // (its work may be done or not): the checkout is settled again as cancelled, a
+        // payment the gateway recorded given back; so is each further cancel.
+        while let Err(e) = self.settle(&ctx, &mut order, payment.clone()).await {
+            if !is_cancellation(&e) {
+                return Err(e.into());
+            }
+            payment = cancelled();
+        }
         Ok(Json(CheckoutOutcome::from(&order)))
     }
 

@@ -117,7 +117,7 @@ impl UserSession {
         ctx: &ObjectContext<'_>,
         order: &mut OrderRecord,
         outcome: Payment,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<(), TerminalError> {
         let claim = outcome.claim();
         let id = order.awakeable_id.clone().unwrap_or_default();
         let snapshot = order.clone();
