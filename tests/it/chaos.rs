@@ -1500,7 +1500,8 @@ async fn workflow_state(app: &TestApp, id: &str, status: &str) -> Value {
 
 /// An operator's cancel of a checkout while its payment is being confirmed: the step
 /// (which the endpoint holds, then is killed in) is stopped by the cancel, and checkout
-/// settles again as cancelled: the payment the gateway recorded is given back (voided:
+/// settles again as cancelled (the operator cancels twice, so the settlement done again
+/// is stopped too): the payment the gateway recorded is given back (voided:
 /// authorized, never captured), the stock released, no workflow started, the cart the
 /// customer's again. (Before, the checkout ended there: the order stayed
 /// `awaiting_payment` with its payment taken and the cart locked.)
@@ -1520,6 +1521,8 @@ async fn an_operators_cancel_inside_the_payment_confirmation() {
     let invocation = app
         .invocation(checkout.0, checkout.1, checkout.2, "status <> 'completed'")
         .await;
+    // Twice: each cancel is delivered, the second at the settlement done again.
+    app.operator(&invocation, "cancel").await;
     app.operator(&invocation, "cancel").await;
     let pid = child(&app, " services").await;
     // SAFETY: kill has no memory-safety preconditions.

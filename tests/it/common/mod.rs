@@ -75,14 +75,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_seen(what, || {
+        let look = check();
+        async move { look.await.ok_or_else(|| "not yet".to_owned()) }
+    })
+    .await
 }
 
 /// As [`eventually`], for a check that says what it saw when it is not there yet: the
